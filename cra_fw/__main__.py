@@ -1,0 +1,3 @@
+from cra_fw.cli import main
+
+main()

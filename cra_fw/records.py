@@ -1,0 +1,283 @@
+"""Typed records passed between stages.
+
+Data flows one way: image -> layers -> files -> components/findings -> reports.
+Every stage takes and returns these frozen dataclasses; nothing passes dicts
+of dicts.  Fields named with a leading underscore, or declared with
+``metadata={"internal": True}``, stay on this machine and are never
+serialised into report.json (e.g. absolute paths in the workspace).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = "1.0"
+
+INTERNAL = {"internal": True}
+
+
+class Severity(str, enum.Enum):
+    """Finding severity, ordered from most to least severe."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Severity:
+        return cls(value.strip().lower())
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class FileKind(str, enum.Enum):
+    ELF = "elf"
+    SCRIPT = "script"
+    CONFIG = "config"
+    CERTIFICATE = "certificate"
+    KEY = "key"
+    KERNEL = "kernel"
+    ARCHIVE = "archive"
+    DATA = "data"
+    SYMLINK = "symlink"
+    DEVICE = "device"
+    DIRECTORY = "directory"
+
+
+class LayerStatus(str, enum.Enum):
+    EXTRACTED = "extracted"  # unpacked; its files are in the inventory
+    IDENTIFIED = "identified"  # recognised, nothing to unpack (e.g. kernel blob)
+    UNKNOWN = "unknown"  # no format recognised: an unidentified region
+    FAILED = "failed"  # recognised, but extraction failed
+    UNSUPPORTED = "unsupported"  # recognised, the backend cannot extract it
+    LIMITED = "limited"  # stopped by a safety limit
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """The firmware image that was scanned."""
+
+    name: str
+    size: int
+    sha256: str
+    sha512: str
+    md5: str
+    path: str = field(default="", metadata=INTERNAL)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the unpacking tree.
+
+    The root layer is the image itself.  A child layer is a region of a
+    parent's file (``parent_path`` inside the parent layer, at ``offset``),
+    recognised as ``format``; when it was unpacked its files live under
+    ``root`` in the workspace.
+    """
+
+    id: str
+    parent_id: str | None
+    format: str
+    offset: int
+    size: int
+    sha256: str
+    status: LayerStatus
+    depth: int
+    parent_path: str = ""
+    extractor: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+    entropy: float | None = None
+    file_count: int = 0
+    note: str = ""
+    root: str = field(default="", metadata=INTERNAL)
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    """Facts read once from an ELF header; enough for identification and hardening."""
+
+    arch: str  # arm, aarch64, mips, x86, x86_64, powerpc, powerpc64, riscv, ...
+    bits: int
+    endian: str  # "little" | "big"
+    elf_type: str  # EXEC, DYN, REL, CORE
+    static: bool
+    interpreter: str = ""
+    soname: str = ""
+    needed: tuple[str, ...] = ()
+    rpath: str = ""
+    runpath: str = ""
+    # hardening facts (verdicts are computed by checks.hardening)
+    gnu_stack: bool = False  # PT_GNU_STACK present
+    exec_stack: bool = False  # PT_GNU_STACK has PF_X
+    gnu_relro: bool = False
+    bind_now: bool = False
+    pie_flag: bool = False  # DF_1_PIE set
+    stack_chk: bool = False  # __stack_chk_fail / __stack_chk_guard referenced or defined
+    fortify_funcs: tuple[str, ...] = ()  # *_chk functions referenced
+    has_symtab: bool = False
+    stripped: bool = True
+    flags: str = ""  # e.g. MIPS ABI flags, ARM EABI version
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of an unpacked layer."""
+
+    layer_id: str
+    path: str  # POSIX path relative to the layer root, with a leading '/'
+    kind: FileKind
+    size: int
+    mode: int
+    sha256: str = ""
+    link_target: str | None = None
+    elf: ElfInfo | None = None
+    mime_hint: str = ""
+    abs_path: str = field(default="", metadata=INTERNAL)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding was made: the layer chain from the image, a path, a line or offset."""
+
+    layer_chain: tuple[str, ...] = ()  # "id:format" items, image first
+    path: str = ""
+    line: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem found in the image, or in the analysis of it."""
+
+    rule_id: str
+    category: str  # unpack, credentials, secrets, services, hardening, vulnerability, update, sbom
+    severity: Severity
+    title: str
+    cra_reference: tuple[str, ...]
+    location: Location = field(default_factory=Location)
+    evidence: str = ""
+    remediation: str = ""
+    fingerprint: str = ""
+    suppressed: bool = False
+    suppression_reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable id: rule plus a hash of where it was found."""
+        import hashlib
+
+        key = "|".join(
+            (self.rule_id, "/".join(self.location.layer_chain), self.location.path,
+             str(self.location.line or ""), str(self.location.offset or ""), self.fingerprint)
+        )
+        return f"{self.rule_id}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How one component was identified."""
+
+    method: str  # package-db, signature, symbol, filename, banner, manifest
+    confidence: float
+    path: str = ""
+    layer_id: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Component:
+    """A software component found in the image."""
+
+    name: str
+    version: str
+    purl: str = ""
+    cpe: str = ""
+    supplier: str = ""
+    licenses: tuple[str, ...] = ()
+    kind: str = "library"  # library, application, operating-system, firmware, framework
+    evidence: tuple[Evidence, ...] = ()
+    files: tuple[str, ...] = ()  # "layer_id:/path" occurrences
+    hashes: dict[str, str] = field(default_factory=dict)  # alg -> hex, of the main file
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A component (by bom key) that loads other components."""
+
+    ref: str
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    version: str
+
+
+@dataclass
+class ScanReport:
+    """Everything one scan learned. Stages append; writers serialise."""
+
+    image: ImageInfo
+    tool: ToolInfo
+    started: str
+    finished: str = ""
+    extractor: str = ""
+    layers: list[Layer] = field(default_factory=list)
+    files: list[FileEntry] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
+    dependencies: list[Dependency] = field(default_factory=list)
+    # later stages fill these with their own records
+    vulnerabilities: list = field(default_factory=list)
+    services: list = field(default_factory=list)
+    bundles: list = field(default_factory=list)
+    hardening: list = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+    workspace: Path | None = field(default=None, metadata=INTERNAL)
+
+    def layer(self, layer_id: str) -> Layer:
+        for layer in self.layers:
+            if layer.id == layer_id:
+                return layer
+        raise KeyError(layer_id)
+
+    def layer_chain(self, layer_id: str) -> tuple[str, ...]:
+        """'id:format' from the image down to ``layer_id``, e.g. ('L0:raw', 'L1:squashfs')."""
+        by_id = {layer.id: layer for layer in self.layers}
+        chain: list[str] = []
+        cur = by_id.get(layer_id)
+        while cur is not None:
+            chain.append(f"{cur.id}:{cur.format}")
+            cur = by_id.get(cur.parent_id) if cur.parent_id else None
+        return tuple(reversed(chain))
+
+    def layer_formats(self, layer_id: str) -> tuple[str, ...]:
+        """Formats from the image down to ``layer_id``, e.g. ('raw', 'uimage', 'squashfs')."""
+        return tuple(item.split(":", 1)[1] for item in self.layer_chain(layer_id))

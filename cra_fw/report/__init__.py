@@ -1,0 +1,1 @@
+"""Writers: report.json, SBOMs, SARIF, VEX, HTML."""
