@@ -18,7 +18,7 @@ SCHEMA_VERSION = "1.0"
 INTERNAL = {"internal": True}
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """Finding severity, ordered from most to least severe."""
 
     CRITICAL = "critical"
@@ -45,7 +45,7 @@ _SEVERITY_RANK = {
 }
 
 
-class FileKind(str, enum.Enum):
+class FileKind(enum.StrEnum):
     ELF = "elf"
     SCRIPT = "script"
     CONFIG = "config"
@@ -59,7 +59,7 @@ class FileKind(str, enum.Enum):
     DIRECTORY = "directory"
 
 
-class LayerStatus(str, enum.Enum):
+class LayerStatus(enum.StrEnum):
     EXTRACTED = "extracted"  # unpacked; its files are in the inventory
     IDENTIFIED = "identified"  # recognised, nothing to unpack (e.g. kernel blob)
     UNKNOWN = "unknown"  # no format recognised: an unidentified region
