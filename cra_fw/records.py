@@ -168,6 +168,8 @@ class Location:
 class Finding:
     """A problem found in the image, or in the analysis of it."""
 
+    __json_extra__ = ("id",)
+
     rule_id: str
     category: str  # unpack, credentials, secrets, services, hardening, vulnerability, update, sbom
     severity: Severity

@@ -13,6 +13,8 @@ def to_jsonable(value: Any) -> Any:
     """Convert records (dataclasses, enums, tuples, paths) into plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
+        for name in getattr(type(value), "__json_extra__", ()):  # computed properties worth keeping
+            out[name] = to_jsonable(getattr(value, name))
         for f in dataclasses.fields(value):
             if f.metadata.get("internal") or f.name.startswith("_"):
                 continue

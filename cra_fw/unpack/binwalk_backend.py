@@ -20,7 +20,8 @@ from cra_fw.unpack.interface import Backend, BackendResult, Carve
 
 SYSTEM_PYTHON = os.environ.get("CRA_FW_BINWALK_PYTHON", "/usr/bin/python3")
 DRIVER = Path(__file__).with_name("binwalk_driver.py")
-_SIZE = re.compile(r"(?:image |compressed |)size:\s*(\d+)\s*bytes", re.IGNORECASE)
+_SIZE = re.compile(r"(?:image |)size:\s*(\d+)\s*bytes", re.IGNORECASE)
+_FOOTER = re.compile(r"^End of Zip archive, footer length:\s*(\d+)")
 # binwalk 2.3 lists these formats but has no working extractor for them here
 _NO_EXTRACTOR = {"ext": "binwalk mounts ext images, which the sandbox forbids"}
 
@@ -56,6 +57,11 @@ class BinwalkBackend(Backend):
         size = path.stat().st_size
         found = []
         for item in results:
+            footer = _FOOTER.match(item["description"])
+            if footer and found and found[-1][1].name == "zip":
+                # the end of central directory closes the zip that started earlier
+                found[-1][0]["end"] = int(item["offset"]) + int(footer.group(1))
+                continue
             spec = table.from_binwalk(item["description"])
             if spec is None or not item.get("valid", True):
                 continue
@@ -67,7 +73,10 @@ class BinwalkBackend(Backend):
             start = int(item["offset"])
             if start < covered_until:
                 continue  # inside a region already claimed (binwalk reports inner signatures too)
-            end = _end_of(item, found[idx + 1:], size)
+            if carves and carves[-1].format == spec.name and carves[-1].extracted and not item.get("extracted"):
+                # binwalk lists every member header of an archive; the first one extracted them all
+                continue
+            end = int(item["end"]) if "end" in item else _end_of(item, found[idx + 1:], size)
             covered_until = end
             if not spec.container:
                 carves.append(Carve(spec.name, start, end, item["description"][:120], container=False))

@@ -35,7 +35,9 @@ class Sandboxing:
     landlock: bool
 
 
-def _dir_bytes(path: Path, stop_at: int) -> int:
+def _dir_bytes(path: Path, stop_at: int, largest_at: int = 0) -> int:
+    """Bytes under ``path`` (stops counting past ``stop_at``); ``stop_at + 1`` when a file
+    reached ``largest_at`` bytes, i.e. the per-file size limit cut it."""
     total = 0
     stack = [str(path)]
     while stack:
@@ -47,7 +49,10 @@ def _dir_bytes(path: Path, stop_at: int) -> int:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
                         elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
+                            size = entry.stat(follow_symlinks=False).st_size
+                            if largest_at and size >= largest_at:
+                                return stop_at + 1
+                            total += size
                     except OSError:
                         continue
                     if total > stop_at:
@@ -175,6 +180,6 @@ def run_isolated(
         return IsolatedFailure("crash", "extractor ended without a result"), Sandboxing(False)
     if kind == "exception":
         return IsolatedFailure("exception", value), Sandboxing(landlock)
-    if watch is not None and _dir_bytes(watch, byte_budget) > byte_budget:
+    if watch is not None and _dir_bytes(watch, byte_budget, max_file_size) > byte_budget:
         return IsolatedFailure("budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"), Sandboxing(landlock)
     return value, Sandboxing(landlock)

@@ -137,3 +137,54 @@ def is_padding(path: Path, start: int, end: int) -> bool:
                 return False
             remaining -= len(data)
     return True
+
+
+def inflates_beyond(path: Path, start: int, end: int, fmt: str, budget: int) -> bool:
+    """True when the compressed region decompresses to more than ``budget`` bytes.
+
+    Used when a backend's extractor failed without saying why (binwalk hides
+    exit statuses): a region that expands past the budget is a bomb, not damage.
+    Output is discarded as it is produced, so memory stays flat.
+    """
+    import bz2
+    import lzma
+    import zlib
+
+    if fmt == "gzip":
+        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif fmt == "zlib":
+        dec = zlib.decompressobj()
+    elif fmt in ("xz", "lzma"):
+        dec = lzma.LZMADecompressor()
+    elif fmt == "bzip2":
+        dec = bz2.BZ2Decompressor()
+    else:
+        return False
+    produced = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
+        try:
+            while remaining > 0:
+                data = fh.read(min(remaining, 64 * 1024))
+                if not data:
+                    break
+                remaining -= len(data)
+                while data:
+                    if isinstance(dec, lzma.LZMADecompressor | bz2.BZ2Decompressor):
+                        out = dec.decompress(data, max_length=1 << 20)
+                        data = b""
+                        produced += len(out)
+                        while not dec.needs_input and not dec.eof and produced <= budget:
+                            produced += len(dec.decompress(b"", max_length=1 << 20))
+                    else:
+                        out = dec.decompress(data, 1 << 20)
+                        produced += len(out)
+                        data = dec.unconsumed_tail
+                    if produced > budget:
+                        return True
+                    if getattr(dec, "eof", False):
+                        return False
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+            return produced > budget
+    return produced > budget

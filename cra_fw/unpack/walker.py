@@ -29,6 +29,7 @@ from cra_fw.unpack.native import NATIVE_HANDLERS
 from cra_fw.unpack.safety import (
     SpecialFile,
     TreeReport,
+    inflates_beyond,
     is_padding,
     layer_path,
     sanitize_tree,
@@ -135,6 +136,7 @@ class _Job:
     parent_path: str  # path of that file inside the parent layer ('' for the image)
     depth: int
     chain: tuple[str, ...]
+    budget: int = 0  # bytes this file's extraction may write
 
 
 @dataclass
@@ -212,6 +214,7 @@ class Walker:
         with self.state.lock:
             remaining = max(0, self.limits.max_total_bytes - self.state.total_bytes)
         budget = int(min(remaining, max(size, 1) * self.limits.max_ratio))
+        job.budget = budget
         result, sandbox = run_isolated(
             _carve_file, (self.backend, job.path, outdir), writable=[outdir],
             timeout=self.limits.extractor_timeout, max_memory=self.limits.max_memory,
@@ -243,7 +246,8 @@ class Walker:
                 self._add_gaps(job, [], whole_unknown=True)
             return []
         children: list[_Job] = []
-        carves = [c for c in result.carves if c.end - c.start >= self.limits.min_carve_size]
+        # tiny regions that yielded nothing are signature noise, not layers
+        carves = [c for c in result.carves if c.extracted or c.end - c.start >= self.limits.min_carve_size]
         for carve in carves:
             children.extend(self._record_carve(job, carve))
         self._add_gaps(job, carves, whole_unknown=False)
@@ -272,7 +276,16 @@ class Walker:
                 status = LayerStatus.FAILED
         children: list[_Job] = []
         limited = False
-        if report is not None:
+        if status == LayerStatus.FAILED and inflates_beyond(
+            job.path, carve.start, carve.end, carve.format, job.budget or self.limits.max_total_bytes
+        ):
+            limited = True
+            self._finding("unpack.limit.bytes", Severity.MEDIUM,
+                          "Extraction stopped: output larger than the size limits (possible decompression bomb)",
+                          chain, where, f"{carve.format} region at {carve.start:#x} expands past {job.budget} bytes",
+                          "Inspect this region by hand; raise --max-ratio/--max-bytes if it is legitimate.",
+                          offset=carve.start)
+        elif report is not None:
             with self.state.lock:
                 self.state.total_bytes += report.bytes
                 self.state.total_files += report.files
@@ -302,7 +315,7 @@ class Walker:
                               "A very deep nesting is a nesting bomb or an odd format; raise --max-depth if legitimate.")
             else:
                 children = self._children(lid, Path(root), job.depth + 1, chain)
-        elif status in (LayerStatus.FAILED, LayerStatus.UNSUPPORTED):
+        if not limited and status in (LayerStatus.FAILED, LayerStatus.UNSUPPORTED):
             self._finding("unpack.unsupported" if status == LayerStatus.UNSUPPORTED else "unpack.extract-failed",
                           Severity.LOW,
                           f"{carve.format} region {'not supported' if status == LayerStatus.UNSUPPORTED else 'failed to extract'}"
