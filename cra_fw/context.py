@@ -47,6 +47,7 @@ class ScanOptions:
     cache_dir: Path | None = None
     feed_max_age_days: int = 7
     progress: bool = True
+    analyse: bool = True  # False: unpack and inventory only (`cra-fw unpack`)
 
 
 @dataclass

@@ -137,11 +137,15 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
             timings["inventory"] = time.monotonic() - t1
             ctx = ScanContext(image=report.image, layers=report.layers, files=report.files,
                               options=options, workspace=workspace)
-            _run_analysis(report, ctx, timings, say)
+            if options.analyse:
+                _run_analysis(report, ctx, timings, say)
     finally:
         report.finished = _now()
         report.stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
-        write_outputs(report, outdir, say)
+        if options.analyse:
+            write_outputs(report, outdir, say)
+        else:
+            write_report_json(report, outdir)
         if not options.keep_extracted:
             shutil.rmtree(workspace, ignore_errors=True)
     return report

@@ -21,7 +21,6 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0, b"\x28\xb5\x2f\xfd"),  # zstd
     (0, b"\x04\x22\x4d\x18"),  # lz4
     (0, b"\x89LZO\x00"),  # lzop
-    (0, b"\x5d\x00\x00"),  # lzma (alone)
     (0, b"PK\x03\x04"),  # zip
     (0, b"7z\xbc\xaf\x27\x1c"),  # 7z
     (0, b"Rar!"),  # rar
@@ -69,6 +68,8 @@ def worth_unpacking(path: Path, size: int) -> bool:
         for offset, magic in HEAD_MAGICS:
             if head[offset:offset + len(magic)] == magic:
                 return True
+        if looks_like_lzma(head):
+            return True
         if size < EMBEDDED_MIN_SIZE or _looks_textual(head):
             return False
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
@@ -87,3 +88,14 @@ def _looks_textual(head: bytes) -> bool:
         return False
     printable = sum(1 for b in sample if 32 <= b < 127 or b in (9, 10, 13))
     return printable / len(sample) > 0.95
+
+
+def looks_like_lzma(head: bytes) -> bool:
+    """An LZMA-alone header: sane properties byte, power-of-two dictionary, plausible size."""
+    if len(head) < 13 or head[0] >= 225:
+        return False
+    dictionary = int.from_bytes(head[1:5], "little")
+    if dictionary < 1 << 12 or dictionary > 1 << 28 or dictionary & (dictionary - 1):
+        return False
+    size = int.from_bytes(head[5:13], "little")
+    return size == 0xFFFFFFFFFFFFFFFF or 0 < size < 1 << 34

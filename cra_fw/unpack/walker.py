@@ -98,9 +98,22 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
     if whole_native:
         return BackendResult(carves=tuple(native))
     result = backend.carve(path, outdir)
-    kept = list(native)
+    containers = [c for c in result.carves if c.extracted]
+
+    def inside(inner: Carve, outer: Carve) -> bool:
+        return outer.start <= inner.start and inner.end <= outer.end and inner != outer
+
+    kept_native = []
+    for carve in native:
+        if any(inside(carve, c) for c in containers):
+            # e.g. a uImage inside a tar: the tar's extraction holds it, recursion finds it there
+            if carve.extracted:
+                shutil.rmtree(carve.extracted, ignore_errors=True)
+            continue
+        kept_native.append(carve)
+    kept = list(kept_native)
     for carve in result.carves:
-        if any(n.start <= carve.start < n.end or carve.start <= n.start < carve.end for n in native):
+        if any(n.start <= carve.start < n.end or carve.start <= n.start < carve.end for n in kept_native):
             if carve.extracted:
                 shutil.rmtree(carve.extracted, ignore_errors=True)
             continue

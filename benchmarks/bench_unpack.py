@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Unpacking speed and memory: cra-fw vs plain unblob vs `binwalk -Me`, same inputs, same run.
+
+Inputs: every fixture image, the real images in ../shared/firmware when present, and a
+large (>= 200 MB) flash image built here from real files (cached in benchmarks/results/).
+Prints wall time and peak RSS per tool and input, and the ratios cra-fw/unblob.
+
+Plain unblob needs `sasquatch` for squashfs, which Debian lacks; so that it does the same
+work, it gets a `sasquatch` shim on PATH that calls squashfs-tools' unsquashfs (the tool
+cra-fw uses).  Usage: python benchmarks/bench_unpack.py [--skip-large] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SHARED = ROOT.parent / "shared" / "firmware"
+
+SHIM = """#!/bin/sh
+# sasquatch stand-in for the benchmark: drop sasquatch-only options, call unsquashfs
+args=""
+for a in "$@"; do
+  case "$a" in -le|-be|-no-exit-code|-c) ;; *) args="$args '$a'";; esac
+done
+eval exec unsquashfs -no-progress $args
+"""
+
+
+def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB of the largest process, exit status)."""
+    start = time.monotonic()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip().isdigit()]
+    rss = int(lines[-1]) if lines else 0
+    return wall, rss, proc.returncode
+
+
+def build_large(target: Path, size_mb: int = 200) -> Path:
+    """A flash image: uImage(kernel) + squashfs(gzip) of real files at 0x200000 + 0xFF padding."""
+    if target.exists() and target.stat().st_size >= size_mb * 1024 * 1024:
+        return target
+    with tempfile.TemporaryDirectory(prefix="bench-large-") as tmp:
+        t = Path(tmp)
+        root = t / "root"
+        root.mkdir()
+        budget = int(size_mb * 2.6) * 1024 * 1024
+        copied = 0
+        for source in ("/usr/lib", "/usr/bin", "/usr/share", "/usr/libexec"):
+            for dirpath, _dirs, files in os.walk(source):
+                for name in files:
+                    src = Path(dirpath) / name
+                    if src.is_symlink() or not src.is_file():
+                        continue
+                    dest = root / src.relative_to("/")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        shutil.copy2(src, dest)
+                    except OSError:
+                        continue
+                    copied += dest.stat().st_size
+                    if copied >= budget:
+                        break
+                if copied >= budget:
+                    break
+            if copied >= budget:
+                break
+        sqfs = t / "rootfs.sqfs"
+        subprocess.run(["mksquashfs", str(root), str(sqfs), "-comp", "gzip", "-noappend", "-quiet",
+                        "-processors", "2"], check=True)
+        kernel = t / "kernel.bin"
+        kernel.write_bytes(os.urandom(1024) * 1024)
+        uimage = t / "kernel.uimg"
+        subprocess.run(["mkimage", "-A", "arm", "-O", "linux", "-T", "kernel", "-C", "none", "-a", "0x8000",
+                        "-e", "0x8000", "-n", "bench", "-d", str(kernel), str(uimage)], check=True,
+                       capture_output=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            out.write(uimage.read_bytes())
+            out.write(b"\xff" * (0x200000 - out.tell()))
+            with open(sqfs, "rb") as src:
+                shutil.copyfileobj(src, out)
+            pad = (-out.tell()) % (1 << 20)
+            out.write(b"\xff" * pad)
+    return target
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", action="append", default=[], help="substring of input names to run")
+    args = ap.parse_args()
+    inputs = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
+                    if p.is_file() and not p.name.endswith(".json"))
+    if SHARED.exists():
+        inputs += sorted(SHARED.glob("*/*.bin"))
+    if not args.skip_large:
+        inputs.append(build_large(RESULTS / "large-flash.bin"))
+    if args.only:
+        inputs = [p for p in inputs if any(s in p.name for s in args.only)]
+    cra = shutil.which("cra-fw") or str(Path(sys.executable).with_name("cra-fw"))
+    unblob = shutil.which("unblob") or str(Path(sys.executable).with_name("unblob"))
+    shim_dir = Path(tempfile.mkdtemp(prefix="bench-shim-"))
+    (shim_dir / "sasquatch").write_text(SHIM)
+    (shim_dir / "sasquatch").chmod(0o755)
+    shim_env = dict(os.environ, PATH=f"{shim_dir}:{os.environ['PATH']}")
+    tools = {
+        "cra-fw": lambda img, out: [cra, "unpack", str(img), "-o", str(out), "-q"],
+        "unblob": lambda img, out: [unblob, "-e", str(out), str(img)],
+        "binwalk": lambda img, out: ["binwalk", "-Me", "--run-as=root", "-q", "-C", str(out), str(img)],
+    }
+    rows = []
+    print(f"{'input':<58} {'MB':>7} " + " ".join(f"{t + ' s':>10} {t + ' MiB':>11}" for t in tools)
+          + f" {'cra/unblob':>10}")
+    for image in inputs:
+        row = {"input": image.name, "bytes": image.stat().st_size}
+        for name, make in tools.items():
+            walls, rsss = [], []
+            for _ in range(args.repeat):
+                with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+                    out = Path(tmp) / "out"
+                    out.mkdir()
+                    wall, rss, status = timed(make(image, out), Path(tmp), shim_env if name == "unblob" else None)
+                walls.append(wall)
+                rsss.append(rss)
+            row[name] = {"seconds": round(statistics.median(walls), 3), "peak_rss_kib": max(rsss), "status": status}
+        row["ratio_cra_unblob"] = round(row["cra-fw"]["seconds"] / max(row["unblob"]["seconds"], 1e-6), 3)
+        rows.append(row)
+        print(f"{image.name[:58]:<58} {row['bytes'] / 1e6:>7.1f} "
+              + " ".join(f"{row[t]['seconds']:>10.2f} {row[t]['peak_rss_kib'] / 1024:>11.1f}" for t in tools)
+              + f" {row['ratio_cra_unblob']:>10.2f}")
+    total = {t: sum(r[t]["seconds"] for r in rows) for t in tools}
+    print(f"{'TOTAL':<58} {'':>7} " + " ".join(f"{total[t]:>10.2f} {'':>11}" for t in tools)
+          + f" {total['cra-fw'] / max(total['unblob'], 1e-6):>10.2f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "unpack.json").write_text(json.dumps({"rows": rows, "total_seconds": total}, indent=1))
+    shutil.rmtree(shim_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
