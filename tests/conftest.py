@@ -38,8 +38,8 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
                           timeout=timeout, env=full_env, check=False)
 
 
-def scan_cli(image: Path, outdir: Path, *extra: str, timeout: float = 300) -> CliRun:
-    proc = run_cli("scan", str(image), "-o", str(outdir), "-q", *extra, timeout=timeout)
+def scan_cli(image: Path, outdir: Path, *extra: str, timeout: float = 300, command: str = "scan") -> CliRun:
+    proc = run_cli(command, str(image), "-o", str(outdir), "-q", *extra, timeout=timeout)
     return CliRun(proc.returncode, proc.stdout, proc.stderr, outdir)
 
 

@@ -157,6 +157,26 @@ def _gzip(head: bytes) -> dict[str, str]:
     return {"original_name": name.decode("latin-1")[:200]}
 
 
+def _tar(head: bytes) -> dict[str, str]:
+    magic = head[257:265]
+    if magic == b"ustar  \0":
+        return {"variant": "gnu"}
+    if magic[:6] == b"ustar\0":
+        return {"variant": "ustar"}
+    return {"variant": "v7"}
+
+
+UBIFS_COMPRESSION = {0: "none", 1: "lzo", 2: "zlib", 3: "zstd"}
+
+
+def _ubifs(head: bytes) -> dict[str, str]:
+    # common node header (24 bytes), then the superblock node; default_compr at +84
+    if len(head) < 90 or head[:4] != b"\x31\x18\x10\x06" or head[20] != 6:
+        return {}
+    comp = struct.unpack_from("<H", head, 84)[0]
+    return {"compression": UBIFS_COMPRESSION.get(comp, f"id{comp}")}
+
+
 DETAIL_READERS: dict[str, Callable[[bytes], dict[str, str]]] = {
     "squashfs": _squashfs,
     "jffs2": _jffs2,
@@ -164,6 +184,8 @@ DETAIL_READERS: dict[str, Callable[[bytes], dict[str, str]]] = {
     "cpio": _cpio,
     "ext": _ext,
     "gzip": _gzip,
+    "tar": _tar,
+    "ubifs": _ubifs,
 }
 
 HEADER_BYTES = 0x500

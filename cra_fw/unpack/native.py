@@ -128,4 +128,135 @@ class LegacySquashfsProbe(NativeHandler):
         return None
 
 
-NATIVE_HANDLERS: tuple[NativeHandler, ...] = (UImageHandler(), LegacySquashfsProbe())
+class UbiHandler(NativeHandler):
+    """UBI: consecutive erase blocks starting with 'UBI#'; each volume is written as an image file.
+
+    Native so that both backends yield the same ubi > ubifs chain (binwalk would
+    flatten a UBI image straight into files).
+    """
+
+    name = "ubi"
+    MAGIC = b"UBI#"
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        first = data.find(self.MAGIC)
+        if first == -1:
+            return []
+        second = data.find(self.MAGIC, first + 64)
+        peb = second - first if second != -1 else len(data) - first
+        if peb <= 0 or peb & (peb - 1) or peb < 4096:
+            return []
+        end = first
+        while end + 4 <= len(data) and data[end:end + 4] == self.MAGIC:
+            end += peb
+        return [Region(first, min(end, len(data)))]
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        from ubireader import settings
+        from ubireader.ubi import ubi
+        from ubireader.ubi_io import ubi_file
+
+        settings.warn_only_block_read_errors = True
+        outdir.mkdir(parents=True, exist_ok=True)
+        path = data_path(data)
+        second = data.find(self.MAGIC, region.start + 64)
+        peb = second - region.start if second != -1 else region.end - region.start
+        ufile = ubi_file(path, peb, region.start, region.end)
+        try:
+            image_obj = ubi(ufile)
+            for image in image_obj.images:
+                for name, volume in image.volumes.items():
+                    safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)) or "volume"
+                    with open(outdir / f"{safe}.ubifs", "wb") as out:
+                        for block in volume.reader(image_obj):
+                            out.write(block)
+        finally:
+            ufile.close()
+
+
+class UbifsHandler(NativeHandler):
+    """A UBIFS volume image: extracted with ubi_reader, keeping permission bits."""
+
+    name = "ubifs"
+    MAGIC = b"\x31\x18\x10\x06"
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        if data[:4] != self.MAGIC or len(data) < 90 or data[20] != 6:
+            return []  # only a volume image that starts with its superblock node
+        leb_size, leb_cnt = struct.unpack_from("<II", data, 36)
+        end = min(len(data), leb_size * leb_cnt) if leb_size and leb_cnt else len(data)
+        return [Region(0, end)]
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        from ubireader import settings
+        from ubireader.ubi_io import ubi_file
+        from ubireader.ubifs import ubifs
+        from ubireader.ubifs.output import extract_files
+
+        settings.warn_only_block_read_errors = True
+        outdir.mkdir(parents=True, exist_ok=True)
+        (leb_size,) = struct.unpack_from("<I", data, 36)
+        ufile = ubi_file(data_path(data), leb_size, region.start, region.end)
+        try:
+            extract_files(ubifs(ufile), str(outdir), perms=True)
+        finally:
+            ufile.close()
+
+
+class ExtHandler(NativeHandler):
+    """ext2/3/4 at the start of a file, dumped with e2fsprogs' debugfs (modes restored afterwards).
+
+    Native because binwalk's ext path (mount, then 7z) needs privileges or loses
+    empty folders and links; with this both backends read ext the same way.
+    """
+
+    name = "ext"
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        if len(data) < 0x468 or data[0x438:0x43A] != b"\x53\xef":
+            return []
+        blocks, = struct.unpack_from("<I", data, 0x404)
+        log_block, = struct.unpack_from("<I", data, 0x418)
+        if log_block > 6:
+            return []
+        size = blocks * (1024 << log_block)
+        if not 0 < size <= len(data):
+            return []
+        return [Region(0, size)]
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        import shutil
+        import subprocess
+
+        debugfs = shutil.which("debugfs")
+        if debugfs is None:
+            raise RuntimeError("debugfs is missing: apt-get install e2fsprogs")
+        outdir.mkdir(parents=True, exist_ok=True)
+        path = data_path(data)
+        if region.end != len(data):
+            carved = outdir.parent / f"{region.start:08x}.ext.carved"
+            carved.write_bytes(data[region.start:region.end])
+            path = str(carved)
+        try:
+            subprocess.run([debugfs, "-R", f"rdump / {outdir}", path], capture_output=True, check=False,
+                           timeout=600)
+        finally:
+            if path != data_path(data):
+                Path(path).unlink(missing_ok=True)
+
+
+_PATHS: dict[int, str] = {}
+
+
+def data_path(data: mmap.mmap) -> str:
+    """The file an mmap was opened from (handlers that need a path, not bytes)."""
+    return _PATHS[id(data)]
+
+
+def register_path(data: mmap.mmap, path: str) -> None:
+    _PATHS[id(data)] = path
+
+
+NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
+    UImageHandler(), UbiHandler(), UbifsHandler(), ExtHandler(), LegacySquashfsProbe(),
+)

@@ -25,7 +25,8 @@ from cra_fw.records import Finding, Layer, LayerStatus, Location, Severity
 from cra_fw.unpack.formats import HEADER_BYTES, load_formats, read_details
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
 from cra_fw.unpack.isolate import IsolatedFailure, run_isolated
-from cra_fw.unpack.native import NATIVE_HANDLERS
+from cra_fw.unpack.modes import restore_modes
+from cra_fw.unpack.native import NATIVE_HANDLERS, register_path
 from cra_fw.unpack.safety import (
     SpecialFile,
     TreeReport,
@@ -80,6 +81,7 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
     size = path.stat().st_size
     if size:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            register_path(data, str(path))
             for handler in NATIVE_HANDLERS:
                 for region in handler.find(data):
                     if any(c.start <= region.start < c.end for c in native):
@@ -280,6 +282,7 @@ class Walker:
             if carve.extracted and Path(carve.extracted).exists():
                 root = carve.extracted
                 report = sanitize_tree(Path(root))
+                restore_modes(carve.format, job.path, carve.start, carve.end, Path(root))
                 status = LayerStatus.EXTRACTED
                 if report.files == 0 and carve.error:
                     status = LayerStatus.FAILED

@@ -1,0 +1,135 @@
+"""Restore file modes that an extractor dropped, from the format's own metadata.
+
+Some extractors lose permission bits (unblob's cpio writer drops them all,
+debugfs rdump drops the sticky bit).  Modes matter for the checks (setuid
+binaries, world-writable folders), so after extraction one small restorer per
+format re-reads the modes from the archive and applies them inside the
+extracted tree only, never through a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+S_IFMT = 0o170000
+KEEP = (stat.S_IFDIR, stat.S_IFREG)
+
+
+def _apply(root: Path, name: str, mode: int) -> None:
+    rel = os.path.normpath("/" + name.lstrip("/")).lstrip("/")
+    if not rel or rel == "." or rel.startswith(".."):
+        return
+    target = root / rel
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return
+    if stat.S_IFMT(st.st_mode) != stat.S_IFMT(mode) or stat.S_IFMT(mode) not in KEEP:
+        return
+    if st.st_mode & 0o7777 != mode & 0o7777:
+        os.chmod(target, mode & 0o7777)
+
+
+def _read_region(path: Path, start: int, end: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        return fh.read(end - start)
+
+
+def _cpio_entries(data: bytes) -> Iterator[tuple[str, int]]:
+    pos = 0
+    while pos + 6 <= len(data):
+        magic = data[pos:pos + 6]
+        if magic in (b"070701", b"070702"):
+            if pos + 110 > len(data):
+                return
+            try:
+                fields = [int(data[pos + 6 + i * 8: pos + 14 + i * 8], 16) for i in range(13)]
+            except ValueError:
+                return
+            mode, filesize, namesize = fields[1], fields[6], fields[11]
+            name_start = pos + 110
+            name = data[name_start:name_start + namesize - 1].decode("utf-8", "surrogateescape")
+            pos = (name_start + namesize + 3) & ~3
+            pos = (pos + filesize + 3) & ~3
+        elif magic == b"070707":
+            if pos + 76 > len(data):
+                return
+            try:
+                mode = int(data[pos + 18:pos + 24], 8)
+                namesize = int(data[pos + 59:pos + 65], 8)
+                filesize = int(data[pos + 65:pos + 76], 8)
+            except ValueError:
+                return
+            name = data[pos + 76:pos + 76 + namesize - 1].decode("utf-8", "surrogateescape")
+            pos = pos + 76 + namesize + filesize
+        else:
+            return
+        if name == "TRAILER!!!":
+            return
+        yield name, mode
+
+
+def restore_cpio(path: Path, start: int, end: int, root: Path) -> None:
+    for name, mode in _cpio_entries(_read_region(path, start, end)):
+        _apply(root, name, mode)
+
+
+_DEBUGFS_LINE = re.compile(r"^/(\d+)/(\d+)/\d+/\d+/(.*)/\d*/$")
+
+
+def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
+    debugfs = shutil.which("debugfs")
+    if not debugfs:
+        return
+    dirs = ["/"] + sorted(
+        "/" + os.path.relpath(os.path.join(d, n), root)
+        for d, names, _files in os.walk(root) for n in names
+    )
+    with tempfile.TemporaryDirectory(prefix="cra-fw-ext-", dir=root.parent) as tmp:
+        image = path
+        if start != 0 or end != path.stat().st_size:
+            image = Path(tmp) / "region.ext"
+            image.write_bytes(_read_region(path, start, end))
+        cmds = Path(tmp) / "cmds"
+        cmds.write_text("".join(f'ls -p "{d}"\n' for d in dirs if '"' not in d and "\n" not in d))
+        try:
+            proc = subprocess.run([debugfs, "-f", str(cmds), str(image)], capture_output=True, timeout=120,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+    current = "/"
+    for raw in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if raw.startswith("debugfs:"):
+            current = raw.split("ls -p", 1)[-1].strip().strip('"') or "/"
+            continue
+        match = _DEBUGFS_LINE.match(raw)
+        if not match:
+            continue
+        name = match.group(3)
+        if name not in (".", ".."):
+            _apply(root, os.path.join(current, name), int(match.group(2), 8))
+
+
+RESTORERS: dict[str, Callable[[Path, int, int, Path], None]] = {
+    "cpio": restore_cpio,
+    "ext": restore_ext,
+}
+
+
+def restore_modes(fmt: str, path: Path, start: int, end: int, root: Path) -> None:
+    """Re-apply the archive's own permission bits to an extracted tree (best effort)."""
+    restorer = RESTORERS.get(fmt)
+    if restorer is None:
+        return
+    try:
+        restorer(path, start, end, root)
+    except (OSError, ValueError, UnicodeError):
+        return
