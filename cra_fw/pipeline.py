@@ -139,6 +139,7 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
                               options=options, workspace=workspace)
             if options.analyse:
                 _run_analysis(report, ctx, timings, say)
+                _apply_policy(report, options, say)
     finally:
         report.finished = _now()
         report.stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
@@ -149,6 +150,17 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
         if not options.keep_extracted:
             shutil.rmtree(workspace, ignore_errors=True)
     return report
+
+
+def _apply_policy(report: ScanReport, options: ScanOptions, say: ProgressFn) -> None:
+    """Mark suppressed findings (kept, never deleted) before any writer runs."""
+    if options.policy is None:
+        return
+    from cra_fw.checks.policy import apply_to_report
+
+    _policy, expired = apply_to_report(report, options.policy)
+    for item in expired:
+        say(f"policy: suppression expired, no longer applied: {item}")
 
 
 def _stage_failed(report: ScanReport, name: str, exc: BaseException) -> None:
@@ -189,6 +201,7 @@ def _run_analysis(report: ScanReport, ctx: ScanContext, timings: dict[str, float
 _FIELD_MAP = {
     "components": "components", "dependencies": "dependencies", "findings": "findings",
     "matches": "vulnerabilities", "services": "services", "hardening": "hardening", "verdicts": "bundles",
+    "hardening_summary": "hardening_summary",
 }
 
 

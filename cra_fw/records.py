@@ -192,7 +192,8 @@ class Finding:
             (self.rule_id, "/".join(self.location.layer_chain), self.location.path,
              str(self.location.line or ""), str(self.location.offset or ""), self.fingerprint)
         )
-        return f"{self.rule_id}:{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.rule_id}:{digest[:12]}"
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,7 @@ class ScanReport:
     services: list = field(default_factory=list)
     bundles: list = field(default_factory=list)
     hardening: list = field(default_factory=list)
+    hardening_summary: list = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION

@@ -16,9 +16,30 @@ def main() -> None:
 
 def _register() -> None:
     # One line per command module; keep this list the only switch.
-    from cra_fw.cli.scan import scan
+    from cra_fw.cli.scan import scan, unpack
 
     main.add_command(scan)
+    main.add_command(unpack)
+    from cra_fw.cli.db import db
+
+    main.add_command(db)
+    from cra_fw.cli.triage import triage
+
+    main.add_command(triage)
+    from cra_fw.cli.verify import verify
+
+    main.add_command(verify)
+    from cra_fw.cli.ledger import COMMANDS as ledger_commands
+
+    for command in ledger_commands:
+        main.add_command(command)
+    from cra_fw.cli.evidence import pack, sign, verify_evidence_cmd
+
+    for command in (sign, verify_evidence_cmd, pack):
+        main.add_command(command)
+    from cra_fw.cli.sbom import sbom
+
+    main.add_command(sbom)
 
 
 _register()

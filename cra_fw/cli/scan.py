@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from cra_fw.cli.common import EXIT_NOT_ANALYSED, EXIT_OK, fail, parse_size
+from cra_fw.cli.evidence import check_gate_values, finish_scan, gate_options
 from cra_fw.context import Limits, ScanOptions
 from cra_fw.errors import CraFwError
 from cra_fw.records import ScanReport
@@ -43,6 +44,7 @@ def _with(options: list) -> Callable:
 
 
 def _options(params: dict, analyse: bool) -> ScanOptions:
+    db = params.get("db")
     limits = Limits(max_total_bytes=parse_size(params["max_bytes"]), max_ratio=params["max_ratio"],
                     max_depth=params["max_depth"], max_files=params["max_files"],
                     extractor_timeout=params["extractor_timeout"])
@@ -50,7 +52,8 @@ def _options(params: dict, analyse: bool) -> ScanOptions:
     return ScanOptions(
         extractor=params["extractor"], limits=limits, keep_extracted=params["keep_extracted"],
         show_secrets=params.get("show_secrets", False), redact=params.get("redact", False),
-        trust=tuple(params.get("trust", ())), progress=not params["quiet"], analyse=analyse, **extra,
+        trust=tuple(params.get("trust", ())), progress=not params["quiet"], analyse=analyse,
+        policy=params.get("policy"), db_path=Path(db) if db else None, **extra,
     )
 
 
@@ -91,9 +94,28 @@ def _exit_for(report: ScanReport) -> None:
 @click.option("--redact", is_flag=True, help="Hide recovered passwords in findings.")
 @click.option("--trust", "trust", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Trust anchor for update bundles found in the image (repeatable).")
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Policy file (YAML/TOML): fail-on default and suppressions with reason and expiry.")
+@click.option("--db", type=click.Path(path_type=Path), default=None, envvar="CRA_FW_DB",
+              help="Vulnerability/ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).")
+@gate_options
 def scan(**params: object) -> None:
     """Unpack IMAGE and analyse it; write OUTDIR/report.json and the other outputs."""
-    _exit_for(_run(params, analyse=True))
+    from cra_fw.checks.policy import load_policy
+
+    fail_on_vuln = check_gate_values(params["fail_on_vuln"])
+    fail_on = params["fail_on"]
+    if fail_on is None and params.get("policy"):
+        try:
+            fail_on = load_policy(params["policy"]).fail_on
+        except CraFwError as exc:
+            fail(str(exc))
+    report = _run(params, analyse=True)
+    if report.errors and not report.files:
+        sys.exit(EXIT_NOT_ANALYSED)
+    outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
+    sys.exit(finish_scan(report, Path(outdir), fail_on=fail_on, fail_on_vuln=fail_on_vuln,
+                         junit=params["junit"], pack=params["pack"], db_path=_options(params, True).db_path))
 
 
 @click.command()

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Benchmark the vulnerability feeds: import a synthetic full-size NVD, then match 1,000 components.
+
+The feed is generated at run time in the NVD CVE JSON 2.0 schema (yearly
+``nvdcve-2.0-YYYY.json.gz`` files) with the full NVD's size: about 300,000 CVEs,
+a skewed product popularity over 100,000 products (the kernel alone has tens of
+thousands of ranges, the median product one or two CVEs), 1-4 branch ranges per
+affected product, CVSS v3.1 metrics and descriptions.  The 1,000 components are
+5 kernels, openssl, busybox, glibc, then half from the 2,000 most popular
+products and half from the whole pool.
+
+Measures: import time and peak memory (the real ``cra-fw db import`` in a child
+process), database size, an incremental re-import of one year, match time for
+1,000 components, and the matcher's peak memory.
+
+    python benchmarks/bench_vulns.py                 # full size (targets: import < 300 s, match < 2 s)
+    python benchmarks/bench_vulns.py --cves 20000    # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+YEARS = list(range(2002, 2026))
+PRODUCTS = 100_000
+VECTORS = [("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8), ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", 7.8),
+           ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5), ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1)]
+WORDS = ("buffer overflow use-after-free heap stack memory remote attacker crafted request denial service "
+         "privilege escalation injection authentication bypass integer out-of-bounds read write").split()
+
+
+def products(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
+    out = [("o", "linux", "linux_kernel"), ("a", "openssl", "openssl"), ("a", "busybox", "busybox"),
+           ("a", "gnu", "glibc"), ("a", "thekelleys", "dnsmasq")]
+    for i in range(count - len(out)):
+        out.append(("a", f"vendor{i % (count // 3 + 1)}", f"product{i}"))
+    return out
+
+
+def version(rng: random.Random) -> str:
+    return f"{rng.randint(0, 6)}.{rng.randint(0, 20)}.{rng.randint(0, 40)}"
+
+
+def cve_item(rng: random.Random, cve_id: str, year: int, prods: list, cum_weights: list) -> dict:
+    matches = []
+    for part, vendor, product in rng.choices(prods, cum_weights=cum_weights, k=rng.choice((1, 1, 2, 3))):
+        crit = f"cpe:2.3:{part}:{vendor}:{product}:*:*:*:*:*:*:*:*"
+        for _ in range(rng.choice((1, 2, 3, 4))):
+            kind = rng.random()
+            if kind < 0.15:  # one listed version
+                matches.append({"vulnerable": True, "criteria": crit.replace(":*:*:*:*:*:*:*:*", f":{version(rng)}:*:*:*:*:*:*:*"),
+                                "matchCriteriaId": f"{rng.getrandbits(64):016X}"})
+                continue
+            # a branch range as the NVD writes them: x.y.a up to x.y.b (or to the next minor)
+            major, minor, patch = rng.randint(0, 6), rng.randint(0, 20), rng.randint(0, 30)
+            lo = f"{major}.{minor}.{patch}"
+            hi = f"{major}.{minor}.{patch + rng.randint(1, 12)}" if rng.random() < 0.7 else f"{major}.{minor + 1}"
+            m = {"vulnerable": True, "criteria": crit, "matchCriteriaId": f"{rng.getrandbits(64):016X}",
+                 "versionEndExcluding" if kind < 0.8 else "versionEndIncluding": hi}
+            if kind < 0.6:
+                m["versionStartIncluding"] = lo
+            matches.append(m)
+    vector, score = rng.choice(VECTORS)
+    month, day = rng.randint(1, 12), rng.randint(1, 28)
+    return {"cve": {
+        "id": cve_id, "sourceIdentifier": "cve@mitre.org",
+        "published": f"{year}-{month:02d}-{day:02d}T10:15:00.000",
+        "lastModified": f"{min(year + 1, 2025)}-{month:02d}-{day:02d}T10:15:00.000", "vulnStatus": "Analyzed",
+        "descriptions": [{"lang": "en", "value": " ".join(rng.choices(WORDS, k=40))}],
+        "metrics": {"cvssMetricV31": [{"source": "nvd@nist.gov", "type": "Primary", "cvssData": {
+            "version": "3.1", "vectorString": vector, "baseScore": score}}]},
+        "weaknesses": [{"source": "nvd@nist.gov", "type": "Primary",
+                        "description": [{"lang": "en", "value": "CWE-787"}]}],
+        "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": matches}]}],
+        "references": [{"url": f"https://example.org/advisories/{cve_id}", "source": "cve@mitre.org"}],
+    }}
+
+
+def generate(outdir: Path, total: int, seed: int = 7) -> list[Path]:
+    rng = random.Random(seed)
+    prods = products(rng, PRODUCTS)
+    # Zipf tail 1/(rank+50) over 100,000 products sums to ~7.6: the most popular product gets
+    # ~800 CVEs, rank 1,000 ~40, the median product 1-2, as in the real NVD; the kernel ~6%
+    weights = [0.5, 0.06, 0.03, 0.03, 0.02] + [1.0 / (i + 50) for i in range(len(prods) - 5)]
+    cum_weights = list(itertools.accumulate(weights))
+    per_year = total // len(YEARS)
+    files = []
+    serial = 0
+    for year in YEARS:
+        n = per_year if year != YEARS[-1] else total - per_year * (len(YEARS) - 1)
+        path = outdir / f"nvdcve-2.0-{year}.json.gz"
+        with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
+            fh.write(f'{{"resultsPerPage": {n}, "startIndex": 0, "totalResults": {n}, "format": "NVD_CVE", '
+                     '"version": "2.0", "timestamp": "2025-11-01T00:00:00.000", "vulnerabilities": [')
+            for i in range(n):
+                serial += 1
+                if i:
+                    fh.write(",")
+                fh.write(json.dumps(cve_item(rng, f"CVE-{year}-{serial:06d}", year, prods, cum_weights)))
+            fh.write("]}")
+        files.append(path)
+    return files
+
+
+def components(count: int, seed: int = 11):
+    from cra_fw.records import Component
+
+    rng = random.Random(seed)
+    prods = products(rng, PRODUCTS)
+    out = [Component("linux", f"5.{rng.randint(0, 19)}.{rng.randint(0, 200)}") for _ in range(5)]
+    out += [Component("openssl", "1.0.2k"), Component("busybox", "1.35.0"), Component("glibc", "2.36")]
+    while len(out) < count:
+        # half from the popular head (hundreds of CVEs each), half from the whole product pool
+        pool = prods[5:2000] if len(out) % 2 else prods[5:]
+        part, vendor, product = rng.choice(pool)
+        out.append(Component(product, version(rng), cpe=f"cpe:2.3:{part}:{vendor}:{product}:{version(rng)}"))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cves", type=int, default=300_000)
+    ap.add_argument("--components", type=int, default=1000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="cra-fw-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db_path = work / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    results: dict[str, float | int | str] = {"cves": args.cves, "components": args.components}
+    try:
+        t0 = time.perf_counter()
+        files = generate(work, args.cves)
+        results["generate_s"] = round(time.perf_counter() - t0, 1)
+        results["feed_gz_mb"] = round(sum(f.stat().st_size for f in files) / 1e6, 1)
+
+        env = {**os.environ, "CRA_FW_DB": str(db_path)}
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "cra_fw", "db", "import", *map(str, files)],
+                              env=env, capture_output=True, text=True)
+        results["import_s"] = round(time.perf_counter() - t0, 1)
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU time too: on a shared machine wall time mostly measures the neighbours
+        results["import_cpu_s"] = round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1)
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            return 1
+        results["import_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+        size = sum(Path(str(db_path) + s).stat().st_size for s in ("", "-wal") if Path(str(db_path) + s).exists())
+        results["db_size_mb"] = round(size / 1e6, 1)
+
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "cra_fw", "db", "import", str(files[-1])],
+                              env=env, capture_output=True, text=True)
+        results["reimport_one_year_s"] = round(time.perf_counter() - t0, 1)
+        results["reimport_output"] = proc.stdout.strip()[:120]
+
+        from cra_fw.vulns import match_components
+        from cra_fw.vulns.store import open_feed_db
+
+        db = open_feed_db(db_path)
+        results["cpe_match_rows"] = db.conn.execute("SELECT COUNT(*) FROM cpe_match").fetchone()[0]
+        comps = components(args.components)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0, c0 = time.perf_counter(), time.process_time()
+        matches = match_components(comps, db)
+        results["match_s"] = round(time.perf_counter() - t0, 2)
+        results["match_cpu_s"] = round(time.process_time() - c0, 2)
+        results["matches"] = len(matches)
+        results["match_peak_rss_mb"] = round(max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)
+        db.conn.close()
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(results))
+    ok = results["import_s"] < 300 and results["match_s"] < 2
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("targets (import < 300 s, match < 2 s):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

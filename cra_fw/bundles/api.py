@@ -1,0 +1,68 @@
+"""``verify_bundle``: pick a verifier, run it, turn its typed error into a verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+import lzma
+import struct
+import tarfile
+import zlib
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.x509 import InvalidVersion
+
+from cra_fw.bundles.cms import utcnow
+from cra_fw.bundles.detect import detect_format
+from cra_fw.bundles.interface import BundleError, BundleVerdict, Evidence, UnknownFormat, Verdict
+from cra_fw.bundles.registry import VERIFIERS
+from cra_fw.bundles.trust import TrustStore
+from cra_fw.errors import InputError
+
+# Parsing a hostile file can fail anywhere inside the standard library; these
+# failures mean "malformed", never a traceback.
+_PARSE_ERRORS = (ValueError, KeyError, IndexError, struct.error, EOFError, tarfile.TarError, zlib.error,
+                 lzma.LZMAError, UnicodeDecodeError, OverflowError, RecursionError, UnsupportedAlgorithm,
+                 InvalidVersion)
+
+
+def verify_bundle(path: Path, trust: TrustStore, *, signature: Path | None = None, fmt: str | None = None,
+                  now: dt.datetime | None = None) -> BundleVerdict:
+    """Verify ``path`` against ``trust``; never raises for bad bundle content.
+
+    Raises :class:`InputError` when ``path`` (or ``signature``) cannot be read
+    and :class:`UnknownFormat` for an unknown ``fmt``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} is not a readable file")
+    if signature is not None and not Path(signature).is_file():
+        raise InputError(f"signature {signature} is not a readable file")
+    now = now or utcnow()
+    try:
+        name = fmt or ("detached" if signature is not None else detect_format(path))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if name not in VERIFIERS:
+        raise UnknownFormat(f"unknown format {name!r}; choose one of {', '.join(sorted(VERIFIERS))}")
+    ev = Evidence()
+    verdict = Verdict.VALID
+    reason = "every installable byte is covered by a signature chaining to a trust anchor"
+    try:
+        VERIFIERS[name]().verify(path, trust, ev, signature=signature, now=now)
+        if trust.empty:  # belt and braces: nothing is valid without an anchor
+            verdict, reason = Verdict.UNTRUSTED_SIGNER, "no trust anchor given"
+    except BundleError as exc:
+        verdict, reason = exc.verdict, str(exc)
+    except _PARSE_ERRORS as exc:
+        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be parsed: {type(exc).__name__}: {exc}"
+    except PermissionError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except OSError as exc:
+        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be read: {exc.strerror or exc}"
+    return BundleVerdict(
+        path=str(path), format=name, verdict=verdict, reason=reason, signer=ev.signer,
+        key_fingerprint=ev.key_fingerprint, algorithms=tuple(ev.algorithms), covered=tuple(ev.covered),
+        uncovered=tuple(ev.uncovered), signed_at=ev.signed_at, cert_not_before=ev.cert_not_before,
+        cert_not_after=ev.cert_not_after, verified_at=now.isoformat(timespec="seconds"),
+        trusted=not trust.empty, notes=tuple(ev.notes))

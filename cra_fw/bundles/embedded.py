@@ -1,0 +1,308 @@
+"""The scan stage: update bundles and update verification keys inside a firmware image.
+
+Finds FIT images, RAUC bundles, SWUpdate and Mender artifacts among the
+unpacked files, verifies them (against ``--trust`` when given, otherwise
+integrity only, so at best ``untrusted_signer``), and lists the keys the
+device uses to verify what it installs: RAUC keyring (``/etc/rauc/system.conf``),
+SWUpdate public key, Mender ``ArtifactVerifyKey``, and U-Boot control DTBs
+with a ``/signature`` node.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import io
+import json
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from cra_fw.bundles.api import verify_bundle
+from cra_fw.bundles.detect import HEAD, TAIL, sniff_bytes
+from cra_fw.bundles.interface import (
+    BundleError,
+    BundleVerdict,
+    EmbeddedBundles,
+    TrustStoreError,
+    UpdateKey,
+    Verdict,
+)
+from cra_fw.bundles.trust import TrustStore, key_fingerprint
+from cra_fw.context import ScanContext
+from cra_fw.errors import CraFwError
+from cra_fw.records import FileEntry, FileKind, Finding, Location, Severity
+
+CATEGORY = "update"
+CRA_UPDATE = ("Annex I Part I (2)(c)", "Annex I Part I (2)(f)", "Annex I Part II 7")
+MAX_BUNDLES = 256
+_SKIP_KINDS = {FileKind.SYMLINK, FileKind.DIRECTORY, FileKind.DEVICE}
+
+_SEVERITY = {
+    Verdict.UNSIGNED: Severity.HIGH,
+    Verdict.PARTIALLY_SIGNED: Severity.HIGH,
+    Verdict.INVALID_SIGNATURE: Severity.HIGH,
+    Verdict.DIGEST_MISMATCH: Severity.HIGH,
+    Verdict.UNTRUSTED_SIGNER: Severity.HIGH,
+    Verdict.WEAK_ALGORITHM: Severity.MEDIUM,
+    Verdict.CERTIFICATE_EXPIRED: Severity.MEDIUM,
+    Verdict.CERTIFICATE_NOT_YET_VALID: Severity.MEDIUM,
+    Verdict.MALFORMED: Severity.LOW,
+}
+_TITLE = {
+    Verdict.UNSIGNED: "Unsigned update bundle",
+    Verdict.PARTIALLY_SIGNED: "Update bundle installs content no signature covers",
+    Verdict.INVALID_SIGNATURE: "Update bundle signature does not verify",
+    Verdict.DIGEST_MISMATCH: "Update bundle content does not match its signed digest",
+    Verdict.UNTRUSTED_SIGNER: "Update bundle signed by a key outside the trust anchors",
+    Verdict.WEAK_ALGORITHM: "Update bundle signed with a weak algorithm",
+    Verdict.CERTIFICATE_EXPIRED: "Update bundle signer certificate expired",
+    Verdict.CERTIFICATE_NOT_YET_VALID: "Update bundle signer certificate not yet valid",
+    Verdict.MALFORMED: "Update bundle could not be parsed",
+}
+
+
+def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
+    """Verify bundles found in the image and report shipped update keys; never raises for bad input."""
+    findings: list[Finding] = []
+    try:
+        trust = TrustStore.load(list(ctx.options.trust))
+    except TrustStoreError as exc:
+        trust = TrustStore()
+        findings.append(Finding(
+            rule_id="update.trust-unusable", category=CATEGORY, severity=Severity.INFO,
+            title="Trust anchors for update bundles could not be loaded", cra_reference=(),
+            evidence=str(exc), remediation="Pass PEM/DER certificates or public keys with --trust."))
+    verdicts: list[BundleVerdict] = []
+    keys: list[UpdateKey] = []
+    count = 0
+    for entry, fmt_or_dtb in _candidates(ctx):
+        if fmt_or_dtb == "dtb":
+            key = _dtb_keys(ctx, entry)
+            if key is not None:
+                keys.append(key)
+            continue
+        count += 1
+        if count > MAX_BUNDLES:
+            findings.append(Finding(
+                rule_id="update.bundle-limit", category=CATEGORY, severity=Severity.INFO,
+                title=f"Only the first {MAX_BUNDLES} update bundles were verified", cra_reference=(),
+                remediation="Verify the remaining bundles with `cra-fw verify`."))
+            break
+        verdict = _verify(ctx, entry, fmt_or_dtb, trust)
+        verdicts.append(verdict)
+        finding = _bundle_finding(ctx, entry, verdict, trusted=not trust.empty)
+        if finding is not None:
+            findings.append(finding)
+    for key in (*_rauc_keys(ctx, findings), *_swupdate_keys(ctx), *_mender_keys(ctx, findings)):
+        keys.append(key)
+    for key in keys:
+        findings.append(_key_finding(ctx, key))
+    return EmbeddedBundles(verdicts=tuple(verdicts), findings=tuple(findings), keys=tuple(keys))
+
+
+# ------------------------------------------------------------------ bundles
+
+
+def _open_regular(entry: FileEntry) -> int | None:
+    if not entry.abs_path:
+        return None
+    try:
+        fd = os.open(entry.abs_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _candidates(ctx: ScanContext) -> Iterator[tuple[FileEntry, str]]:
+    for entry in ctx.files:
+        if entry.kind in _SKIP_KINDS or entry.size < 64:
+            continue
+        fd = _open_regular(entry)
+        if fd is None:
+            continue
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                head = fh.read(HEAD)
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - TAIL))
+                tail = fh.read(TAIL)
+        finally:
+            os.close(fd)
+        fmt = sniff_bytes(head, tail, size, Path(entry.abs_path))
+        if fmt is not None:
+            yield entry, fmt
+        elif head[:4] == b"\xd0\x0d\xfe\xed" and size <= 4 * 1024 * 1024:
+            yield entry, "dtb"  # a control DTB may hold update keys
+
+
+def _verify(ctx: ScanContext, entry: FileEntry, fmt: str, trust: TrustStore) -> BundleVerdict:
+    where = f"{entry.layer_id}:{entry.path}"
+    try:
+        verdict = verify_bundle(Path(entry.abs_path), trust, fmt=fmt)
+    except CraFwError as exc:
+        return BundleVerdict(path=where, format=fmt, verdict=Verdict.MALFORMED, reason=str(exc),
+                             trusted=not trust.empty)
+    return dataclasses.replace(verdict, path=where)
+
+
+def _bundle_finding(ctx: ScanContext, entry: FileEntry, v: BundleVerdict, trusted: bool) -> Finding | None:
+    if v.verdict is Verdict.VALID:
+        return None
+    severity = _SEVERITY[v.verdict]
+    title = _TITLE[v.verdict]
+    remediation = "Sign update bundles so that every installed byte is covered, and verify them on the device."
+    if v.verdict is Verdict.UNTRUSTED_SIGNER and not trusted:
+        severity = Severity.INFO
+        title = "Signed update bundle (signer not verified: no --trust given)"
+        remediation = "Re-run with --trust pointing to the vendor's CA certificate or public key."
+    evidence = f"{v.format}: {v.verdict.value}: {v.reason}"
+    if v.uncovered:
+        evidence += "; not covered: " + ", ".join(v.uncovered[:5])
+    return Finding(
+        rule_id=f"update.bundle-{v.verdict.value.replace('_', '-')}", category=CATEGORY, severity=severity,
+        title=f"{title} ({v.format})", cra_reference=CRA_UPDATE,
+        location=Location(layer_chain=ctx.layer_chain(entry.layer_id), path=entry.path),
+        evidence=evidence[:1000], remediation=remediation, fingerprint=v.key_fingerprint,
+        extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer})
+
+
+# ------------------------------------------------------------------ shipped keys
+
+
+def _key_finding(ctx: ScanContext, key: UpdateKey) -> Finding:
+    return Finding(
+        rule_id=f"update.key-{key.kind}", category=CATEGORY, severity=Severity.INFO,
+        title=f"Update verification key shipped ({key.kind})", cra_reference=CRA_UPDATE,
+        location=Location(layer_chain=ctx.layer_chain(key.layer_id), path=key.path),
+        evidence=(key.detail + "; " if key.detail else "") + "keys: " + (", ".join(key.fingerprints) or "none"),
+        remediation="Check that these keys belong to the vendor's release signing and that "
+                    "bundles are verified against them.",
+        fingerprint=key.fingerprints[0] if key.fingerprints else "")
+
+
+def _fingerprints(data: bytes, source: str) -> tuple[str, ...]:
+    store = TrustStore()
+    try:
+        store.add_bytes(data, source)
+    except (TrustStoreError, BundleError, ValueError):
+        return ()
+    out = [key_fingerprint(c.public_key()) for c in store.certificates]
+    out += [k.fingerprint for k in store.keys]
+    return tuple(dict.fromkeys(out))
+
+
+def _dtb_keys(ctx: ScanContext, entry: FileEntry) -> UpdateKey | None:
+    data = ctx.read_bytes(entry, 4 * 1024 * 1024)
+    from cra_fw.bundles.fdt import Fdt
+
+    try:
+        fdt = Fdt(io.BytesIO(data))
+    except BundleError:
+        return None
+    sig = fdt.node("/signature")
+    if sig is None or not sig.children:
+        return None
+    fps = _fingerprints(data, entry.path)
+    names = ", ".join(f"{n.name} ({n.str('algo')}, required={n.str('required') or 'no'})"
+                      for n in sig.children.values())
+    return UpdateKey("uboot-dtb", entry.layer_id, entry.path, fps, f"U-Boot /signature keys: {names}")
+
+
+def _same_layer(ctx: ScanContext, entry: FileEntry, path: str) -> FileEntry | None:
+    found = ctx.lookup(entry.layer_id, posixpath.normpath(path))
+    return ctx.resolve(found) if found is not None else None
+
+
+def _rauc_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]:
+    for conf in ctx.iter_files(globs=["*/etc/rauc/system.conf"]):
+        conf = ctx.resolve(conf)
+        if conf is None:
+            continue
+        cfg = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            cfg.read_string(ctx.read_text(conf, 256 * 1024))
+        except configparser.Error:
+            continue
+        root = conf.path[: -len("/etc/rauc/system.conf")] or ""
+        ring = cfg.get("keyring", "path", fallback="")
+        if not ring:
+            findings.append(Finding(
+                rule_id="update.rauc-no-keyring", category=CATEGORY, severity=Severity.HIGH,
+                title="RAUC is configured without a keyring", cra_reference=CRA_UPDATE,
+                location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+                evidence="[keyring] path= is missing in system.conf",
+                remediation="Set [keyring] path= to the vendor CA so bundles are verified."))
+            continue
+        # relative keyring paths are relative to the directory of system.conf
+        full = root + ring if ring.startswith("/") else posixpath.join(root + "/etc/rauc", ring)
+        ring_entry = _same_layer(ctx, conf, full)
+        if ring_entry is None:
+            findings.append(Finding(
+                rule_id="update.rauc-keyring-missing", category=CATEGORY, severity=Severity.MEDIUM,
+                title="RAUC keyring named in system.conf is not in the image", cra_reference=CRA_UPDATE,
+                location=Location(ctx.layer_chain(conf.layer_id), conf.path), evidence=f"keyring path={ring}",
+                remediation="Ship the keyring in the image, or check it is provisioned another way."))
+            continue
+        fps = _fingerprints(ctx.read_bytes(ring_entry, 16 * 1024 * 1024), ring_entry.path)
+        yield UpdateKey("rauc-keyring", ring_entry.layer_id, ring_entry.path, fps,
+                        f"RAUC keyring from {conf.path}")
+
+
+_SWU_KEY = re.compile(rb'public-key-file\s*=\s*"([^"]+)"|(?:^|\s)-k\s+(/\S+)', re.M)
+
+
+def _swupdate_keys(ctx: ScanContext) -> Iterator[UpdateKey]:
+    seen: set[tuple[str, str]] = set()
+    configs = ctx.iter_files(globs=["*/etc/swupdate.cfg", "*/etc/swupdate/*", "*/etc/default/swupdate*",
+                                    "*/swupdate/conf.d/*", "*/systemd/system/swupdate*.service"])
+    for conf in configs:
+        if conf.kind in _SKIP_KINDS or conf.size > 256 * 1024:
+            continue
+        data = ctx.read_bytes(conf, 256 * 1024)
+        for m in _SWU_KEY.finditer(data):
+            path = (m.group(1) or m.group(2)).decode("utf-8", "replace").strip("\"'")
+            if (conf.layer_id, path) in seen:
+                continue
+            seen.add((conf.layer_id, path))
+            root = conf.path.split("/etc/")[0] if "/etc/" in conf.path else ""
+            key_entry = _same_layer(ctx, conf, root + path) or _same_layer(ctx, conf, path)
+            fps = _fingerprints(ctx.read_bytes(key_entry, 1024 * 1024), key_entry.path) if key_entry else ()
+            yield UpdateKey("swupdate-key", conf.layer_id, key_entry.path if key_entry else path, fps,
+                            f"SWUpdate public key named in {conf.path}" + ("" if key_entry else " (not in image)"))
+
+
+def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]:
+    for conf in ctx.iter_files(globs=["*/etc/mender/mender.conf"]):
+        conf = ctx.resolve(conf)
+        if conf is None:
+            continue
+        try:
+            cfg = json.loads(ctx.read_text(conf, 256 * 1024))
+        except ValueError:
+            continue
+        if not isinstance(cfg, dict):
+            continue
+        paths = cfg.get("ArtifactVerifyKeys") or ([cfg["ArtifactVerifyKey"]] if cfg.get("ArtifactVerifyKey") else [])
+        if not paths:
+            findings.append(Finding(
+                rule_id="update.mender-no-verify-key", category=CATEGORY, severity=Severity.HIGH,
+                title="Mender client accepts unsigned artifacts (no ArtifactVerifyKey)", cra_reference=CRA_UPDATE,
+                location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+                evidence="mender.conf sets neither ArtifactVerifyKey nor ArtifactVerifyKeys",
+                remediation="Set ArtifactVerifyKey so the device installs only signed artifacts."))
+            continue
+        root = conf.path[: -len("/etc/mender/mender.conf")]
+        for p in paths:
+            if not isinstance(p, str):
+                continue
+            key_entry = _same_layer(ctx, conf, root + p)
+            fps = _fingerprints(ctx.read_bytes(key_entry, 1024 * 1024), key_entry.path) if key_entry else ()
+            yield UpdateKey("mender-key", conf.layer_id, key_entry.path if key_entry else p, fps,
+                            f"Mender ArtifactVerifyKey from {conf.path}" + ("" if key_entry else " (not in image)"))

@@ -1,0 +1,194 @@
+"""Records, verdicts and typed errors of bundle verification.
+
+Verifiers raise a :class:`BundleError` subclass for every failure; the
+top-level :func:`cra_fw.bundles.verify_bundle` turns it into a
+:class:`BundleVerdict`.  While a verifier works it notes what it learned
+(signer, algorithms, covered items) on an :class:`Evidence` object, so a
+failing verdict still carries every detail gathered before the failure.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from cra_fw.errors import VerificationError
+from cra_fw.records import Finding
+
+
+class Verdict(enum.StrEnum):
+    """The one verdict vocabulary of ``cra-fw verify``, for every format."""
+
+    VALID = "valid"
+    INVALID_SIGNATURE = "invalid_signature"
+    DIGEST_MISMATCH = "digest_mismatch"
+    UNTRUSTED_SIGNER = "untrusted_signer"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_NOT_YET_VALID = "certificate_not_yet_valid"
+    WEAK_ALGORITHM = "weak_algorithm"
+    UNSIGNED = "unsigned"
+    PARTIALLY_SIGNED = "partially_signed"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True)
+class BundleVerdict:
+    """Outcome of verifying one bundle or signed file.
+
+    ``covered`` lists what the signature protects (files, images, regions);
+    ``uncovered`` what gets installed without being protected.  Timestamps
+    are ISO 8601 UTC.  ``trusted`` tells whether trust anchors were given at
+    all (without them nothing can be ``valid``).
+    """
+
+    path: str
+    format: str
+    verdict: Verdict
+    reason: str = ""
+    signer: str = ""
+    key_fingerprint: str = ""
+    algorithms: tuple[str, ...] = ()
+    covered: tuple[str, ...] = ()
+    uncovered: tuple[str, ...] = ()
+    signed_at: str = ""
+    cert_not_before: str = ""
+    cert_not_after: str = ""
+    verified_at: str = ""
+    trusted: bool = True
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.VALID
+
+
+@dataclass(frozen=True)
+class EmbeddedBundles:
+    """What the scan pipeline gets from :func:`cra_fw.bundles.scan_embedded`."""
+
+    verdicts: tuple[BundleVerdict, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    keys: tuple[UpdateKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateKey:
+    """An update verification key or keyring shipped inside the image."""
+
+    kind: str  # rauc-keyring, swupdate-key, uboot-dtb, mender-key
+    layer_id: str
+    path: str
+    fingerprints: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class Evidence:
+    """Mutable notebook a verifier fills while it works (internal, never serialised)."""
+
+    def __init__(self) -> None:
+        self.signer = ""
+        self.key_fingerprint = ""
+        self.algorithms: list[str] = []
+        self.covered: list[str] = []
+        self.uncovered: list[str] = []
+        self.signed_at = ""
+        self.cert_not_before = ""
+        self.cert_not_after = ""
+        self.notes: list[str] = []
+
+    def algorithm(self, name: str) -> None:
+        if name and name not in self.algorithms:
+            self.algorithms.append(name)
+
+    def cover(self, item: str) -> None:
+        if item not in self.covered:
+            self.covered.append(item)
+
+    def uncover(self, item: str) -> None:
+        if item not in self.uncovered:
+            self.uncovered.append(item)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class BundleError(VerificationError):
+    """A bundle failed verification; ``verdict`` says how."""
+
+    verdict: Verdict = Verdict.MALFORMED
+
+
+class MalformedBundle(BundleError):
+    """The bundle or signature cannot be parsed (truncated, corrupt, unsupported)."""
+
+    verdict = Verdict.MALFORMED
+
+
+class InvalidSignature(BundleError):
+    """A signature does not verify over the data it claims to sign."""
+
+    verdict = Verdict.INVALID_SIGNATURE
+
+
+class DigestMismatch(BundleError):
+    """A payload does not match the digest recorded in signed metadata."""
+
+    verdict = Verdict.DIGEST_MISMATCH
+
+
+class UntrustedSigner(BundleError):
+    """The signature is intact but does not chain to any given trust anchor."""
+
+    verdict = Verdict.UNTRUSTED_SIGNER
+
+
+class CertificateExpired(BundleError):
+    """A certificate of the signer chain is past its notAfter."""
+
+    verdict = Verdict.CERTIFICATE_EXPIRED
+
+
+class CertificateNotYetValid(BundleError):
+    """A certificate of the signer chain is before its notBefore."""
+
+    verdict = Verdict.CERTIFICATE_NOT_YET_VALID
+
+
+class WeakAlgorithm(BundleError):
+    """The signature uses SHA-1, MD5 or an RSA key under 2048 bits."""
+
+    verdict = Verdict.WEAK_ALGORITHM
+
+
+class Unsigned(BundleError):
+    """The bundle carries no signature at all."""
+
+    verdict = Verdict.UNSIGNED
+
+
+class PartiallySigned(BundleError):
+    """Something installable is not covered by a verified signature."""
+
+    verdict = Verdict.PARTIALLY_SIGNED
+
+
+class TrustStoreError(VerificationError):
+    """A --trust file cannot be read or holds no usable certificate or key."""
+
+
+class UnknownFormat(VerificationError):
+    """No verifier recognises the file (or ``--format`` names no verifier)."""
+
+
+ERROR_FOR_VERDICT: dict[Verdict, type[BundleError]] = {
+    cls.verdict: cls
+    for cls in (MalformedBundle, InvalidSignature, DigestMismatch, UntrustedSigner, CertificateExpired,
+                CertificateNotYetValid, WeakAlgorithm, Unsigned, PartiallySigned)
+}
+
+__all__ = [
+    "BundleError", "BundleVerdict", "CertificateExpired", "CertificateNotYetValid", "DigestMismatch",
+    "EmbeddedBundles", "Evidence", "InvalidSignature", "MalformedBundle", "PartiallySigned",
+    "TrustStoreError", "UnknownFormat", "Unsigned", "UntrustedSigner", "UpdateKey", "Verdict",
+    "WeakAlgorithm",
+]

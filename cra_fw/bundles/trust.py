@@ -1,0 +1,231 @@
+"""Trust anchors: CA certificates and public keys given with ``--trust``.
+
+Accepted files: PEM certificates (any number per file), DER certificates,
+PEM/DER public keys (SubjectPublicKeyInfo or PKCS#1 RSA), OpenSSH public
+keys, minisign and signify public keys, and U-Boot control DTBs whose
+``/signature`` node holds the keys ``mkimage -K`` wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from cra_fw.bundles.interface import BundleError, TrustStoreError
+
+_MAX_TRUST_FILE = 16 * 1024 * 1024
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.S)
+
+
+def key_fingerprint(key: PublicKeyTypes) -> str:
+    """``sha256:<hex>`` of the DER SubjectPublicKeyInfo (same as ``openssl pkey -pubout | sha256``)."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def key_description(key: PublicKeyTypes) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"rsa{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ecdsa-{key.curve.name}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    return type(key).__name__
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """One trusted public key.
+
+    ``key_id`` is the 8-byte minisign/signify key number when known;
+    ``uboot_algo`` the ``algo`` a U-Boot key node declares (e.g.
+    ``sha256,rsa2048``), ``uboot_required`` its ``required`` policy.
+    """
+
+    key: PublicKeyTypes
+    source: str
+    name: str = ""
+    key_id: bytes = b""
+    uboot_algo: str = ""
+    uboot_required: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return key_fingerprint(self.key)
+
+
+@dataclass
+class TrustStore:
+    """The certificates and keys a verification may chain to."""
+
+    certificates: list[x509.Certificate] = field(default_factory=list)
+    keys: list[TrustedKey] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.certificates and not self.keys
+
+    @classmethod
+    def load(cls, paths: list[Path] | tuple[Path, ...]) -> TrustStore:
+        """Load every path; raises :class:`TrustStoreError` for unusable files."""
+        store = cls()
+        for path in paths:
+            store.add_file(Path(path))
+        return store
+
+    def add_file(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()[: _MAX_TRUST_FILE + 1]
+        except OSError as exc:
+            raise TrustStoreError(f"cannot read trust file {path}: {exc.strerror or exc}") from exc
+        if len(data) > _MAX_TRUST_FILE:
+            raise TrustStoreError(f"trust file {path} is larger than 16 MiB; pass a certificate or key file")
+        before = (len(self.certificates), len(self.keys))
+        self.add_bytes(data, str(path))
+        if (len(self.certificates), len(self.keys)) == before:
+            raise TrustStoreError(
+                f"{path} holds no certificate or public key cra-fw can use "
+                "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, or U-Boot DTB)")
+        self.sources.append(str(path))
+
+    def add_bytes(self, data: bytes, source: str) -> None:
+        if data[:4] == b"\xd0\x0d\xfe\xed":
+            self._add_dtb(data, source)
+            return
+        blocks = list(_PEM_BLOCK.finditer(data))
+        if blocks:
+            for m in blocks:
+                self._add_pem(m.group(1).decode(), m.group(0), source)
+            return
+        text = data.strip()
+        if text.startswith((b"ssh-", b"ecdsa-sha2-")):
+            for line in text.splitlines():
+                try:
+                    key = serialization.load_ssh_public_key(line.strip())
+                except (ValueError, TypeError, IndexError):
+                    continue
+                self._add_key(key, source, name=line.split()[-1].decode("utf-8", "replace")
+                              if len(line.split()) > 2 else "")
+            return
+        if text.startswith(b"untrusted comment:") or _is_b64_ed_key(text):
+            self._add_minisign(text, source)
+            return
+        try:
+            self.certificates.append(x509.load_der_x509_certificate(data))
+            return
+        except (ValueError, x509.InvalidVersion):
+            pass
+        try:
+            self._add_key(serialization.load_der_public_key(data), source)
+        except (ValueError, TypeError):
+            pass
+
+    def _add_pem(self, kind: str, block: bytes, source: str) -> None:
+        try:
+            if kind in ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
+                self.certificates.append(x509.load_pem_x509_certificate(block.replace(b"TRUSTED ", b"")))
+            elif kind in ("PUBLIC KEY", "RSA PUBLIC KEY"):
+                self._add_key(serialization.load_pem_public_key(block), source)
+            elif kind.endswith("PRIVATE KEY"):
+                raise TrustStoreError(
+                    f"{source} holds a PRIVATE key; pass the public key or certificate instead")
+        except ValueError as exc:
+            raise TrustStoreError(f"{source}: unreadable {kind} block: {exc}") from exc
+
+    def _add_key(self, key: PublicKeyTypes, source: str, name: str = "", key_id: bytes = b"",
+                 uboot_algo: str = "", uboot_required: str = "") -> None:
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            return
+        self.keys.append(TrustedKey(key, source, name, key_id, uboot_algo, uboot_required))
+
+    def _add_minisign(self, text: bytes, source: str) -> None:
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith(b"untrusted comment:"):
+                continue
+            try:
+                raw = base64.b64decode(line, validate=True)
+            except ValueError:
+                continue
+            if len(raw) == 42 and raw[:2] == b"Ed":
+                self._add_key(ed25519.Ed25519PublicKey.from_public_bytes(raw[10:]), source,
+                              key_id=raw[2:10])
+
+    def _add_dtb(self, data: bytes, source: str) -> None:
+        import io
+
+        from cra_fw.bundles.fdt import Fdt
+
+        try:
+            fdt = Fdt(io.BytesIO(data))
+        except BundleError as exc:
+            raise TrustStoreError(f"{source}: unreadable device tree: {exc}") from exc
+        sig = fdt.node("/signature")
+        if sig is None:
+            raise TrustStoreError(f"{source}: device tree has no /signature node (sign with mkimage -K)")
+        for node in sig.children.values():
+            try:
+                key = uboot_key_from_node(node)
+            except (ValueError, TypeError):
+                continue
+            if key is not None:
+                self._add_key(key, source, name=node.str("key-name-hint") or node.name.removeprefix("key-"),
+                              uboot_algo=node.str("algo"), uboot_required=node.str("required"))
+
+    # -- queries
+    def find_key(self, key: PublicKeyTypes) -> TrustedKey | None:
+        fp = key_fingerprint(key)
+        for tk in self.keys:
+            if tk.fingerprint == fp:
+                return tk
+        for cert in self.certificates:
+            if key_fingerprint(cert.public_key()) == fp:
+                return TrustedKey(cert.public_key(), "certificate", cert.subject.rfc4514_string())
+        return None
+
+    def all_keys(self) -> list[TrustedKey]:
+        """Bare keys plus the keys of trusted certificates (for raw signatures)."""
+        out = list(self.keys)
+        for cert in self.certificates:
+            try:
+                out.append(TrustedKey(cert.public_key(), "certificate", cert.subject.rfc4514_string()))
+            except ValueError:
+                continue
+        return out
+
+
+_CURVES = {"prime256v1": ec.SECP256R1(), "secp384r1": ec.SECP384R1(), "secp521r1": ec.SECP521R1()}
+
+
+def uboot_key_from_node(node) -> PublicKeyTypes | None:
+    """Public key of a U-Boot ``/signature/key-*`` node (RSA or ECDSA)."""
+    modulus = node.prop("rsa,modulus")
+    if modulus is not None and modulus.value:
+        exp_prop = node.prop("rsa,exponent")
+        e = exp_prop.as_int() if exp_prop is not None else None
+        n = int.from_bytes(modulus.value, "big")
+        return rsa.RSAPublicNumbers(e or 65537, n).public_key()
+    curve = node.str("ecdsa,curve")
+    x = node.prop("ecdsa,x-point")
+    y = node.prop("ecdsa,y-point")
+    if curve in _CURVES and x is not None and y is not None and x.value and y.value:
+        return ec.EllipticCurvePublicNumbers(
+            int.from_bytes(x.value, "big"), int.from_bytes(y.value, "big"), _CURVES[curve]).public_key()
+    return None
+
+
+def _is_b64_ed_key(text: bytes) -> bool:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 42 and raw[:2] == b"Ed"

@@ -1,0 +1,78 @@
+"""Stage: secure-by-default checks (credentials, secrets, services, hardening).
+
+``run(ctx)`` runs every registered check (see :mod:`cra_fw.checks.interface`)
+and returns their findings, the service inventory and the hardening verdicts.
+A check that fails records a ``checks.error`` finding; the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cra_fw.checks.hardening import summarize
+from cra_fw.checks.interface import (
+    Check,
+    ElfHardening,
+    HardeningSummary,
+    Service,
+    registered,
+)
+from cra_fw.context import ScanContext
+from cra_fw.records import Finding, Severity
+
+__all__ = ["ChecksResult", "run", "Check", "Service", "ElfHardening", "HardeningSummary"]
+
+
+@dataclass(frozen=True)
+class ChecksResult:
+    findings: tuple[Finding, ...]
+    services: tuple[Service, ...]
+    hardening: tuple[ElfHardening, ...]
+    hardening_summary: tuple[HardeningSummary, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per check
+
+
+def _sort_key(f: Finding) -> tuple:
+    return (f.category, f.rule_id, f.location.layer_chain, f.location.path, f.location.line or 0,
+            f.location.offset or 0, f.fingerprint)
+
+
+def _run_one(check: Check, ctx: ScanContext) -> tuple[list[Finding], tuple, float]:
+    start = time.perf_counter()
+    try:
+        found = list(check.run(ctx))
+        collected = check.collect()
+    except Exception as exc:  # noqa: BLE001 - one broken check must not stop the scan
+        found = [Finding(rule_id="checks.error", category="checks", severity=Severity.INFO,
+                         title=f"Check {check.name} failed; its results are missing", cra_reference=(),
+                         evidence=f"{type(exc).__name__}: {exc}"[:300],
+                         remediation="Report this with the image's sha256; other checks ran normally.")]
+        collected = ()
+    return found, collected, time.perf_counter() - start
+
+
+def run(ctx: ScanContext, only: tuple[str, ...] = ()) -> ChecksResult:
+    """Run the registered checks (or those named in ``only``, by name or category) over ``ctx``."""
+    checks = [cls() for name, cls in sorted(registered().items())
+              if not only or name in only or cls.category in only]
+    workers = max(1, min(len(checks), ctx.options.workers))
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda c: _run_one(c, ctx), checks))
+    findings: list[Finding] = []
+    services: list[Service] = []
+    hardening: list[ElfHardening] = []
+    timings: dict[str, float] = {}
+    for check, (found, collected, seconds) in zip(checks, results, strict=True):
+        findings.extend(found)
+        timings[check.name] = round(seconds, 4)
+        for item in collected:
+            if isinstance(item, Service):
+                services.append(item)
+            elif isinstance(item, ElfHardening):
+                hardening.append(item)
+    findings.sort(key=_sort_key)
+    hardening.sort(key=lambda h: (h.layer_chain, h.path))
+    return ChecksResult(findings=tuple(findings), services=tuple(services), hardening=tuple(hardening),
+                        hardening_summary=summarize(hardening), timings=timings)

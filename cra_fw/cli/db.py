@@ -1,0 +1,108 @@
+"""`cra-fw db`: import, download and inspect the offline vulnerability feeds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cra_fw.cli.common import EXIT_USAGE, fail
+from cra_fw.errors import CraFwError
+
+DB_OPTION = click.option("--db", "db_path", type=click.Path(path_type=Path), default=None, envvar="CRA_FW_DB",
+                         help="Database file (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).")
+
+
+@click.group("db")
+def db() -> None:
+    """Manage the offline vulnerability database (NVD, OSV, CISA KEV, EPSS)."""
+
+
+@db.command("import")
+@DB_OPTION
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
+    """Import feed FILES: NVD CVE JSON 2.0 (.json/.json.gz, API pages), OSV (record, folder,
+    all.zip), CISA KEV JSON, EPSS CSV.  Only records newer than the stored ones are rewritten."""
+    from cra_fw.vulns.importers import import_path
+    from cra_fw.vulns.store import open_feed_db
+
+    try:
+        database = open_feed_db(db_path)
+    except CraFwError as exc:
+        fail(str(exc))
+    failed = 0
+    for file in files:
+        try:
+            stats = import_path(database, file)
+        except CraFwError as exc:
+            click.echo(f"cra-fw: error: {exc}", err=True)
+            failed += 1
+            continue
+        click.echo(stats.summary())
+        for err in stats.errors:
+            click.echo(f"  warning: {err}", err=True)
+    if failed:
+        sys.exit(EXIT_USAGE)
+
+
+@db.command("update")
+@DB_OPTION
+@click.option("--source", "sources", multiple=True, metavar="NAME=URL",
+              help="Feed to download instead of the defaults (repeatable), e.g. kev=https://mirror/kev.json.")
+@click.option("--full-nvd", is_flag=True, help="Also download every NVD yearly feed (first run).")
+@click.option("--osv", "osv", multiple=True, metavar="ECOSYSTEM",
+              help="Also download an OSV ecosystem's all.zip (repeatable), e.g. --osv Debian --osv Alpine.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per download.")
+def update_cmd(db_path: Path | None, sources: tuple[str, ...], full_nvd: bool, osv: tuple[str, ...],
+               timeout: float) -> None:
+    """Download the feeds (needs network access) and import them."""
+    from cra_fw.vulns.download import FeedSource, default_sources, update
+    from cra_fw.vulns.store import open_feed_db
+
+    chosen = []
+    for item in sources:
+        name, sep, url = item.partition("=")
+        if not sep or not url:
+            fail(f"--source {item!r}: expected NAME=URL")
+        chosen.append(FeedSource(name, url))
+    try:
+        database = open_feed_db(db_path)
+    except CraFwError as exc:
+        fail(str(exc))
+    results, errors = update(database, chosen or default_sources(full_nvd, osv), timeout)
+    for stats in results:
+        click.echo(stats.summary())
+    for err in errors:
+        click.echo(f"cra-fw: error: {err}", err=True)
+    if errors:
+        sys.exit(EXIT_USAGE)
+
+
+@db.command("status")
+@DB_OPTION
+@click.option("--max-age", type=int, default=7, show_default=True, help="Days after which a feed is stale.")
+def status_cmd(db_path: Path | None, max_age: int) -> None:
+    """Show each feed's record count, newest data and age."""
+    from cra_fw.db import default_path
+    from cra_fw.vulns.store import feed_status, open_feed_db
+
+    path = db_path or default_path()
+    if not path.exists():
+        fail(f"no database at {path}; import feeds with `cra-fw db import FILE...` or `cra-fw db update`")
+    try:
+        database = open_feed_db(path)
+    except CraFwError as exc:
+        fail(str(exc))
+    rows = feed_status(database)
+    click.echo(f"database: {path}")
+    if not rows:
+        click.echo("no feeds imported")
+    for s in rows:
+        age = s.age_days()
+        age_text = f"{age:.0f} days" if age is not None else "unknown age"
+        stale = "  STALE" if age is not None and age > max_age else ""
+        click.echo(f"{s.name:5} {s.records:>8} records  newest {s.feed_date or '-':32} {age_text}{stale}")
+    triaged = database.conn.execute("SELECT COUNT(*) FROM triage").fetchone()[0]
+    click.echo(f"triage decisions: {triaged}")

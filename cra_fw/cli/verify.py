@@ -1,0 +1,68 @@
+"""`cra-fw verify`: check a signed update bundle or a file with a detached signature."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from cra_fw.cli.common import EXIT_GATE, EXIT_OK, fail
+from cra_fw.errors import CraFwError
+
+EXIT_INVALID = EXIT_GATE  # anything but `valid`
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--trust", "trust", multiple=True, type=click.Path(path_type=Path),
+              help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify) "
+                   "or U-Boot control DTB. Repeatable.")
+@click.option("--signature", type=click.Path(path_type=Path), default=None,
+              help="Detached signature (default: BUNDLE.minisig, .sig or .p7s next to the file).")
+@click.option("--format", "fmt", default=None,
+              type=click.Choice(["fit", "rauc", "swupdate", "mender", "detached"]),
+              help="Skip content detection and verify as this format.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+def verify(bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None,
+           as_json: bool) -> None:
+    """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, or any file with a detached signature).
+
+    Exit status 0 only when the verdict is `valid`; 1 for any other verdict;
+    2 for unusable options or unreadable files.
+    """
+    from cra_fw.bundles import TrustStore, verify_bundle
+
+    try:
+        store = TrustStore.load(list(trust))
+        result = verify_bundle(bundle, store, signature=signature, fmt=fmt)
+    except CraFwError as exc:
+        fail(str(exc))
+    if as_json:
+        payload = asdict(result)
+        payload["verdict"] = result.verdict.value
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        _print_text(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+
+
+def _print_text(result) -> None:
+    click.echo(f"{result.path}: {result.verdict.value} ({result.format})")
+    click.echo(f"  reason:      {result.reason}")
+    if not result.trusted:
+        click.echo("  note:        no --trust given: nothing can be valid")
+    for label, value in (("signer", result.signer), ("key", result.key_fingerprint),
+                         ("algorithms", ", ".join(result.algorithms)), ("signed at", result.signed_at),
+                         ("cert valid", f"{result.cert_not_before} .. {result.cert_not_after}"
+                          if result.cert_not_before else "")):
+        if value:
+            click.echo(f"  {label + ':':<12} {value}")
+    for item in result.covered:
+        click.echo(f"  covered:     {item}")
+    for item in result.uncovered:
+        click.echo(f"  NOT covered: {item}")
+    for note in result.notes:
+        click.echo(f"  note:        {note}")

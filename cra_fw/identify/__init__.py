@@ -1,0 +1,149 @@
+"""Identify stage: which software components the image holds.
+
+``run(ctx)`` reads package databases and distribution markers, matches every
+selected file once against all signatures (parallel workers, content-hash cache),
+finds kernel/U-Boot banners (also inside compressed kernels), merges everything into
+one component per (name, version) with its evidence, and lifts the ELF link graph
+into component dependencies.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cra_fw.context import ScanContext
+from cra_fw.errors import SignatureDataError
+from cra_fw.identify import kernel
+from cra_fw.identify.cache import HitCache
+from cra_fw.identify.matcher import Matcher
+from cra_fw.identify.merge import build_components, build_dependencies, soname_matches
+from cra_fw.identify.pkgdb import read_package_dbs
+from cra_fw.identify.records import Detection, Hit, IdentifyResult
+from cra_fw.identify.scan import scan_files
+from cra_fw.identify.signatures import SignatureSet, components_dir, load_signatures_cached
+from cra_fw.paths import cache_dir as default_cache_dir
+from cra_fw.records import Finding, Location, Severity
+
+__all__ = ["IdentifyResult", "run", "identify"]
+
+_CRA_SBOM = ("Annex I Part II (1)",)
+LAST_STATS: dict[str, float] = {}
+
+
+def run(ctx: ScanContext) -> IdentifyResult:
+    """Identify components in ``ctx`` with the shipped signatures and the default cache."""
+    return identify(ctx)
+
+
+def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool = True) -> IdentifyResult:
+    """Like :func:`run`, with an explicit signature folder and cache switch (tests, benchmarks)."""
+    started = time.perf_counter()
+    findings: list[Finding] = []
+    folder = signatures or components_dir()
+    try:
+        sigset = load_signatures_cached(folder)
+    except SignatureDataError as exc:
+        findings.append(_finding("identify.signatures-invalid", Severity.HIGH,
+                                 "Component signatures could not be loaded; only package databases were used",
+                                 str(exc), "Fix the signature file named in the message, or reinstall cra-fw."))
+        sigset = None
+
+    packages = []
+    try:
+        packages = read_package_dbs(ctx.files, ctx.read_bytes)
+    except (OSError, ValueError, UnicodeError) as exc:  # a hostile DB must not stop the scan
+        findings.append(_finding("identify.pkgdb-unreadable", Severity.LOW, "A package database could not be read",
+                                 str(exc), "Check the package database file in the image."))
+
+    # Distribution markers describe the product itself, not a third-party component: a finding.
+    distro = [p for p in packages if p.manager in ("os-release", "openwrt", "buildroot", "yocto")]
+    packages = [p for p in packages if p not in distro]
+    for rec in distro:
+        findings.append(Finding(
+            rule_id="identify.distribution", category="identify", severity=Severity.INFO,
+            title=f"Distribution: {rec.maintainer or rec.name} {rec.version}", cra_reference=_CRA_SBOM,
+            location=Location(path=rec.db_path), evidence=f"{rec.manager}: {rec.name} {rec.version} {rec.source}".strip(),
+            remediation="", extra={"name": rec.name, "version": rec.version, "source": rec.manager}))
+
+    detections: list[Detection] = []
+    file_hashes: dict[tuple[str, str], tuple[str, str]] = {}
+    stats: dict[str, float] = {}
+    if sigset is not None:
+        matcher = _matcher(sigset)
+        cache_folder = (ctx.options.cache_dir or default_cache_dir()) if use_cache else None
+        cache = HitCache(cache_folder, sigset.digest)
+        try:
+            results, counts = scan_files(ctx, sigset, str(folder), matcher, cache)
+        finally:
+            cache.close()
+        stats.update(counts)
+        if cache.error:
+            stats["cache_error"] = 1
+        for r in results:
+            entry = ctx.files[r.index]
+            if r.sha512:
+                file_hashes[(entry.layer_id, entry.path)] = (r.sha256, r.sha512)
+            if r.error:
+                findings.append(_finding("identify.read-error", Severity.LOW, "A file could not be read for identification",
+                                         r.error, "Re-run the scan; check the extracted file.", entry.path))
+                continue
+            for hit in r.hits:
+                detections.append(Detection(hit, entry.layer_id, entry.path, r.sha256, r.sha512))
+        detections.extend(_soname_hints(ctx, sigset, detections))
+    modules = _modules_dirs(ctx)
+    if any(d.hit.name == "linux" for d in detections):
+        # the banner is exact; /lib/modules names an ABI (Debian: 6.1.0-50) that may differ
+        modules = [Detection(Hit("linux", "", m.hit.method, m.hit.confidence, m.hit.detail), m.layer_id, m.path)
+                   for m in modules]
+    detections.extend(modules)
+    components = build_components(ctx, sigset or SignatureSet((), ""), detections, packages, file_hashes)
+    dependencies = build_dependencies(ctx, components)
+    stats["components"] = len(components)
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    LAST_STATS.clear()
+    LAST_STATS.update(stats)
+    return IdentifyResult(components, dependencies, findings)
+
+
+_MATCHERS: dict[str, Matcher] = {}
+
+
+def _matcher(sigset: SignatureSet) -> Matcher:
+    # building the automaton costs more than matching a small tree: once per signature set
+    if sigset.digest not in _MATCHERS:
+        _MATCHERS.clear()
+        _MATCHERS[sigset.digest] = Matcher(sigset)
+    return _MATCHERS[sigset.digest]
+
+
+def _soname_hints(ctx: ScanContext, sigset: SignatureSet, detections: list[Detection]) -> list[Detection]:
+    """Versionless evidence from SONAMEs, for files where no content pattern gave a version."""
+    found = {(d.layer_id, d.path, d.hit.name) for d in detections}
+    out = []
+    for f in ctx.files:
+        if f.elf is None or not f.elf.soname:
+            continue
+        for sig in sigset.signatures:
+            if sig.sonames and soname_matches(sig, f.elf.soname) and (f.layer_id, f.path, sig.name) not in found:
+                out.append(Detection(Hit(sig.name, "", "soname", 0.5, f.elf.soname), f.layer_id, f.path, f.sha256))
+    return out
+
+
+def _modules_dirs(ctx: ScanContext) -> list[Detection]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in ctx.files:
+        version = kernel.version_from_modules_path(f.path)
+        if version and (f.layer_id, version) not in seen:
+            seen.add((f.layer_id, version))
+            top = "/".join(f.path.split("/")[:4])
+            out.append(Detection(Hit("linux", version, "filename", 0.8, top), f.layer_id, top))
+    return out
+
+
+def _finding(rule: str, severity: Severity, title: str, evidence: str, remediation: str,
+             path: str = "") -> Finding:
+    return Finding(rule_id=rule, category="identify", severity=severity, title=title,
+                   cra_reference=_CRA_SBOM, location=Location(path=path), evidence=evidence,
+                   remediation=remediation)

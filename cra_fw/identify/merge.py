@@ -1,0 +1,198 @@
+"""Turn detections and package records into components: one per (name, version), many evidence items.
+
+A package named in a signature's ``packages`` (or built from a source package of
+that name) joins the signature's component.  Versions that agree up to a suffix
+("6.4" from dpkg, "6.4.20221231" from the binary) are the same release; the package
+database's upstream version wins because that is the one vulnerability feeds use.
+A versionless SONAME hint only stands on its own when no versioned detection of the
+same component exists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from cra_fw.context import ScanContext
+from cra_fw.identify.pkgdb import PackageRecord
+from cra_fw.identify.records import Detection, Signature, make_purl
+from cra_fw.identify.signatures import SignatureSet
+from cra_fw.records import Component, Dependency, Evidence, FileEntry, FileKind
+
+_METHOD_RANK = {"package-db": 0, "signature": 1, "banner": 1, "filename": 2, "soname": 3, "manifest": 0}
+
+
+@dataclass
+class _Draft:
+    name: str
+    version: str
+    sig: Signature | None
+    evidence: list[Evidence] = field(default_factory=list)
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)  # "layer:/path" -> (sha256, sha512)
+    packages: list[PackageRecord] = field(default_factory=list)
+    pkg_version: str = ""
+
+
+def _same_release(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    short, long_ = sorted((a, b), key=len)
+    return bool(short) and long_.startswith(short) and long_[len(short)] in ".-+~_p"
+
+
+def _sig_for_package(rec: PackageRecord, sigset: SignatureSet) -> Signature | None:
+    by_pkg = sigset.by_package()
+    if rec.name in by_pkg:
+        return by_pkg[rec.name]
+    if rec.source and rec.source in by_pkg:
+        return by_pkg[rec.source]
+    return None
+
+
+def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[Detection],
+                     packages: list[PackageRecord],
+                     file_hashes: dict[tuple[str, str], tuple[str, str]] | None = None) -> list[Component]:
+    """Merge every detection and package record into the final component list."""
+    sigs = sigset.by_name()
+    drafts: list[_Draft] = []
+    pkg_file_owner: dict[tuple[str, str], _Draft] = {}
+
+    def draft_for(name: str, version: str, sig: Signature | None) -> _Draft:
+        for d in drafts:
+            if d.name == name and _same_release(d.version, version):
+                if not d.packages and len(version) > len(d.version):
+                    d.version = version  # "9.2p1" says more than "9.2"; a package DB version wins
+                return d
+        d = _Draft(name, version, sig)
+        drafts.append(d)
+        return d
+
+    for rec in packages:
+        sig = _sig_for_package(rec, sigset)
+        name = sig.name if sig else rec.name
+        d = draft_for(name, rec.upstream_version, sig or sigs.get(name))
+        d.version = rec.upstream_version  # the package DB's upstream version is authoritative
+        d.packages.append(rec)
+        d.evidence.append(Evidence("package-db", 1.0, rec.db_path, rec.layer_id,
+                                   f"{rec.manager}: {rec.name} {rec.version}"))
+        for p in rec.files:
+            pkg_file_owner.setdefault((rec.layer_id, p), d)
+            entry = ctx.lookup(rec.layer_id, p)
+            if entry is not None and entry.kind == FileKind.ELF:
+                d.files.setdefault(f"{rec.layer_id}:{p}",
+                                   (file_hashes or {}).get((rec.layer_id, p), (entry.sha256, "")))
+
+    versionless = [det for det in detections if not det.hit.version]
+    for det in sorted((x for x in detections if x.hit.version), key=lambda x: _METHOD_RANK.get(x.hit.method, 9)):
+        sig = sigs.get(det.hit.name)
+        owner = pkg_file_owner.get((det.layer_id, det.path))
+        if owner is not None and (owner.name == det.hit.name or owner.sig is None):
+            # the file belongs to an installed package: same component, whatever the package is called
+            d = owner
+            if d.name != det.hit.name:
+                d.name, d.sig = det.hit.name, sig
+            if not _same_release(d.version, det.hit.version):
+                d.version = det.hit.version  # e.g. a snapshot-dated package of a released program
+        else:
+            d = draft_for(det.hit.name, det.hit.version, sig)
+        d.evidence.append(Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail))
+        d.files[f"{det.layer_id}:{det.path}"] = (det.sha256, det.sha512)
+    for det in versionless:
+        existing = [d for d in drafts if d.name == det.hit.name]
+        d = existing[0] if existing else draft_for(det.hit.name, "", sigs.get(det.hit.name))
+        d.evidence.append(Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail))
+        d.files.setdefault(f"{det.layer_id}:{det.path}", (det.sha256, det.sha512))
+
+    merged: dict[tuple[str, str], _Draft] = {}
+    for d in drafts:  # renaming can make two drafts the same component
+        key = (d.name, d.version)
+        if key in merged:
+            merged[key].evidence.extend(d.evidence)
+            merged[key].files.update(d.files)
+            merged[key].packages.extend(d.packages)
+        else:
+            merged[key] = d
+    out = [_finish(d) for d in merged.values()]
+    out.sort(key=lambda c: (c.name, c.version))
+    return out
+
+
+def _finish(d: _Draft) -> Component:
+    sig = d.sig
+    evidence = _dedupe_evidence(d.evidence)
+    hashes: dict[str, str] = {}
+    main = next((f for f, (s256, s512) in d.files.items() if s256 and s512), None)
+    if main:
+        hashes = {"SHA-256": d.files[main][0], "SHA-512": d.files[main][1]}
+    purl = ""
+    rec = d.packages[0] if d.packages else None
+    if rec is not None and rec.manager == "dpkg":
+        quals = [f"arch={rec.arch}"] if rec.arch else []
+        if rec.distro:
+            quals.append(f"distro={rec.distro}")
+        purl = make_purl(f"pkg:deb/debian/{rec.name}@{{version}}" + ("?" + "&".join(quals) if quals else ""),
+                         rec.version)
+    elif sig is not None:
+        purl = sig.purl_for(d.version)
+    elif rec is not None:
+        purl = make_purl(f"pkg:generic/{rec.name}@{{version}}", rec.version)
+    supplier = sig.supplier if sig else (rec.maintainer if rec else "")
+    licenses = sig.licenses if sig else ((rec.license,) if rec and rec.license else ())
+    kind = sig.kind if sig else (rec.kind if rec else "library")
+    return Component(
+        name=d.name,
+        version=d.version,
+        purl=purl,
+        cpe=sig.cpe_for(d.version) if sig and d.version else "",
+        supplier=supplier,
+        licenses=tuple(licenses),
+        kind=kind,
+        evidence=tuple(evidence),
+        files=tuple(sorted(d.files)),
+        hashes=hashes,
+    )
+
+
+def _dedupe_evidence(items: list[Evidence]) -> list[Evidence]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for ev in sorted(items, key=lambda e: (_METHOD_RANK.get(e.method, 9), -e.confidence, e.path)):
+        key = (ev.method, ev.layer_id, ev.path)
+        if key not in seen:
+            seen.add(key)
+            out.append(ev)
+    return out
+
+
+def build_dependencies(ctx: ScanContext, components: list[Component]) -> list[Dependency]:
+    """The ELF link graph (DT_NEEDED -> SONAME in the same layer) lifted to components."""
+    owner: dict[str, set[str]] = defaultdict(set)
+    for c in components:
+        for f in c.files:
+            owner[f].add(c.key)
+    by_soname: dict[tuple[str, str], list[FileEntry]] = defaultdict(list)
+    for f in ctx.files:
+        if f.elf is not None:
+            if f.elf.soname:
+                by_soname[(f.layer_id, f.elf.soname)].append(f)
+        if f.kind in (FileKind.ELF, FileKind.SYMLINK) and ".so" in f.name:
+            by_soname[(f.layer_id, f.name)].append(f)
+    edges: dict[str, set[str]] = defaultdict(set)
+    for c in components:
+        for occ in c.files:
+            layer_id, _, path = occ.partition(":")
+            entry = ctx.lookup(layer_id, path)
+            if entry is None or entry.elf is None:
+                continue
+            for needed in entry.elf.needed:
+                for lib in by_soname.get((layer_id, needed), []):
+                    target = ctx.resolve(lib) or lib
+                    for dep in owner.get(f"{layer_id}:{target.path}", set()) | owner.get(f"{layer_id}:{lib.path}", set()):
+                        if dep != c.key:
+                            edges[c.key].add(dep)
+    return [Dependency(ref, tuple(sorted(deps))) for ref, deps in sorted(edges.items())]
+
+
+def soname_matches(sig: Signature, soname: str) -> bool:
+    return any(fnmatch.fnmatchcase(soname, g) for g in sig.sonames)

@@ -1,0 +1,204 @@
+"""Package databases and distribution markers: dpkg, opkg, os-release, OpenWrt, Buildroot, Yocto.
+
+Each reader returns :class:`PackageRecord` items; ``merge`` maps them to components
+(a package named in a signature's ``packages`` list becomes that component).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from cra_fw.records import FileEntry
+
+MAX_DB_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    """One installed package (or a distribution marker) read from the image."""
+
+    name: str
+    version: str  # as the package manager writes it (epoch, revision included)
+    manager: str  # dpkg, opkg, os-release, openwrt, buildroot, yocto
+    layer_id: str
+    db_path: str  # the file it was read from
+    arch: str = ""
+    source: str = ""
+    license: str = ""
+    maintainer: str = ""
+    files: tuple[str, ...] = ()  # paths the package installed, when the DB lists them
+    kind: str = "library"
+    distro: str = ""  # e.g. "debian-12" for purl qualifiers
+
+    @property
+    def upstream_version(self) -> str:
+        return upstream_version(self.version, self.manager)
+
+
+_DFSG = re.compile(r"(?:[+.~](?:dfsg|ds|repack|really|debian|nmu)[^-]*)$", re.I)
+
+
+def upstream_version(version: str, manager: str = "dpkg") -> str:
+    """Upstream part of a package version: no epoch, no packaging revision, no +dfsg marks."""
+    v = version.strip()
+    if manager not in ("dpkg", "opkg"):
+        return v
+    if ":" in v and v.split(":", 1)[0].isdigit():
+        v = v.split(":", 1)[1]
+    if manager == "opkg":
+        # OpenWrt: "<upstream>-<release>", the kernel adds "-<vermagic hash>"
+        m = re.match(r"^(.*?)-\d+(?:-[0-9a-f]{32})?$", v)
+        return m.group(1) if m else v
+    if "-" in v:
+        v = v.rsplit("-", 1)[0]
+    v = _DFSG.sub("", v)
+    return v
+
+
+def parse_control_paragraphs(text: str) -> Iterator[dict[str, str]]:
+    """Paragraphs of a Debian-style control file (dpkg status, opkg status/control)."""
+    para: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if para:
+                yield para
+            para, last = {}, ""
+            continue
+        if line[0] in " \t":
+            if last:
+                para[last] += "\n" + line.strip()
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = key.strip()
+        para[last] = value.strip()
+    if para:
+        yield para
+
+
+def _installed(para: dict[str, str]) -> bool:
+    status = para.get("Status", "install ok installed")
+    return "installed" in status.split() and "not-installed" not in status.split() and (
+        "deinstall" not in status.split() or "installed" in status.split()[-1:])
+
+
+def _os_release_values(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            out[key] = value.strip().strip("'\"")
+    return out
+
+
+Reader = Callable[[FileEntry], bytes]
+
+
+def read_package_dbs(files: list[FileEntry], read: Reader) -> list[PackageRecord]:
+    """All package records found in ``files`` (one inventory), reading through ``read``."""
+    by_path: dict[tuple[str, str], FileEntry] = {(f.layer_id, f.path): f for f in files}
+    out: list[PackageRecord] = []
+    distro_by_layer: dict[str, str] = {}
+    for f in files:
+        if f.path in ("/etc/os-release", "/usr/lib/os-release") and f.kind.value not in ("symlink", "directory"):
+            vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
+            osid = vals.get("ID", "").lower()
+            if osid and vals.get("VERSION_ID"):
+                distro_by_layer[f.layer_id] = f"{osid}-{vals['VERSION_ID']}"
+    for f in files:
+        if f.kind.value in ("symlink", "directory", "device"):
+            continue
+        if f.path == "/var/lib/dpkg/status" or f.path.startswith("/var/lib/dpkg/status.d/"):
+            out.extend(_dpkg(f, read, by_path, distro_by_layer.get(f.layer_id, "")))
+        elif f.path in ("/usr/lib/opkg/status", "/var/lib/opkg/status"):
+            out.extend(_opkg_status(f, read, by_path))
+        elif (f.path.startswith("/usr/lib/opkg/info/") or f.path.startswith("/var/lib/opkg/info/")) \
+                and f.path.endswith(".control"):
+            out.extend(_opkg_status(f, read, by_path, control=True))
+        elif f.path in ("/etc/os-release", "/usr/lib/os-release"):
+            out.extend(_os_release(f, read))
+        elif f.path == "/etc/openwrt_release":
+            out.extend(_openwrt_release(f, read))
+        elif f.path in ("/etc/buildroot_version", "/etc/br-version"):
+            v = read(f)[:256].decode("utf-8", "replace").strip().split()
+            if v:
+                out.append(PackageRecord("buildroot", v[0], "buildroot", f.layer_id, f.path,
+                                         kind="operating-system"))
+    return _dedupe(out)
+
+
+def _dedupe(records: list[PackageRecord]) -> list[PackageRecord]:
+    seen: dict[tuple[str, str, str, str], PackageRecord] = {}
+    for rec in records:
+        key = (rec.layer_id, rec.manager if rec.manager not in ("opkg",) else "opkg", rec.name, rec.version)
+        if key not in seen or (rec.files and not seen[key].files):
+            seen[key] = rec
+    return list(seen.values())
+
+
+def _dpkg(f: FileEntry, read: Reader, by_path: dict, distro: str) -> list[PackageRecord]:
+    out = []
+    for para in parse_control_paragraphs(read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")):
+        name, version = para.get("Package", ""), para.get("Version", "")
+        if not name or not version or not _installed(para):
+            continue
+        arch = para.get("Architecture", "")
+        listed: tuple[str, ...] = ()
+        for cand in (f"/var/lib/dpkg/info/{name}:{arch}.list", f"/var/lib/dpkg/info/{name}.list"):
+            lf = by_path.get((f.layer_id, cand))
+            if lf is not None:
+                lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
+                listed = tuple(p for p in lines if p.startswith("/") and p != "/.")
+                break
+        source = para.get("Source", "").split(" ")[0]
+        out.append(PackageRecord(name, version, "dpkg", f.layer_id, f.path, arch=arch, source=source,
+                                 maintainer=para.get("Maintainer", ""), files=listed, distro=distro))
+    return out
+
+
+def _opkg_status(f: FileEntry, read: Reader, by_path: dict, control: bool = False) -> list[PackageRecord]:
+    out = []
+    text = read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")
+    base = "/var/lib/opkg/info/" if f.path.startswith("/var/") else "/usr/lib/opkg/info/"
+    for para in parse_control_paragraphs(text):
+        name, version = para.get("Package", ""), para.get("Version", "")
+        if not name or not version or (not control and not _installed(para)):
+            continue
+        listed: tuple[str, ...] = ()
+        lf = by_path.get((f.layer_id, f"{base}{name}.list"))
+        if lf is not None:
+            lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
+            # opkg lists "path" or "path\tmode..." per line
+            listed = tuple(p.split("\t", 1)[0] for p in lines if p.startswith("/"))
+        out.append(PackageRecord(name, version, "opkg", f.layer_id, f.path,
+                                 arch=para.get("Architecture", ""), source=para.get("Source", ""),
+                                 license=para.get("License", ""), maintainer=para.get("Maintainer", ""),
+                                 files=listed))
+    return out
+
+
+def _os_release(f: FileEntry, read: Reader) -> list[PackageRecord]:
+    vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
+    osid = vals.get("ID", "").lower()
+    version = vals.get("VERSION_ID") or vals.get("VERSION", "")
+    if not osid or not version:
+        return []
+    manager = {"buildroot": "buildroot", "poky": "yocto"}.get(osid, "os-release")
+    if vals.get("ID_LIKE", "").lower() == "poky" or "yocto" in vals.get("NAME", "").lower():
+        manager = "yocto"
+    return [PackageRecord(osid, version, manager, f.layer_id, f.path, kind="operating-system",
+                          maintainer=vals.get("NAME", ""))]
+
+
+def _openwrt_release(f: FileEntry, read: Reader) -> list[PackageRecord]:
+    vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
+    release = vals.get("DISTRIB_RELEASE", "")
+    if not release:
+        return []
+    distro = vals.get("DISTRIB_ID", "OpenWrt").lower() or "openwrt"
+    return [PackageRecord(distro, release, "openwrt", f.layer_id, f.path, kind="operating-system",
+                          source=vals.get("DISTRIB_REVISION", ""), maintainer=vals.get("DISTRIB_ID", ""))]

@@ -1,0 +1,384 @@
+"""Match components against the imported feeds.
+
+* by CPE: the component's CPE (corrected by the curated mapping) and the
+  mapping's vendor:product pairs for its name, against NVD ``cpeMatch`` ranges;
+* by purl: package-database components against OSV ranges of their ecosystem.
+
+For Debian packages the distribution's own OSV records win over upstream
+(NVD) ranges: a CVE the Debian record says is fixed in the installed package
+version is not reported from the NVD range (backported fixes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlite_utils
+from packageurl import PackageURL
+
+from cra_fw.records import Component
+from cra_fw.vulns.cpe import (
+    ANY,
+    NA,
+    Cpe,
+    CpeCriterion,
+    compile_criterion,
+    compiled_matches,
+    describe_range,
+    try_parse,
+)
+from cra_fw.vulns.cvss import severity_of
+from cra_fw.vulns.mapping import CpeMapping, load_mapping
+from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch
+from cra_fw.vulns.versions import compare, generic_key, scheme_for_ecosystem, sortable, upstream_of_debian
+
+# purl type -> OSV ecosystem (base name)
+PURL_ECOSYSTEMS = {
+    "deb": "Debian", "apk": "Alpine", "pypi": "PyPI", "npm": "npm", "cargo": "crates.io",
+    "golang": "Go", "maven": "Maven", "gem": "RubyGems", "nuget": "NuGet", "composer": "Packagist",
+    "hex": "Hex", "pub": "Pub", "swift": "SwiftURL",
+}
+_DEB_NAMESPACES = {"debian": "Debian", "ubuntu": "Ubuntu"}
+
+
+@dataclass(frozen=True)
+class _Hit:
+    advisory_id: str
+    method: str
+    matched_range: str
+    fixed: str
+
+
+def parse_purl(text: str) -> PackageURL | None:
+    if not text:
+        return None
+    try:
+        return PackageURL.from_string(text)
+    except ValueError:
+        return None
+
+
+def component_ref(component: Component) -> str:
+    """How triage decisions name a component: its purl, else name@version."""
+    return component.purl or component.key
+
+
+def purl_without_qualifiers(purl: str) -> str:
+    return purl.split("?", 1)[0].split("#", 1)[0]
+
+
+def normalize_ref(ref: str) -> str:
+    """A triage key for a component: canonical purl without qualifiers/subpath, or the text as given.
+
+    ``arch=``/``distro=`` differ between releases of the same component, and ``+`` may be written
+    raw or as ``%2B``; none of that should lose a decision.
+    """
+    ref = ref.strip()
+    purl = parse_purl(ref) if ref.startswith("pkg:") else None
+    if purl is None:
+        return ref
+    return PackageURL(purl.type, purl.namespace, purl.name, purl.version).to_string()
+
+
+def component_cpes(component: Component, mapping: CpeMapping | None = None) -> list[Cpe]:
+    """The CPEs to look a component up under (curated corrections applied)."""
+    mapping = mapping or load_mapping()
+    purl = parse_purl(component.purl)
+    names = [component.name]
+    if purl:
+        names.append(purl.name)
+        upstream = (purl.qualifiers or {}).get("upstream", "")
+        if upstream:
+            names.append(upstream.split("@", 1)[0])
+    rule = mapping.rule_for(*names)
+    parsed = try_parse(component.cpe) if component.cpe else None
+    version, update = component.version, ANY
+    if parsed and parsed.version not in (ANY, NA):
+        version, update = parsed.version, parsed.update
+    elif purl and purl.type == "deb":
+        version = upstream_of_debian(version)
+    if rule and rule.version_regex:
+        m = rule.version_regex.match(version)
+        if m:
+            version = m.group(1)
+    out: list[Cpe] = []
+    if parsed:
+        vendor, product = mapping.correct(parsed.vendor, parsed.product)
+        out.append(parsed.with_vendor_product(vendor, product).with_version(version, update))
+    if rule:
+        for vendor, product in rule.cpes:
+            out.append(Cpe(rule.part, vendor, product, version.lower(), update))
+    seen: set[tuple[str, str, str]] = set()
+    unique = []
+    for cpe in out:
+        key = (cpe.vendor, cpe.product, cpe.effective_version)
+        if key not in seen and cpe.version not in (ANY, NA, ""):
+            seen.add(key)
+            unique.append(cpe)
+    return unique
+
+
+def _osv_targets(component: Component) -> tuple[list[str], list[str], str, str]:
+    """(package names, ecosystems, version, scheme) to look up in OSV, or empty lists."""
+    purl = parse_purl(component.purl)
+    if not purl or not purl.version:
+        return [], [], "", ""
+    base = PURL_ECOSYSTEMS.get(purl.type)
+    if purl.type == "deb":
+        base = _DEB_NAMESPACES.get((purl.namespace or "").lower(), "Debian")
+    if not base:
+        return [], [], "", ""
+    quals = purl.qualifiers or {}
+    names = [purl.name if purl.type != "golang" or not purl.namespace else f"{purl.namespace}/{purl.name}"]
+    if purl.type == "maven" and purl.namespace:
+        names = [f"{purl.namespace}:{purl.name}"]
+    if purl.type == "npm" and purl.namespace:
+        names = [f"{purl.namespace}/{purl.name}"]
+    for extra in (quals.get("upstream", ""), quals.get("source", ""), component.name):
+        name = extra.split("@", 1)[0] if extra else ""
+        if name and name not in names:
+            names.append(name)
+    ecosystems = [base]
+    distro = quals.get("distro", "")
+    m = re.search(r"(\d+(?:\.\d+)?)", distro)
+    if purl.type in ("deb", "apk") and m:
+        release = m.group(1)
+        if base == "Debian":
+            release = release.split(".")[0]
+        ecosystems = [f"{base}:{release}", f"{base}:v{release}"]
+    return names, ecosystems, purl.version, scheme_for_ecosystem(base)
+
+
+def _osv_row_affects(row: tuple, version: str, scheme: str) -> bool:
+    range_type, introduced, fixed, last_affected, limit, versions = row
+    if range_type == "VERSIONS":
+        listed = json.loads(versions) if versions else []
+        return any(v == version or compare(v, version, scheme) == 0 for v in listed)
+    if introduced not in ("", "0") and compare(version, introduced, scheme) < 0:
+        return False
+    if fixed:
+        return compare(version, fixed, scheme) < 0
+    if last_affected:
+        return compare(version, last_affected, scheme) <= 0
+    if limit:
+        return compare(version, limit, scheme) < 0
+    return True
+
+
+def _describe_osv(ecosystem: str, name: str, row: tuple) -> str:
+    range_type, introduced, fixed, last_affected, limit, versions = row
+    if range_type == "VERSIONS":
+        return f"{ecosystem}/{name} listed version"
+    bits = []
+    if introduced not in ("", "0"):
+        bits.append(f">={introduced}")
+    if fixed:
+        bits.append(f"<{fixed}")
+    if last_affected:
+        bits.append(f"<={last_affected}")
+    if limit:
+        bits.append(f"<{limit}")
+    return f"{ecosystem}/{name} {' '.join(bits) or 'all versions'}"
+
+
+class Matcher:
+    """Matches components against one database; caches per vendor:product and package."""
+
+    def __init__(self, db: sqlite_utils.Database, mapping: CpeMapping | None = None) -> None:
+        self.db = db
+        self.mapping = mapping or load_mapping()
+        self._aliases: dict[str, tuple[str, ...]] = {}
+
+    _CPE_SQL = (
+        "SELECT advisory_id, part, vendor, product, version, update_, edition, language, "
+        "sw_edition, target_sw, target_hw, other, start_incl, start_excl, end_incl, end_excl "
+        "FROM cpe_match WHERE vendor = ? AND product = ? AND ("
+        " exact_key IN (?, ?) OR (exact_key IS NULL"
+        "  AND (start_key IS NULL OR start_key < ? OR (start_key = ? AND start_key_incl = 1))"
+        "  AND (end_key IS NULL OR end_key > ? OR (end_key = ? AND end_key_incl = 1))))"
+    )
+
+    def _cpe_hits(self, component: Component) -> list[_Hit]:
+        """NVD criteria the component's CPEs fall under.
+
+        SQLite does the range test on the sortable version keys (an index scan even for
+        the kernel's tens of thousands of ranges).  For a plain range row (no named
+        version, wildcards after it) that test is exact; other rows are checked again
+        with the full CPE rules.
+        """
+        hits = []
+        for target in component_cpes(component, self.mapping):
+            key, key_plain = sortable(target.effective_version), sortable(target.version)
+            gkey = generic_key(target.effective_version)
+            rows = self.db.conn.execute(
+                self._CPE_SQL, (target.vendor, target.product, key, key_plain, key, key, key, key))
+            for r in rows:
+                advisory_id, part, vendor, product, version = r[:5]
+                if (version in (ANY, "") and (part == target.part or ANY in (part, target.part))
+                        and r[6] == r[7] == r[8] == r[9] == r[10] == r[11] == ANY):
+                    described = describe_range(r[12], r[13], r[14], r[15], version)
+                else:
+                    compiled = compile_criterion(CpeCriterion(Cpe(*r[1:12]), r[12], r[13], r[14], r[15]))
+                    if not compiled_matches(compiled, target, gkey):
+                        continue
+                    described = compiled.criterion.describe()
+                hits.append(_Hit(advisory_id, "cpe", f"cpe:2.3:{part}:{vendor}:{product} {described}", r[15]))
+        return hits
+
+    def _osv_hits(self, component: Component) -> tuple[list[_Hit], set[str]]:
+        """Hits, and the advisory ids (with aliases) whose ranges say 'not affected'."""
+        names, ecosystems, version, scheme = _osv_targets(component)
+        if not names:
+            return [], set()
+        marks = ",".join("?" * len(names))
+        rows = self.db.conn.execute(
+            f"SELECT advisory_id, ecosystem, name, range_type, introduced, fixed, last_affected, limit_, "
+            f"versions FROM osv_affected WHERE name IN ({marks})", names).fetchall()
+        affected: dict[str, _Hit] = {}
+        covered: set[str] = set()
+        for advisory_id, ecosystem, name, *rng in rows:
+            if not any(ecosystem == e or (":" not in e and ecosystem.split(":", 1)[0] == e) for e in ecosystems):
+                continue
+            covered.add(advisory_id)
+            if _osv_row_affects(tuple(rng), version, scheme):
+                fixed = rng[2] if rng[0] != "VERSIONS" else ""
+                prev = affected.get(advisory_id)
+                if prev is None or (fixed and not prev.fixed):
+                    affected[advisory_id] = _Hit(advisory_id, "purl", _describe_osv(ecosystem, name, tuple(rng)),
+                                                 fixed)
+        not_affected = set()
+        for advisory_id in covered - set(affected):
+            not_affected.add(advisory_id)
+            not_affected.update(self._alias_of(advisory_id))
+        return list(affected.values()), not_affected
+
+    def _alias_of(self, advisory_id: str) -> tuple[str, ...]:
+        if advisory_id not in self._aliases:
+            row = self.db.conn.execute(
+                "SELECT aliases FROM advisories WHERE id = ? AND source = 'osv'", (advisory_id,)).fetchone()
+            self._aliases[advisory_id] = tuple(json.loads(row[0])) if row and row[0] else ()
+        return self._aliases[advisory_id]
+
+    def match(self, components: Iterable[Component]) -> list[VulnMatch]:
+        """All matches for the components, enriched with severity, KEV, EPSS and triage."""
+        found: list[tuple[Component, str, _Hit, set[str], str]] = []
+        for component in components:
+            osv_hits, distro_fixed = self._osv_hits(component)
+            merged: dict[str, tuple[_Hit, set[str], str]] = {}  # canonical id -> (hit, aliases, source)
+            for hit in osv_hits:
+                aliases = set(self._alias_of(hit.advisory_id))
+                cves = sorted(a for a in aliases if a.startswith("CVE-"))
+                canonical = hit.advisory_id if hit.advisory_id.startswith("CVE-") or not cves else cves[0]
+                aliases.add(hit.advisory_id)
+                aliases.discard(canonical)
+                if canonical in merged:
+                    merged[canonical][1].update(aliases)
+                else:
+                    merged[canonical] = (hit, aliases, "osv")
+            for hit in self._cpe_hits(component):
+                if hit.advisory_id in distro_fixed:
+                    continue  # the distribution's record says this package version is fixed
+                if hit.advisory_id not in merged:
+                    merged[hit.advisory_id] = (hit, set(), "nvd")
+            found.extend((component, canonical, hit, aliases, source)
+                         for canonical, (hit, aliases, source) in sorted(merged.items()))
+        return self._enrich_all(found)
+
+    def _fetch(self, sql: str, keys: Iterable[str]) -> list[tuple]:
+        """Run ``sql`` (with one ``{marks}`` IN list) over keys in chunks under SQLite's variable limit."""
+        keys = sorted(set(keys))
+        rows: list[tuple] = []
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows.extend(self.db.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+        return rows
+
+    def _enrich_all(self, found: list[tuple[Component, str, _Hit, set[str], str]]) -> list[VulnMatch]:
+        # one query per table for all matches: a firmware image easily has thousands
+        ids = {canonical for _, canonical, _, _, _ in found} | {hit.advisory_id for _, _, hit, _, _ in found}
+        adv: dict[tuple[str, str], tuple] = {}
+        for row in self._fetch("SELECT id, source, summary, cvss31_vector, cvss31_score, cvss4_vector, cvss4_score, "
+                               "severity, cvss2_score FROM advisories WHERE id IN ({marks})", ids):
+            adv[(row[0], row[1])] = row[2:]
+        cves = {i for i in ids if i.startswith("CVE-")}
+        for _, _, _, aliases, _ in found:
+            cves.update(a for a in aliases if a.startswith("CVE-"))
+        kev = {r[0]: r[1:] for r in self._fetch(
+            "SELECT cve_id, date_added, due_date FROM kev WHERE cve_id IN ({marks})", cves)}
+        epss = {r[0]: r[1:] for r in self._fetch(
+            "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves)}
+        triage = self._triage_table()
+        out = []
+        for component, canonical, hit, aliases, source in found:
+            rating = adv.get((canonical, "nvd")) or adv.get((canonical, "osv"))
+            if rating is None or not any((rating[1], rating[3], rating[5])) and rating[6] is None:
+                # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
+                rating = adv.get((hit.advisory_id, "osv")) or rating
+            summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
+                "", "", None, "", None, "", None)
+            cve_ids = [canonical] + sorted(a for a in aliases if a.startswith("CVE-"))
+            kev_row = next((kev[c] for c in cve_ids if c in kev), None)
+            epss_row = next((epss[c] for c in cve_ids if c in epss), None)
+            score = v3_score if v3_score is not None else v4_score
+            out.append(VulnMatch(
+                component_key=component.key,
+                component_purl=component.purl,
+                component_name=component.name,
+                component_version=component.version,
+                advisory_id=canonical,
+                aliases=tuple(sorted(aliases)),
+                source=source,
+                summary=summary or "",
+                severity=severity_of(score, text_sev or "", v2_score),
+                cvss_v31_vector=v3_vec or "",
+                cvss_v31_score=v3_score,
+                cvss_v4_vector=v4_vec or "",
+                cvss_v4_score=v4_score,
+                fixed_version=hit.fixed,
+                match_method=hit.method,
+                matched_range=hit.matched_range,
+                kev=kev_row is not None,
+                kev_date_added=kev_row[0] if kev_row else "",
+                kev_due_date=kev_row[1] if kev_row else "",
+                epss=epss_row[0] if epss_row else None,
+                epss_percentile=epss_row[1] if epss_row else None,
+                actively_exploited=ARTICLE14_NOTE if kev_row else "",
+                triage=self._triage_for(triage, component, (canonical, *sorted(aliases))),
+            ))
+        return out
+
+    def _triage_table(self) -> dict[tuple[str, str], Triage]:
+        table = {}
+        for row in self.db.conn.execute(
+                "SELECT advisory_id, component, state, justification, response, detail, source, updated "
+                "FROM triage ORDER BY updated"):
+            response = tuple(r for r in (row[4] or "").split(",") if r)
+            table[(row[0], row[1])] = Triage(row[2], row[3] or "", response, row[5] or "", row[6] or "",
+                                             row[7] or "")
+        return table
+
+    @staticmethod
+    def _triage_for(table: dict[tuple[str, str], Triage], component: Component,
+                    ids: tuple[str, ...]) -> Triage | None:
+        if not table:
+            return None
+        refs = [component.key]
+        if component.purl:
+            refs += [component.purl, normalize_ref(component.purl)]
+        found = [table[(i, r)] for i in ids for r in refs if (i, r) in table]
+        return max(found, key=lambda t: t.updated) if found else None
+
+
+def match_components(components: Iterable[Component], db: sqlite_utils.Database) -> list[VulnMatch]:
+    """Match components against an open feed database (no scan needed; the ledger's monitor uses this).
+
+    ``db`` may have been opened for another namespace only: the feed tables are created if missing.
+    """
+    from cra_fw.db import migrate
+    from cra_fw.vulns.store import NAMESPACES
+
+    migrate(db, NAMESPACES)
+    return Matcher(db).match(components)

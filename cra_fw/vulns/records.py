@@ -1,0 +1,75 @@
+"""Records of the vulnerability stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cra_fw.records import Finding, Severity
+
+ARTICLE14_NOTE = "actively exploited: CRA Article 14 reporting applies"
+
+
+@dataclass(frozen=True)
+class Triage:
+    """A persisted triage decision (CycloneDX analysis terms)."""
+
+    state: str  # resolved, resolved_with_pedigree, exploitable, in_triage, false_positive, not_affected
+    justification: str = ""
+    response: tuple[str, ...] = ()
+    detail: str = ""
+    source: str = ""  # cli, or the VEX file it came from
+    updated: str = ""
+
+    @property
+    def dismisses(self) -> bool:
+        """True when the decision says the component is not (or no longer) affected."""
+        return self.state in DISMISSING_STATES
+
+
+DISMISSING_STATES = frozenset({"not_affected", "false_positive", "resolved", "resolved_with_pedigree"})
+
+
+@dataclass(frozen=True)
+class VulnMatch:
+    """One advisory that applies to one component."""
+
+    component_key: str  # name@version
+    component_purl: str
+    component_name: str
+    component_version: str
+    advisory_id: str  # the CVE id when there is one
+    aliases: tuple[str, ...]
+    source: str  # nvd | osv
+    summary: str
+    severity: Severity | None
+    cvss_v31_vector: str
+    cvss_v31_score: float | None
+    cvss_v4_vector: str
+    cvss_v4_score: float | None
+    fixed_version: str
+    match_method: str  # cpe | purl
+    matched_range: str  # e.g. "cpe:2.3:a:openssl:openssl >=1.0.2 <1.0.2zd"
+    kev: bool = False
+    kev_date_added: str = ""
+    kev_due_date: str = ""
+    epss: float | None = None
+    epss_percentile: float | None = None
+    actively_exploited: str = ""  # ARTICLE14_NOTE when KEV-listed
+    triage: Triage | None = None
+
+    @property
+    def triage_state(self) -> str:
+        return self.triage.state if self.triage else "in_triage"
+
+    @property
+    def open(self) -> bool:
+        """Still to be handled: not triaged away."""
+        return not (self.triage and self.triage.dismisses)
+
+
+@dataclass(frozen=True)
+class VulnResult:
+    """What ``cra_fw.vulns.run`` returns."""
+
+    matches: tuple[VulnMatch, ...]
+    findings: tuple[Finding, ...]

@@ -1,0 +1,179 @@
+"""Version ordering for the schemes firmware uses.
+
+Two comparators:
+
+* ``debian``: dpkg's algorithm (epoch, upstream, revision; ``~`` sorts before
+  everything, letters before non-letters), used for ``pkg:deb`` components and
+  the OSV ``Debian``/``Ubuntu`` ecosystems.
+* ``generic``: a token comparator that handles semver-ish versions, OpenSSL
+  letter releases (``1.0.2k < 1.0.2u < 1.0.2za``), dropbear ``2022.83``, busybox,
+  kernel release candidates (``5.10.0-rc1 < 5.10.0``), OpenSSH ``9.3p1`` and
+  dates (``2023-01-05``).
+
+In the generic scheme a version is split into number and letter runs.  At each
+position: pre-release words (``rc``, ``alpha``...) < end of version < a letter
+suffix (post-release) < a number.  Trailing zero components are ignored, so
+``1.0 == 1.0.0``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_PRE_WORDS = frozenset({"alpha", "beta", "rc", "pre", "preview", "dev", "snapshot", "cr", "test"})
+_TOKEN = re.compile(r"\d+|[a-zA-Z]+")
+
+# kinds, ordered
+_PRE, _END, _LETTER, _NUM = 0, 1, 2, 3
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tokens(version: str) -> tuple[tuple[int, int | str], ...]:
+    # cached: matching compares the same few range bounds against many components
+    out: list[tuple[int, int | str]] = []
+    text = version.strip().lower()
+    if text.startswith("v") and len(text) > 1 and text[1].isdigit():
+        text = text[1:]
+    for match in _TOKEN.finditer(text):
+        tok = match.group(0)
+        if tok.isdigit():
+            out.append((_NUM, int(tok)))
+        elif tok in _PRE_WORDS:
+            # 6.8.0-rc1 == 6.8-rc1: zeros before a pre-release word carry nothing
+            while len(out) > 1 and out[-1] == (_NUM, 0):
+                out.pop()
+            out.append((_PRE, tok))
+        else:
+            out.append((_LETTER, tok))
+    # 1.0 == 1.0.0: drop trailing zero numbers
+    while len(out) > 1 and out[-1] == (_NUM, 0):
+        out.pop()
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def generic_key(version: str) -> tuple:
+    """A sort key with the generic order: plain tuple comparison, so hot loops avoid pairwise calls.
+
+    The end marker sorts above pre-release words and below letters and numbers; at
+    one position both sides always have the same kind before their values are
+    compared, so ints only meet ints and strings only meet strings.
+    """
+    return _tokens(version) + ((_END, 0),)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def sortable(version: str) -> str:
+    """The generic order as a plain string, so SQLite can compare versions in an index scan.
+
+    Each token is its kind digit plus a value: numbers zero-padded to 12 digits,
+    words followed by ``!`` (below every letter, so ``z`` < ``za``).  String order
+    of the results equals :func:`generic_compare` order.
+    """
+    parts = []
+    for kind, value in generic_key(version):
+        if kind == _NUM:
+            parts.append(f"{kind}{min(int(value), 10**12 - 1):012d}")
+        elif kind == _END:
+            parts.append(str(kind))
+        else:
+            parts.append(f"{kind}{value}!")
+    return "".join(parts)
+
+
+def generic_compare(a: str, b: str) -> int:
+    """Compare two versions in the generic scheme; -1, 0 or 1."""
+    ka, kb = generic_key(a), generic_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def _dpkg_order(ch: str) -> int:
+    if ch == "~":
+        return -1
+    if ch.isdigit():
+        return 0
+    if ch.isalpha():
+        return ord(ch)
+    return ord(ch) + 256
+
+
+def _dpkg_part(a: str, b: str) -> int:
+    i = j = 0
+    while i < len(a) or j < len(b):
+        first_diff = 0
+        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
+            ac = _dpkg_order(a[i]) if i < len(a) and not a[i].isdigit() else 0
+            bc = _dpkg_order(b[j]) if j < len(b) and not b[j].isdigit() else 0
+            if ac != bc:
+                return -1 if ac < bc else 1
+            i += 1
+            j += 1
+        while i < len(a) and a[i] == "0":
+            i += 1
+        while j < len(b) and b[j] == "0":
+            j += 1
+        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
+            if not first_diff:
+                first_diff = ord(a[i]) - ord(b[j])
+            i += 1
+            j += 1
+        if i < len(a) and a[i].isdigit():
+            return 1
+        if j < len(b) and b[j].isdigit():
+            return -1
+        if first_diff:
+            return -1 if first_diff < 0 else 1
+    return 0
+
+
+def _dpkg_split(version: str) -> tuple[int, str, str]:
+    v = version.strip()
+    epoch = 0
+    if ":" in v:
+        head, rest = v.split(":", 1)
+        if head.isdigit():
+            epoch, v = int(head), rest
+    upstream, _, revision = v.rpartition("-") if "-" in v else (v, "", "")
+    return epoch, upstream, revision
+
+
+def debian_compare(a: str, b: str) -> int:
+    """Compare two Debian package versions the way dpkg does; -1, 0 or 1."""
+    ea, ua, ra = _dpkg_split(a)
+    eb, ub, rb = _dpkg_split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _dpkg_part(ua, ub) or _dpkg_part(ra, rb)
+
+
+SCHEMES = {"generic": generic_compare, "debian": debian_compare}
+
+# OSV ecosystems whose versions are Debian-style
+_DEBIAN_ECOSYSTEMS = ("debian", "ubuntu")
+
+
+def scheme_for_ecosystem(ecosystem: str) -> str:
+    """The comparator name for an OSV ecosystem ("Debian:12" -> "debian")."""
+    base = ecosystem.split(":", 1)[0].strip().lower()
+    return "debian" if base in _DEBIAN_ECOSYSTEMS else "generic"
+
+
+def compare(a: str, b: str, scheme: str = "generic") -> int:
+    """Compare two versions in a named scheme ("generic" or "debian")."""
+    return SCHEMES.get(scheme, generic_compare)(a, b)
+
+
+def sort_key(scheme: str = "generic"):
+    """A key function for ``sorted`` in the given scheme."""
+    return functools.cmp_to_key(SCHEMES.get(scheme, generic_compare))
+
+
+def upstream_of_debian(version: str) -> str:
+    """The upstream part of a Debian version: ``1:1.2.13.dfsg-1`` -> ``1.2.13``.
+
+    Repack suffixes (``+dfsg``, ``.dfsg``, ``+ds``, ``~ds``) are dropped, so the
+    result can be compared with upstream (NVD) versions.
+    """
+    _, upstream, _ = _dpkg_split(version)
+    return re.sub(r"[.+~](dfsg|ds|repack|really.*|debian)\d*.*$", "", upstream)

@@ -1,0 +1,141 @@
+"""The identify stage on real trees: package databases, merging, the cache, workers, hostile input."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from cra_fw.identify import LAST_STATS, identify, run
+from cra_fw.identify import scan as scan_mod
+from cra_fw.identify.pkgdb import upstream_version
+from cra_fw.records import FileEntry, FileKind
+from tests.identify.treectx import tree_context
+
+EMUX = Path("/work/shared/firmware/emux/DV-MIPSEL-rootfs-mipsel.tar.bz2")
+if not EMUX.exists():
+    EMUX = Path(__file__).resolve().parents[3] / "shared" / "firmware" / "emux" / "DV-MIPSEL-rootfs-mipsel.tar.bz2"
+
+
+def _copy(src: Path, root: Path, dest: str) -> None:
+    target = root / dest.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+
+
+@pytest.fixture()
+def debian_tree(tmp_path) -> Path:
+    """This machine's real dpkg status and zlib/OpenSSL libraries, laid out as a firmware rootfs."""
+    root = tmp_path / "root"
+    status = Path("/var/lib/dpkg/status")
+    zlib = sorted(Path("/usr/lib/x86_64-linux-gnu").glob("libz.so.1.*"))
+    if not status.exists() or not zlib or not Path("/var/lib/dpkg/info/zlib1g:amd64.list").exists():
+        pytest.skip("needs a Debian amd64 host with zlib1g")
+    _copy(status, root, "/var/lib/dpkg/status")
+    _copy(Path("/var/lib/dpkg/info/zlib1g:amd64.list"), root, "/var/lib/dpkg/info/zlib1g:amd64.list")
+    _copy(zlib[0], root, f"/usr/lib/x86_64-linux-gnu/{zlib[0].name}")
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n')
+    return root
+
+
+def test_dpkg_package_and_binary_signature_are_one_component(debian_tree):
+    result = identify(tree_context(debian_tree), use_cache=False)
+    zlib = [c for c in result.components if c.name == "zlib"]
+    assert len(zlib) == 1, zlib
+    z = zlib[0]
+    assert {e.method for e in z.evidence} == {"package-db", "signature"}
+    assert z.purl.startswith("pkg:deb/debian/zlib1g@") and "arch=amd64" in z.purl and "distro=debian-12" in z.purl
+    assert z.cpe == f"cpe:2.3:a:zlib:zlib:{z.version}:*:*:*:*:*:*:*"
+    assert z.hashes["SHA-256"] and len(z.hashes["SHA-512"]) == 128
+    # every installed Debian package is listed; no package appears twice, none under a Debian name
+    keys = [c.key for c in result.components]
+    assert len(keys) == len(set(keys))
+    assert "zlib1g" not in {c.name for c in result.components}
+    # the distribution is a finding, not a component
+    assert "debian" not in {c.name for c in result.components}
+    dist = [f for f in result.findings if f.rule_id == "identify.distribution"]
+    assert dist and dist[0].extra["version"] == "12"
+
+
+def test_upstream_versions_from_package_managers():
+    assert upstream_version("1:1.2.13.dfsg-1", "dpkg") == "1.2.13"
+    assert upstream_version("2:6.2.1+dfsg1-1.1", "dpkg") == "6.2.1"
+    assert upstream_version("3.0.20-1~deb12u2", "dpkg") == "3.0.20"
+    assert upstream_version("1:9.2p1-2+deb12u3", "dpkg") == "9.2p1"
+    assert upstream_version("1.23.2-1", "opkg") == "1.23.2"
+    assert upstream_version("2016-06-15-2", "opkg") == "2016-06-15"
+    assert upstream_version("3.18.109-1-17b4dfc3b6a3f8ba1f8b7c8c0dd1b3a5", "opkg") == "3.18.109"
+
+
+@pytest.mark.skipif(not EMUX.exists(), reason="emux rootfs (shared firmware) not present")
+def test_openwrt_rootfs_opkg_and_binaries_merge(tmp_path):
+    with tarfile.open(EMUX) as tf:
+        tf.extractall(tmp_path, filter="tar")
+    result = identify(tree_context(tmp_path / "rootfs-mipsel"), use_cache=False)
+    comps = {c.name: c for c in result.components}
+    by_key = {(c.name, c.version) for c in result.components}
+    assert {("busybox", "1.23.2"), ("uclibc-ng", "0.9.33.2"), ("openssl", "1.0.2n"), ("zlib", "1.2.8"),
+            ("dropbear", "2017.75"), ("linux", "3.18.109"), ("util-linux", "2.25.2"),
+            ("hostapd", "2.6-devel")} <= by_key
+    # one component per program: the opkg names (libc, kernel, agetty, wpad-mini) are merged away
+    assert not {"libc", "kernel", "agetty", "wpad-mini"} & set(comps)
+    assert {e.method for e in comps["uclibc-ng"].evidence} == {"package-db", "filename"}
+    assert {e.method for e in comps["busybox"].evidence} == {"package-db", "signature"}
+    assert [c.version for c in result.components if c.name == "openssl"] == ["1.0.2n"]
+    deps = {d.ref: d.depends_on for d in result.dependencies}
+    assert "uclibc-ng@0.9.33.2" in deps["busybox@1.23.2"]
+    assert "openssl@1.0.2n" not in deps.get("busybox@1.23.2", ())
+
+
+@pytest.mark.skipif(not EMUX.exists(), reason="emux rootfs (shared firmware) not present")
+def test_cache_second_scan_reads_nothing_and_parallel_workers_agree(tmp_path, monkeypatch):
+    with tarfile.open(EMUX) as tf:
+        tf.extractall(tmp_path, filter="tar")
+    root = tmp_path / "rootfs-mipsel"
+    cache = tmp_path / "cache"
+    t0 = time.perf_counter()
+    first = run(tree_context(root, cache_dir=cache))
+    t1 = time.perf_counter()
+    assert LAST_STATS["files_cached"] == 0 and LAST_STATS["bytes_read"] > 0
+    second = run(tree_context(root, cache_dir=cache))
+    t2 = time.perf_counter()
+    assert LAST_STATS["files_cached"] == LAST_STATS["files_selected"] > 0
+    assert LAST_STATS["bytes_read"] == 0
+    assert second.components == first.components and second.dependencies == first.dependencies
+    assert (t2 - t1) < (t1 - t0)
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_BYTES", 0)
+    parallel = identify(tree_context(root, workers=2), use_cache=False)
+    assert parallel.components == first.components
+
+
+def test_hostile_files_are_bounded_and_never_raise(tmp_path):
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin/many").write_bytes(b"\x7fELF" + b"OpenSSL " * 200_000)  # one anchor, 200k times
+    (root / "bin/trunc").write_bytes(b"\x7fELF\x01\x01\x01" + b"\x00" * 9)  # not parseable
+    (root / "boot").mkdir()
+    (root / "boot/zImage").write_bytes(b"\x1f\x8b\x08" + b"\xff" * 300_000)  # broken gzip in a kernel
+    (root / "boot/uImage").write_bytes(b"\xfd7zXZ\x00" + bytes(range(256)) * 2000)
+    ctx = tree_context(root)
+    ctx.files = [dataclasses.replace(f, kind=FileKind.ELF) if f.path.startswith("/bin/") else
+                 dataclasses.replace(f, kind=FileKind.KERNEL) for f in ctx.files]
+    ctx.files.append(FileEntry("rootfs", "/bin/missing", FileKind.ELF, 10, 0o755, abs_path=str(root / "nope")))
+    ctx.__post_init__()
+    t = time.perf_counter()
+    result = identify(ctx, use_cache=False)
+    assert time.perf_counter() - t < 20
+    assert result.components == []
+
+
+def test_broken_signature_folder_becomes_a_finding(tmp_path, debian_tree):
+    (tmp_path / "sigs").mkdir()
+    (tmp_path / "sigs/bad.toml").write_text("name = [")
+    result = identify(tree_context(debian_tree), signatures=tmp_path / "sigs", use_cache=False)
+    assert [f.rule_id for f in result.findings if f.rule_id == "identify.signatures-invalid"]
+    # package databases still work without signatures
+    assert any(c.name == "zlib1g" or c.name == "zlib" for c in result.components)
