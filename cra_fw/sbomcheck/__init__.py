@@ -7,11 +7,14 @@ written once.  Rules say what is missing per component, by field name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cra_fw.errors import CraFwError
+
+MAX_SBOM_BYTES = 512 * 1024 * 1024
 
 
 class SbomFormatError(CraFwError):
@@ -38,6 +41,7 @@ class SbomDoc:
     timestamp: str
     components: tuple[SbomComponent, ...]
     dependencies: dict[str, tuple[str, ...]]
+    schema_error: str = ""  # first schema violation (CycloneDX, validated with cyclonedx-python-lib)
 
 
 @dataclass(frozen=True)
@@ -63,79 +67,113 @@ class CheckResult:
 def load(path: Path) -> SbomDoc:
     """Read a CycloneDX (JSON) or SPDX 2.x (JSON) SBOM."""
     try:
+        if path.stat().st_size > MAX_SBOM_BYTES:
+            raise SbomFormatError(f"{path}: larger than {MAX_SBOM_BYTES} bytes; not checked")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SbomFormatError(f"{path}: not readable JSON ({exc}); pass a CycloneDX or SPDX JSON file") from exc
     if isinstance(data, dict) and data.get("bomFormat") == "CycloneDX":
-        return _from_cyclonedx(data)
+        doc = _from_cyclonedx(data)
+        return dataclasses.replace(doc, schema_error=_cdx_schema_error(path, str(data.get("specVersion", ""))))
     if isinstance(data, dict) and str(data.get("spdxVersion", "")).startswith("SPDX-"):
         return _from_spdx(data)
     raise SbomFormatError(f"{path}: neither CycloneDX (bomFormat) nor SPDX (spdxVersion) JSON")
 
 
+def _cdx_schema_error(path: Path, spec: str) -> str:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    try:
+        version = SchemaVersion.from_version(spec)
+    except ValueError:
+        return f"unknown CycloneDX specVersion {spec!r}"
+    error = JsonStrictValidator(version).validate_str(path.read_text(encoding="utf-8"))
+    return str(error)[:300] if error else ""
+
+
+def _dicts(value: object) -> list[dict]:
+    """Only the objects of a JSON array: hostile or sloppy SBOMs put anything anywhere."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _obj(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _cdx_component(c: dict) -> SbomComponent:
-    supplier = (c.get("supplier") or {}).get("name", "") or (c.get("manufacturer") or {}).get("name", "") \
+    supplier = _obj(c.get("supplier")).get("name", "") or _obj(c.get("manufacturer")).get("name", "") \
         or c.get("author", "") or c.get("publisher", "")
-    ids = tuple(x for x in (c.get("purl"), c.get("cpe"), (c.get("swid") or {}).get("tagId")) if x)
+    ids = tuple(str(x) for x in (c.get("purl"), c.get("cpe"), _obj(c.get("swid")).get("tagId")) if x)
     lics = []
-    for lic in c.get("licenses", []) or []:
+    for lic in _dicts(c.get("licenses")):
         if "expression" in lic:
-            lics.append(lic["expression"])
+            lics.append(str(lic["expression"]))
         elif "license" in lic:
-            lics.append(lic["license"].get("id") or lic["license"].get("name", ""))
-    hashes = {h.get("alg", ""): h.get("content", "") for h in c.get("hashes", []) or []}
-    props = {p.get("name", ""): p.get("value", "") for p in c.get("properties", []) or []}
-    return SbomComponent(c.get("bom-ref", c.get("name", "")), c.get("name", ""), c.get("version", ""), supplier,
+            inner = _obj(lic["license"])
+            lics.append(str(inner.get("id") or inner.get("name", "")))
+    hashes = {str(h.get("alg", "")): str(h.get("content", "")) for h in _dicts(c.get("hashes"))}
+    props = {str(p.get("name", "")): str(p.get("value", "")) for p in _dicts(c.get("properties"))}
+    return SbomComponent(str(c.get("bom-ref", c.get("name", ""))), str(c.get("name", "")),
+                         str(c.get("version", "")), str(supplier),
                          ids, tuple(x for x in lics if x), hashes, props.get("bsi:component:filename", ""), props)
 
 
 def _from_cyclonedx(data: dict) -> SbomDoc:
-    meta = data.get("metadata") or {}
-    authors = [a.get("email") or a.get("name", "") for a in meta.get("authors", []) or []]
-    manu = meta.get("manufacturer") or meta.get("manufacture") or {}
-    authors += [u for u in manu.get("url", []) or []] + [c.get("email", "") for c in manu.get("contact", []) or []]
+    meta = _obj(data.get("metadata"))
+    authors = [str(a.get("email") or a.get("name", "")) for a in _dicts(meta.get("authors"))]
+    manu = _obj(meta.get("manufacturer") or meta.get("manufacture"))
+    urls = manu.get("url", [])
+    authors += [str(u) for u in (urls if isinstance(urls, list) else [])]
+    authors += [str(c.get("email", "")) for c in _dicts(manu.get("contact"))]
     comps: list[SbomComponent] = []
-    stack = list(data.get("components", []) or [])
-    while stack:
+    stack = _dicts(data.get("components"))
+    while stack and len(comps) < 1_000_000:
         c = stack.pop(0)
         comps.append(_cdx_component(c))
-        stack.extend(c.get("components", []) or [])
-    deps = {d.get("ref", ""): tuple(d.get("dependsOn", []) or []) for d in data.get("dependencies", []) or []}
+        stack.extend(_dicts(c.get("components")))
+    deps = {str(d.get("ref", "")): tuple(str(x) for x in (d.get("dependsOn") if isinstance(d.get("dependsOn"), list) else [])
+                                            if isinstance(x, str))
+            for d in _dicts(data.get("dependencies"))}
     return SbomDoc(f"CycloneDX {data.get('specVersion', '?')}", tuple(a for a in authors if a),
-                   meta.get("timestamp", ""), tuple(comps), deps)
+                   str(meta.get("timestamp", "")), tuple(comps), deps)
 
 
 _NOASSERT = {"", "NOASSERTION", "NONE"}
 
 
 def _from_spdx(data: dict) -> SbomDoc:
-    info = data.get("creationInfo") or {}
-    described = {r.get("relatedSpdxElement") for r in data.get("relationships", []) or []
+    info = _obj(data.get("creationInfo"))
+    described = {r.get("relatedSpdxElement") for r in _dicts(data.get("relationships"))
                  if r.get("relationshipType") == "DESCRIBES"}
     comps = []
-    for p in data.get("packages", []) or []:
+    for p in _dicts(data.get("packages")):
         if p.get("SPDXID") in described:
             continue  # the product itself, not one of its components
-        supplier = p.get("supplier", "")
+        supplier = str(p.get("supplier", ""))
         supplier = "" if supplier in _NOASSERT else supplier.split(":", 1)[-1].strip()
-        ids = tuple(r.get("referenceLocator", "") for r in p.get("externalRefs", []) or []
+        ids = tuple(str(r.get("referenceLocator", "")) for r in _dicts(p.get("externalRefs"))
                     if r.get("referenceType") in ("purl", "cpe23Type", "cpe22Type", "swid"))
-        lic = [x for x in (p.get("licenseDeclared", ""), p.get("licenseConcluded", "")) if x not in _NOASSERT]
-        hashes = {c.get("algorithm", ""): c.get("checksumValue", "") for c in p.get("checksums", []) or []}
-        comps.append(SbomComponent(p.get("SPDXID", ""), p.get("name", ""), p.get("versionInfo", ""), supplier,
-                                   ids, tuple(lic[:1]), hashes, p.get("packageFileName", "")))
+        lic = [str(x) for x in (p.get("licenseDeclared", ""), p.get("licenseConcluded", "")) if x not in _NOASSERT]
+        hashes = {str(c.get("algorithm", "")): str(c.get("checksumValue", "")) for c in _dicts(p.get("checksums"))}
+        comps.append(SbomComponent(str(p.get("SPDXID", "")), str(p.get("name", "")), str(p.get("versionInfo", "")),
+                                   supplier, ids, tuple(lic[:1]), hashes, str(p.get("packageFileName", ""))))
     deps: dict[str, list[str]] = {}
-    for r in data.get("relationships", []) or []:
+    for r in _dicts(data.get("relationships")):
         if r.get("relationshipType") in ("DEPENDS_ON", "CONTAINS"):
-            deps.setdefault(r.get("spdxElementId", ""), []).append(r.get("relatedSpdxElement", ""))
-    creators = tuple(c for c in info.get("creators", []) or [] if not c.startswith("Tool:"))
-    return SbomDoc(data.get("spdxVersion", "SPDX"), creators, info.get("created", ""), tuple(comps),
+            deps.setdefault(str(r.get("spdxElementId", "")), []).append(str(r.get("relatedSpdxElement", "")))
+    creators_raw = info.get("creators", [])
+    creators = tuple(str(c) for c in (creators_raw if isinstance(creators_raw, list) else [])
+                     if not str(c).startswith("Tool:"))
+    return SbomDoc(str(data.get("spdxVersion", "SPDX")), creators, str(info.get("created", "")), tuple(comps),
                    {k: tuple(v) for k, v in deps.items()})
 
 
 def check(doc: SbomDoc) -> CheckResult:
     """What the NTIA minimum elements and BSI TR-03183-2 require and the document lacks."""
     missing: list[Missing] = []
+    if doc.schema_error:
+        missing.append(Missing("", "schema", f"valid {doc.format} document: {doc.schema_error}"))
     if not doc.authors:
         missing.append(Missing("", "NTIA", "author of SBOM data"))
         missing.append(Missing("", "BSI TR-03183-2", "SBOM creator (e-mail or URL)"))

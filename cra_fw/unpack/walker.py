@@ -380,6 +380,7 @@ class Walker:
             cursor = max(cursor, carve.end)
         if cursor < size:
             gaps.append((cursor, size))
+        gaps = [piece for start, end in gaps for piece in _split_padding(job.path, start, end)]
         for start, end in gaps:
             if end - start <= 0:
                 continue
@@ -402,6 +403,27 @@ class Walker:
                               f"{end - start} bytes at {start:#x}, entropy {entropy:.2f} bits/byte",
                               "Find out what this region holds (vendor encryption, unknown compression) and analyse it separately.",
                               offset=start)
+
+
+def _split_padding(path: Path, start: int, end: int) -> list[tuple[int, int]]:
+    """Split off a leading run of one byte value (erased flash) of at least 4 KiB."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        first = fh.read(1)
+        if not first:
+            return [(start, end)]
+        pos = start
+        while pos < end:
+            fh.seek(pos)
+            block = fh.read(min(1 << 16, end - pos))
+            stripped = len(block) - len(block.lstrip(first))
+            pos += stripped
+            if stripped < len(block):
+                break
+    run = (pos - start) & ~0xFFF
+    if run >= 4096 and start + run < end:
+        return [(start, start + run), (start + run, end)]
+    return [(start, end)]
 
 
 def _fmt_details(details: dict[str, str]) -> str:

@@ -61,15 +61,6 @@ def parse_purl(text: str) -> PackageURL | None:
         return None
 
 
-def component_ref(component: Component) -> str:
-    """How triage decisions name a component: its purl, else name@version."""
-    return component.purl or component.key
-
-
-def purl_without_qualifiers(purl: str) -> str:
-    return purl.split("?", 1)[0].split("#", 1)[0]
-
-
 def normalize_ref(ref: str) -> str:
     """A triage key for a component: canonical purl without qualifiers/subpath, or the text as given.
 
@@ -311,31 +302,40 @@ class Matcher:
         epss = {r[0]: r[1:] for r in self._fetch(
             "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves)}
         triage = self._triage_table()
+        facts: dict[tuple[str, str, frozenset[str]], tuple] = {}  # shared by every component with the advisory
         out = []
         for component, canonical, hit, aliases, source in found:
-            rating = adv.get((canonical, "nvd")) or adv.get((canonical, "osv"))
-            if rating is None or not any((rating[1], rating[3], rating[5])) and rating[6] is None:
-                # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
-                rating = adv.get((hit.advisory_id, "osv")) or rating
-            summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
-                "", "", None, "", None, "", None)
-            cve_ids = [canonical] + sorted(a for a in aliases if a.startswith("CVE-"))
-            kev_row = next((kev[c] for c in cve_ids if c in kev), None)
-            epss_row = next((epss[c] for c in cve_ids if c in epss), None)
-            score = v3_score if v3_score is not None else v4_score
+            fact_key = (canonical, hit.advisory_id, frozenset(aliases))
+            fact = facts.get(fact_key)
+            if fact is None:
+                rating = adv.get((canonical, "nvd")) or adv.get((canonical, "osv"))
+                if rating is None or not any((rating[1], rating[3], rating[5])) and rating[6] is None:
+                    # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
+                    rating = adv.get((hit.advisory_id, "osv")) or rating
+                summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
+                    "", "", None, "", None, "", None)
+                alias_list = tuple(sorted(aliases)) if aliases else ()
+                cve_ids = (canonical, *(a for a in alias_list if a.startswith("CVE-")))
+                kev_row = next((kev[c] for c in cve_ids if c in kev), None)
+                epss_row = next((epss[c] for c in cve_ids if c in epss), None)
+                score = v3_score if v3_score is not None else v4_score
+                fact = (alias_list, summary or "", severity_of(score, text_sev or "", v2_score), v3_vec or "",
+                        v3_score, v4_vec or "", v4_score, kev_row, epss_row)
+                facts[fact_key] = fact
+            alias_list, summary, severity, v3_vec, v3_score, v4_vec, v4_score, kev_row, epss_row = fact
             out.append(VulnMatch(
                 component_key=component.key,
                 component_purl=component.purl,
                 component_name=component.name,
                 component_version=component.version,
                 advisory_id=canonical,
-                aliases=tuple(sorted(aliases)),
+                aliases=alias_list,
                 source=source,
-                summary=summary or "",
-                severity=severity_of(score, text_sev or "", v2_score),
-                cvss_v31_vector=v3_vec or "",
+                summary=summary,
+                severity=severity,
+                cvss_v31_vector=v3_vec,
                 cvss_v31_score=v3_score,
-                cvss_v4_vector=v4_vec or "",
+                cvss_v4_vector=v4_vec,
                 cvss_v4_score=v4_score,
                 fixed_version=hit.fixed,
                 match_method=hit.method,
@@ -346,7 +346,7 @@ class Matcher:
                 epss=epss_row[0] if epss_row else None,
                 epss_percentile=epss_row[1] if epss_row else None,
                 actively_exploited=ARTICLE14_NOTE if kev_row else "",
-                triage=self._triage_for(triage, component, (canonical, *sorted(aliases))),
+                triage=self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
             ))
         return out
 

@@ -24,7 +24,11 @@ def test_pem_certificate_bundle_and_der(tmp_path: Path) -> None:
 
 def test_openssh_key(tmp_path: Path) -> None:
     pub = tmp_path / "id.pub"
-    pub.write_bytes(run(need("ssh-keygen"), "-i", "-m", "PKCS8", "-f", OUT / "keys/signer-ed25519.pub.pem").stdout)
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key((OUT / "keys/signer-ed25519.pub.pem").read_bytes())
+    pub.write_bytes(key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+                    + b" release@vendor\n")
     store = TrustStore.load([pub])
     assert len(store.keys) == 1
     sig = OUT / "detached/payload.bin.ed25519.sig"

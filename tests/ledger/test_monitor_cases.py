@@ -23,6 +23,7 @@ from cra_fw.ledger.store import (
     set_fix,
     withdraw_release,
 )
+from cra_fw.records import Severity
 from tests.ledger.conftest import (
     DROPBEAR,
     GLIBC_236,
@@ -219,3 +220,26 @@ def test_triaged_away_match_is_reported_gone_and_opens_no_case(ledger):
     stored = ledger.conn.execute("SELECT kind, advisory_id, releases FROM monitor_changes WHERE run_id = ?",
                                  (result.run_id,)).fetchall()
     assert stored == [("gone", "CVE-2023-4911", 1)]
+
+
+def test_without_feed_tables_the_scans_own_matches_are_kept(tmp_path):
+    from cra_fw.db import open_db
+    from cra_fw.ledger.schema import NAMESPACE
+    from cra_fw.vulns.records import Triage, VulnMatch
+
+    db = open_db(tmp_path / "ledger-only.db", [NAMESPACE])  # no feed tables in this file
+    _router(db)
+
+    def vm(advisory: str, kev: bool, triage: Triage | None = None) -> VulnMatch:
+        return VulnMatch("glibc@2.36", GLIBC_236.purl, "glibc", "2.36", advisory, (), "nvd", "s", Severity.HIGH,
+                         "", 7.8, "", None, "", "cpe", "", kev=kev, kev_date_added="2023-11-21" if kev else "",
+                         triage=triage)
+
+    report = make_report("r1.bin", [GLIBC_236, ZLIB_131])
+    report.vulnerabilities = [vm("CVE-2023-4911", True),
+                              vm("CVE-2099-0001", False, Triage("not_affected", "code_not_present"))]
+    rel = record_release(db, "router", "1.0", report, now=T0)
+    assert [(v.advisory_id, v.kev, v.cvss_score) for v in release_vulns(db, rel.id)] == [
+        ("CVE-2023-4911", True, 7.8)]  # the triaged-away match is not kept
+    [case] = list_cases(db)
+    assert case.advisory_id == "CVE-2023-4911"

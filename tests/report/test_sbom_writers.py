@@ -105,6 +105,10 @@ def test_sbom_check_passes_for_known_components_and_names_what_is_missing(report
             "SHA-512 hash of the deployable component", "distribution licences"} <= fields
     out = CliRunner().invoke(main, ["sbom", "check", str(tmp_path / "thin.json")])
     assert out.exit_code == 1 and "libfoo: missing" in out.output
+    assert not [m for m in res.missing if m.standard == "schema"]
+    broken = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": "libbar", "hashes": "x"}]}
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    assert [m for m in check(load(tmp_path / "broken.json")).missing if m.standard == "schema"]
     bad = CliRunner().invoke(main, ["sbom", "check", str(tmp_path / "nope.json")])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
@@ -130,3 +134,35 @@ def test_sbom_diff_reports_added_removed_changed(report, tmp_path):
     assert not (same.added or same.removed or same.changed)
     out = CliRunner().invoke(main, ["sbom", "diff", str(a / "sbom.cdx.json"), str(b / "sbom.cdx.json")])
     assert out.exit_code == 1 and "~ zlib 1.2.13 -> 1.3.1" in out.output
+
+
+def test_sbom_check_survives_hostile_documents(tmp_path):
+    from cra_fw.sbomcheck import SbomFormatError
+
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SbomFormatError, match="not readable JSON"):
+        load(tmp_path / "deep.json")
+    (tmp_path / "odd.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3", "packages": [1, {"name": 5,
+                                                   "checksums": "x", "externalRefs": [None]}], "relationships": {}}))
+    res = check(load(tmp_path / "odd.json"))
+    assert {m.field for m in res.missing_for("5")} >= {"version", "supplier name"}
+    out = CliRunner().invoke(main, ["sbom", "diff", str(tmp_path / "odd.json"), str(tmp_path / "deep.json")])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+def test_writers_stay_valid_with_sparse_components(tmp_path):
+    from cra_fw.records import Component, Evidence
+
+    sparse = [Component(name="mystery-lib", version="", evidence=(Evidence("soname", 0.5, "/lib/libm.so"),),
+                        files=("L1:/lib/libm.so",)),
+              Component(name="libstdc++", version="12.2.0", licenses=("GPL-3.0-or-later WITH GCC-exception-3.1",),
+                        purl="pkg:generic/libstdc%2B%2B@12.2.0", supplier="GNU project",
+                        hashes={"SHA-256": "a" * 64, "SHA-512": "b" * 128})]
+    rep = ScanReport(image=ImageInfo("fw.bin", 1, "c" * 64, "d" * 128, "e" * 32), tool=ToolInfo("cra-fw", "0.1.0"),
+                     started="2026-11-27T00:00:00Z", components=sparse)
+    path = cyclonedx.write(rep, tmp_path)
+    assert cyclonedx.validate_json(path.read_text()) is None
+    assert cyclonedx.validate_xml((tmp_path / "sbom.cdx.xml").read_text()) is None
+    assert spdx.validate(spdx.write(rep, tmp_path)) == []
+    missing = check(load(path)).missing_for("mystery-lib")
+    assert {m.field for m in missing} >= {"version", "supplier name", "other unique identifiers (purl/CPE/SWID)"}
