@@ -3,6 +3,9 @@ only parses options, calls the library and maps the outcome to an exit status.""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from cra_fw import __version__
@@ -12,6 +15,14 @@ from cra_fw import __version__
 @click.version_option(__version__, prog_name="cra-fw")
 def main() -> None:
     """Firmware compliance analyzer for the EU Cyber Resilience Act."""
+
+
+def _tools_on_path() -> None:
+    # extractor helpers (jefferson, ubireader_*) are installed beside this interpreter:
+    # make them reachable when the venv is used without being activated
+    bindir = os.path.dirname(sys.executable)
+    if bindir and bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def _register() -> None:
@@ -42,4 +53,5 @@ def _register() -> None:
     main.add_command(sbom)
 
 
+_tools_on_path()
 _register()
