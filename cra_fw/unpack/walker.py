@@ -258,14 +258,14 @@ class Walker:
                               job.chain, where, result.message,
                               "The region was not analysed; try the other --extractor.")
             if job.parent_id == "L0":
-                self._add_gaps(job, [], whole_unknown=True)
+                self._add_gaps(job, [])
             return []
         children: list[_Job] = []
         # tiny regions that yielded nothing are signature noise, not layers
         carves = [c for c in result.carves if c.extracted or c.end - c.start >= self.limits.min_carve_size]
         for carve in carves:
             children.extend(self._record_carve(job, carve))
-        self._add_gaps(job, carves, whole_unknown=False)
+        self._add_gaps(job, carves)
         return children
 
     def _record_carve(self, job: _Job, carve: Carve) -> list[_Job]:
@@ -367,7 +367,7 @@ class Walker:
                     jobs.append(_Job(Path(full), lid, layer_path(root, full), depth, chain))
         return jobs
 
-    def _add_gaps(self, job: _Job, carves: list[Carve], whole_unknown: bool) -> None:
+    def _add_gaps(self, job: _Job, carves: list[Carve]) -> None:
         """Regions of a container file that no carve covers become padding/unknown layers."""
         if not carves and job.parent_id != "L0":
             return  # an opaque file inside a filesystem is just a file

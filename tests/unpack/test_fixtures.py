@@ -108,8 +108,7 @@ def _cases():
 @pytest.mark.parametrize(("image", "backend"), list(_cases()))
 def test_fixture_filesystems(scans, image, backend):
     report = scans(image["name"], backend)
-    jsonschema.validate(report | {"_returncode": None} and {k: v for k, v in report.items() if k != "_returncode"},
-                        SCHEMA)
+    jsonschema.validate({k: v for k, v in report.items() if k != "_returncode"}, SCHEMA)
     assert report["image"]["sha256"] == image["sha256"]
     gt_layers = {la["id"]: la for la in image["layers"]}
     for fs_name, fs in image["filesystems"].items():
