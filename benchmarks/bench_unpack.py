@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "firmware"
+LARGE_CACHE = ROOT / "benchmarks" / ".cache"  # built images, not committed
 
 SHIM = """#!/bin/sh
 # sasquatch stand-in for the benchmark: drop sasquatch-only options, call unsquashfs
@@ -96,18 +97,41 @@ def build_large(target: Path, size_mb: int = 200) -> Path:
     return target
 
 
+def _memory_growth(rows: list[dict], large: list[str], tools: list[str]) -> dict:
+    """Peak RSS of each tool on the smallest vs the largest large image: flat means ~1.0x."""
+    by_name = {r["input"]: r for r in rows}
+    present = [by_name[n] for n in large if n in by_name]
+    if len(present) < 2:
+        return {}
+    small, big = min(present, key=lambda r: r["bytes"]), max(present, key=lambda r: r["bytes"])
+    out: dict = {"small": small["input"], "large": big["input"],
+                 "size_ratio": round(big["bytes"] / small["bytes"], 2), "lines": []}
+    for tool in tools:
+        a, b = small[tool]["peak_rss_kib"], big[tool]["peak_rss_kib"]
+        out[tool] = {"small_mib": round(a / 1024, 1), "large_mib": round(b / 1024, 1),
+                     "rss_ratio": round(b / max(a, 1), 2)}
+        out["lines"].append(f"peak RSS {tool}: {a / 1024:.0f} MiB at {small['bytes'] / 1e6:.0f} MB, "
+                            f"{b / 1024:.0f} MiB at {big['bytes'] / 1e6:.0f} MB (x{b / max(a, 1):.2f})")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--large-sizes", default="50,200",
+                    help="sizes in MB of the large flash images (two or more show whether memory is flat)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", action="append", default=[], help="substring of input names to run")
     args = ap.parse_args()
     inputs = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
                     if p.is_file() and not p.name.endswith(".json"))
     if SHARED.exists():
-        inputs += sorted(SHARED.glob("*/*.bin"))
+        inputs += sorted(p for p in SHARED.glob("*/*") if p.is_file() and p.suffix in (".bin", ".itb", ".img"))
+    large: list[Path] = []
     if not args.skip_large:
-        inputs.append(build_large(RESULTS / "large-flash.bin"))
+        for mb in (int(x) for x in args.large_sizes.split(",") if x.strip()):
+            large.append(build_large(LARGE_CACHE / f"large-flash-{mb}.bin", mb))
+        inputs += large
     if args.only:
         inputs = [p for p in inputs if any(s in p.name for s in args.only)]
     cra = shutil.which("cra-fw") or str(Path(sys.executable).with_name("cra-fw"))
@@ -144,8 +168,21 @@ def main() -> int:
     total = {t: sum(r[t]["seconds"] for r in rows) for t in tools}
     print(f"{'TOTAL':<58} {'':>7} " + " ".join(f"{total[t]:>10.2f} {'':>11}" for t in tools)
           + f" {total['cra-fw'] / max(total['unblob'], 1e-6):>10.2f}")
+    flat = _memory_growth(rows, [p.name for p in large], list(tools))
+    for line in flat.get("lines", []):
+        print(line)
+    fixture_rows = [r for r in rows if r["input"] not in {p.name for p in large}]
+    ratios = sorted(r["ratio_cra_unblob"] for r in fixture_rows)
+    summary = {
+        "max_ratio_cra_unblob": ratios[-1] if ratios else None,
+        "median_ratio_cra_unblob": statistics.median(ratios) if ratios else None,
+        "repeat": args.repeat,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(summary))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "unpack.json").write_text(json.dumps({"rows": rows, "total_seconds": total}, indent=1))
+    (RESULTS / "unpack.json").write_text(json.dumps({"rows": rows, "total_seconds": total, "summary": summary,
+                                                      "memory_growth": flat}, indent=1))
     shutil.rmtree(shim_dir, ignore_errors=True)
     return 0
 

@@ -3,6 +3,7 @@ only parses options, calls the library and maps the outcome to an exit status.""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -10,8 +11,50 @@ import click
 
 from cra_fw import __version__
 
+# Command name -> "module:attribute".  Modules are imported only when their command
+# runs, so `cra-fw scan` does not pay for the ledger's or the verifier's imports.
+# Adding a command is adding one line here.
+COMMANDS: dict[str, str] = {
+    "scan": "cra_fw.cli.scan:scan",
+    "unpack": "cra_fw.cli.scan:unpack",
+    "db": "cra_fw.cli.db:db",
+    "triage": "cra_fw.cli.triage:triage",
+    "verify": "cra_fw.cli.verify:verify",
+    "product": "cra_fw.cli.ledger:product",
+    "release": "cra_fw.cli.ledger:release",
+    "support": "cra_fw.cli.ledger:support",
+    "monitor": "cra_fw.cli.ledger:monitor",
+    "cases": "cra_fw.cli.ledger:cases",
+    "case": "cra_fw.cli.ledger:case",
+    "diff": "cra_fw.cli.ledger:diff",
+    "export": "cra_fw.cli.ledger:export_cmd",
+    "import": "cra_fw.cli.ledger:import_cmd",
+    "sign": "cra_fw.cli.evidence:sign",
+    "verify-evidence": "cra_fw.cli.evidence:verify_evidence_cmd",
+    "pack": "cra_fw.cli.evidence:pack",
+    "sbom": "cra_fw.cli.sbom:sbom",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cra-fw")
 def main() -> None:
     """Firmware compliance analyzer for the EU Cyber Resilience Act."""
@@ -25,33 +68,4 @@ def _tools_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _register() -> None:
-    # One line per command module; keep this list the only switch.
-    from cra_fw.cli.scan import scan, unpack
-
-    main.add_command(scan)
-    main.add_command(unpack)
-    from cra_fw.cli.db import db
-
-    main.add_command(db)
-    from cra_fw.cli.triage import triage
-
-    main.add_command(triage)
-    from cra_fw.cli.verify import verify
-
-    main.add_command(verify)
-    from cra_fw.cli.ledger import COMMANDS as ledger_commands
-
-    for command in ledger_commands:
-        main.add_command(command)
-    from cra_fw.cli.evidence import pack, sign, verify_evidence_cmd
-
-    for command in (sign, verify_evidence_cmd, pack):
-        main.add_command(command)
-    from cra_fw.cli.sbom import sbom
-
-    main.add_command(sbom)
-
-
 _tools_on_path()
-_register()

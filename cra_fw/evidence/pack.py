@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cra_fw import __version__
-from cra_fw.evidence.sign import PACK_MANIFEST, EvidenceError
+from cra_fw.evidence.sign import PACK_MANIFEST, EvidenceError, file_digest
 from cra_fw.records import ScanReport
 from cra_fw.report.jsonout import to_jsonable
 
@@ -33,16 +33,6 @@ REQUIRED = ("report.json",)
 
 class PackError(EvidenceError):
     """The evidence pack cannot be written."""
-
-
-def _sha256(path: Path) -> tuple[int, str]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            size += len(block)
-            h.update(block)
-    return size, h.hexdigest()
 
 
 def feed_ages_from_db(db_path: Path | None = None, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
@@ -95,7 +85,7 @@ def build_manifest(outdir: Path, members: Iterable[str], report: ScanReport | No
         image, tool, scan = _image_from_report_json(outdir / "report.json")
     entries = []
     for name in members:
-        size, digest = _sha256(outdir / name)
+        size, digest = file_digest(outdir / name)
         entries.append({"path": name, "size": size, "sha256": digest})
     return {
         "format": MANIFEST_FORMAT,

@@ -9,7 +9,7 @@ so every backend yields the same layer tree.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -25,6 +25,7 @@ class Carve:
     error: str = ""  # why extraction failed, if it did
     container: bool = True
     unsupported: bool = False  # recognised, but this backend has no extractor for it
+    details: dict[str, str] = field(default_factory=dict)  # facts a handler read beyond the header
 
 
 @dataclass(frozen=True)

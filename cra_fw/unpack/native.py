@@ -13,7 +13,7 @@ import mmap
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cra_fw.unpack.formats import UIMAGE_TYPE
@@ -26,6 +26,7 @@ class Region:
     container: bool = True
     error: str = ""
     unsupported: bool = False
+    details: dict[str, str] = field(default_factory=dict)
 
 
 class NativeHandler:
@@ -94,6 +95,105 @@ class UImageHandler(NativeHandler):
                 pos += (n + 3) & ~3
             return
         (outdir / f"{image_type}.bin").write_bytes(data[body_start:region.end])
+
+
+class FitHandler(NativeHandler):
+    """U-Boot FIT: a device tree with an ``/images`` node; each image's data becomes one file.
+
+    Images are written under their node names (``kernel-1``, ``fdt-1``...), so
+    recursion unpacks a gzip kernel or a cpio ramdisk one level down.  The
+    layer details say whether any configuration or image carries a signature;
+    checking those signatures is the bundle verifier's job.
+    """
+
+    name = "fit"
+    MAGIC = b"\xd0\x0d\xfe\xed"
+    MAX_IMAGES = 256
+
+    def _parse(self, data: mmap.mmap, pos: int) -> tuple[Region, dict[str, tuple[int, int]]] | None:
+        from cra_fw.bundles.fdt import Fdt
+        from cra_fw.errors import CraFwError
+
+        try:
+            fdt = Fdt(data, pos, len(data))  # type: ignore[arg-type]  # mmap reads like a file
+        except (CraFwError, ValueError, OverflowError, struct.error):
+            return None
+        images = fdt.node("/images")
+        if images is None or not images.children:
+            return None  # a plain device tree, not a FIT
+        end = pos + fdt.totalsize
+        spans: dict[str, tuple[int, int]] = {}
+        errors: list[str] = []
+        for name, node in list(images.children.items())[: self.MAX_IMAGES]:
+            prop = node.prop("data")
+            size_p, position, offset = node.prop("data-size"), node.prop("data-position"), node.prop("data-offset")
+            if prop is not None:
+                start, size = prop.offset, prop.size
+            elif size_p is not None and size_p.as_u32() is not None and (position or offset):
+                size = size_p.as_u32() or 0
+                if position is not None and position.as_u32() is not None:
+                    start = pos + (position.as_u32() or 0)
+                else:
+                    rel = offset.as_u32() if offset is not None else 0
+                    start = pos + ((fdt.totalsize + 3) & ~3) + (rel or 0)
+            else:
+                errors.append(f"image {name} has no data")
+                continue
+            if start + size > len(data):
+                errors.append(f"image {name}: data lies beyond the end of the file")
+                continue
+            spans[name] = (start, size)
+            end = max(end, start + size)
+        confs = fdt.node("/configurations")
+        conf_nodes = list(confs.children.values()) if confs is not None else []
+        signed_confs = [c.name for c in conf_nodes if any(k.startswith("signature") for k in c.children)]
+        signed_images = [n for n, node in images.children.items()
+                         if any(k.startswith("signature") for k in node.children)]
+        details = {
+            "images": ",".join(f"{n}:{self._str(images.children[n], 'type')}" for n in spans),
+            "configurations": str(len(conf_nodes)),
+            "signed_configurations": ",".join(signed_confs),
+            "signed_images": ",".join(signed_images),
+            "signed": "yes" if signed_confs or signed_images else "no",
+            "external_data": "yes" if any(images.children[n].prop("data") is None for n in spans) else "no",
+        }
+        description = self._str(fdt.root, "description")
+        if description:
+            details["description"] = description[:200]
+        return Region(pos, end, error="; ".join(errors)[:300], details=details), spans
+
+    @staticmethod
+    def _str(node, prop: str) -> str:
+        try:
+            return node.str(prop)
+        except Exception:  # noqa: BLE001 - a malformed string property is just unknown
+            return ""
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        out: list[Region] = []
+        pos = data.find(self.MAGIC)
+        while pos != -1:
+            parsed = self._parse(data, pos)
+            if parsed is not None:
+                out.append(parsed[0])
+                pos = data.find(self.MAGIC, parsed[0].end)
+            else:
+                pos = data.find(self.MAGIC, pos + 1)
+        return out
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        parsed = self._parse(data, region.start)
+        if parsed is None:
+            return
+        outdir.mkdir(parents=True, exist_ok=True)
+        for name, (start, size) in parsed[1].items():
+            (outdir / _safe_name(name)).write_bytes(data[start:start + size])
+
+
+def _safe_name(name: str) -> str:
+    # node names come from the image: keep them readable but never a path
+    cleaned = re.sub(r"[^A-Za-z0-9._@,+-]", "_", name)[:128]
+    return cleaned if cleaned.strip(".") else f"_{cleaned}"
 
 
 class LegacySquashfsProbe(NativeHandler):
@@ -245,6 +345,44 @@ class ExtHandler(NativeHandler):
                 Path(path).unlink(missing_ok=True)
 
 
+class Yaffs2Handler(NativeHandler):
+    """A YAFFS2 image (NAND dump with spare areas) at the start of a file, via ``unyaffs``.
+
+    Neither backend knows YAFFS2.  Recognised by its first object header: the
+    object type (file, symlink, directory, hardlink, special), parent object 1
+    (the root), the unused 0xFFFF checksum field and a printable name.
+    """
+
+    name = "yaffs2"
+    TYPES = range(1, 6)
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        if len(data) < 2048 + 16:
+            return []
+        for endian, order in (("little", "<"), ("big", ">")):
+            obj_type, parent = struct.unpack_from(order + "II", data, 0)
+            if obj_type not in self.TYPES or parent != 1 or data[8:10] != b"\xff\xff":
+                continue
+            name = bytes(data[10:266]).split(b"\0", 1)[0]
+            if not name or not all(0x20 <= c < 0x7F for c in name):
+                continue
+            return [Region(0, len(data), details={"endianness": endian})]
+        return []
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        import shutil
+        import subprocess
+
+        tool = shutil.which("unyaffs")
+        if tool is None:
+            raise RuntimeError("unyaffs is missing: apt-get install unyaffs")
+        outdir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([tool, data_path(data), str(outdir)], capture_output=True, check=False,
+                              timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"unyaffs failed: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}")
+
+
 _PATHS: dict[int, str] = {}
 
 
@@ -258,5 +396,6 @@ def register_path(data: mmap.mmap, path: str) -> None:
 
 
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
-    UImageHandler(), UbiHandler(), UbifsHandler(), ExtHandler(), LegacySquashfsProbe(),
+    UImageHandler(), FitHandler(), UbiHandler(), UbifsHandler(), ExtHandler(), Yaffs2Handler(),
+    LegacySquashfsProbe(),
 )

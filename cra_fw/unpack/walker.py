@@ -95,7 +95,7 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                     extracted = str(target) if target.exists() and any(target.iterdir()) else ""
                     native.append(Carve(handler.name, region.start, region.end, f"cra-fw:{handler.name}",
                                         extracted=extracted, error=error, container=region.container,
-                                        unsupported=region.unsupported))
+                                        unsupported=region.unsupported, details=region.details))
     whole_native = any(c.start == 0 and c.end == size for c in native)
     if whole_native:
         return BackendResult(carves=tuple(native))
@@ -271,7 +271,7 @@ class Walker:
     def _record_carve(self, job: _Job, carve: Carve) -> list[_Job]:
         lid = self.state.new_id()
         head = _read_head(job.path, carve.start)
-        details = read_details(carve.format, head)
+        details = {**read_details(carve.format, head), **carve.details}
         chain = (*job.chain, f"{lid}:{carve.format}")
         where = job.parent_path or job.path.name
         status = LayerStatus.IDENTIFIED

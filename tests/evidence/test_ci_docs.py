@@ -33,7 +33,7 @@ def test_ci_job_parses_and_uses_real_commands(path):
     used = {c[0] for c in calls}
     assert {"scan", "sign", "db"} <= used
     for words in calls:
-        cmd = main.commands.get(words[0])
+        cmd = main.get_command(None, words[0])
         assert cmd is not None, f"{path.name}: `cra-fw {words[0]}` is not a command"
         if words[0] in ("sign", "verify-evidence", "pack"):
             known = {opt for p in cmd.params for opt in getattr(p, "opts", [])}
