@@ -6,7 +6,14 @@ same tree.  Scores are precision/recall of (name, version) pairs against
 fixtures/images/ground-truth.json, plus wall time.  cra-fw runs twice (cold, then warm
 content-hash cache).
 
-    python benchmarks/bench_identify.py [--cve-bin-tool-python VENV/bin/python] [--syft PATH] [--json OUT]
+A component listed without a version (the image proves the component but not its release,
+e.g. libxcrypt) claims no (name, version) pair: it is neither a hit nor a false positive, and
+is counted in ``name_recall`` (ground-truth names listed at all, with or without version) and
+in ``versionless``.  The same rule applies to every tool (Syft's "UNKNOWN" is no version).  When a
+ground-truth entry says ``"version_in_image": false``, ``recall_versions_in_image`` is also given:
+recall over the entries whose release the image records somewhere.
+
+    python benchmarks/bench_identify.py [--cve-bin-tool VENV/bin/python] [--syft PATH] [--json OUT]
 
 cve-bin-tool runs offline through its VersionScanner (empty database, no updates; see
 cve_bin_tool_runner.py) and Syft with update checks off; either is left out when not given
@@ -108,19 +115,25 @@ def run_syft(exe: str, root: Path) -> set[tuple[str, str]]:
     try:
         for art in json.loads(proc.stdout or b"{}").get("artifacts", []):
             name = PEER_NAMES.get(art.get("name", "").lower(), art.get("name", "").lower())
-            found.add((name, art.get("version", "")))
+            version = art.get("version", "")
+            # Syft says UNKNOWN where it has no version: a versionless listing, like cra-fw's
+            found.add((name, "" if version.upper() == "UNKNOWN" else version))
     except json.JSONDecodeError:
         pass
     return found
 
 
-def score(pred: set, truth: set) -> tuple[int, int, int]:
-    return len(pred & truth), len(pred), len(truth)
+def score(pred: set, truth: set) -> tuple[int, int, int, int, int]:
+    """(hits, versioned claims, truth size, truth names listed, versionless claims)."""
+    versioned = {p for p in pred if p[1]}
+    names = {n for n, _ in pred}
+    return (len(versioned & truth), len(versioned), len(truth), sum(1 for n, _ in truth if n in names),
+            len(pred - versioned))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cve-bin-tool-python", default="",
+    ap.add_argument("--cve-bin-tool", "--cve-bin-tool-python", dest="cve_bin_tool_python", default="",
                     help="python of a virtualenv with cve-bin-tool installed (pip install cve-bin-tool)")
     ap.add_argument("--syft", default=shutil.which("syft") or "")
     ap.add_argument("--json", type=Path)
@@ -131,7 +144,9 @@ def main() -> int:
         tools["cve-bin-tool"] = {}
     if args.syft:
         tools["syft"] = {}
-    totals = {t: [0, 0, 0, 0.0] for t in tools}
+    totals = {t: [0, 0, 0, 0, 0, 0.0] for t in tools}
+    recorded = {t: [0, 0] for t in tools}  # hits and truth size over versions the image records
+    load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in CASES:
@@ -141,6 +156,8 @@ def main() -> int:
             work.mkdir()
             root = unpack(name, work, gts[name])
             truth = {(c["name"], c["version"]) for c in gts[name]["components"]}
+            # a ground-truth entry may say its release is not recorded anywhere in the image
+            in_image = {(c["name"], c["version"]) for c in gts[name]["components"] if c.get("version_in_image", True)}
             ctx = crafw_context(root, work / "cache")
             for tool in tools:
                 t = time.perf_counter()
@@ -151,27 +168,45 @@ def main() -> int:
                 else:
                     pred = run_syft(args.syft, root)
                 dt = time.perf_counter() - t
-                tp, np_, nt = score(pred, truth)
+                counts = score(pred, truth)
                 acc = totals[tool]
-                acc[0] += tp
-                acc[1] += np_
-                acc[2] += nt
-                acc[3] += dt
-                rows.append({"image": name, "tool": tool, "tp": tp, "predicted": np_, "truth": nt,
-                             "seconds": round(dt, 3), "missing": sorted(map(list, truth - pred)),
-                             "extra": sorted(map(list, pred - truth))})
+                for k, v in enumerate(counts):
+                    acc[k] += v
+                acc[5] += dt
+                recorded[tool][0] += len(pred & in_image)
+                recorded[tool][1] += len(in_image)
+                rows.append({"image": name, "tool": tool, "tp": counts[0], "predicted": counts[1], "truth": counts[2],
+                             "names_listed": counts[3], "seconds": round(dt, 3),
+                             "missing": sorted(map(list, truth - pred)),
+                             "extra": sorted(map(list, {p for p in pred if p[1]} - truth)),
+                             "versionless": sorted(n for n, v in pred if not v)})
     summary = {}
-    print(f"{'tool':22} {'precision':>9} {'recall':>7} {'seconds':>8}")
-    for tool, (tp, np_, nt, dt) in totals.items():
+    print(f"{'tool':22} {'precision':>9} {'recall':>7} {'names':>6} {'no-ver':>6} {'seconds':>8}")
+    for tool, (tp, np_, nt, nn, nv, dt) in totals.items():
         p = tp / np_ if np_ else 0.0
         r = tp / nt if nt else 0.0
-        summary[tool] = {"precision": round(p, 3), "recall": round(r, 3), "seconds": round(dt, 2)}
-        print(f"{tool:22} {p:9.3f} {r:7.3f} {dt:8.2f}")
+        summary[tool] = {"precision": round(p, 3), "recall": round(r, 3), "name_recall": round(nn / nt if nt else 0, 3),
+                         "hits": tp, "versioned_claims": np_, "truth": nt, "versionless": nv, "seconds": round(dt, 2)}
+        if recorded[tool][1] != nt:
+            summary[tool]["recall_versions_in_image"] = round(recorded[tool][0] / recorded[tool][1], 3)
+        print(f"{tool:22} {p:9.3f} {r:7.3f} {nn / nt if nt else 0:6.3f} {nv:6d} {dt:8.2f}"
+              + (f"  (recall over versions the image records: {summary[tool]['recall_versions_in_image']:.3f})"
+                 if "recall_versions_in_image" in summary[tool] else ""))
     for row in rows:
-        if row["missing"] or row["extra"]:
-            print(f"  {row['tool']:20} {row['image']:34} missing={row['missing']} extra={row['extra'][:6]}")
+        if row["missing"] or row["extra"] or row["versionless"]:
+            print(f"  {row['tool']:20} {row['image']:34} missing={row['missing']} extra={row['extra'][:6]}"
+                  f" versionless={row['versionless'][:6]}")
+    load_after = os.getloadavg()
+    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); {os.cpu_count()} CPUs")
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "command": " ".join(["python", "benchmarks/bench_identify.py", *sys.argv[1:]]),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+            "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+            "scoring": "precision = hits / (name, version) claims; versionless listings are not claims; "
+                       "name_recall = ground-truth names listed with or without version",
+            "summary": summary, "rows": rows}, indent=2))
     return 0
 
 

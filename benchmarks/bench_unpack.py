@@ -49,34 +49,45 @@ def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, in
 
 
 def build_large(target: Path, size_mb: int = 200) -> Path:
-    """A flash image: uImage(kernel) + squashfs(gzip) of real files at 0x200000 + 0xFF padding."""
-    if target.exists() and target.stat().st_size >= size_mb * 1024 * 1024:
+    """A flash image: uImage(kernel) + squashfs(gzip) at 0x200000 + 0xFF padding.
+
+    The squashfs holds the same ~48 MB of real files (the host's /usr/bin and libraries)
+    whatever ``size_mb`` is, plus incompressible asset files that make up the size: images of
+    different sizes then differ in bytes, not in file count, which is what "memory flat in
+    image size" is about (per-file metadata in the report grows with the file count).
+    """
+    if target.exists() and target.stat().st_size >= size_mb * 1024 * 1024 * 0.9:
         return target
     with tempfile.TemporaryDirectory(prefix="bench-large-") as tmp:
         t = Path(tmp)
         root = t / "root"
         root.mkdir()
-        budget = int(size_mb * 2.6) * 1024 * 1024
+        budget = 48 * 1024 * 1024
         copied = 0
-        for source in ("/usr/lib", "/usr/bin", "/usr/share", "/usr/libexec"):
-            for dirpath, _dirs, files in os.walk(source):
-                for name in files:
-                    src = Path(dirpath) / name
-                    if src.is_symlink() or not src.is_file():
-                        continue
-                    dest = root / src.relative_to("/")
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        shutil.copy2(src, dest)
-                    except OSError:
-                        continue
-                    copied += dest.stat().st_size
-                    if copied >= budget:
-                        break
+        for source in ("/usr/bin", "/usr/lib/x86_64-linux-gnu"):
+            for src in sorted(Path(source).iterdir()):
                 if copied >= budget:
                     break
-            if copied >= budget:
-                break
+                if src.is_symlink() or not src.is_file():
+                    continue
+                dest = root / src.relative_to("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copy2(src, dest)
+                except OSError:
+                    continue
+                copied += dest.stat().st_size
+        assets = root / "usr" / "share" / "assets"
+        assets.mkdir(parents=True)
+        filler = max(0, size_mb - 24) * 1024 * 1024  # the real files compress to about 20 MB
+        pieces = 8
+        for i in range(pieces):
+            with open(assets / f"blob-{i}.bin", "wb") as out:
+                left = filler // pieces
+                while left > 0:
+                    n = min(left, 1 << 20)
+                    out.write(os.urandom(n))
+                    left -= n
         sqfs = t / "rootfs.sqfs"
         subprocess.run(["mksquashfs", str(root), str(sqfs), "-comp", "gzip", "-noappend", "-quiet",
                         "-processors", "2"], check=True)

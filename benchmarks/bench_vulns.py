@@ -15,6 +15,11 @@ process), database size, an incremental re-import of one year, match time for
 
     python benchmarks/bench_vulns.py                 # full size (targets: import < 300 s, match < 2 s)
     python benchmarks/bench_vulns.py --cves 20000    # quick run
+    python benchmarks/bench_vulns.py --workdir DIR --keep        # keep DIR/bench.db for later runs
+    python benchmarks/bench_vulns.py --workdir DIR --reuse-db    # time matching only, on DIR/bench.db
+
+On a shared machine wall time mostly measures the neighbours: the CPU time of the
+matching (``match_cpu_s``) is the fair figure; the load average is printed with it.
 """
 
 from __future__ import annotations
@@ -135,13 +140,22 @@ def main() -> int:
     ap.add_argument("--components", type=int, default=1000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--reuse-db", action="store_true",
+                    help="skip generation and import; match against the database a --keep run left in --workdir")
     args = ap.parse_args()
+    if args.reuse_db and args.workdir is None:
+        ap.error("--reuse-db needs --workdir (the folder of a --keep run)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cra-fw-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "bench.db"
+    results: dict[str, float | int | str] = {"cves": args.cves, "components": args.components}
+    if args.reuse_db:
+        if not db_path.exists():
+            ap.error(f"--reuse-db: {db_path} does not exist; run once with --workdir {work} --keep")
+        results = {"components": args.components, "reused_db": str(db_path)}
+        return _match_only(db_path, args.components, results)
     for suffix in ("", "-wal", "-shm"):
         Path(str(db_path) + suffix).unlink(missing_ok=True)
-    results: dict[str, float | int | str] = {"cves": args.cves, "components": args.components}
     try:
         t0 = time.perf_counter()
         files = generate(work, args.cves)
@@ -170,30 +184,50 @@ def main() -> int:
         results["reimport_one_year_s"] = round(time.perf_counter() - t0, 1)
         results["reimport_output"] = proc.stdout.strip()[:120]
 
-        from cra_fw.vulns import match_components
-        from cra_fw.vulns.store import open_feed_db
-
-        db = open_feed_db(db_path)
-        results["cpe_match_rows"] = db.conn.execute("SELECT COUNT(*) FROM cpe_match").fetchone()[0]
-        comps = components(args.components)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0, c0 = time.perf_counter(), time.process_time()
-        matches = match_components(comps, db)
-        results["match_s"] = round(time.perf_counter() - t0, 2)
-        results["match_cpu_s"] = round(time.process_time() - c0, 2)
-        results["matches"] = len(matches)
-        results["match_peak_rss_mb"] = round(max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)
-        db.conn.close()
+        _measure_match(db_path, args.components, results)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    return _report(results)
+
+
+def _measure_match(db_path: Path, count: int, results: dict) -> None:
+    from cra_fw.vulns import match_components
+    from cra_fw.vulns.store import open_feed_db
+
+    t0 = time.perf_counter()
+    db = open_feed_db(db_path)  # applies pending schema migrations (a one-time index build) before timing
+    results["open_db_s"] = round(time.perf_counter() - t0, 1)
+    results["cpe_match_rows"] = db.conn.execute("SELECT COUNT(*) FROM cpe_match").fetchone()[0]
+    comps = components(count)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["load_avg_before_match"] = round(os.getloadavg()[0], 2)
+    t0, c0 = time.perf_counter(), time.process_time()
+    matches = match_components(comps, db)
+    results["match_s"] = round(time.perf_counter() - t0, 2)
+    results["match_cpu_s"] = round(time.process_time() - c0, 2)
+    results["matches"] = len(matches)
+    results["match_peak_rss_mb"] = round(max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)
+    results["load_avg_after_match"] = round(os.getloadavg()[0], 2)
+    db.conn.close()
+
+
+def _match_only(db_path: Path, count: int, results: dict) -> int:
+    _measure_match(db_path, count, results)
+    return _report(results)
+
+
+def _report(results: dict) -> int:
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
     print(json.dumps(results))
-    ok = results["import_s"] < 300 and results["match_s"] < 2
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("targets (import < 300 s, match < 2 s):", "met" if ok else "NOT met")
+    checks = [("import < 300 s", results["import_s"] < 300)] if "import_s" in results else []
+    checks.append(("match < 2 s CPU", results["match_cpu_s"] < 2))
+    checks.append(("match < 2 s wall", results["match_s"] < 2))
+    for name, ok in checks:
+        print(f"target {name}:", "met" if ok else "NOT met")
     return 0
 
 

@@ -88,6 +88,7 @@ def verify_cms(der: bytes, trust: TrustStore, ev: Evidence, *, detached: Content
     signer_infos = list(sd["signer_infos"])
     if not signer_infos:
         raise Unsigned("CMS carries no signer")
+    _check_unsigned_fields(sd, signer_infos)
     certs: list[x509.Certificate] = []
     for choice in sd["certificates"] or []:
         if choice.name != "certificate":
@@ -122,6 +123,35 @@ def verify_cms(der: bytes, trust: TrustStore, ev: Evidence, *, detached: Content
         results.append(_verify_signer(si, certs, trust, ev, digests, econtent_type, now))
     signer, chain = results[0]
     return CmsResult(attached, signer, chain)
+
+
+def _check_unsigned_fields(sd: acms.SignedData, signer_infos: list[acms.SignerInfo]) -> None:
+    """The SignedData version and digestAlgorithms set are outside every signature;
+    they must be exactly what RFC 5652 (5.1) derives from the rest, so that no
+    changed byte of the CMS goes unnoticed."""
+    certs = list(sd["certificates"] or [])
+    crls = list(sd["crls"] or [])
+    kinds = {c.name for c in certs}
+    if "other" in {c.name for c in crls} or "other" in kinds:
+        want = 5
+    elif "v2_attr_cert" in kinds:
+        want = 4
+    elif ("v1_attr_cert" in kinds or any(si["version"].native == "v3" for si in signer_infos)
+          or sd["encap_content_info"]["content_type"].native != "data"):
+        want = 3
+    else:
+        want = 1
+    version = sd["version"].native
+    if version != f"v{want}":
+        raise MalformedBundle(f"CMS SignedData version {version} differs from v{want} (RFC 5652 5.1)")
+    listed = []
+    for alg in sd["digest_algorithms"]:
+        if alg["parameters"].native is not None:
+            raise MalformedBundle("CMS digestAlgorithms entry carries unexpected parameters")
+        listed.append(alg["algorithm"].dotted)
+    used = {si["digest_algorithm"]["algorithm"].dotted for si in signer_infos}
+    if len(listed) != len(set(listed)) or set(listed) != used:
+        raise MalformedBundle("CMS digestAlgorithms does not list exactly the signers' digest algorithms")
 
 
 def _digest_name(si: acms.SignerInfo) -> str:
@@ -190,6 +220,14 @@ def _verify_signer(si: acms.SignerInfo, certs: list[x509.Certificate], trust: Tr
         sig_kind = sig_algo.signature_algo
     except ValueError as exc:
         raise MalformedBundle(f"unsupported CMS signature algorithm: {exc}") from exc
+    try:
+        named_hash = sig_algo.hash_algo.replace("-", "")
+    except (ValueError, TypeError, KeyError):  # rsaEncryption, PSS without parameters: no hash named
+        named_hash = None
+    if named_hash is not None and named_hash != digest_name:
+        raise MalformedBundle(f"CMS signature algorithm names {named_hash} but the signer digests with {digest_name}")
+    if si["version"].native != ("v1" if si["sid"].name == "issuer_and_serial_number" else "v3"):
+        raise MalformedBundle("CMS SignerInfo version does not match its signer identifier (RFC 5652 5.3)")
     ev.algorithm(f"{digest_name}")
     ev.algorithm(_algo_label(sig_kind, key))
     signature = si["signature"].native

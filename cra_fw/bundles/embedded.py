@@ -1,7 +1,7 @@
 """The scan stage: update bundles and update verification keys inside a firmware image.
 
 Finds FIT images, RAUC bundles, SWUpdate and Mender artifacts among the
-unpacked files, verifies them (against ``--trust`` when given, otherwise
+unpacked files, in the image file itself and in carved ``fit`` layers, verifies them (against ``--trust`` when given, otherwise
 integrity only, so at best ``untrusted_signer``), and lists the keys the
 device uses to verify what it installs: RAUC keyring (``/etc/rauc/system.conf``),
 SWUpdate public key, Mender ``ArtifactVerifyKey``, and U-Boot control DTBs
@@ -18,11 +18,13 @@ import os
 import posixpath
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cra_fw.bundles.api import verify_bundle
-from cra_fw.bundles.detect import HEAD, TAIL, sniff_bytes
+from cra_fw.bundles.detect import HEAD, TAIL, read_head_tail, sniff_bytes
 from cra_fw.bundles.interface import (
     BundleError,
     BundleVerdict,
@@ -39,6 +41,7 @@ from cra_fw.records import FileEntry, FileKind, Finding, Location, Severity
 CATEGORY = "update"
 CRA_UPDATE = ("Annex I Part I (2)(c)", "Annex I Part I (2)(f)", "Annex I Part II 7")
 MAX_BUNDLES = 256
+MAX_REGION = 512 * 1024 * 1024  # carved regions are copied out before verifying
 _SKIP_KINDS = {FileKind.SYMLINK, FileKind.DIRECTORY, FileKind.DEVICE}
 
 _SEVERITY = {
@@ -78,13 +81,27 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
             evidence=str(exc), remediation="Pass PEM/DER certificates or public keys with --trust."))
     verdicts: list[BundleVerdict] = []
     keys: list[UpdateKey] = []
-    count = 0
+    seen: set[tuple[str, int, int]] = set()
+    targets: list[_Target] = []
     for entry, fmt_or_dtb in _candidates(ctx):
         if fmt_or_dtb == "dtb":
             key = _dtb_keys(ctx, entry)
             if key is not None:
                 keys.append(key)
             continue
+        targets.append(_Target(entry.layer_id, entry.path, Path(entry.abs_path), 0, entry.size, fmt_or_dtb,
+                               f"{entry.layer_id}:{entry.path}"))
+    targets += _region_targets(ctx)
+    # shipped keys first: without --trust, bundles are checked against what the device uses
+    for key in (*_rauc_keys(ctx, findings), *_swupdate_keys(ctx), *_mender_keys(ctx, findings)):
+        keys.append(key)
+    shipped = _shipped_stores(ctx, keys) if trust.empty else {}
+    count = 0
+    for target in targets:
+        key_id = (os.path.realpath(target.file), target.offset, target.size)
+        if key_id in seen:  # the same bytes reached as a file and as a carved layer
+            continue
+        seen.add(key_id)
         count += 1
         if count > MAX_BUNDLES:
             findings.append(Finding(
@@ -92,13 +109,14 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
                 title=f"Only the first {MAX_BUNDLES} update bundles were verified", cra_reference=(),
                 remediation="Verify the remaining bundles with `cra-fw verify`."))
             break
-        verdict = _verify(ctx, entry, fmt_or_dtb, trust)
+        verdict = _verify_target(target, trust)
+        candidates = shipped.get(target.fmt, [])
+        if candidates and verdict.verdict is Verdict.UNTRUSTED_SIGNER:
+            verdict = _verify_shipped(target, candidates)
         verdicts.append(verdict)
-        finding = _bundle_finding(ctx, entry, verdict, trusted=not trust.empty)
+        finding = _bundle_finding(ctx, target, verdict, trusted=not trust.empty or bool(verdict.anchor))
         if finding is not None:
             findings.append(finding)
-    for key in (*_rauc_keys(ctx, findings), *_swupdate_keys(ctx), *_mender_keys(ctx, findings)):
-        keys.append(key)
     for key in keys:
         findings.append(_key_finding(ctx, key))
     return EmbeddedBundles(verdicts=tuple(verdicts), findings=tuple(findings), keys=tuple(keys))
@@ -142,17 +160,139 @@ def _candidates(ctx: ScanContext) -> Iterator[tuple[FileEntry, str]]:
             yield entry, "dtb"  # a control DTB may hold update keys
 
 
-def _verify(ctx: ScanContext, entry: FileEntry, fmt: str, trust: TrustStore) -> BundleVerdict:
-    where = f"{entry.layer_id}:{entry.path}"
+@dataclass(frozen=True)
+class _Target:
+    """Bytes to verify: ``size`` bytes at ``offset`` of ``file``, reported at (layer_id, path)."""
+
+    layer_id: str
+    path: str
+    file: Path
+    offset: int
+    size: int
+    fmt: str
+    label: str
+    report_offset: int | None = None
+
+
+def _region_targets(ctx: ScanContext) -> list[_Target]:
+    """The image file itself when it is a bundle, and every carved ``fit`` layer."""
+    out: list[_Target] = []
+    image_path = Path(ctx.image.path) if ctx.image.path else None
+    if image_path is not None and _is_regular(image_path):
+        try:
+            head, tail, size = read_head_tail(image_path)
+        except OSError:
+            head, tail, size = b"", b"", 0
+        fmt = sniff_bytes(head, tail, size, image_path) if size >= 64 else None
+        if fmt is not None:
+            root = ctx.layers[0].id if ctx.layers else "L0"
+            out.append(_Target(root, ctx.image.name, image_path, 0, size, fmt, f"{root}:{ctx.image.name}"))
+    for layer in ctx.layers:
+        if layer.format != "fit" or layer.size <= 0:
+            continue
+        # a child layer is the region [offset, offset+size) of its parent's file: the
+        # image when parent_path is empty, else that file inside the parent layer
+        if not layer.parent_path:
+            parent, where = image_path, ctx.image.name
+        else:
+            entry = ctx.lookup(layer.parent_id or "", layer.parent_path)
+            parent = Path(entry.abs_path) if entry is not None and entry.abs_path else None
+            where = layer.parent_path
+        if parent is None or not _is_regular(parent):
+            continue
+        if layer.offset < 0 or layer.offset + layer.size > parent.stat().st_size:
+            continue
+        out.append(_Target(layer.id, where, parent, layer.offset, layer.size, "fit",
+                           f"{layer.id}:{where}@{layer.offset:#x}", report_offset=layer.offset))
+    return out
+
+
+def _is_regular(path: Path) -> bool:
     try:
-        verdict = verify_bundle(Path(entry.abs_path), trust, fmt=fmt)
-    except CraFwError as exc:
-        return BundleVerdict(path=where, format=fmt, verdict=Verdict.MALFORMED, reason=str(exc),
-                             trusted=not trust.empty)
-    return dataclasses.replace(verdict, path=where)
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
-def _bundle_finding(ctx: ScanContext, entry: FileEntry, v: BundleVerdict, trusted: bool) -> Finding | None:
+def _verify_target(target: _Target, trust: TrustStore) -> BundleVerdict:
+    try:
+        if target.offset == 0 and target.size == target.file.stat().st_size:
+            verdict = verify_bundle(target.file, trust, fmt=target.fmt)
+        elif target.size > MAX_REGION:
+            return BundleVerdict(path=target.label, format=target.fmt, verdict=Verdict.MALFORMED,
+                                 reason=f"region of {target.size} bytes is over the {MAX_REGION} byte limit; "
+                                        "carve it and run `cra-fw verify` on it", trusted=not trust.empty)
+        else:
+            with tempfile.TemporaryDirectory(prefix="cra-fw-region-") as tmp:
+                region = Path(tmp) / "region.bin"
+                with open(target.file, "rb") as src, open(region, "wb") as dst:
+                    src.seek(target.offset)
+                    left = target.size
+                    while left > 0:
+                        chunk = src.read(min(left, 1024 * 1024))
+                        if not chunk:
+                            break
+                        dst.write(chunk)
+                        left -= len(chunk)
+                verdict = verify_bundle(region, trust, fmt=target.fmt)
+    except (CraFwError, OSError) as exc:
+        return BundleVerdict(path=target.label, format=target.fmt, verdict=Verdict.MALFORMED,
+                             reason=str(exc), trusted=not trust.empty)
+    return dataclasses.replace(verdict, path=target.label)
+
+
+# which shipped key kind the device uses for which bundle format
+_KEY_KIND_FOR = {"fit": "uboot-dtb", "rauc": "rauc-keyring", "swupdate": "swupdate-key", "mender": "mender-key"}
+MAX_SHIPPED_KEYS = 16
+
+
+def _shipped_stores(ctx: ScanContext, keys: list[UpdateKey]) -> dict[str, list[tuple[UpdateKey, TrustStore]]]:
+    """format -> (shipped key, trust store holding just that key), for the key kinds that format uses."""
+    out: dict[str, list[tuple[UpdateKey, TrustStore]]] = {}
+    for key in keys[:MAX_SHIPPED_KEYS]:
+        fmt = next((f for f, kind in _KEY_KIND_FOR.items() if kind == key.kind), None)
+        entry = ctx.lookup(key.layer_id, key.path)
+        entry = ctx.resolve(entry) if entry is not None else None
+        if fmt is None or entry is None or not key.fingerprints:
+            continue
+        store = TrustStore()
+        try:
+            store.add_bytes(ctx.read_bytes(entry, 16 * 1024 * 1024), key.path)
+        except (TrustStoreError, BundleError, ValueError):
+            continue
+        if not store.empty:
+            out.setdefault(fmt, []).append((key, store))
+    return out
+
+
+def _verify_shipped(target: _Target, candidates: list[tuple[UpdateKey, TrustStore]]) -> BundleVerdict:
+    """Verify against each key the image ships for this format; the first that accepts it wins."""
+    verdict: BundleVerdict | None = None
+    for key, store in candidates:
+        verdict = _verify_target(target, store)
+        anchor = f"{key.kind}:{key.layer_id}:{key.path}"
+        if verdict.verdict is Verdict.VALID:
+            return dataclasses.replace(verdict, anchor=anchor, notes=(
+                *verdict.notes, f"verified against the {key.kind} shipped in this image ({key.path}), "
+                                "not against an independent --trust anchor"))
+    assert verdict is not None
+    names = ", ".join(f"{k.kind} {k.path}" for k, _ in candidates)
+    return dataclasses.replace(verdict, anchor="shipped", notes=(
+        *verdict.notes, f"does not verify against the keys shipped in this image: {names}"))
+
+
+def _bundle_finding(ctx: ScanContext, target: _Target, v: BundleVerdict, trusted: bool) -> Finding | None:
+    if v.verdict is Verdict.VALID and v.anchor.startswith(tuple(_KEY_KIND_FOR.values())):
+        return Finding(
+            rule_id="update.bundle-verified-shipped-key", category=CATEGORY, severity=Severity.INFO,
+            title=f"Update bundle verifies against the update key shipped in the image ({v.format})",
+            cra_reference=CRA_UPDATE,
+            location=Location(layer_chain=ctx.layer_chain(target.layer_id), path=target.path,
+                              offset=target.report_offset),
+            evidence=f"{v.format}: signed by {v.signer or '?'} ({', '.join(v.algorithms)}); chains to {v.anchor}",
+            remediation="Check with --trust that the shipped key is the vendor's release key.",
+            fingerprint=v.key_fingerprint, extra={"format": v.format, "verdict": v.verdict.value,
+                                                  "signer": v.signer, "anchor": v.anchor})
     if v.verdict is Verdict.VALID:
         return None
     severity = _SEVERITY[v.verdict]
@@ -168,7 +308,8 @@ def _bundle_finding(ctx: ScanContext, entry: FileEntry, v: BundleVerdict, truste
     return Finding(
         rule_id=f"update.bundle-{v.verdict.value.replace('_', '-')}", category=CATEGORY, severity=severity,
         title=f"{title} ({v.format})", cra_reference=CRA_UPDATE,
-        location=Location(layer_chain=ctx.layer_chain(entry.layer_id), path=entry.path),
+        location=Location(layer_chain=ctx.layer_chain(target.layer_id), path=target.path,
+                          offset=target.report_offset),
         evidence=evidence[:1000], remediation=remediation, fingerprint=v.key_fingerprint,
         extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer})
 

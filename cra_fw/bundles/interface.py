@@ -38,7 +38,10 @@ class BundleVerdict:
     ``covered`` lists what the signature protects (files, images, regions);
     ``uncovered`` what gets installed without being protected.  Timestamps
     are ISO 8601 UTC.  ``trusted`` tells whether trust anchors were given at
-    all (without them nothing can be ``valid``).
+    all (without them nothing can be ``valid``).  ``anchor`` is set only by
+    ``cra-fw scan`` without ``--trust``: the key shipped in the image that the
+    bundle verified against (``kind:layer:path``), or ``shipped`` when none of
+    them accepts it.
     """
 
     path: str
@@ -56,6 +59,7 @@ class BundleVerdict:
     verified_at: str = ""
     trusted: bool = True
     notes: tuple[str, ...] = ()
+    anchor: str = ""  # set by the scan stage without --trust: the shipped key (kind:layer:path) used
 
     @property
     def ok(self) -> bool:

@@ -39,6 +39,10 @@ from cra_fw.bundles.trust import TrustedKey, TrustStore
 
 _MAX_SMALL = 4 * 1024 * 1024
 _MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
+# The one checksum layout GNU tar, Go archive/tar (mender-artifact), libarchive and
+# Python write: six octal digits, NUL, space.  Readers also take leading blanks and
+# either terminator, which would leave those bytes outside every check.
+_CHKSUM_FIELD = re.compile(rb"[0-7]{6}\0 ")
 # Unsigned by design (Mender "augmented" artifacts): listed as uncovered.
 _AUGMENT = ("manifest-augment", "header-augment.tar")
 
@@ -66,6 +70,7 @@ class MenderVerifier(Verifier):
     def _verify(self, outer: tarfile.TarFile, trust: TrustStore, ev: Evidence) -> None:
         members = outer.getmembers()
         _check_tail(outer, members)
+        _check_header_blocks(outer, members)
         names = [m.name for m in members]
         if not names or names[0] != "version":
             raise MalformedBundle("Mender artifact must start with 'version'")
@@ -177,11 +182,9 @@ def iter_tar_stream(stream: IO[bytes]) -> Iterator[tuple[str, Iterator[bytes]]]:
                 if chunk.strip(b"\0"):
                     raise MalformedBundle("payload tar has data after its end marker")
             return
-        stored = hdr[148:156].strip(b" \0")
-        try:
-            want = int(stored, 8)
-        except ValueError:
-            raise MalformedBundle("payload tar header checksum unreadable") from None
+        if not _CHKSUM_FIELD.fullmatch(hdr[148:156]):
+            raise MalformedBundle("payload tar header checksum field is not in the canonical form")
+        want = int(hdr[148:154], 8)
         if sum(hdr[:148]) + 8 * 32 + sum(hdr[156:]) != want:
             raise MalformedBundle("payload tar header checksum mismatch")
         size = _tar_size(hdr[124:136])
@@ -259,6 +262,18 @@ def _check_tail(outer: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
         if chunk.strip(b"\0"):
             raise MalformedBundle("Mender artifact has data after its last tar member (corrupt header?)")
         left -= len(chunk)
+
+
+def _check_header_blocks(outer: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
+    """Every header block of the outer tar (extended headers included) must carry its
+    checksum in the canonical form; tarfile itself accepts looser layouts."""
+    fh = outer.fileobj
+    assert fh is not None
+    for m in members:
+        for off in range(m.offset, m.offset_data, 512):
+            fh.seek(off)
+            if not _CHKSUM_FIELD.fullmatch(fh.read(512)[148:156]):
+                raise MalformedBundle(f"tar header of {m.name!r} has a checksum field in a non-canonical form")
 
 
 def _try_key(tk: TrustedKey, sig: bytes, manifest: bytes, digests: dict[str, bytes]) -> str:

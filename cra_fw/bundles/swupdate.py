@@ -35,6 +35,21 @@ _MAX_ENTRIES = 100_000
 _CMS_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"
 
 
+# newc/crc header: magic, then 13 fields of 8 hex digits.  SWUpdate (get_cpiohdr)
+# reads only filesize, namesize and check; the rest it never parses, so those
+# fields are unsigned and may not change what gets installed.
+HEADER_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
+                 "rdevmajor", "rdevminor", "namesize", "check")
+IGNORED_FIELDS = ("ino", "mode permission bits", "uid", "gid", "nlink", "mtime", "devmajor", "devminor",
+                  "rdevmajor", "rdevminor")
+NOT_COVERED_NOTE = ("cpio header fields " + ", ".join(IGNORED_FIELDS)
+                    + " are not covered by any signature (SWUpdate ignores them; they cannot change "
+                    "what gets installed)")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_S_IFREG = 0o100000
+_TRAILER = "TRAILER!!!"
+
+
 @dataclass(frozen=True)
 class CpioEntry:
     name: str
@@ -42,43 +57,109 @@ class CpioEntry:
     data_offset: int
     checksum: int
     crc_format: bool
+    header_offset: int = 0
+
+
+class _CpioState:
+    """What must stay the same across all headers of one archive."""
+
+    def __init__(self) -> None:
+        self.magic: bytes | None = None
+        self.upper = False
+        self.lower = False
+        self.names: set[str] = set()
+
+
+def _parse_header(hdr: bytes, pos: int, state: _CpioState) -> dict[str, int]:
+    magic = hdr[:6]
+    if magic not in (b"070701", b"070702"):
+        raise MalformedBundle(f"cpio header at {pos} has bad magic {magic!r}")
+    if state.magic is None:
+        state.magic = magic
+    elif magic != state.magic:
+        raise MalformedBundle(f"cpio header at {pos} mixes newc and crc formats")
+    fields: dict[str, int] = {}
+    for i, fname in enumerate(HEADER_FIELDS):
+        raw = hdr[6 + 8 * i: 14 + 8 * i]
+        # Exactly eight hex digits: SWUpdate's from_ascii stops silently at the first
+        # non-hex byte and skips leading blanks, Python's int() takes '0x', '_', '+'.
+        # Neither leniency is needed by any writer, so both are refused.
+        if not all(c in _HEX for c in raw):
+            raise MalformedBundle(f"cpio header at {pos}: field {fname} is not 8 hex digits")
+        state.upper |= any(0x41 <= c <= 0x46 for c in raw)
+        state.lower |= any(0x61 <= c <= 0x66 for c in raw)
+        fields[fname] = int(raw, 16)
+    if state.upper and state.lower:
+        # writers use one letter case throughout; a lone odd-case digit is a flipped bit
+        raise MalformedBundle(f"cpio header at {pos} mixes upper- and lower-case hex digits")
+    return fields
 
 
 def iter_cpio(fh: BinaryIO, file_size: int):
-    """Yield newc/crc entries (up to the trailer) without reading their data."""
+    """Yield newc/crc entries (up to the trailer) without reading their data.
+
+    Strict where SWUpdate is strict or where a changed byte could change what
+    gets installed: hex fields, exact NUL-terminated names, NUL padding, regular
+    files only, newc ``check`` zero, unique names, nothing but NULs after the
+    trailer.  The crc ``check`` sum is compared by the caller, which reads the data.
+    """
     pos = 0
+    state = _CpioState()
     for _ in range(_MAX_ENTRIES):
         fh.seek(pos)
         hdr = fh.read(110)
         if len(hdr) < 110:
             raise MalformedBundle("cpio archive truncated (no trailer)")
-        magic = hdr[:6]
-        if magic not in (b"070701", b"070702"):
-            raise MalformedBundle(f"cpio header at {pos} has bad magic {magic!r}")
-        try:
-            fields = [int(hdr[6 + 8 * i: 14 + 8 * i], 16) for i in range(13)]
-        except ValueError:
-            raise MalformedBundle(f"cpio header at {pos} is not hex") from None
-        filesize, namesize, check = fields[6], fields[11], fields[12]
-        if namesize == 0 or namesize > 4096:
+        fields = _parse_header(hdr, pos, state)
+        filesize, namesize, check = fields["filesize"], fields["namesize"], fields["check"]
+        if namesize < 2 or namesize > 4096:
             raise MalformedBundle(f"cpio name size {namesize} at {pos} is implausible")
         name_raw = fh.read(namesize)
         if len(name_raw) < namesize:
             raise MalformedBundle("cpio archive truncated in a file name")
-        name = name_raw.rstrip(b"\0").decode("utf-8", "replace")
+        # SWUpdate takes the name up to the first NUL; require that to be the last
+        # byte so that no two readers can see different names.
+        if name_raw[-1] != 0 or 0 in name_raw[:-1]:
+            raise MalformedBundle(f"cpio name at {pos} is not one NUL-terminated string")
+        try:
+            name = name_raw[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedBundle(f"cpio name at {pos} is not UTF-8") from None
         data_off = (pos + 110 + namesize + 3) & ~3
-        if name == "TRAILER!!!":
-            end = (data_off + filesize + 3) & ~3
-            fh.seek(end)
+        _check_nul(fh, pos + 110 + namesize, data_off, "name padding")
+        if state.magic == b"070701" and check != 0:
+            raise MalformedBundle(f"cpio newc header of {name} has a non-zero check field")
+        if name == _TRAILER:
+            if filesize != 0 or check != 0 or fields["mode"] & ~0o7777:
+                raise MalformedBundle("cpio trailer carries data")
+            fh.seek(data_off)
             while chunk := fh.read(1024 * 1024):
                 if chunk.strip(b"\0"):
                     raise MalformedBundle("data after the cpio trailer")
             return
+        if fields["mode"] & ~0o7777 != _S_IFREG:
+            raise MalformedBundle(f"cpio member {name} is not a regular file (mode {fields['mode']:o})")
+        if name in state.names:
+            raise MalformedBundle(f"cpio member {name} occurs twice")
+        state.names.add(name)
         if data_off + filesize > file_size:
             raise MalformedBundle(f"cpio member {name} runs past the end of the file")
-        yield CpioEntry(name, filesize, data_off, check, magic == b"070702")
-        pos = (data_off + filesize + 3) & ~3
+        end = (data_off + filesize + 3) & ~3
+        _check_nul(fh, data_off + filesize, end, f"padding after {name}")
+        yield CpioEntry(name, filesize, data_off, check, state.magic == b"070702", pos)
+        pos = end
     raise MalformedBundle("cpio archive has too many members")
+
+
+def _check_nul(fh: BinaryIO, start: int, end: int, what: str) -> None:
+    if end <= start:
+        return
+    fh.seek(start)
+    pad = fh.read(end - start)
+    if len(pad) != end - start:
+        raise MalformedBundle(f"cpio archive truncated in the {what}")
+    if pad.strip(b"\0"):
+        raise MalformedBundle(f"cpio {what} is not NUL bytes")
 
 
 @register
@@ -126,6 +207,9 @@ class SwupdateVerifier(Verifier):
             wanted = listed_hashes(desc)
             seen: set[str] = set()
             for entry in [*rest, *entries]:
+                if entry.name == "sw-description.sig":
+                    # SWUpdate reads the signature only right after sw-description
+                    raise MalformedBundle("sw-description.sig must directly follow sw-description")
                 digest, crc = _hash_entry(fh, entry)
                 if entry.crc_format and crc != entry.checksum:
                     raise MalformedBundle(f"cpio crc of {entry.name} is wrong (archive corrupted)")
@@ -137,6 +221,7 @@ class SwupdateVerifier(Verifier):
                     raise DigestMismatch(f"{entry.name}: sha256 differs from sw-description")
                 ev.cover(f"{entry.name} ({entry.size} bytes)")
                 seen.add(entry.name)
+        ev.notes.append(NOT_COVERED_NOTE)
         for name, hashes in wanted.items():
             if not hashes:
                 ev.uncover(f"{name} (listed without sha256)")

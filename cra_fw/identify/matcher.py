@@ -95,6 +95,10 @@ class Matcher:
                 pat = sig.patterns[pi]
                 if pat.static_only and not static:
                     continue
+                if pat.versionless:
+                    found.setdefault((sig.name, ""), Hit(sig.name, "", "symbol", sig.confidence,
+                                                         _printable(pat.anchor.decode("latin-1")).strip(".")))
+                    continue
                 if pat.regex is None:  # marker: the newest one found gives the version
                     key_v = _vkey(pat.fixed_version)
                     if sig.name not in markers or key_v > markers[sig.name][0]:
@@ -112,7 +116,7 @@ class Matcher:
                     found[key] = Hit(sig.name, version, "signature", sig.confidence,
                                      _printable(detail))
         for name, (_, version, sig) in markers.items():
-            if not any(k[0] == name for k in found):
+            if not any(k[0] == name and k[1] for k in found):
                 found[(name, version)] = Hit(name, version, "symbol", min(sig.confidence, 0.6),
                                              f"statically linked; feature markers of {name} >= {version}")
         for si, pi in self._whole:
@@ -135,7 +139,8 @@ class Matcher:
                     if key not in found:
                         found[key] = Hit(sig.name, fm.group("version"), "filename",
                                          min(sig.confidence, 0.7), name)
-        return list(found.values())
+        versioned = {n for n, v in found if v}
+        return [h for (n, v), h in found.items() if v or n not in versioned]
 
 
 def _printable(text: str) -> str:

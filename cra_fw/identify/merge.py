@@ -47,6 +47,10 @@ def _sig_for_package(rec: PackageRecord, sigset: SignatureSet) -> Signature | No
         return by_pkg[rec.name]
     if rec.source and rec.source in by_pkg:
         return by_pkg[rec.source]
+    if rec.manager == "opkg" and "/" in rec.source:
+        # OpenWrt names the source as a buildroot path: "package/network/utils/iptables" -> iptables
+        base = rec.source.rstrip("/").rsplit("/", 1)[-1]
+        return by_pkg.get(base) or sigset.by_name().get(base)
     return None
 
 
@@ -79,9 +83,12 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
         for p in rec.files:
             pkg_file_owner.setdefault((rec.layer_id, p), d)
             entry = ctx.lookup(rec.layer_id, p)
+            if entry is not None and entry.kind == FileKind.SYMLINK:
+                # OpenWrt's hostapd-mini lists /usr/sbin/hostapd, a link to wpad-mini's /usr/sbin/wpad
+                entry = ctx.resolve(entry)
             if entry is not None and entry.kind == FileKind.ELF:
-                d.files.setdefault(f"{rec.layer_id}:{p}",
-                                   (file_hashes or {}).get((rec.layer_id, p), (entry.sha256, "")))
+                d.files.setdefault(f"{rec.layer_id}:{entry.path}",
+                                   (file_hashes or {}).get((rec.layer_id, entry.path), (entry.sha256, "")))
 
     versionless = [det for det in detections if not det.hit.version]
     for det in sorted((x for x in detections if x.hit.version), key=lambda x: _METHOD_RANK.get(x.hit.method, 9)):
@@ -104,6 +111,7 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
         d.evidence.append(Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail))
         d.files.setdefault(f"{det.layer_id}:{det.path}", (det.sha256, det.sha512))
 
+    _follow_binary_versions(drafts)
     merged: dict[tuple[str, str], _Draft] = {}
     for d in drafts:  # renaming can make two drafts the same component
         key = (d.name, d.version)
@@ -118,6 +126,20 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
     return out
 
 
+def _follow_binary_versions(drafts: list[_Draft]) -> None:
+    """Packages of one component built from one source version (OpenWrt hostapd-mini and wpad-mini,
+    both 20131120-1) are one release: when a binary gave one of them its real version, all take it."""
+    groups: dict[tuple[str, str], list[_Draft]] = defaultdict(list)
+    for d in drafts:
+        if d.packages:
+            groups[(d.name, d.packages[0].version)].append(d)
+    for group in groups.values():
+        binary = [d for d in group if d.version != d.packages[0].upstream_version]
+        if binary and len({d.version for d in binary}) == 1:
+            for d in group:
+                d.version = binary[0].version
+
+
 def _finish(d: _Draft) -> Component:
     sig = d.sig
     evidence = _dedupe_evidence(d.evidence)
@@ -126,7 +148,9 @@ def _finish(d: _Draft) -> Component:
     if main:
         hashes = {"SHA-256": d.files[main][0], "SHA-512": d.files[main][1]}
     purl = ""
-    rec = d.packages[0] if d.packages else None
+    # the purl names the package that installed the identified file (libcrypt1, not libcrypt-dev)
+    rec = next((r for r in d.packages if any(f"{r.layer_id}:{p}" in d.files for p in r.files)),
+               d.packages[0] if d.packages else None)
     if rec is not None and rec.manager == "dpkg":
         quals = [f"arch={rec.arch}"] if rec.arch else []
         if rec.distro:

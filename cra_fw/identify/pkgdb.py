@@ -6,6 +6,7 @@ Each reader returns :class:`PackageRecord` items; ``merge`` maps them to compone
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +49,10 @@ def upstream_version(version: str, manager: str = "dpkg") -> str:
     if ":" in v and v.split(":", 1)[0].isdigit():
         v = v.split(":", 1)[1]
     if manager == "opkg":
-        # OpenWrt: "<upstream>-<release>", the kernel adds "-<vermagic hash>"
+        # OpenWrt: "<upstream>-<release>", the kernel adds "-<vermagic hash>"; a bare snapshot date
+        # ("2013-06-29", firewall on Attitude Adjustment) has no release to drop
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            return v
         m = re.match(r"^(.*?)-\d+(?:-[0-9a-f]{32})?$", v)
         return m.group(1) if m else v
     if "-" in v:
@@ -135,8 +139,15 @@ def _dedupe(records: list[PackageRecord]) -> list[PackageRecord]:
     seen: dict[tuple[str, str, str, str], PackageRecord] = {}
     for rec in records:
         key = (rec.layer_id, rec.manager if rec.manager not in ("opkg",) else "opkg", rec.name, rec.version)
-        if key not in seen or (rec.files and not seen[key].files):
+        prev = seen.get(key)
+        if prev is None:
             seen[key] = rec
+            continue
+        keep, other = (rec, prev) if rec.files and not prev.files else (prev, rec)
+        # OpenWrt's status file lacks Source/License; the package's .control file has them
+        gaps = {k: getattr(other, k) for k in ("source", "license", "maintainer")
+                if getattr(other, k) and not getattr(keep, k)}
+        seen[key] = dataclasses.replace(keep, **gaps) if gaps else keep
     return list(seen.values())
 
 

@@ -30,6 +30,7 @@ class Pattern:
     after: int = 200  # bytes after the anchor
     fixed_version: str = ""  # a marker pattern: the anchor alone means "at least this version"
     static_only: bool = False  # only in statically linked ELF files
+    versionless: bool = False  # the anchor proves the component, but no release can be read from it
 
 
 @dataclass(frozen=True)

@@ -142,10 +142,20 @@ def parse_signature(doc: dict, where: str) -> Signature:
         raise SignatureDataError(f"{where}: at least one [[pattern]] (anchor, regex) or filename regex is required")
     for i, p in enumerate(raw_patterns):
         pw = f"{where}: pattern {i + 1}"
-        unknown_p = set(p) - {"anchor", "regex", "before", "after", "version", "static_only"}
+        unknown_p = set(p) - {"anchor", "regex", "before", "after", "version", "static_only", "versionless"}
         if unknown_p:
             raise SignatureDataError(f"{pw}: unknown field(s) {sorted(unknown_p)}")
         anchor = _req_str(p, "anchor", pw, allow_empty=True)
+        if p.get("versionless", False):
+            # identity without a release (e.g. only a symbol version set): listed, never given a version
+            if p["versionless"] is not True or len(anchor) < 4 or {"regex", "version"} & set(p):
+                raise SignatureDataError(f"{pw}: a versionless pattern has an anchor of 4+ characters, "
+                                         "'versionless = true' and no regex or version")
+            if not doc.get("files"):
+                raise SignatureDataError(f"{pw}: a versionless pattern must be restricted with 'files' globs")
+            patterns.append(Pattern(_bytes(anchor), None, versionless=True,
+                                    static_only=bool(p.get("static_only", False))))
+            continue
         fixed = p.get("version", "")
         if fixed:
             if not isinstance(fixed, str) or not anchor or "regex" in p:
@@ -181,12 +191,15 @@ def parse_signature(doc: dict, where: str) -> Signature:
             raise SignatureDataError(f"{where}: filename {i + 1} needs a named group (?P<version>...)")
         filenames.append(rx)
 
+    has_versionless = any(p.versionless for p in patterns)
+
     def vectors(key: str, positive: bool) -> tuple[Vector, ...]:
         out = []
         for i, v in enumerate(doc.get(key, [])):
             vw = f"{where}: {key} {i + 1}"
             text = _req_str(v, "text", vw, allow_empty=bool(v.get("path")))
-            version = _req_str(v, "version", vw) if positive else ""
+            # a positive vector of a versionless pattern says version = "" explicitly
+            version = _req_str(v, "version", vw, allow_empty=has_versionless) if positive else ""
             source = _req_str(v, "source", vw)
             out.append(Vector(text, version, source, v.get("path", ""), bool(v.get("static", False))))
         return tuple(out)

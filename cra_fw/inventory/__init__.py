@@ -7,6 +7,7 @@ Identical contents are parsed once per scan (keyed by sha256).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import stat
 import threading
@@ -21,7 +22,10 @@ from cra_fw.inventory.elf import read_elf_info
 from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Layer, LayerStatus
 from cra_fw.unpack.safety import SpecialFile
 
-READ_WHOLE = 64 * 1024 * 1024  # larger files are hashed in blocks; ELF facts from the head only
+# Files up to this size are read once into memory (hash, classification, ELF facts); larger
+# ones are hashed in blocks and their ELF headers read through a map of the file, so memory
+# stays flat however big a firmware's largest file is.
+READ_WHOLE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,19 @@ def _entry(layer: Layer, root: Path, abs_path: str, cache: _ElfCache) -> FileEnt
                          abs_path=abs_path, mime_hint="unreadable")
     sha = digest.hexdigest()
     kind, hint = classify(path, head, layer)
-    elf = cache.get(sha, head) if kind == FileKind.ELF else None
+    elf = None
+    if kind == FileKind.ELF:
+        elf = cache.get(sha, head) if st.st_size <= READ_WHOLE else _elf_mapped(abs_path, sha, cache)
     return FileEntry(layer_id=layer.id, path=path, kind=kind, size=st.st_size, mode=mode, sha256=sha,
                      elf=elf, mime_hint=hint, abs_path=abs_path)
+
+
+def _elf_mapped(abs_path: str, sha: str, cache: _ElfCache) -> ElfInfo | None:
+    try:
+        with open(abs_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return cache.get(sha, data)  # type: ignore[arg-type]  # the reader only slices
+    except (OSError, ValueError):
+        return None
 
 
 def _walk(root: Path) -> Iterable[str]:

@@ -43,7 +43,7 @@ class _Bad(Exception):
 
 class _Reader:
     def __init__(self, data: bytes) -> None:
-        if len(data) < 52 or not data.startswith(b"\x7fELF"):
+        if len(data) < 52 or data[:4] != b"\x7fELF":
             raise _Bad
         self.data = data
         self.is64 = data[4] == 2
@@ -65,7 +65,7 @@ class _Reader:
 
 def read_elf_info(data: bytes) -> ElfInfo | None:
     """ElfInfo for an ELF file's bytes, or None when they are not ELF at all."""
-    if not data.startswith(b"\x7fELF") or len(data) < 20:
+    if data[:4] != b"\x7fELF" or len(data) < 20:
         return None
     try:
         return _read(_Reader(data))

@@ -104,6 +104,8 @@ def _component(c: Component) -> CdxComponent:
     props = [Property(name="cra-fw:evidence", value=f"{ev.method} {ev.confidence:.2f} {ev.path}")
              for ev in c.evidence]
     props.extend(Property(name="cra-fw:occurrence", value=occ) for occ in c.files)
+    if not c.version:  # say why the version is missing, so a reviewer does not read it as an omission
+        props.append(Property(name="cra-fw:version", value="unknown: the image holds no record of this release"))
     # BSI TR-03183-2 component properties
     main = next(iter(c.files), "")
     if main:

@@ -74,6 +74,8 @@ def _package(c: Component, spdx_id: str) -> dict:
     if c.evidence:
         pkg["comment"] = "identified by: " + "; ".join(
             f"{e.method} ({e.confidence:.2f}) {e.path}".strip() for e in c.evidence)
+        if not c.version:
+            pkg["comment"] += "; version unknown: the image holds no record of this release"
     return pkg
 
 

@@ -88,7 +88,7 @@ def sanitize_tree(root: Path) -> TreeReport:
     return report
 
 
-def shannon_entropy(path: Path, start: int, end: int, sample: int = 8 * 1024 * 1024) -> float:
+def shannon_entropy(path: Path, start: int, end: int, sample: int = 1024 * 1024) -> float:
     """Bits per byte of ``path[start:end]``; regions above ``sample`` bytes are sampled evenly."""
     length = max(0, end - start)
     if length == 0:

@@ -11,10 +11,12 @@ version is not reported from the NVD range (backported fixes).
 
 from __future__ import annotations
 
+import gc
 import json
+import operator
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlite_utils
 from packageurl import PackageURL
@@ -32,7 +34,7 @@ from cra_fw.vulns.cpe import (
 )
 from cra_fw.vulns.cvss import severity_of
 from cra_fw.vulns.mapping import CpeMapping, load_mapping
-from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch
+from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, vuln_match
 from cra_fw.vulns.versions import compare, generic_key, scheme_for_ecosystem, sortable, upstream_of_debian
 
 # purl type -> OSV ecosystem (base name)
@@ -44,8 +46,11 @@ PURL_ECOSYSTEMS = {
 _DEB_NAMESPACES = {"debian": "Debian", "ubuntu": "Ubuntu"}
 
 
-@dataclass(frozen=True)
-class _Hit:
+_first = operator.itemgetter(0)
+
+
+class _Hit(NamedTuple):
+    # a tuple: matching creates one per (component, advisory), tens of thousands per image
     advisory_id: str
     method: str
     matched_range: str
@@ -182,42 +187,73 @@ class Matcher:
         self.db = db
         self.mapping = mapping or load_mapping()
         self._aliases: dict[str, tuple[str, ...]] = {}
+        self._cpe_cache: dict[Cpe, tuple[_Hit, ...]] = {}
 
+    # Three index-only range scans on idx_cpe_match_range (vendor, product, exact_key, end_key,
+    # start_key, ..., every other column): rows naming the version, open-ended ranges, and ranges
+    # ending at or above it.  Sorted by rowid afterwards (in Python: cheaper than SQLite's temp
+    # b-tree), i.e. feed order: a CVE's first matching range is the one reported.  ``plain``
+    # flags rows whose key test is exact (no named version, wildcards after it), so the usual
+    # row comes back as eight small values.
+    _CPE_COLS = ("rowid, advisory_id, part, start_incl, start_excl, end_incl, end_excl, "
+                 "(version IN ('*', '') AND edition = '*' AND language = '*' AND sw_edition = '*' "
+                 "AND target_sw = '*' AND target_hw = '*' AND other = '*') AS plain "
+                 "FROM cpe_match WHERE vendor = ?1 AND product = ?2 AND ")
+    _START_OK = "(start_key IS NULL OR start_key < ?3 OR (start_key = ?3 AND start_key_incl = 1))"
     _CPE_SQL = (
-        "SELECT advisory_id, part, vendor, product, version, update_, edition, language, "
-        "sw_edition, target_sw, target_hw, other, start_incl, start_excl, end_incl, end_excl "
-        "FROM cpe_match WHERE vendor = ? AND product = ? AND ("
-        " exact_key IN (?, ?) OR (exact_key IS NULL"
-        "  AND (start_key IS NULL OR start_key < ? OR (start_key = ? AND start_key_incl = 1))"
-        "  AND (end_key IS NULL OR end_key > ? OR (end_key = ? AND end_key_incl = 1))))"
+        f"SELECT {_CPE_COLS} exact_key IN (?3, ?4)"
+        f" UNION ALL SELECT {_CPE_COLS} exact_key IS NULL AND end_key IS NULL AND {_START_OK}"
+        f" UNION ALL SELECT {_CPE_COLS} exact_key IS NULL AND end_key >= ?3 AND (end_key > ?3 OR end_key_incl = 1)"
+        f" AND {_START_OK}"
     )
+    _ROW_SQL = ("SELECT version, update_, edition, language, sw_edition, target_sw, target_hw, other "
+                "FROM cpe_match WHERE rowid = ?")
 
     def _cpe_hits(self, component: Component) -> list[_Hit]:
         """NVD criteria the component's CPEs fall under.
 
-        SQLite does the range test on the sortable version keys (an index scan even for
-        the kernel's tens of thousands of ranges).  For a plain range row (no named
-        version, wildcards after it) that test is exact; other rows are checked again
-        with the full CPE rules.
+        SQLite does the range test on the sortable version keys in an index-only scan (even for
+        the kernel's tens of thousands of ranges).  For a plain range row (no named version,
+        wildcards after it) that test is exact; other rows are checked again with the full CPE
+        rules.  Results are cached per CPE: firmware repeats components, and the ledger matches
+        release after release with one Matcher.
         """
-        hits = []
+        hits: list[_Hit] = []
         for target in component_cpes(component, self.mapping):
-            key, key_plain = sortable(target.effective_version), sortable(target.version)
-            gkey = generic_key(target.effective_version)
-            rows = self.db.conn.execute(
-                self._CPE_SQL, (target.vendor, target.product, key, key_plain, key, key, key, key))
-            for r in rows:
-                advisory_id, part, vendor, product, version = r[:5]
-                if (version in (ANY, "") and (part == target.part or ANY in (part, target.part))
-                        and r[6] == r[7] == r[8] == r[9] == r[10] == r[11] == ANY):
-                    described = describe_range(r[12], r[13], r[14], r[15], version)
-                else:
-                    compiled = compile_criterion(CpeCriterion(Cpe(*r[1:12]), r[12], r[13], r[14], r[15]))
-                    if not compiled_matches(compiled, target, gkey):
-                        continue
-                    described = compiled.criterion.describe()
-                hits.append(_Hit(advisory_id, "cpe", f"cpe:2.3:{part}:{vendor}:{product} {described}", r[15]))
+            cached = self._cpe_cache.get(target)
+            if cached is None:
+                cached = self._cpe_cache[target] = self._query_cpe(target)
+            hits.extend(cached)
         return hits
+
+    def _query_cpe(self, target: Cpe) -> tuple[_Hit, ...]:
+        key, key_plain = sortable(target.effective_version), sortable(target.version)
+        vendor, product, target_part = target.vendor, target.product, target.part
+        prefix = f"cpe:2.3:{{}}:{vendor}:{product} "
+        gkey = None
+        described_cache: dict[tuple[str, ...], str] = {}  # one product's ranges repeat across its CVEs
+        hits = []
+        conn = self.db.conn
+        rows = conn.execute(self._CPE_SQL, (vendor, product, key, key_plain)).fetchall()
+        rows.sort(key=_first)
+        for rowid, advisory_id, part, si, se, ei, ee, plain in rows:
+            if plain and (part == target_part or ANY in (part, target_part)):
+                # the index scan's key test was exact
+                range_key = (part, si, se, ei, ee)
+                described = described_cache.get(range_key)
+                if described is None:
+                    described = described_cache[range_key] = prefix.format(part) + describe_range(
+                        si, se, ei, ee, ANY)
+            else:
+                if gkey is None:
+                    gkey = generic_key(target.effective_version)
+                rest = conn.execute(self._ROW_SQL, (rowid,)).fetchone()
+                compiled = compile_criterion(CpeCriterion(Cpe(part, vendor, product, *rest), si, se, ei, ee))
+                if not compiled_matches(compiled, target, gkey):
+                    continue
+                described = prefix.format(part) + compiled.criterion.describe()
+            hits.append(_Hit(advisory_id, "cpe", described, ee))
+        return tuple(hits)
 
     def _osv_hits(self, component: Component) -> tuple[list[_Hit], set[str]]:
         """Hits, and the advisory ids (with aliases) whose ranges say 'not affected'."""
@@ -255,9 +291,21 @@ class Matcher:
 
     def match(self, components: Iterable[Component]) -> list[VulnMatch]:
         """All matches for the components, enriched with severity, KEV, EPSS and triage."""
-        found: list[tuple[Component, str, _Hit, set[str], str]] = []
+        # tens of thousands of small objects, none of them cyclic: the cyclic collector would
+        # rescan them again and again (a third of the time on a 1,000-component image)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._enrich_all(self._find(components))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _find(self, components: Iterable[Component]) -> list[tuple[Component, str, _Hit, frozenset[str], str]]:
+        found: list[tuple[Component, str, _Hit, frozenset[str], str]] = []
+        no_aliases: frozenset[str] = frozenset()
         for component in components:
-            osv_hits, distro_fixed = self._osv_hits(component)
+            osv_hits, distro_fixed = self._osv_hits(component) if component.purl else ([], set())
             merged: dict[str, tuple[_Hit, set[str], str]] = {}  # canonical id -> (hit, aliases, source)
             for hit in osv_hits:
                 aliases = set(self._alias_of(hit.advisory_id))
@@ -273,10 +321,10 @@ class Matcher:
                 if hit.advisory_id in distro_fixed:
                     continue  # the distribution's record says this package version is fixed
                 if hit.advisory_id not in merged:
-                    merged[hit.advisory_id] = (hit, set(), "nvd")
-            found.extend((component, canonical, hit, aliases, source)
+                    merged[hit.advisory_id] = (hit, no_aliases, "nvd")
+            found.extend((component, canonical, hit, frozenset(aliases) if aliases else no_aliases, source)
                          for canonical, (hit, aliases, source) in sorted(merged.items()))
-        return self._enrich_all(found)
+        return found
 
     def _fetch(self, sql: str, keys: Iterable[str]) -> list[tuple]:
         """Run ``sql`` (with one ``{marks}`` IN list) over keys in chunks under SQLite's variable limit."""
@@ -287,66 +335,65 @@ class Matcher:
             rows.extend(self.db.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
         return rows
 
-    def _enrich_all(self, found: list[tuple[Component, str, _Hit, set[str], str]]) -> list[VulnMatch]:
+    def _facts(self, found: list[tuple[Component, str, _Hit, frozenset[str], str]]) -> dict[tuple, tuple]:
+        """Per (advisory, matched record, aliases): the facts every component with it shares."""
         # one query per table for all matches: a firmware image easily has thousands
-        ids = {canonical for _, canonical, _, _, _ in found} | {hit.advisory_id for _, _, hit, _, _ in found}
+        keys = {(canonical, hit.advisory_id, aliases) for _, canonical, hit, aliases, _ in found}
+        ids = {k[0] for k in keys} | {k[1] for k in keys}
         adv: dict[tuple[str, str], tuple] = {}
         for row in self._fetch("SELECT id, source, summary, cvss31_vector, cvss31_score, cvss4_vector, cvss4_score, "
                                "severity, cvss2_score FROM advisories WHERE id IN ({marks})", ids):
             adv[(row[0], row[1])] = row[2:]
         cves = {i for i in ids if i.startswith("CVE-")}
-        for _, _, _, aliases, _ in found:
-            cves.update(a for a in aliases if a.startswith("CVE-"))
-        kev = {r[0]: r[1:] for r in self._fetch(
-            "SELECT cve_id, date_added, due_date FROM kev WHERE cve_id IN ({marks})", cves)}
-        epss = {r[0]: r[1:] for r in self._fetch(
-            "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves)}
-        triage = self._triage_table()
-        facts: dict[tuple[str, str, frozenset[str]], tuple] = {}  # shared by every component with the advisory
-        out = []
-        for component, canonical, hit, aliases, source in found:
-            fact_key = (canonical, hit.advisory_id, frozenset(aliases))
-            fact = facts.get(fact_key)
-            if fact is None:
-                rating = adv.get((canonical, "nvd")) or adv.get((canonical, "osv"))
-                if rating is None or not any((rating[1], rating[3], rating[5])) and rating[6] is None:
-                    # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
-                    rating = adv.get((hit.advisory_id, "osv")) or rating
-                summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
-                    "", "", None, "", None, "", None)
-                alias_list = tuple(sorted(aliases)) if aliases else ()
+        for _, _, aliases in keys:
+            if aliases:
+                cves.update(a for a in aliases if a.startswith("CVE-"))
+        # the KEV catalog is small (about 1,500 entries): read it whole rather than 32,000 ids
+        kev = {r[0]: r[1:] for r in self.db.conn.execute("SELECT cve_id, date_added, due_date FROM kev")}
+        epss = {}
+        if self.db.conn.execute("SELECT 1 FROM epss LIMIT 1").fetchone():  # EPSS is optional
+            epss = {r[0]: r[1:] for r in self._fetch(
+                "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves)}
+        facts = {}
+        for fact_key in keys:
+            canonical, hit_id, aliases = fact_key
+            rating = adv.get((canonical, "nvd")) or adv.get((canonical, "osv"))
+            if rating is None or not (rating[1] or rating[3] or rating[5]) and rating[6] is None:
+                # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
+                rating = adv.get((hit_id, "osv")) or rating
+            summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
+                "", "", None, "", None, "", None)
+            if aliases:
+                alias_list = tuple(sorted(aliases))
                 cve_ids = (canonical, *(a for a in alias_list if a.startswith("CVE-")))
                 kev_row = next((kev[c] for c in cve_ids if c in kev), None)
                 epss_row = next((epss[c] for c in cve_ids if c in epss), None)
-                score = v3_score if v3_score is not None else v4_score
-                fact = (alias_list, summary or "", severity_of(score, text_sev or "", v2_score), v3_vec or "",
-                        v3_score, v4_vec or "", v4_score, kev_row, epss_row)
-                facts[fact_key] = fact
-            alias_list, summary, severity, v3_vec, v3_score, v4_vec, v4_score, kev_row, epss_row = fact
-            out.append(VulnMatch(
-                component_key=component.key,
-                component_purl=component.purl,
-                component_name=component.name,
-                component_version=component.version,
-                advisory_id=canonical,
-                aliases=alias_list,
-                source=source,
-                summary=summary,
-                severity=severity,
-                cvss_v31_vector=v3_vec,
-                cvss_v31_score=v3_score,
-                cvss_v4_vector=v4_vec,
-                cvss_v4_score=v4_score,
-                fixed_version=hit.fixed,
-                match_method=hit.method,
-                matched_range=hit.matched_range,
-                kev=kev_row is not None,
-                kev_date_added=kev_row[0] if kev_row else "",
-                kev_due_date=kev_row[1] if kev_row else "",
-                epss=epss_row[0] if epss_row else None,
-                epss_percentile=epss_row[1] if epss_row else None,
-                actively_exploited=ARTICLE14_NOTE if kev_row else "",
-                triage=self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
+            else:  # the common case (NVD-only matches)
+                alias_list, kev_row, epss_row = (), kev.get(canonical), epss.get(canonical)
+            score = v3_score if v3_score is not None else v4_score
+            facts[fact_key] = (
+                alias_list, summary or "", severity_of(score, text_sev or "", v2_score), v3_vec or "", v3_score,
+                v4_vec or "", v4_score, kev_row is not None, kev_row[0] if kev_row else "",
+                kev_row[1] if kev_row else "", epss_row[0] if epss_row else None,
+                epss_row[1] if epss_row else None, ARTICLE14_NOTE if kev_row else "")
+        return facts
+
+    def _enrich_all(self, found: list[tuple[Component, str, _Hit, frozenset[str], str]]) -> list[VulnMatch]:
+        facts = self._facts(found)
+        triage = self._triage_table()
+        out = []
+        last_component, ident = None, ("", "", "", "")
+        for component, canonical, hit, aliases, source in found:
+            if component is not last_component:  # a component's matches are consecutive
+                last_component = component
+                ident = (component.key, component.purl, component.name, component.version)
+            (alias_list, summary, severity, v3_vec, v3_score, v4_vec, v4_score, kev, kev_added, kev_due, epss,
+             epss_pct, exploited) = facts[(canonical, hit.advisory_id, aliases)]
+            out.append(vuln_match(
+                ident[0], ident[1], ident[2], ident[3], canonical, alias_list, source, summary, severity,
+                v3_vec, v3_score, v4_vec, v4_score, hit.fixed, hit.method, hit.matched_range, kev, kev_added,
+                kev_due, epss, epss_pct, exploited,
+                self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
             ))
         return out
 

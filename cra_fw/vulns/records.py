@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from cra_fw.records import Finding, Severity
 
@@ -65,6 +65,22 @@ class VulnMatch:
     def open(self) -> bool:
         """Still to be handled: not triaged away."""
         return not (self.triage and self.triage.dismisses)
+
+
+_VULN_FIELDS = tuple(f.name for f in fields(VulnMatch))
+
+
+def vuln_match(*values: object) -> VulnMatch:
+    """A VulnMatch from all its field values in declaration order.
+
+    Same object as ``VulnMatch(*values)``, built without the per-field ``object.__setattr__``
+    calls of a frozen dataclass: the matcher builds tens of thousands per image.
+    """
+    if len(values) != len(_VULN_FIELDS):
+        raise TypeError(f"vuln_match() takes {len(_VULN_FIELDS)} values, got {len(values)}")
+    obj = object.__new__(VulnMatch)
+    obj.__dict__.update(zip(_VULN_FIELDS, values, strict=True))
+    return obj
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from cra_fw.context import ScanContext, ScanOptions
 from cra_fw.inventory import build_inventory
 from cra_fw.records import ImageInfo, Layer, LayerStatus, Severity
 
-from .helpers import OUT
+from .helpers import OUT, SHARED
 
 CRA = ("Annex I Part I (2)(c)", "Annex I Part I (2)(f)", "Annex I Part II 7")
 
@@ -105,16 +105,39 @@ def test_shipped_keys_are_reported(tree: Path) -> None:
     assert "update.rauc-no-keyring" not in rules and "update.rauc-keyring-missing" not in rules
 
 
-def test_without_trust_signed_bundles_are_info_only(tree: Path) -> None:
+def test_without_trust_bundles_are_checked_against_the_shipped_keys(tree: Path) -> None:
     result = scan_embedded(tree_context(tree))
     by_path = {v.path: v for v in result.verdicts}
-    assert by_path["L1:/data/update.raucb"].verdict is Verdict.UNTRUSTED_SIGNER
-    assert by_path["L1:/boot/fit.itb"].verdict is Verdict.UNTRUSTED_SIGNER
-    assert not any(v.verdict is Verdict.VALID for v in result.verdicts)
-    info = [f for f in result.findings if f.location.path == "/data/update.raucb"]
+    # RAUC bundle and FIT verify against the keyring / control DTB the image ships
+    rauc, fit = by_path["L1:/data/update.raucb"], by_path["L1:/boot/fit.itb"]
+    assert (rauc.verdict, rauc.anchor) == (Verdict.VALID, "rauc-keyring:L1:/etc/rauc/ca.cert.pem")
+    assert (fit.verdict, fit.anchor) == (Verdict.VALID, "uboot-dtb:L1:/boot/u-boot.dtb")
+    assert any("not against an independent --trust anchor" in n for n in rauc.notes)
+    # no Mender key shipped: the signed artifact stays unverified (the SWUpdate key is the
+    # same RSA key, but the Mender client would never use it)
+    mender = by_path["L1:/data/os.mender"]
+    assert (mender.verdict, mender.anchor) == (Verdict.UNTRUSTED_SIGNER, "")
+    shipped = {(f.location.path, f.severity) for f in result.findings
+               if f.rule_id == "update.bundle-verified-shipped-key"}
+    assert shipped == {("/data/update.raucb", Severity.INFO), ("/boot/fit.itb", Severity.INFO)}
+    info = [f for f in result.findings if f.location.path == "/data/os.mender"]
     assert len(info) == 1 and info[0].severity is Severity.INFO
     high = {f.location.path for f in result.findings if f.severity is Severity.HIGH}
     assert high == {"/boot/old.itb", "/data/rescue.raucb", "/data/app.swu", "/etc/mender/mender.conf"}
+
+
+def test_bundle_refused_by_the_shipped_keyring_is_high(tree: Path) -> None:
+    shutil.copy(OUT / "keys/other-ca.crt", tree / "etc/rauc/ca.cert.pem")  # a keyring that is not the signer's
+    result = scan_embedded(tree_context(tree))
+    rauc = {v.path: v for v in result.verdicts}["L1:/data/update.raucb"]
+    assert (rauc.verdict, rauc.anchor) == (Verdict.UNTRUSTED_SIGNER, "shipped")
+    assert any("does not verify against the keys shipped in this image: rauc-keyring" in n for n in rauc.notes)
+    found = [f for f in result.findings if f.location.path == "/data/update.raucb"]
+    assert [(f.rule_id, f.severity) for f in found] == [("update.bundle-untrusted-signer", Severity.HIGH)]
+    # with --trust the shipped keys are not used at all
+    with_trust = scan_embedded(tree_context(tree, (OUT / "keys/ca.crt",)))
+    rauc = {v.path: v for v in with_trust.verdicts}["L1:/data/update.raucb"]
+    assert (rauc.verdict, rauc.anchor) == (Verdict.VALID, "")
 
 
 def test_bad_trust_file_is_a_finding_not_a_crash(tree: Path, tmp_path: Path) -> None:
@@ -132,3 +155,102 @@ def test_rauc_without_keyring_is_reported(tmp_path: Path) -> None:
     result = scan_embedded(tree_context(root))
     assert [f.rule_id for f in result.findings] == ["update.rauc-no-keyring"]
     assert result.verdicts == ()
+
+
+# ------------------------------------------------------------------ FITs as the image, or carved from it
+
+
+def scan_image(image: Path, workspace: Path, trust: tuple[Path, ...] = ()):
+    """The real unpack and inventory stages, then scan_embedded, as the pipeline runs them."""
+    from cra_fw.unpack import unpack_image
+
+    options = ScanOptions(workers=1, progress=False, trust=trust)
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    unpacked = unpack_image(image, workspace, options, digest)
+    inv = build_inventory(list(unpacked.layers), options=options)
+    info = ImageInfo(name=image.name, size=image.stat().st_size, sha256=digest, sha512="", md5="", path=str(image))
+    ctx = ScanContext(image=info, layers=list(unpacked.layers), files=list(inv.files), options=options,
+                      workspace=workspace)
+    return ctx, scan_embedded(ctx)
+
+
+def _need_fixtures() -> None:
+    if not (OUT / "expected.json").exists():
+        pytest.skip("fixtures/bundles/out is missing: run python fixtures/bundles/build.py")
+
+
+@pytest.mark.parametrize(("fixture", "trust", "verdict"), [
+    ("fit/unsigned.itb", (), Verdict.UNSIGNED),
+    ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
+    ("fit/valid-rsa.itb", (), Verdict.UNTRUSTED_SIGNER),
+])
+def test_fit_given_as_the_image(fixture: str, trust: tuple[Path, ...], verdict: Verdict, tmp_path: Path) -> None:
+    _need_fixtures()
+    image = tmp_path / "firmware.itb"
+    shutil.copy(OUT / fixture, image)
+    ctx, result = scan_image(image, tmp_path / "ws", trust)
+    assert any(layer.format == "fit" and layer.offset == 0 for layer in ctx.layers)
+    # reached twice (the image itself and its fit layer): verified and reported once
+    assert [(v.path, v.format, v.verdict) for v in result.verdicts] == [("L0:firmware.itb", "fit", verdict)]
+    bundle = [f for f in result.findings if f.rule_id.startswith("update.bundle")]
+    if verdict is Verdict.VALID:
+        assert bundle == []
+    else:
+        assert len(bundle) == 1
+        assert bundle[0].location.path == "firmware.itb" and bundle[0].location.layer_chain == ("L0:raw",)
+        assert bundle[0].severity is (Severity.HIGH if verdict is Verdict.UNSIGNED else Severity.INFO)
+
+
+@pytest.mark.parametrize(("fixture", "trust", "verdict"), [
+    ("fit/unsigned.itb", (), Verdict.UNSIGNED),
+    ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
+    ("fit/payload-flipped.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.DIGEST_MISMATCH),
+])
+def test_fit_carved_from_a_flash_image(fixture: str, trust: tuple[Path, ...], verdict: Verdict,
+                                       tmp_path: Path) -> None:
+    _need_fixtures()
+    fit = (OUT / fixture).read_bytes()
+    image = tmp_path / "flash.bin"
+    image.write_bytes(b"\xff" * 0x10000 + fit + b"\xff" * (0x8000 - len(fit) % 0x8000))
+    ctx, result = scan_image(image, tmp_path / "ws", trust)
+    fit_layers = [layer for layer in ctx.layers if layer.format == "fit"]
+    assert [(layer.offset, layer.size) for layer in fit_layers] == [(0x10000, len(fit))]
+    lid = fit_layers[0].id
+    assert [(v.path, v.verdict) for v in result.verdicts] == [(f"{lid}:flash.bin@0x10000", verdict)]
+    bundle = [f for f in result.findings if f.rule_id.startswith("update.bundle")]
+    assert len(bundle) == (0 if verdict is Verdict.VALID else 1)
+    for f in bundle:
+        assert f.location.offset == 0x10000 and f.location.path == "flash.bin"
+        assert f.location.layer_chain == ("L0:raw", f"{lid}:fit")
+    assert not any(str(tmp_path) in v.reason for v in result.verdicts)
+
+
+def test_fit_inside_an_unpacked_file_is_found_once(tmp_path: Path) -> None:
+    _need_fixtures()
+    root = tmp_path / "rootfs"
+    (root / "boot").mkdir(parents=True)
+    shutil.copy(OUT / "fit/unsigned.itb", root / "boot/fit.itb")
+    ctx = tree_context(root)
+    entry = ctx.lookup("L1", "/boot/fit.itb")
+    assert entry is not None
+    # the same file also carved as a fit layer of L1: one verdict, not two
+    fit_layer = Layer(id="L2", parent_id="L1", format="fit", offset=0, size=entry.size, sha256="2" * 64,
+                      status=LayerStatus.EXTRACTED, depth=2, parent_path="/boot/fit.itb")
+    ctx = ScanContext(image=ctx.image, layers=[*ctx.layers, fit_layer], files=ctx.files, options=ctx.options)
+    result = scan_embedded(ctx)
+    assert [(v.path, v.verdict) for v in result.verdicts] == [("L1:/boot/fit.itb", Verdict.UNSIGNED)]
+
+
+SHARED_FIT = [p for p in (SHARED / "uboot_fit.itb", SHARED / "fact/uboot_fit.itb") if p.exists()]
+
+
+def test_real_uboot_fit_image_is_reported_unsigned(tmp_path: Path) -> None:
+    if not SHARED_FIT:
+        pytest.skip("uboot_fit.itb is not in ../shared/firmware")
+    ctx, result = scan_image(SHARED_FIT[0], tmp_path / "ws")
+    fits = [v for v in result.verdicts if v.format == "fit"]
+    assert [(v.path, v.verdict) for v in fits] == [(f"L0:{SHARED_FIT[0].name}", Verdict.UNSIGNED)]
+    unsigned = [f for f in result.findings if f.rule_id == "update.bundle-unsigned"]
+    assert len(unsigned) == 1 and unsigned[0].severity is Severity.HIGH
+    assert unsigned[0].location.path == SHARED_FIT[0].name
+    assert not any(v.verdict is Verdict.VALID for v in result.verdicts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -62,6 +63,26 @@ def test_dpkg_package_and_binary_signature_are_one_component(debian_tree):
     assert dist and dist[0].extra["version"] == "12"
 
 
+def test_versionless_library_takes_its_release_from_the_package_database(tmp_path):
+    """libxcrypt's binary proves the library but not its release; dpkg's record of the same file gives it."""
+    lib = Path("/lib/x86_64-linux-gnu/libcrypt.so.1.1.0")
+    listing = Path("/var/lib/dpkg/info/libcrypt1:amd64.list")
+    if not lib.exists() or not listing.exists():
+        pytest.skip("needs a Debian amd64 host with libcrypt1")
+    root = tmp_path / "root"
+    _copy(lib, root, str(lib))
+    alone = identify(tree_context(root), use_cache=False).components
+    assert [(c.name, c.version, c.cpe) for c in alone] == [("libxcrypt", "", "")]
+    assert alone[0].purl == "pkg:generic/libxcrypt" and alone[0].evidence[0].detail == "XCRYPT_2.0"
+    _copy(Path("/var/lib/dpkg/status"), root, "/var/lib/dpkg/status")
+    _copy(listing, root, "/var/lib/dpkg/info/libcrypt1:amd64.list")
+    xcrypt = [c for c in identify(tree_context(root), use_cache=False).components if c.name == "libxcrypt"]
+    assert len(xcrypt) == 1 and xcrypt[0].version, xcrypt  # one component, no versionless twin
+    assert {e.method for e in xcrypt[0].evidence} == {"package-db", "symbol"}
+    assert xcrypt[0].purl.startswith("pkg:deb/debian/libcrypt1@")
+    assert xcrypt[0].files == (f"rootfs:{lib}",)
+
+
 def test_upstream_versions_from_package_managers():
     assert upstream_version("1:1.2.13.dfsg-1", "dpkg") == "1.2.13"
     assert upstream_version("2:6.2.1+dfsg1-1.1", "dpkg") == "6.2.1"
@@ -69,6 +90,7 @@ def test_upstream_versions_from_package_managers():
     assert upstream_version("1:9.2p1-2+deb12u3", "dpkg") == "9.2p1"
     assert upstream_version("1.23.2-1", "opkg") == "1.23.2"
     assert upstream_version("2016-06-15-2", "opkg") == "2016-06-15"
+    assert upstream_version("2013-06-29", "opkg") == "2013-06-29"  # firewall, OpenWrt 12.09 (librarybox image)
     assert upstream_version("3.18.109-1-17b4dfc3b6a3f8ba1f8b7c8c0dd1b3a5", "opkg") == "3.18.109"
 
 
@@ -79,17 +101,48 @@ def test_openwrt_rootfs_opkg_and_binaries_merge(tmp_path):
     result = identify(tree_context(tmp_path / "rootfs-mipsel"), use_cache=False)
     comps = {c.name: c for c in result.components}
     by_key = {(c.name, c.version) for c in result.components}
-    assert {("busybox", "1.23.2"), ("uclibc-ng", "0.9.33.2"), ("openssl", "1.0.2n"), ("zlib", "1.2.8"),
+    assert {("busybox", "1.23.2"), ("uclibc", "0.9.33.2"), ("openssl", "1.0.2n"), ("zlib", "1.2.8"),
             ("dropbear", "2017.75"), ("linux", "3.18.109"), ("util-linux", "2.25.2"),
             ("hostapd", "2.6-devel")} <= by_key
     # one component per program: the opkg names (libc, kernel, agetty, wpad-mini) are merged away
     assert not {"libc", "kernel", "agetty", "wpad-mini"} & set(comps)
-    assert {e.method for e in comps["uclibc-ng"].evidence} == {"package-db", "filename"}
+    assert {e.method for e in comps["uclibc"].evidence} == {"package-db", "filename"}
     assert {e.method for e in comps["busybox"].evidence} == {"package-db", "signature"}
     assert [c.version for c in result.components if c.name == "openssl"] == ["1.0.2n"]
     deps = {d.ref: d.depends_on for d in result.dependencies}
-    assert "uclibc-ng@0.9.33.2" in deps["busybox@1.23.2"]
+    assert "uclibc@0.9.33.2" in deps["busybox@1.23.2"]
     assert "openssl@1.0.2n" not in deps.get("busybox@1.23.2", ())
+
+
+LIBRARYBOX = EMUX.parents[1] / "librarybox" / "openwrt-ar71xx-generic-tl-mr3020-v1-squashfs-factory.bin"
+
+
+@pytest.mark.skipif(not LIBRARYBOX.exists() or shutil.which("unsquashfs") is None,
+                    reason="librarybox OpenWrt image (shared firmware) or unsquashfs not present")
+def test_openwrt_packages_join_their_source_component(tmp_path):
+    """OpenWrt 12.09 (librarybox MR3020): packages built from one source are one component, as the
+    image's own opkg database says (Source: in info/*.control)."""
+    data = LIBRARYBOX.read_bytes()
+    subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(data.find(b"hsqs")), "-d",
+                    str(tmp_path / "root"), str(LIBRARYBOX)], check=True, capture_output=True)
+    comps = identify(tree_context(tmp_path / "root"), use_cache=False).components
+    by_key = {(c.name, c.version) for c in comps}
+    names = {c.name for c in comps}
+    # hostapd-mini (/usr/sbin/hostapd, a link to wpad) and wpad-mini: one hostapd, the binary's release
+    assert [c.version for c in comps if c.name == "hostapd"] == ["2.1-devel"]
+    assert {("firewall", "2013-06-29"), ("iptables", "1.4.10"), ("util-linux", "2.21.2"),
+            ("linux", "3.3.8"), ("busybox", "1.19.4"), ("dropbear", "2011.54"), ("dnsmasq", "2.66"),
+            ("zlib", "1.2.7"), ("uclibc", "0.9.33.2")} <= by_key
+    # Source: package/iptables, package/util-linux, package/kernel, package/hostapd
+    assert not {"libip4tc", "libip6tc", "libxtables", "iptables-mod-extra", "libblkid", "libuuid",
+                "kmod-crypto-aes", "kmod-usb-core", "hostapd-mini", "wpad-mini", "kernel"} & names
+    # built from other sources (mac80211 backport, batman-adv): not the kernel itself
+    assert {"kmod-ath9k", "kmod-batman-adv"} <= names
+    # uClibc 0.9.33.2 is uClibc, whose CVEs NVD files under uclibc:uclibc, not its successor uClibc-ng
+    uclibc = next(c for c in comps if c.name == "uclibc")
+    assert uclibc.cpe == "cpe:2.3:a:uclibc:uclibc:0.9.33.2:*:*:*:*:*:*:*" and "uclibc-ng" not in names
+    iptables = next(c for c in comps if c.name == "iptables")
+    assert {"rootfs:/usr/lib/libip4tc.so.0.0.0", "rootfs:/usr/sbin/iptables"} <= set(iptables.files)
 
 
 @pytest.mark.skipif(not EMUX.exists(), reason="emux rootfs (shared firmware) not present")

@@ -42,10 +42,10 @@ def test_package_owning_the_file_takes_the_signature_name_and_keeps_its_release(
                         files=("/lib/libuClibc-0.9.33.2.so",))
     snap = PackageRecord("wpad-mini", "2016-06-15-2", "opkg", "L1", "/usr/lib/opkg/status", files=("/usr/sbin/wpad",))
     comps = build_components(_ctx("/lib/libuClibc-0.9.33.2.so", "/usr/sbin/wpad"), SIGS,
-                             [_det("uclibc-ng", "0.9.33.2", "/lib/libuClibc-0.9.33.2.so", "filename"),
+                             [_det("uclibc", "0.9.33.2", "/lib/libuClibc-0.9.33.2.so", "filename"),
                               _det("hostapd", "2.6-devel", "/usr/sbin/wpad")], [rec, snap])
     got = {(c.name, c.version): {e.method for e in c.evidence} for c in comps}
-    assert got == {("uclibc-ng", "0.9.33.2"): {"package-db", "filename"},
+    assert got == {("uclibc", "0.9.33.2"): {"package-db", "filename"},
                    ("hostapd", "2.6-devel"): {"package-db", "signature"}}
     hostapd = next(c for c in comps if c.name == "hostapd")
     assert hostapd.cpe == "cpe:2.3:a:w1.fi:hostapd:2.6-devel:*:*:*:*:*:*:*"
@@ -56,3 +56,21 @@ def test_versionless_soname_hint_joins_the_versioned_component():
                              [_det("zlib", "1.2.13", "/lib/libz.so.1.2.13"),
                               _det("zlib", "", "/lib/libz.so.1", "soname")], [])
     assert [(c.name, c.version) for c in comps] == [("zlib", "1.2.13")]
+
+
+def test_packages_of_one_source_build_follow_the_binary_release_and_symlinks_count():
+    # OpenWrt 12.09 (librarybox image): hostapd-mini lists /usr/sbin/hostapd, a link to wpad-mini's
+    # /usr/sbin/wpad; both packages are 20131120-1 and Source: package/hostapd
+    ctx = _ctx("/usr/sbin/wpad")
+    ctx.files.append(FileEntry("L1", "/usr/sbin/hostapd", FileKind.SYMLINK, 0, 0o777, link_target="wpad"))
+    ctx.__post_init__()
+    wpad = PackageRecord("wpad-mini", "20131120-1", "opkg", "L1", "/usr/lib/opkg/status", source="package/hostapd",
+                         files=("/usr/sbin/wpad",))
+    mini = PackageRecord("hostapd-mini", "20131120-1", "opkg", "L1", "/usr/lib/opkg/status",
+                         source="package/hostapd", files=("/usr/sbin/hostapd",))
+    fw = PackageRecord("firewall", "2013-06-29", "opkg", "L1", "/usr/lib/opkg/status", source="package/firewall")
+    ipt = PackageRecord("libip4tc", "1.4.10-5", "opkg", "L1", "/usr/lib/opkg/status", source="package/iptables")
+    comps = build_components(ctx, SIGS, [_det("hostapd", "2.1-devel", "/usr/sbin/wpad")], [wpad, mini, fw, ipt])
+    assert [(c.name, c.version) for c in comps] == [("firewall", "2013-06-29"), ("hostapd", "2.1-devel"),
+                                                    ("iptables", "1.4.10")]
+    assert next(c for c in comps if c.name == "hostapd").files == ("L1:/usr/sbin/wpad",)

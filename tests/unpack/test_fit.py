@@ -75,3 +75,23 @@ def test_truncated_fit_is_not_a_layer_and_no_traceback(tmp_path):
     layers, _ = _layers(run.outdir)
     # the FDT header claims more bytes than the file has: not taken as a FIT
     assert not [la for la in layers.values() if la["format"] == "fit"]
+
+
+def test_signed_fit_fixture_verifies_against_its_control_dtb(tmp_path, ground_truth):
+    from tests.conftest import run_cli
+
+    image = FIXTURE_IMAGES / "fit-armel-signed.itb"
+    control = FIXTURE_IMAGES.parent / "generated" / "fit-armel-control.dtb"
+    ok = run_cli("verify", str(image), "--trust", str(control), "--json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["verdict"] == "valid"
+    # one byte of the kernel changed: its hash no longer matches the signed configuration
+    gt = next(i for i in ground_truth["images"] if i["name"] == image.name)
+    kernel = next(la for la in gt["layers"] if la["format"] == "kernel")
+    data = bytearray(image.read_bytes())
+    data[kernel["offset"] + kernel["size"] // 2] ^= 0x01
+    bad = tmp_path / "tampered.itb"
+    bad.write_bytes(bytes(data))
+    res = run_cli("verify", str(bad), "--trust", str(control), "--json")
+    assert res.returncode != 0
+    assert json.loads(res.stdout)["verdict"] == "digest_mismatch"

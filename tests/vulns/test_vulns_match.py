@@ -12,12 +12,15 @@ from cra_fw.vulns import ARTICLE14_NOTE, match_components
 
 DEB12 = "arch=armhf&distro=debian-12"
 
+# Each range is probed inside, at each bound and just outside it (facts: docs/vulns-fixture-provenance.md).
 CASES = [
-    # BusyBox: <=1.35.0 (28391), =1.35.0 (30065), <1.35.0 (48174), =1.36.1 (42363)
-    (Component("busybox", "1.35.0"), {"CVE-2022-28391", "CVE-2022-30065"}),
+    # BusyBox: <=1.35.0 (28391), =1.35.0 (30065), <=1.36.1 (48174: the NVD's range, wider than its
+    # text "before 1.35"), =1.36.1 (42363)
+    (Component("busybox", "1.35.0"), {"CVE-2022-28391", "CVE-2022-30065", "CVE-2022-48174"}),
     (Component("busybox", "1.34.1"), {"CVE-2022-28391", "CVE-2022-48174"}),
-    (Component("busybox", "1.35.1"), set()),
-    (Component("busybox", "1.36.1"), {"CVE-2023-42363"}),
+    (Component("busybox", "1.35.1"), {"CVE-2022-48174"}),
+    (Component("busybox", "1.36.1"), {"CVE-2022-48174", "CVE-2023-42363"}),
+    (Component("busybox", "1.36.2"), set()),
     (Component("busybox", "1.19.4"), {"CVE-2022-28391", "CVE-2022-48174"}),
     # OpenSSL letter releases against excluded ends 1.0.2zd / 1.0.2zg
     (Component("openssl", "1.0.2k"), {"CVE-2022-0778", "CVE-2023-0286"}),
@@ -34,51 +37,86 @@ CASES = [
     (Component("dnsmasq", "2.89", cpe="cpe:2.3:a:dnsmasq:dnsmasq:2.89:*:*:*:*:*:*:*"),
      {"CVE-2023-28450", "CVE-2023-50387"}),
     (Component("dnsmasq", "2.90"), set()),
-    # dropbear: year.release versions, and the old matt_johnston CPE
+    # dropbear: year.release versions; 0.52 through 2012.54 (0920), through 2022.83 (48795)
     (Component("dropbear", "2022.83"), {"CVE-2023-48795"}),
     (Component("dropbear", "2024.84"), set()),
     (Component("dropbear", "2012.54"), {"CVE-2023-48795", "CVE-2012-0920"}),
     (Component("dropbear", "2012.55"), {"CVE-2023-48795"}),
+    (Component("dropbear", "0.52"), {"CVE-2023-48795", "CVE-2012-0920"}),
     (Component("dropbear", "0.51"), {"CVE-2023-48795"}),
     # Debian fixed Terrapin in 2022.83-1+deb12u1 (a backport): the upstream range must not report it
     (Component("dropbear", "2022.83-1", purl=f"pkg:deb/debian/dropbear-bin@2022.83-1?{DEB12}&upstream=dropbear"),
      {"CVE-2023-48795"}),
     (Component("dropbear", "2022.83-1+deb12u3",
                purl=f"pkg:deb/debian/dropbear-bin@2022.83-1%2Bdeb12u3?{DEB12}&upstream=dropbear"), set()),
-    # glibc: NVD lists 2.34..2.38 one by one
+    # glibc: >=2.34 <2.39
     (Component("glibc", "2.36"), {"CVE-2023-4911"}),
+    (Component("glibc", "2.34"), {"CVE-2023-4911"}),
+    (Component("glibc", "2.38"), {"CVE-2023-4911"}),
     (Component("glibc", "2.33"), set()),
     (Component("glibc", "2.39"), set()),
     # Debian packages: the distribution's OSV record decides (backported fix in +deb12u3)
     (Component("glibc", "2.36-9+deb12u2", purl=f"pkg:deb/debian/libc6@2.36-9%2Bdeb12u2?{DEB12}"),
      {"CVE-2023-4911"}),
     (Component("glibc", "2.36-9+deb12u3", purl=f"pkg:deb/debian/libc6@2.36-9%2Bdeb12u3?{DEB12}"), set()),
+    # zlib: bookworm has no fix (every version affected); trixie is fixed in 1:1.3.dfsg-2, which the
+    # NVD range (<=1.3 upstream) would still report
     (Component("zlib", "1:1.2.13.dfsg-1", purl=f"pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?{DEB12}"),
      {"CVE-2023-45853"}),
-    (Component("zlib", "1:1.2.13.dfsg-1+deb12u1", purl=f"pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1%2Bdeb12u1?{DEB12}"),
+    (Component("zlib", "1:1.3.dfsg-1", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-1?arch=armhf&distro=debian-13"),
+     {"CVE-2023-45853"}),
+    (Component("zlib", "1:1.3.dfsg-2", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-2?arch=armhf&distro=debian-13"),
      set()),
     # zlib upstream: <=1.2.12 (37434), <=1.3 (45853)
     (Component("zlib", "1.2.12"), {"CVE-2022-37434", "CVE-2023-45853"}),
     (Component("zlib", "1.2.13"), {"CVE-2023-45853"}),
     (Component("zlib", "1.3"), {"CVE-2023-45853"}),
     (Component("zlib", "1.3.1"), set()),
-    # kernel: ranges plus release candidates in the CPE update field
+    # kernel: 0847 5.8-5.10.101, 5.15-5.15.24, 5.16-5.16.10; 1086 3.15-5.15.148, 6.1-6.7.2 in
+    # branches, and 6.8-rc1 named in the CPE update field
     (Component("linux", "5.10.0-rc1", kind="operating-system"), {"CVE-2022-0847", "CVE-2024-1086"}),
-    (Component("linux", "5.10.102"), {"CVE-2024-1086"}),
     (Component("linux", "5.10.101"), {"CVE-2022-0847", "CVE-2024-1086"}),
+    (Component("linux", "5.10.102"), {"CVE-2024-1086"}),
+    (Component("linux", "5.14.21"), {"CVE-2024-1086"}),
+    (Component("linux", "5.15.24"), {"CVE-2022-0847", "CVE-2024-1086"}),
+    (Component("linux", "5.15.25"), {"CVE-2024-1086"}),
     (Component("linux", "5.15.149"), set()),
-    (Component("linux", "5.17-rc3"), {"CVE-2022-0847", "CVE-2024-1086"}),
-    (Component("linux", "5.17-rc6"), {"CVE-2024-1086"}),
+    (Component("linux", "5.16.10"), {"CVE-2022-0847"}),
+    (Component("linux", "5.16.11"), set()),
+    (Component("linux", "5.17-rc3"), set()),
+    (Component("linux", "6.0.19"), set()),
+    (Component("linux", "6.1"), {"CVE-2024-1086"}),
+    (Component("linux", "6.1.76"), set()),
     (Component("linux", "6.7.2"), {"CVE-2024-1086"}),
     (Component("linux", "6.7.3"), set()),
     (Component("linux", "6.8-rc1"), {"CVE-2024-1086"}),
-    (Component("linux", "6.8-rc3"), set()),
+    (Component("linux", "6.8-rc2"), set()),
+    (Component("linux", "3.15"), {"CVE-2024-1086"}),
     (Component("linux", "3.14.79"), set()),
-    # uClibc / uClibc-ng
+    # uClibc <=0.9.33.2 (30295, 43523), =0.9.33.2 (9728); uClibc-ng <=1.0.40 (30295), <1.0.39 (43523)
     (Component("uclibc", "0.9.33.2"), {"CVE-2017-9728", "CVE-2021-43523", "CVE-2022-30295"}),
+    (Component("uclibc", "0.9.33.1"), {"CVE-2021-43523", "CVE-2022-30295"}),
+    (Component("uclibc", "0.9.33.3"), set()),
     (Component("uclibc-ng", "1.0.38"), {"CVE-2021-43523", "CVE-2022-30295"}),
+    (Component("uclibc-ng", "1.0.39"), {"CVE-2022-30295"}),
     (Component("uclibc-ng", "1.0.40"), {"CVE-2022-30295"}),
     (Component("uclibc-ng", "1.0.41"), set()),
+    # json-c: <0.15-20200726 (the release tag); lighttpd >=1.4.56 <1.4.67; libtommath <1.2.1;
+    # libtomcrypt <=1.18.2; gmp <=6.2.1 (target_hw x86 in the NVD; a component without hw matches)
+    (Component("json-c", "0.14"), {"CVE-2020-12762"}),
+    (Component("json-c", "0.15-20200726"), set()),
+    (Component("json-c", "0.16"), set()),
+    (Component("lighttpd", "1.4.55"), set()),
+    (Component("lighttpd", "1.4.56"), {"CVE-2022-41556"}),
+    (Component("lighttpd", "1.4.66"), {"CVE-2022-41556"}),
+    (Component("lighttpd", "1.4.67"), set()),
+    (Component("libtommath", "1.2.0"), {"CVE-2023-36328"}),
+    (Component("libtommath", "1.2.1"), set()),
+    (Component("libtomcrypt", "1.18.2"), {"CVE-2019-17362"}),
+    (Component("libtomcrypt", "1.18.3"), set()),
+    (Component("gmp", "6.2.1"), {"CVE-2021-43618"}),
+    (Component("gmp", "6.3.0"), set()),
+    (Component("gmp", "6.2.1", cpe="cpe:2.3:a:gmplib:gmp:6.2.1:*:*:*:*:*:arm:*"), set()),
     # nothing known, or no usable version
     (Component("mystery-daemon", "1.0"), set()),
     (Component("busybox", ""), set()),
@@ -105,7 +143,8 @@ def test_kev_listed_match_is_flagged(feed_db) -> None:
     assert m.epss == pytest.approx(0.7)
     assert m.cvss_v31_vector == "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"
     assert m.cvss_v31_score == 7.8 and m.severity is Severity.HIGH
-    assert m.match_method == "cpe" and m.matched_range == "cpe:2.3:a:gnu:glibc =2.36"
+    assert m.match_method == "cpe" and m.matched_range == "cpe:2.3:a:gnu:glibc >=2.34 <2.39"
+    assert m.fixed_version == "2.39"
 
 
 def test_not_kev_listed_is_not_flagged(feed_db) -> None:
@@ -137,13 +176,28 @@ def test_cvss_v2_only_advisory_gets_v2_band_severity_or_none(feed_db) -> None:
     assert old.severity is Severity.HIGH  # CVSS v2 7.1
 
 
+def test_cvss_30_record_keeps_its_vector_version(feed_db) -> None:
+    by_id = {m.advisory_id: m for m in match_components([Component("uclibc", "0.9.33.2")], feed_db)}
+    old = by_id["CVE-2017-9728"]  # the NVD scored it with CVSS 3.0 only
+    assert old.cvss_v31_vector == "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    assert old.cvss_v31_score == 9.8 and old.severity is Severity.CRITICAL
+    assert by_id["CVE-2022-30295"].cvss_v31_vector == "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:L/A:N"
+
+
+def test_debian_record_without_fix_reports_no_fixed_version(feed_db) -> None:
+    comp = Component("zlib", "1:1.2.13.dfsg-1", purl=f"pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?{DEB12}")
+    (m,) = match_components([comp], feed_db)
+    assert (m.advisory_id, m.match_method, m.fixed_version) == ("CVE-2023-45853", "purl", "")
+    assert m.matched_range == "Debian:12/zlib all versions"
+
+
 # --- end to end against the fixture images' ground truth (fixtures/images/ground-truth.json) ---
 
 GROUND_TRUTH = Path(__file__).resolve().parents[2] / "fixtures" / "images" / "ground-truth.json"
 
 # what the fixture feeds say about each component version in the fixture images
 IMAGE_EXPECTED = {
-    "busybox@1.35.0": {"CVE-2022-28391", "CVE-2022-30065"},  # not CVE-2022-48174 (< 1.35.0)
+    "busybox@1.35.0": {"CVE-2022-28391", "CVE-2022-30065", "CVE-2022-48174"},  # 48174: <=1.36.1 in the NVD
     "dnsmasq@2.90": set(),  # first fixed release for CVE-2023-28450 and CVE-2023-50387
     "glibc@2.36": {"CVE-2023-4911"},
     "json-c@0.16": set(),  # CVE-2020-12762 is through 0.14
@@ -151,7 +205,7 @@ IMAGE_EXPECTED = {
     "dropbear@2022.83": {"CVE-2023-48795"},
     "gmp@6.2.1": {"CVE-2021-43618"},
     "libtomcrypt@1.18.2": {"CVE-2019-17362"},
-    "libtommath@1.2.0": {"CVE-2023-36328"},
+    "libtommath@1.2.0": {"CVE-2023-36328"},  # fixed in 1.2.1
     "lighttpd@1.4.69": set(),  # CVE-2022-41556 is 1.4.56 through 1.4.66
     "linux@6.1.176": set(),  # CVE-2024-1086 is fixed in 6.1.76
 }
