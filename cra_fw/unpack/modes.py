@@ -9,6 +9,7 @@ extracted tree only, never through a symlink.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import shutil
@@ -37,18 +38,26 @@ def _apply(root: Path, name: str, mode: int) -> None:
         os.chmod(target, mode & 0o7777)
 
 
-def _read_region(path: Path, start: int, end: int) -> bytes:
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        return fh.read(end - start)
+def _copy_region(path: Path, start: int, end: int, dest: Path) -> None:
+    """Copy path[start:end] to dest in blocks (a region can be most of a large image)."""
+    with open(path, "rb") as src, open(dest, "wb") as out:
+        src.seek(start)
+        left = end - start
+        while left > 0:
+            block = src.read(min(left, 1 << 20))
+            if not block:
+                break
+            out.write(block)
+            left -= len(block)
 
 
-def _cpio_entries(data: bytes) -> Iterator[tuple[str, int]]:
-    pos = 0
-    while pos + 6 <= len(data):
+def _cpio_entries(data: bytes | mmap.mmap, pos: int = 0, end: int | None = None) -> Iterator[tuple[str, int]]:
+    """(name, mode) of each member of the cpio archive in data[pos:end]."""
+    end = len(data) if end is None else end
+    while pos + 6 <= end:
         magic = data[pos:pos + 6]
         if magic in (b"070701", b"070702"):
-            if pos + 110 > len(data):
+            if pos + 110 > end:
                 return
             try:
                 fields = [int(data[pos + 6 + i * 8: pos + 14 + i * 8], 16) for i in range(13)]
@@ -60,7 +69,7 @@ def _cpio_entries(data: bytes) -> Iterator[tuple[str, int]]:
             pos = (name_start + namesize + 3) & ~3
             pos = (pos + filesize + 3) & ~3
         elif magic == b"070707":
-            if pos + 76 > len(data):
+            if pos + 76 > end:
                 return
             try:
                 mode = int(data[pos + 18:pos + 24], 8)
@@ -78,8 +87,10 @@ def _cpio_entries(data: bytes) -> Iterator[tuple[str, int]]:
 
 
 def restore_cpio(path: Path, start: int, end: int, root: Path) -> None:
-    for name, mode in _cpio_entries(_read_region(path, start, end)):
-        _apply(root, name, mode)
+    # mapped, not read: the headers are walked in place, the file data is never touched
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for name, mode in _cpio_entries(data, start, end):
+            _apply(root, name, mode)
 
 
 _DEBUGFS_LINE = re.compile(r"^/(\d+)/(\d+)/\d+/\d+/(.*)/\d*/$")
@@ -97,7 +108,7 @@ def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
         image = path
         if start != 0 or end != path.stat().st_size:
             image = Path(tmp) / "region.ext"
-            image.write_bytes(_read_region(path, start, end))
+            _copy_region(path, start, end, image)
         cmds = Path(tmp) / "cmds"
         cmds.write_text("".join(f'ls -p "{d}"\n' for d in dirs if '"' not in d and "\n" not in d))
         try:
