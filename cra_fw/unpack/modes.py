@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cra_fw.unpack.safety import copy_region
+
 S_IFMT = 0o170000
 KEEP = (stat.S_IFDIR, stat.S_IFREG)
 
@@ -36,19 +38,6 @@ def _apply(root: Path, name: str, mode: int) -> None:
         return
     if st.st_mode & 0o7777 != mode & 0o7777:
         os.chmod(target, mode & 0o7777)
-
-
-def _copy_region(path: Path, start: int, end: int, dest: Path) -> None:
-    """Copy path[start:end] to dest in blocks (a region can be most of a large image)."""
-    with open(path, "rb") as src, open(dest, "wb") as out:
-        src.seek(start)
-        left = end - start
-        while left > 0:
-            block = src.read(min(left, 1 << 20))
-            if not block:
-                break
-            out.write(block)
-            left -= len(block)
 
 
 def _cpio_entries(data: bytes | mmap.mmap, pos: int = 0, end: int | None = None) -> Iterator[tuple[str, int]]:
@@ -108,7 +97,7 @@ def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
         image = path
         if start != 0 or end != path.stat().st_size:
             image = Path(tmp) / "region.ext"
-            _copy_region(path, start, end, image)
+            copy_region(path, start, end, image)
         cmds = Path(tmp) / "cmds"
         cmds.write_text("".join(f'ls -p "{d}"\n' for d in dirs if '"' not in d and "\n" not in d))
         try:

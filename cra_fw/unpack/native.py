@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cra_fw.unpack.formats import UIMAGE_TYPE
+from cra_fw.unpack.safety import copy_region
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class UImageHandler(NativeHandler):
                 (outdir / f"image{idx}.bin").write_bytes(chunk)
                 pos += (n + 3) & ~3
             return
-        (outdir / f"{image_type}.bin").write_bytes(data[body_start:region.end])
+        copy_region(Path(data_path(data)), body_start, region.end, outdir / f"{image_type}.bin")
 
 
 class FitHandler(NativeHandler):
@@ -187,7 +188,7 @@ class FitHandler(NativeHandler):
             return
         outdir.mkdir(parents=True, exist_ok=True)
         for name, (start, size) in parsed[1].items():
-            (outdir / _safe_name(name)).write_bytes(data[start:start + size])
+            copy_region(Path(data_path(data)), start, start + size, outdir / _safe_name(name))
 
 
 def _safe_name(name: str) -> str:
@@ -335,7 +336,7 @@ class ExtHandler(NativeHandler):
         path = data_path(data)
         if region.end != len(data):
             carved = outdir.parent / f"{region.start:08x}.ext.carved"
-            carved.write_bytes(data[region.start:region.end])
+            copy_region(Path(data_path(data)), region.start, region.end, carved)
             path = str(carved)
         try:
             subprocess.run([debugfs, "-R", f"rdump / {outdir}", path], capture_output=True, check=False,

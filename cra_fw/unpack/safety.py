@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,3 +189,23 @@ def inflates_beyond(path: Path, start: int, end: int, fmt: str, budget: int) -> 
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
             return produced > budget
     return produced > budget
+
+
+def region_blocks(path: Path, start: int, end: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of path[start:end] in blocks of at most ``block`` bytes (never the whole region)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            data = fh.read(min(remaining, block))
+            if not data:
+                return
+            remaining -= len(data)
+            yield data
+
+
+def copy_region(path: Path, start: int, end: int, dest: Path) -> None:
+    """Write path[start:end] to dest, streamed."""
+    with open(dest, "wb") as out:
+        for data in region_blocks(path, start, end):
+            out.write(data)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
+from cra_fw.unpack.safety import copy_region
 
 
 @cache
@@ -118,15 +119,7 @@ class UnblobBackend(Backend):
                     inpath = path
                 else:
                     inpath = outdir / f"{start:08x}.{fmt}.carved"
-                    with inpath.open("wb") as out:
-                        file.seek(start)
-                        remaining = end - start
-                        while remaining > 0:
-                            block = file.read(min(remaining, 1 << 20))
-                            if not block:
-                                break
-                            out.write(block)
-                            remaining -= len(block)
+                    copy_region(path, start, end, inpath)
                 error = ""
                 try:
                     res = chunk.extract(inpath, target)

@@ -33,6 +33,7 @@ from cra_fw.unpack.safety import (
     inflates_beyond,
     is_padding,
     layer_path,
+    region_blocks,
     sanitize_tree,
     shannon_entropy,
 )
@@ -126,15 +127,8 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
 
 def _region_sha256(path: Path, start: int, end: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        remaining = end - start
-        while remaining > 0:
-            block = fh.read(min(remaining, 1 << 20))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
+    for block in region_blocks(path, start, end):
+        digest.update(block)
     return digest.hexdigest()
 
 
