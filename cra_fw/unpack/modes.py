@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cra_fw.unpack.safety import copy_region
+from cra_fw.regions import copy_region
 
 S_IFMT = 0o170000
 KEEP = (stat.S_IFDIR, stat.S_IFREG)

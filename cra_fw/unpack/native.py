@@ -16,8 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cra_fw.regions import copy_region
 from cra_fw.unpack.formats import UIMAGE_TYPE
-from cra_fw.unpack.safety import copy_region
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cra_fw.regions import leading_run
 
 
 @dataclass(frozen=True)
@@ -123,21 +124,7 @@ def shannon_entropy(path: Path, start: int, end: int, sample: int = 1024 * 1024)
 
 def is_padding(path: Path, start: int, end: int) -> bool:
     """True when the region holds one repeated byte value (erased flash, zero fill)."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        first = fh.read(1)
-        if not first:
-            return False
-        remaining = end - start
-        fh.seek(start)
-        while remaining > 0:
-            data = fh.read(min(remaining, 1 << 20))
-            if not data:
-                break
-            if data.count(first) != len(data):
-                return False
-            remaining -= len(data)
-    return True
+    return end > start and leading_run(path, start, end) == end - start
 
 
 def inflates_beyond(path: Path, start: int, end: int, fmt: str, budget: int) -> bool:
@@ -190,22 +177,3 @@ def inflates_beyond(path: Path, start: int, end: int, fmt: str, budget: int) -> 
             return produced > budget
     return produced > budget
 
-
-def region_blocks(path: Path, start: int, end: int, block: int = 1 << 20) -> Iterator[bytes]:
-    """The bytes of path[start:end] in blocks of at most ``block`` bytes (never the whole region)."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        remaining = end - start
-        while remaining > 0:
-            data = fh.read(min(remaining, block))
-            if not data:
-                return
-            remaining -= len(data)
-            yield data
-
-
-def copy_region(path: Path, start: int, end: int, dest: Path) -> None:
-    """Write path[start:end] to dest, streamed."""
-    with open(dest, "wb") as out:
-        for data in region_blocks(path, start, end):
-            out.write(data)

@@ -12,9 +12,9 @@ import shutil
 from functools import cache
 from pathlib import Path
 
+from cra_fw.regions import copy_region
 from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
-from cra_fw.unpack.safety import copy_region
 
 
 @cache

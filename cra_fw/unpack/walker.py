@@ -9,7 +9,6 @@ failed or unsupported extraction becomes a Finding and the walk goes on.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from cra_fw.context import Limits, ScanOptions
 from cra_fw.errors import BackendUnavailable
 from cra_fw.records import Finding, Layer, LayerStatus, Location, Severity
+from cra_fw.regions import leading_run, region_sha256
 from cra_fw.unpack.formats import HEADER_BYTES, load_formats, read_details
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
 from cra_fw.unpack.isolate import IsolatedFailure, run_isolated
@@ -33,7 +33,6 @@ from cra_fw.unpack.safety import (
     inflates_beyond,
     is_padding,
     layer_path,
-    region_blocks,
     sanitize_tree,
     shannon_entropy,
 )
@@ -123,13 +122,6 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
         kept.append(carve)
     kept.sort(key=lambda c: c.start)
     return BackendResult(carves=tuple(kept), note=result.note)
-
-
-def _region_sha256(path: Path, start: int, end: int) -> str:
-    digest = hashlib.sha256()
-    for block in region_blocks(path, start, end):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_head(path: Path, start: int) -> bytes:
@@ -334,7 +326,7 @@ class Walker:
                           offset=carve.start)
         layer = Layer(
             id=lid, parent_id=job.parent_id, format=carve.format, offset=carve.start,
-            size=carve.end - carve.start, sha256=_region_sha256(job.path, carve.start, carve.end),
+            size=carve.end - carve.start, sha256=region_sha256(job.path, carve.start, carve.end),
             status=LayerStatus.LIMITED if limited else status, depth=job.depth, parent_path=job.parent_path,
             extractor=carve.backend_name.split(":")[0] if carve.backend_name.startswith("cra-fw") else self.backend.name,
             details=details, file_count=report.files if report else 0, note=note[:300], root=root,
@@ -374,18 +366,15 @@ class Walker:
             cursor = max(cursor, carve.end)
         if cursor < size:
             gaps.append((cursor, size))
-        gaps = [piece for start, end in gaps for piece in _split_padding(job.path, start, end)]
-        for start, end in gaps:
-            if end - start <= 0:
-                continue
+        pieces = [piece for start, end in gaps if end > start for piece in _split_padding(job.path, start, end)]
+        for start, end, padding in pieces:
             lid = self.state.new_id()
-            padding = is_padding(job.path, start, end)
             entropy = None if padding else round(shannon_entropy(job.path, start, end), 3)
             fmt = "padding" if padding else "unknown"
             chain = (*job.chain, f"{lid}:{fmt}")
             layer = Layer(
                 id=lid, parent_id=job.parent_id, format=fmt, offset=start, size=end - start,
-                sha256=_region_sha256(job.path, start, end), status=LayerStatus.UNKNOWN if not padding else LayerStatus.IDENTIFIED,
+                sha256=region_sha256(job.path, start, end), status=LayerStatus.UNKNOWN if not padding else LayerStatus.IDENTIFIED,
                 depth=job.depth, parent_path=job.parent_path, entropy=entropy,
             )
             with self.state.lock:
@@ -399,25 +388,18 @@ class Walker:
                               offset=start)
 
 
-def _split_padding(path: Path, start: int, end: int) -> list[tuple[int, int]]:
-    """Split off a leading run of one byte value (erased flash) of at least 4 KiB."""
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        first = fh.read(1)
-        if not first:
-            return [(start, end)]
-        pos = start
-        while pos < end:
-            fh.seek(pos)
-            block = fh.read(min(1 << 16, end - pos))
-            stripped = len(block) - len(block.lstrip(first))
-            pos += stripped
-            if stripped < len(block):
-                break
-    run = (pos - start) & ~0xFFF
-    if run >= 4096 and start + run < end:
-        return [(start, start + run), (start + run, end)]
-    return [(start, end)]
+def _split_padding(path: Path, start: int, end: int) -> list[tuple[int, int, bool]]:
+    """(start, end, is_padding) pieces: a leading run of one byte value (erased flash) of at
+    least 4 KiB is split off, so the rest is judged on its own."""
+    run = leading_run(path, start, end)
+    if run == end - start:
+        return [(start, end, True)]
+    aligned = run & ~0xFFF
+    if aligned >= 4096:
+        # the rest starts with the run's remainder: padding only when it is all another value
+        rest_padding = aligned == run and is_padding(path, start + aligned, end)
+        return [(start, start + aligned, True), (start + aligned, end, rest_padding)]
+    return [(start, end, False)]
 
 
 def _fmt_details(details: dict[str, str]) -> str:

@@ -184,3 +184,20 @@ def test_unknown_high_entropy_gap_is_reported(scans):
     assert unknown[0]["entropy"] > 7.5
     hits = [f for f in report["findings"] if f["rule_id"] == "unpack.high-entropy"]
     assert [f["location"]["offset"] for f in hits] == [gt["offset"]]
+
+
+GAP_IMAGES = [img for img in _truth()["images"] if any(la["format"] == "padding" for la in img["layers"])] \
+    if IMAGES else []
+
+
+@pytest.mark.parametrize("image", GAP_IMAGES, ids=lambda img: img["name"])
+def test_raw_gaps_are_exactly_the_builders_padding_and_unknown_regions(scans, image):
+    # one padding layer per erased stretch of flash, not one per 4 KiB boundary.  unblob only:
+    # binwalk 2.3 does not know where a squashfs or jffs2 ends, so its gaps start elsewhere
+    report = scans(image["name"], "unblob")
+    root = next(la["id"] for la in report["layers"] if la["parent_id"] is None)
+    got = sorted((la["format"], la["offset"], la["size"], la["sha256"]) for la in report["layers"]
+                 if la["parent_id"] == root and la["format"] in ("padding", "unknown"))
+    want = sorted((la["format"], la["offset"], la["size"], la["sha256"]) for la in image["layers"]
+                  if la["parent"] is None and la["format"] in ("padding", "unknown"))
+    assert got == want
