@@ -26,6 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = ROOT.parent / "shared" / "firmware"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from rss_by_process import process_tree  # noqa: E402
+
 LARGE_CACHE = ROOT / "benchmarks" / ".cache"  # built images, not committed
 
 SHIM = """#!/bin/sh
@@ -36,20 +39,6 @@ for a in "$@"; do
 done
 eval exec unsquashfs -no-progress $args
 """
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        cur = todo.pop()
-        out.append(cur)
-        try:
-            for task in os.listdir(f"/proc/{cur}/task"):
-                with open(f"/proc/{cur}/task/{task}/children") as fh:
-                    todo.extend(int(c) for c in fh.read().split())
-        except OSError:
-            continue
-    return out
 
 
 def _anon_kib(pid: int) -> int:
@@ -76,7 +65,7 @@ def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, in
                             stderr=subprocess.PIPE, text=True)
     peak_anon = 0
     while proc.poll() is None:
-        peak_anon = max(peak_anon, sum(_anon_kib(p) for p in _tree(proc.pid)[1:]))
+        peak_anon = max(peak_anon, sum(_anon_kib(p) for p in process_tree(proc.pid)[1:]))
         time.sleep(0.05)
     stderr = proc.stderr.read() if proc.stderr else ""
     wall = time.monotonic() - start

@@ -17,7 +17,8 @@ import sys
 import time
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc)."""
     out, todo = [], [pid]
     while todo:
         cur = todo.pop()
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak: dict[str, int] = collections.defaultdict(int)
     while proc.poll() is None:
-        for pid in _tree(proc.pid):
+        for pid in process_tree(proc.pid):
             try:
                 with open(f"/proc/{pid}/comm") as fh:
                     name = fh.read().strip()

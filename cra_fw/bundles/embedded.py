@@ -1,8 +1,8 @@
 """The scan stage: update bundles and update verification keys inside a firmware image.
 
 Finds FIT images, RAUC bundles, SWUpdate and Mender artifacts among the
-unpacked files, in the image file itself and in carved ``fit`` layers, verifies them (against ``--trust`` when given, otherwise
-integrity only, so at best ``untrusted_signer``), and lists the keys the
+unpacked files, in the image file itself and in carved ``fit`` layers, verifies them
+(against ``--trust`` when given, else against the update keys the image ships), and lists the keys the
 device uses to verify what it installs: RAUC keyring (``/etc/rauc/system.conf``),
 SWUpdate public key, Mender ``ArtifactVerifyKey``, and U-Boot control DTBs
 with a ``/signature`` node.
@@ -37,6 +37,7 @@ from cra_fw.bundles.trust import TrustStore, key_fingerprint
 from cra_fw.context import ScanContext
 from cra_fw.errors import CraFwError
 from cra_fw.records import FileEntry, FileKind, Finding, Location, Severity
+from cra_fw.regions import copy_region
 
 CATEGORY = "update"
 CRA_UPDATE = ("Annex I Part I (2)(c)", "Annex I Part I (2)(f)", "Annex I Part II 7")
@@ -225,15 +226,7 @@ def _verify_target(target: _Target, trust: TrustStore) -> BundleVerdict:
         else:
             with tempfile.TemporaryDirectory(prefix="cra-fw-region-") as tmp:
                 region = Path(tmp) / "region.bin"
-                with open(target.file, "rb") as src, open(region, "wb") as dst:
-                    src.seek(target.offset)
-                    left = target.size
-                    while left > 0:
-                        chunk = src.read(min(left, 1024 * 1024))
-                        if not chunk:
-                            break
-                        dst.write(chunk)
-                        left -= len(chunk)
+                copy_region(target.file, target.offset, target.offset + target.size, region)
                 verdict = verify_bundle(region, trust, fmt=target.fmt)
     except (CraFwError, OSError) as exc:
         return BundleVerdict(path=target.label, format=target.fmt, verdict=Verdict.MALFORMED,

@@ -302,9 +302,16 @@ def signed_nodes(fdt: Fdt, conf: Node, images: dict[str, _Image]) -> tuple[set[s
 
 
 def _locate(fdt: Fdt, node: Node, file_size: int) -> _Image:
+    start, size = image_span(fdt, node, file_size)
+    return _Image(node.name, node, start, size)
+
+
+def image_span(fdt: Fdt, node: Node, file_size: int) -> tuple[int, int]:
+    """(absolute file offset, size) of an image node's data: embedded ``data``, or external
+    data at ``data-position`` (from the FIT's start) or ``data-offset`` (after the tree)."""
     data = node.prop("data")
     if data is not None:
-        return _Image(node.name, node, data.offset, data.size)
+        return data.offset, data.size
     size_p = node.prop("data-size")
     size = size_p.as_u32() if size_p is not None else None
     pos = node.prop("data-position")
@@ -312,12 +319,12 @@ def _locate(fdt: Fdt, node: Node, file_size: int) -> _Image:
     if size is None or (pos is None and off is None):
         raise MalformedBundle(f"image {node.name} has no data")
     if pos is not None and pos.as_u32() is not None:
-        start = pos.as_u32() or 0
+        start = fdt.base + (pos.as_u32() or 0)
     else:
-        start = ((fdt.totalsize + 3) & ~3) + (off.as_u32() or 0 if off is not None else 0)
+        start = fdt.base + ((fdt.totalsize + 3) & ~3) + (off.as_u32() or 0 if off is not None else 0)
     if start + size > file_size:
-        raise MalformedBundle(f"image {node.name}: external data lies outside the file")
-    return _Image(node.name, node, start, size)
+        raise MalformedBundle(f"image {node.name}: data lies beyond the end of the file")
+    return start, size
 
 
 def _candidate_keys(trust: TrustStore) -> list[TrustedKey]:

@@ -57,7 +57,6 @@ class CpioEntry:
     data_offset: int
     checksum: int
     crc_format: bool
-    header_offset: int = 0
 
 
 class _CpioState:
@@ -146,7 +145,7 @@ def iter_cpio(fh: BinaryIO, file_size: int):
             raise MalformedBundle(f"cpio member {name} runs past the end of the file")
         end = (data_off + filesize + 3) & ~3
         _check_nul(fh, data_off + filesize, end, f"padding after {name}")
-        yield CpioEntry(name, filesize, data_off, check, state.magic == b"070702", pos)
+        yield CpioEntry(name, filesize, data_off, check, state.magic == b"070702")
         pos = end
     raise MalformedBundle("cpio archive has too many members")
 

@@ -35,6 +35,7 @@ from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
 from cra_fw.records import Component, ScanReport
+from cra_fw.report import VERSION_UNKNOWN
 
 JSON_NAME = "sbom.cdx.json"
 XML_NAME = "sbom.cdx.xml"
@@ -105,7 +106,7 @@ def _component(c: Component) -> CdxComponent:
              for ev in c.evidence]
     props.extend(Property(name="cra-fw:occurrence", value=occ) for occ in c.files)
     if not c.version:  # say why the version is missing, so a reviewer does not read it as an omission
-        props.append(Property(name="cra-fw:version", value="unknown: the image holds no record of this release"))
+        props.append(Property(name="cra-fw:version", value=VERSION_UNKNOWN))
     # BSI TR-03183-2 component properties
     main = next(iter(c.files), "")
     if main:

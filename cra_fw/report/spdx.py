@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cra_fw.records import Component, ScanReport
+from cra_fw.report import VERSION_UNKNOWN
 
 FILE_NAME = "sbom.spdx.json"
 _PURPOSE = {"library": "LIBRARY", "application": "APPLICATION", "operating-system": "OPERATING-SYSTEM",
@@ -75,7 +76,7 @@ def _package(c: Component, spdx_id: str) -> dict:
         pkg["comment"] = "identified by: " + "; ".join(
             f"{e.method} ({e.confidence:.2f}) {e.path}".strip() for e in c.evidence)
         if not c.version:
-            pkg["comment"] += "; version unknown: the image holds no record of this release"
+            pkg["comment"] += f"; version {VERSION_UNKNOWN}"
     return pkg
 
 

@@ -13,6 +13,7 @@ import mmap
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Region:
     error: str = ""
     unsupported: bool = False
     details: dict[str, str] = field(default_factory=dict)
+    members: tuple[tuple[str, int, int], ...] = ()  # (name, start, size) found while recognising it
 
 
 class NativeHandler:
@@ -35,6 +37,18 @@ class NativeHandler:
 
     def find(self, data: mmap.mmap) -> list[Region]:
         raise NotImplementedError
+
+    @staticmethod
+    def _scan(data: mmap.mmap, magic: bytes, parse: Callable[[int], Region | None]) -> list[Region]:
+        """Regions ``parse`` recognises at each occurrence of ``magic``, never overlapping."""
+        out: list[Region] = []
+        pos = data.find(magic)
+        while pos != -1:
+            region = parse(pos)
+            if region is not None:
+                out.append(region)
+            pos = data.find(magic, region.end if region is not None else pos + 1)
+        return out
 
     def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
         raise NotImplementedError
@@ -58,21 +72,16 @@ class UImageHandler(NativeHandler):
         return fields
 
     def find(self, data: mmap.mmap) -> list[Region]:
-        out: list[Region] = []
-        pos = data.find(self.MAGIC)
-        while pos != -1:
+        def parse(pos: int) -> Region | None:
             fields = self._header(data, pos)
-            if fields is not None:
-                end = pos + 64 + fields[3]
-                error = ""
-                if end > len(data):
-                    error = f"uImage payload truncated: header says {fields[3]} bytes"
-                    end = len(data)
-                out.append(Region(pos, end, error=error))
-                pos = data.find(self.MAGIC, end)
-            else:
-                pos = data.find(self.MAGIC, pos + 1)
-        return out
+            if fields is None:
+                return None
+            end = pos + 64 + fields[3]
+            if end > len(data):
+                return Region(pos, len(data), error=f"uImage payload truncated: header says {fields[3]} bytes")
+            return Region(pos, end)
+
+        return self._scan(data, self.MAGIC, parse)
 
     def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
         fields = self._header(data, region.start)
@@ -111,8 +120,9 @@ class FitHandler(NativeHandler):
     MAGIC = b"\xd0\x0d\xfe\xed"
     MAX_IMAGES = 256
 
-    def _parse(self, data: mmap.mmap, pos: int) -> tuple[Region, dict[str, tuple[int, int]]] | None:
+    def _parse(self, data: mmap.mmap, pos: int) -> Region | None:
         from cra_fw.bundles.fdt import Fdt
+        from cra_fw.bundles.fit import image_span
         from cra_fw.errors import CraFwError
 
         try:
@@ -123,27 +133,15 @@ class FitHandler(NativeHandler):
         if images is None or not images.children:
             return None  # a plain device tree, not a FIT
         end = pos + fdt.totalsize
-        spans: dict[str, tuple[int, int]] = {}
+        members: list[tuple[str, int, int]] = []
         errors: list[str] = []
         for name, node in list(images.children.items())[: self.MAX_IMAGES]:
-            prop = node.prop("data")
-            size_p, position, offset = node.prop("data-size"), node.prop("data-position"), node.prop("data-offset")
-            if prop is not None:
-                start, size = prop.offset, prop.size
-            elif size_p is not None and size_p.as_u32() is not None and (position or offset):
-                size = size_p.as_u32() or 0
-                if position is not None and position.as_u32() is not None:
-                    start = pos + (position.as_u32() or 0)
-                else:
-                    rel = offset.as_u32() if offset is not None else 0
-                    start = pos + ((fdt.totalsize + 3) & ~3) + (rel or 0)
-            else:
-                errors.append(f"image {name} has no data")
+            try:
+                start, size = image_span(fdt, node, len(data))
+            except CraFwError as exc:
+                errors.append(str(exc))
                 continue
-            if start + size > len(data):
-                errors.append(f"image {name}: data lies beyond the end of the file")
-                continue
-            spans[name] = (start, size)
+            members.append((name, start, size))
             end = max(end, start + size)
         confs = fdt.node("/configurations")
         conf_nodes = list(confs.children.values()) if confs is not None else []
@@ -151,43 +149,34 @@ class FitHandler(NativeHandler):
         signed_images = [n for n, node in images.children.items()
                          if any(k.startswith("signature") for k in node.children)]
         details = {
-            "images": ",".join(f"{n}:{self._str(images.children[n], 'type')}" for n in spans),
+            "images": ",".join(f"{n}:{self._str(images.children[n], 'type')}" for n, _, _ in members),
             "configurations": str(len(conf_nodes)),
             "signed_configurations": ",".join(signed_confs),
             "signed_images": ",".join(signed_images),
             "signed": "yes" if signed_confs or signed_images else "no",
-            "external_data": "yes" if any(images.children[n].prop("data") is None for n in spans) else "no",
+            "external_data": "yes" if any(images.children[n].prop("data") is None for n, _, _ in members) else "no",
         }
         description = self._str(fdt.root, "description")
         if description:
             details["description"] = description[:200]
-        return Region(pos, end, error="; ".join(errors)[:300], details=details), spans
+        return Region(pos, end, error="; ".join(errors)[:300], details=details, members=tuple(members))
 
     @staticmethod
     def _str(node, prop: str) -> str:
+        from cra_fw.errors import CraFwError
+
         try:
             return node.str(prop)
-        except Exception:  # noqa: BLE001 - a malformed string property is just unknown
+        except CraFwError:  # a malformed string property is just unknown
             return ""
 
     def find(self, data: mmap.mmap) -> list[Region]:
-        out: list[Region] = []
-        pos = data.find(self.MAGIC)
-        while pos != -1:
-            parsed = self._parse(data, pos)
-            if parsed is not None:
-                out.append(parsed[0])
-                pos = data.find(self.MAGIC, parsed[0].end)
-            else:
-                pos = data.find(self.MAGIC, pos + 1)
-        return out
+        return self._scan(data, self.MAGIC, lambda pos: self._parse(data, pos))
 
     def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        parsed = self._parse(data, region.start)
-        if parsed is None:
-            return
+        # the spans were read while recognising the FIT: no second parse
         outdir.mkdir(parents=True, exist_ok=True)
-        for name, (start, size) in parsed[1].items():
+        for name, start, size in region.members:
             copy_region(Path(data_path(data)), start, start + size, outdir / _safe_name(name))
 
 
