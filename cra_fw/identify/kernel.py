@@ -27,7 +27,8 @@ LINUX_BANNER = re.compile(
 UBOOT_BANNER = re.compile(
     rb"U-Boot (?:SPL )?(?P<version>(?:19|20)\d\d\.\d\d(?:\.\d+)?(?:-rc\d+)?|1\.\d+\.\d+)[^\x00\n()]{0,60} "
     rb"\((?:[A-Z][a-z]{2} [ \d]\d \d{4} - \d\d:\d\d:\d\d)")
-MODULES_DIR = re.compile(r"^/lib/modules/(?P<version>\d+\.\d+(?:\.\d+)?)(?:[-+][^/]*)?/")
+# a rootfs tarball may wrap the tree in a folder or two (/rootfs-mipsel/lib/modules/...)
+MODULES_DIR = re.compile(r"^(?:/[^/]+){0,2}?/lib/modules/(?P<version>\d+\.\d+(?:\.\d+)?)(?:[-+][^/]*)?/")
 
 _GZIP = b"\x1f\x8b\x08"
 _XZ = b"\xfd7zXZ\x00"

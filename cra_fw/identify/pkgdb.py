@@ -102,32 +102,59 @@ def _os_release_values(text: str) -> dict[str, str]:
 Reader = Callable[[FileEntry], bytes]
 
 
+# Where package databases and release markers live, relative to a system root.
+_DB_FILES = ("/var/lib/dpkg/status", "/usr/lib/opkg/status", "/var/lib/opkg/status", "/etc/os-release",
+             "/usr/lib/os-release", "/etc/openwrt_release", "/etc/buildroot_version", "/etc/br-version")
+_DB_DIRS = ("/var/lib/dpkg/status.d/", "/usr/lib/opkg/info/", "/var/lib/opkg/info/")
+_MAX_ROOT_DEPTH = 2  # "/rootfs" or "/rootfs-mipsel/fs": vendor tarballs wrap the tree in a folder
+
+
+def split_root(path: str) -> tuple[str, str]:
+    """(system root prefix, path inside that root) of a package-database file.
+
+    A layer's files usually start at the system root, but rootfs tarballs often wrap it in
+    a folder (``/rootfs-mipsel/usr/lib/opkg/status``).  Other paths come back unchanged.
+    """
+    for known in _DB_FILES:
+        if path.endswith(known):
+            root = path[: -len(known)]
+            if root.count("/") <= _MAX_ROOT_DEPTH:
+                return root, known
+    for folder in _DB_DIRS:
+        at = path.rfind(folder)
+        if at >= 0 and "/" not in path[at + len(folder):] and path[:at].count("/") <= _MAX_ROOT_DEPTH:
+            return path[:at], path[at:]
+    return "", path
+
+
 def read_package_dbs(files: list[FileEntry], read: Reader) -> list[PackageRecord]:
-    """All package records found in ``files`` (one inventory), reading through ``read``."""
+    """All package records found in ``files`` (one inventory), reading through ``read``.
+
+    Paths in the records (the database file, the files a package lists) are as the
+    inventory names them, system-root prefix included.
+    """
     by_path: dict[tuple[str, str], FileEntry] = {(f.layer_id, f.path): f for f in files}
     out: list[PackageRecord] = []
-    distro_by_layer: dict[str, str] = {}
-    for f in files:
-        if f.path in ("/etc/os-release", "/usr/lib/os-release") and f.kind.value not in ("symlink", "directory"):
+    distro_by_root: dict[tuple[str, str], str] = {}
+    dbs = [(f, *split_root(f.path)) for f in files if f.kind.value not in ("symlink", "directory", "device")]
+    for f, root, path in dbs:
+        if path in ("/etc/os-release", "/usr/lib/os-release"):
             vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
             osid = vals.get("ID", "").lower()
             if osid and vals.get("VERSION_ID"):
-                distro_by_layer[f.layer_id] = f"{osid}-{vals['VERSION_ID']}"
-    for f in files:
-        if f.kind.value in ("symlink", "directory", "device"):
-            continue
-        if f.path == "/var/lib/dpkg/status" or f.path.startswith("/var/lib/dpkg/status.d/"):
-            out.extend(_dpkg(f, read, by_path, distro_by_layer.get(f.layer_id, "")))
-        elif f.path in ("/usr/lib/opkg/status", "/var/lib/opkg/status"):
-            out.extend(_opkg_status(f, read, by_path))
-        elif (f.path.startswith("/usr/lib/opkg/info/") or f.path.startswith("/var/lib/opkg/info/")) \
-                and f.path.endswith(".control"):
-            out.extend(_opkg_status(f, read, by_path, control=True))
-        elif f.path in ("/etc/os-release", "/usr/lib/os-release"):
+                distro_by_root[(f.layer_id, root)] = f"{osid}-{vals['VERSION_ID']}"
+    for f, root, path in dbs:
+        if path == "/var/lib/dpkg/status" or path.startswith("/var/lib/dpkg/status.d/"):
+            out.extend(_dpkg(f, root, read, by_path, distro_by_root.get((f.layer_id, root), "")))
+        elif path in ("/usr/lib/opkg/status", "/var/lib/opkg/status"):
+            out.extend(_opkg_status(f, root, path, read, by_path))
+        elif path.startswith(("/usr/lib/opkg/info/", "/var/lib/opkg/info/")) and path.endswith(".control"):
+            out.extend(_opkg_status(f, root, path, read, by_path, control=True))
+        elif path in ("/etc/os-release", "/usr/lib/os-release"):
             out.extend(_os_release(f, read))
-        elif f.path == "/etc/openwrt_release":
+        elif path == "/etc/openwrt_release":
             out.extend(_openwrt_release(f, read))
-        elif f.path in ("/etc/buildroot_version", "/etc/br-version"):
+        elif path in ("/etc/buildroot_version", "/etc/br-version"):
             v = read(f)[:256].decode("utf-8", "replace").strip().split()
             if v:
                 out.append(PackageRecord("buildroot", v[0], "buildroot", f.layer_id, f.path,
@@ -151,7 +178,7 @@ def _dedupe(records: list[PackageRecord]) -> list[PackageRecord]:
     return list(seen.values())
 
 
-def _dpkg(f: FileEntry, read: Reader, by_path: dict, distro: str) -> list[PackageRecord]:
+def _dpkg(f: FileEntry, root: str, read: Reader, by_path: dict, distro: str) -> list[PackageRecord]:
     out = []
     for para in parse_control_paragraphs(read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")):
         name, version = para.get("Package", ""), para.get("Version", "")
@@ -160,10 +187,10 @@ def _dpkg(f: FileEntry, read: Reader, by_path: dict, distro: str) -> list[Packag
         arch = para.get("Architecture", "")
         listed: tuple[str, ...] = ()
         for cand in (f"/var/lib/dpkg/info/{name}:{arch}.list", f"/var/lib/dpkg/info/{name}.list"):
-            lf = by_path.get((f.layer_id, cand))
+            lf = by_path.get((f.layer_id, root + cand))
             if lf is not None:
                 lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
-                listed = tuple(p for p in lines if p.startswith("/") and p != "/.")
+                listed = tuple(root + p for p in lines if p.startswith("/") and p != "/.")
                 break
         source = para.get("Source", "").split(" ")[0]
         out.append(PackageRecord(name, version, "dpkg", f.layer_id, f.path, arch=arch, source=source,
@@ -171,10 +198,11 @@ def _dpkg(f: FileEntry, read: Reader, by_path: dict, distro: str) -> list[Packag
     return out
 
 
-def _opkg_status(f: FileEntry, read: Reader, by_path: dict, control: bool = False) -> list[PackageRecord]:
+def _opkg_status(f: FileEntry, root: str, path: str, read: Reader, by_path: dict,
+                 control: bool = False) -> list[PackageRecord]:
     out = []
     text = read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")
-    base = "/var/lib/opkg/info/" if f.path.startswith("/var/") else "/usr/lib/opkg/info/"
+    base = root + ("/var/lib/opkg/info/" if path.startswith("/var/") else "/usr/lib/opkg/info/")
     for para in parse_control_paragraphs(text):
         name, version = para.get("Package", ""), para.get("Version", "")
         if not name or not version or (not control and not _installed(para)):
@@ -184,7 +212,7 @@ def _opkg_status(f: FileEntry, read: Reader, by_path: dict, control: bool = Fals
         if lf is not None:
             lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
             # opkg lists "path" or "path\tmode..." per line
-            listed = tuple(p.split("\t", 1)[0] for p in lines if p.startswith("/"))
+            listed = tuple(root + p.split("\t", 1)[0] for p in lines if p.startswith("/"))
         out.append(PackageRecord(name, version, "opkg", f.layer_id, f.path,
                                  arch=para.get("Architecture", ""), source=para.get("Source", ""),
                                  license=para.get("License", ""), maintainer=para.get("Maintainer", ""),

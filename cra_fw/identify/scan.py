@@ -24,6 +24,7 @@ _SKIP_DIRS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/sh
 _KERNEL_NAMES = ("vmlinu*", "*zImage*", "*uImage*", "*bzImage*", "*kernel*", "*.lzma", "*u-boot*",
                  "*uboot*", "*.itb", "*.fit", "*.img", "*.bin", "*.uncompressed")
 KERNEL_MIN = 256 * 1024
+BLOB_MIN = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
 
 
 def _is_layer_blob(ctx: ScanContext, f: FileEntry) -> bool:
-    # A large unidentified blob at the top of a layer (e.g. a carved kernel) is worth one look.
-    return f.size >= KERNEL_MIN and f.path.count("/") == 1 and not f.name.startswith(".")
+    # An unidentified blob at the top of a layer (a carved kernel, a decompressed bootloader:
+    # U-Boot images are often under 100 KiB) is worth one look.
+    return f.size >= BLOB_MIN and f.path.count("/") == 1 and not f.name.startswith(".")
 
 
 def _key(sha256: str, path: str) -> str:
