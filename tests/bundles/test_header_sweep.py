@@ -89,6 +89,15 @@ def _flip(data: bytes, offset: int, bit: int, path: Path) -> Path:
     return path
 
 
+def _valid_original(path: Path, trust_paths: list[Path]) -> tuple[bytes, TrustStore]:
+    """The fixture's bytes and trust store, after checking the unmodified fixture is ``valid``."""
+    if not path.exists():
+        pytest.skip("bundle fixtures not built")
+    trust = TrustStore.load(trust_paths)
+    assert verify_bundle(path, trust).verdict is Verdict.VALID
+    return path.read_bytes(), trust
+
+
 def _valid_flips(data: bytes, positions: list[int], trust: TrustStore, path: Path) -> list[tuple[int, int]]:
     """(offset, bit) of every single-bit flip at ``positions`` that still verifies ``valid``."""
     return [(offset, bit) for offset in positions for bit in range(8)
@@ -149,11 +158,7 @@ def _tar_header_offsets(path: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_mender_tar_header_bit_flips(tmp_path: Path) -> None:
-    if not MENDER.exists():
-        pytest.skip("bundle fixtures not built")
-    data = MENDER.read_bytes()
-    trust = TrustStore.load(MENDER_TRUST)
-    assert verify_bundle(MENDER, trust).verdict is Verdict.VALID
+    data, trust = _valid_original(MENDER, MENDER_TRUST)
     headers = _tar_header_offsets(MENDER)
     assert len(headers) >= 6  # version, manifest, manifest.sig, header.tar, data/0000.tar, its file
     # every bit of every checksum field (where readers are lenient), plus a sample of the rest
@@ -165,11 +170,7 @@ def test_mender_tar_header_bit_flips(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_rauc_cms_and_trailer_bit_flips(tmp_path: Path) -> None:
-    if not RAUC.exists():
-        pytest.skip("bundle fixtures not built")
-    data = RAUC.read_bytes()
-    trust = TrustStore.load(RAUC_TRUST)
-    assert verify_bundle(RAUC, trust).verdict is Verdict.VALID
+    data, trust = _valid_original(RAUC, RAUC_TRUST)
     cms_size = int.from_bytes(data[-8:], "big")
     cms_start = len(data) - 8 - cms_size
     der = data[cms_start:len(data) - 8]
