@@ -42,7 +42,8 @@ from cra_fw.records import FileEntry, FileKind  # noqa: E402
 from tests.identify.treectx import tree_context  # noqa: E402
 
 IMAGES = ROOT / "fixtures" / "images"
-CASES = ("sqfs-lzo-armhf.sqfs", "sqfs-gzip-arm64.sqfs", "sqfs-xz-mipsel.sqfs", "rootfs-armhf.tar.gz",
+CASES = ("sqfs-lzo-armhf.sqfs", "sqfs-gzip-arm64.sqfs", "sqfs-xz-mipsel.sqfs", "sqfs-xz-armhf-libs.sqfs",
+         "rootfs-armhf.tar.gz",
          "initramfs-armel.cpio.gz", "flash-armel-uimage-squashfs.bin")
 # Peers name products their own way (often the NVD product); map to the ground truth's names.
 PEER_NAMES = {
@@ -53,6 +54,10 @@ PEER_NAMES = {
     "libtomcrypt": "libtomcrypt", "libtomcrypt1": "libtomcrypt", "libtommath": "libtommath",
     "libtommath1": "libtommath", "libxcrypt": "libxcrypt", "libcrypt1": "libxcrypt", "openssl": "openssl",
     "libexpat": "expat", "expat": "expat", "xz": "xz", "liblzma": "xz",
+    "c_ares": "c-ares", "libcares": "c-ares", "libc-ares2": "c-ares", "libbz2": "bzip2", "bzip2": "bzip2",
+    "libnghttp2": "nghttp2", "liblua": "lua", "libncurses": "ncurses", "libtinfo": "ncurses",
+    "libreadline": "readline", "libffi": "libffi", "libjansson": "jansson", "libmosquitto": "mosquitto",
+    "libnettle": "nettle", "libhogweed": "nettle", "libpng16": "libpng", "libgpg_error": "libgpg-error",
 }
 
 

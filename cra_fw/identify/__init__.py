@@ -19,11 +19,11 @@ from cra_fw.identify.cache import HitCache
 from cra_fw.identify.matcher import Matcher
 from cra_fw.identify.merge import build_components, build_dependencies, soname_matches
 from cra_fw.identify.pkgdb import read_package_dbs
-from cra_fw.identify.records import Detection, Hit, IdentifyResult
+from cra_fw.identify.records import Detection, Hit, IdentifyResult, Signature
 from cra_fw.identify.scan import scan_files
 from cra_fw.identify.signatures import SignatureSet, components_dir, load_signatures_cached
 from cra_fw.paths import cache_dir as default_cache_dir
-from cra_fw.records import Finding, Location, Severity
+from cra_fw.records import FileEntry, Finding, Location, Severity
 
 __all__ = ["IdentifyResult", "run", "identify"]
 
@@ -80,6 +80,7 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
         stats.update(counts)
         if cache.error:
             stats["cache_error"] = 1
+        by_name = sigset.by_name()
         for r in results:
             entry = ctx.files[r.index]
             if r.sha512:
@@ -89,6 +90,9 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
                                          r.error, "Re-run the scan; check the extracted file.", entry.path))
                 continue
             for hit in r.hits:
+                if _built_against(by_name, hit, entry):
+                    stats["linked_mentions"] = stats.get("linked_mentions", 0) + 1
+                    continue
                 detections.append(Detection(hit, entry.layer_id, entry.path, r.sha256, r.sha512))
         detections.extend(_soname_hints(ctx, sigset, detections))
     modules = _modules_dirs(ctx)
@@ -115,6 +119,18 @@ def _matcher(sigset: SignatureSet) -> Matcher:
         _MATCHERS.clear()
         _MATCHERS[sigset.digest] = Matcher(sigset)
     return _MATCHERS[sigset.digest]
+
+
+def _built_against(by_name: dict[str, Signature], hit: Hit, entry: FileEntry) -> bool:
+    """A version text in a program that loads the component's own library is the header
+    version it was compiled against (libssh's "OpenSSL 3.0.17 ..."), not a copy of it."""
+    elf = entry.elf
+    if elf is None or not elf.needed or hit.method != "signature":
+        return False
+    sig = by_name.get(hit.name)
+    if sig is None or not sig.sonames or (elf.soname and soname_matches(sig, elf.soname)):
+        return False
+    return any(soname_matches(sig, n) for n in elf.needed)
 
 
 def _soname_hints(ctx: ScanContext, sigset: SignatureSet, detections: list[Detection]) -> list[Detection]:

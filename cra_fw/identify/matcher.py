@@ -135,12 +135,24 @@ class Matcher:
             for rx in sig.filenames:
                 fm = rx.fullmatch(name)
                 if fm:
-                    key = (sig.name, fm.group("version"))
+                    captured = fm.group("version")
+                    # with a filename_map the capture is a library version: an unlisted one
+                    # names the component but claims no release (never a guess)
+                    version = sig.release_for_filename(captured)
+                    key = (sig.name, version)
                     if key not in found:
-                        found[key] = Hit(sig.name, fm.group("version"), "filename",
-                                         min(sig.confidence, 0.7), name)
+                        found[key] = Hit(sig.name, version, "filename", min(sig.confidence, 0.7),
+                                         _filename_detail(sig, name, captured, version))
         versioned = {n for n, v in found if v}
         return [h for (n, v), h in found.items() if v or n not in versioned]
+
+
+def _filename_detail(sig: Signature, name: str, captured: str, version: str) -> str:
+    if not sig.filename_map:
+        return name
+    if version:
+        return f"{name} (library version {captured} = release {version})"
+    return f"{name} (library version {captured} maps to no single release)"
 
 
 def _printable(text: str) -> str:

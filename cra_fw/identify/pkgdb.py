@@ -27,6 +27,7 @@ class PackageRecord:
     db_path: str  # the file it was read from
     arch: str = ""
     source: str = ""
+    source_version: str = ""  # dpkg "Source: name (version)": the code's version when it differs
     license: str = ""
     maintainer: str = ""
     files: tuple[str, ...] = ()  # paths the package installed, when the DB lists them
@@ -35,7 +36,9 @@ class PackageRecord:
 
     @property
     def upstream_version(self) -> str:
-        return upstream_version(self.version, self.manager)
+        # a transitional or renamed binary package carries a version of its own (bookworm's "ntp"
+        # 1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1 is ntpsec 1.2.2); the source version is the code's
+        return upstream_version(self.source_version or self.version, self.manager)
 
 
 _DFSG = re.compile(r"(?:[+.~](?:dfsg|ds|repack|really|debian|nmu)[^-]*)$", re.I)
@@ -57,6 +60,11 @@ def upstream_version(version: str, manager: str = "dpkg") -> str:
         return m.group(1) if m else v
     if "-" in v:
         v = v.rsplit("-", 1)[0]
+    # Debian's "+really" convention: the version after it is the code actually shipped
+    # ("2.12.7+dfsg+really2.9.14" is libxml2 2.9.14 kept above a withdrawn 2.12.7 upload)
+    really = re.search(r"[+~.]really([0-9][^+~]*)", v)
+    if really:
+        v = really.group(1)
     v = _DFSG.sub("", v)
     return v
 
@@ -192,8 +200,10 @@ def _dpkg(f: FileEntry, root: str, read: Reader, by_path: dict, distro: str) -> 
                 lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
                 listed = tuple(root + p for p in lines if p.startswith("/") and p != "/.")
                 break
-        source = para.get("Source", "").split(" ")[0]
+        src = re.match(r"\s*(\S*)(?:\s+\(([^()\s]+)\))?", para.get("Source", ""))
+        source, source_version = (src.group(1), src.group(2) or "") if src else ("", "")
         out.append(PackageRecord(name, version, "dpkg", f.layer_id, f.path, arch=arch, source=source,
+                                 source_version=source_version,
                                  maintainer=para.get("Maintainer", ""), files=listed, distro=distro))
     return out
 

@@ -46,12 +46,21 @@ class Signature:
     files: tuple[str, ...]  # fnmatch globs on the file path; () = any scanned file
     patterns: tuple[Pattern, ...]
     filenames: tuple[re.Pattern[str], ...] = ()  # basename regexes with a version group
+    # (captured value, release) pairs: when present, a filename capture is a library version
+    # (libfreetype.so.6.18.3), not a release, and only a value listed here gives one
+    filename_map: tuple[tuple[str, str], ...] = ()
     sonames: tuple[str, ...] = ()  # SONAME globs that belong to this component
     packages: tuple[str, ...] = ()  # package names (dpkg/opkg) of this component
     confidence: float = 0.9
     vectors: tuple[Vector, ...] = ()
     negatives: tuple[Vector, ...] = ()
     source_file: str = ""
+
+    def release_for_filename(self, captured: str) -> str:
+        """The release a file-name capture stands for; "" when ``filename_map`` does not list it."""
+        if not self.filename_map:
+            return captured
+        return next((release for value, release in self.filename_map if value == captured), "")
 
     def purl_for(self, version: str) -> str:
         return make_purl(self.purl, version)

@@ -2,7 +2,8 @@
 
 Each file holds one component: identity (name, CPE vendor:product, purl template,
 supplier, licences), where to look (file globs, SONAME globs, package names),
-content patterns (a literal anchor plus a regex with a named ``version`` group) and
+content patterns (a literal anchor plus a regex with a named ``version`` group),
+file-name regexes (with an optional ``filename_map`` from library version to release) and
 test vectors.  Everything is checked once at load time; a malformed file raises
 :class:`SignatureDataError` naming the file and the field.
 """
@@ -25,7 +26,8 @@ KINDS = {"library", "application", "operating-system", "firmware", "framework"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.+_\-]*$")
 _CPE_VP = re.compile(r"^[a-z0-9_\-.!~]+:[a-z0-9_\-.+!~]+$")
 _KNOWN_KEYS = {"name", "kind", "cpe", "purl", "supplier", "licenses", "files", "sonames", "packages",
-               "confidence", "pattern", "filename", "vector", "negative", "note"}
+               "confidence", "pattern", "filename", "filename_map", "vector", "negative", "note"}
+_RELEASE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_~\-]*")
 
 
 @dataclass(frozen=True)
@@ -190,15 +192,17 @@ def parse_signature(doc: dict, where: str) -> Signature:
         if "version" not in rx.groupindex:
             raise SignatureDataError(f"{where}: filename {i + 1} needs a named group (?P<version>...)")
         filenames.append(rx)
+    filename_map = _filename_map(doc, where, bool(filenames))
 
-    has_versionless = any(p.versionless for p in patterns)
+    # a positive vector of a versionless pattern, or of a file name missing from filename_map,
+    # says version = "" explicitly
+    has_versionless = any(p.versionless for p in patterns) or bool(filename_map)
 
     def vectors(key: str, positive: bool) -> tuple[Vector, ...]:
         out = []
         for i, v in enumerate(doc.get(key, [])):
             vw = f"{where}: {key} {i + 1}"
             text = _req_str(v, "text", vw, allow_empty=bool(v.get("path")))
-            # a positive vector of a versionless pattern says version = "" explicitly
             version = _req_str(v, "version", vw, allow_empty=has_versionless) if positive else ""
             source = _req_str(v, "source", vw)
             out.append(Vector(text, version, source, v.get("path", ""), bool(v.get("static", False))))
@@ -214,6 +218,7 @@ def parse_signature(doc: dict, where: str) -> Signature:
         files=_str_list(doc, "files", where),
         patterns=tuple(patterns),
         filenames=tuple(filenames),
+        filename_map=filename_map,
         sonames=_str_list(doc, "sonames", where),
         packages=_str_list(doc, "packages", where),
         confidence=float(confidence),
@@ -221,6 +226,25 @@ def parse_signature(doc: dict, where: str) -> Signature:
         negatives=vectors("negative", False),
         source_file=where,
     )
+
+
+def _filename_map(doc: dict, where: str, has_filenames: bool) -> tuple[tuple[str, str], ...]:
+    """``[filename_map]``: captured library version -> release, e.g. ``"6.18.3" = "2.12.1"``."""
+    if "filename_map" not in doc:
+        return ()
+    table = doc["filename_map"]
+    if not isinstance(table, dict) or not table:
+        raise SignatureDataError(f"{where}: filename_map must be a non-empty table of \"captured value\" = \"release\"")
+    if not has_filenames:
+        raise SignatureDataError(f"{where}: filename_map maps what a 'filename' regex captures; add the regex")
+    out = []
+    for key, release in table.items():
+        if not isinstance(release, str) or not _RELEASE.fullmatch(release) or not key.strip():
+            raise SignatureDataError(
+                f"{where}: filename_map entry {key!r} = {release!r}: the release must be a version string "
+                "(quote keys that contain dots: \"6.18.3\" = \"2.12.1\")")
+        out.append((key, release))
+    return tuple(out)
 
 
 def names(sigs: Iterable[Signature]) -> list[str]:

@@ -85,11 +85,30 @@ def test_versionless_library_takes_its_release_from_the_package_database(tmp_pat
     assert xcrypt[0].files == (f"rootfs:{lib}",)
 
 
+def test_transitional_package_takes_the_source_version(tmp_path):
+    """Debian bookworm's ``ntp`` is a transitional package built from ntpsec: its own version
+    (4.2.8p15 in it) is not the code's; the ``Source: ntpsec (1.2.2...)`` version is."""
+    status = tmp_path / "root" / "var" / "lib" / "dpkg" / "status"
+    status.parent.mkdir(parents=True)
+    # the two paragraphs as bookworm's ntp_1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1_all.deb and
+    # ntpsec_1.2.2+dfsg1-1+deb12u1_amd64.deb control files give them
+    status.write_text(
+        "Package: ntp\nStatus: install ok installed\nArchitecture: all\n"
+        "Source: ntpsec (1.2.2+dfsg1-1+deb12u1)\nVersion: 1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1\n\n"
+        "Package: ntpsec\nStatus: install ok installed\nArchitecture: amd64\n"
+        "Version: 1.2.2+dfsg1-1+deb12u1\n\n")
+    comps = identify(tree_context(tmp_path / "root"), use_cache=False).components
+    assert [(c.name, c.version) for c in comps] == [("ntpsec", "1.2.2")]
+    assert not any(c.version.startswith("4.2.8") for c in comps)
+
+
 def test_upstream_versions_from_package_managers():
     assert upstream_version("1:1.2.13.dfsg-1", "dpkg") == "1.2.13"
     assert upstream_version("2:6.2.1+dfsg1-1.1", "dpkg") == "6.2.1"
     assert upstream_version("3.0.20-1~deb12u2", "dpkg") == "3.0.20"
     assert upstream_version("1:9.2p1-2+deb12u3", "dpkg") == "9.2p1"
+    # "+really": the code shipped is the version after it (libxml2 in Debian trixie)
+    assert upstream_version("2.12.7+dfsg+really2.9.14-2.1+deb13u3", "dpkg") == "2.9.14"
     assert upstream_version("1.23.2-1", "opkg") == "1.23.2"
     assert upstream_version("2016-06-15-2", "opkg") == "2016-06-15"
     assert upstream_version("2013-06-29", "opkg") == "2013-06-29"  # firewall, OpenWrt 12.09 (librarybox image)
