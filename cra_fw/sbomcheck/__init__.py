@@ -180,7 +180,7 @@ def check(doc: SbomDoc) -> CheckResult:
     if not doc.timestamp:
         missing.append(Missing("", "NTIA", "timestamp"))
         missing.append(Missing("", "BSI TR-03183-2", "timestamp"))
-    if not doc.dependencies:
+    if not doc.dependencies and doc.components:  # with no component there is nothing to relate
         missing.append(Missing("", "NTIA", "dependency relationships"))
     for c in doc.components:
         label = f"{c.name}@{c.version}" if c.version else c.name or c.ref

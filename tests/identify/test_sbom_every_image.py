@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cra_fw.report import cyclonedx, spdx
+from cra_fw.sbomcheck import check, load
 from tests.conftest import scan_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,9 +54,22 @@ def test_sbom_lists_exactly_the_ground_truth(image, tmp_path):
     assert {h["alg"] for h in top["hashes"]} >= {"SHA-256", "SHA-512"}
     assert next(h["content"] for h in top["hashes"] if h["alg"] == "SHA-256") == image["sha256"]
 
-    spdx = json.loads((tmp_path / "out" / "sbom.spdx.json").read_text())
-    described = {r["relatedSpdxElement"] for r in spdx["relationships"] if r["relationshipType"] == "DESCRIBES"}
+    spdx_doc = json.loads((tmp_path / "out" / "sbom.spdx.json").read_text())
+    described = {r["relatedSpdxElement"] for r in spdx_doc["relationships"] if r["relationshipType"] == "DESCRIBES"}
     assert len(described) == 1
-    spdx_got = {(p["name"], p.get("versionInfo", "")) for p in spdx["packages"]
+    spdx_got = {(p["name"], p.get("versionInfo", "")) for p in spdx_doc["packages"]
                 if p["SPDXID"] not in described}
     assert spdx_got == expected, f"extra: {spdx_got - expected}, missing: {expected - spdx_got}"
+
+    # schema-valid, and `sbom check` misses nothing for a component whose data is known: only the
+    # release of a component whose binary records none, and the author cra-fw cannot know
+    out = tmp_path / "out"
+    assert cyclonedx.validate_json((out / "sbom.cdx.json").read_text()) is None
+    assert cyclonedx.validate_xml((out / "sbom.cdx.xml").read_text()) is None
+    assert spdx.validate(out / "sbom.spdx.json") == []
+    unknown = {(name, "version") for name, version in expected if not version}
+    for doc in ("sbom.cdx.json", "sbom.spdx.json"):
+        result = check(load(out / doc))
+        assert {(m.component, m.field) for m in result.missing if m.component} == unknown, doc
+        assert {m.field for m in result.missing if not m.component} <= {"author of SBOM data",
+                                                                         "SBOM creator (e-mail or URL)"}

@@ -114,6 +114,11 @@ def test_sbom_check_passes_for_known_components_and_names_what_is_missing(report
     fields = {m.field for m in res.missing_for("libfoo")}
     assert {"version", "supplier name", "other unique identifiers (purl/CPE/SWID)",
             "SHA-512 hash of the deployable component", "distribution licences"} <= fields
+    assert "dependency relationships" in {m.field for m in res.missing if not m.component}
+    # an image in which nothing was identified has no relationship to state
+    empty = {**thin, "components": []}
+    (tmp_path / "empty.json").write_text(json.dumps(empty))
+    assert "dependency relationships" not in {m.field for m in check(load(tmp_path / "empty.json")).missing}
     out = CliRunner().invoke(main, ["sbom", "check", str(tmp_path / "thin.json")])
     assert out.exit_code == 1 and "libfoo: missing" in out.output
     assert not [m for m in res.missing if m.standard == "schema"]
