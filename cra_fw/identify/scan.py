@@ -15,7 +15,7 @@ from cra_fw.identify.cache import HitCache
 from cra_fw.identify.matcher import Matcher
 from cra_fw.identify.records import Hit
 from cra_fw.identify.signatures import SignatureSet, load_signatures
-from cra_fw.records import FileEntry, FileKind, ImageInfo
+from cra_fw.records import FileEntry, FileKind, ImageInfo, LayerStatus
 
 MAX_FILE_BYTES = 96 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, worker start-up costs more than it saves
@@ -39,8 +39,11 @@ class FileResult:
 def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, bool]]:
     """(index, entry, kernel_like) for every file worth reading; others are skipped unread."""
     out = []
+    unpacked = _wholly_unpacked(ctx)
     for i, f in enumerate(ctx.files):
         if f.kind in (FileKind.SYMLINK, FileKind.DIRECTORY, FileKind.DEVICE) or f.size <= 0:
+            continue
+        if (f.layer_id, f.path) in unpacked:
             continue
         if f.path.startswith(_SKIP_DIRS):
             continue
@@ -57,6 +60,15 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
         elif f.kind == FileKind.DATA and f.layer_id and _is_layer_blob(ctx, f):
             out.append((i, f, True))
     return out
+
+
+def _wholly_unpacked(ctx: ScanContext) -> set[tuple[str, str]]:
+    """Files that are, byte for byte, a layer unpacked further (a decompressed tar stream, a
+    squashfs image): their content is read through the child layer's files, not twice."""
+    sizes = {(f.layer_id, f.path): f.size for f in ctx.files}
+    return {(lay.parent_id, lay.parent_path) for lay in ctx.layers
+            if lay.status == LayerStatus.EXTRACTED and lay.parent_id and lay.parent_path and lay.offset == 0
+            and sizes.get((lay.parent_id, lay.parent_path)) == lay.size}
 
 
 def _is_layer_blob(ctx: ScanContext, f: FileEntry) -> bool:

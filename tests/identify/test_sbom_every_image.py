@@ -73,3 +73,20 @@ def test_sbom_lists_exactly_the_ground_truth(image, tmp_path):
         assert {(m.component, m.field) for m in result.missing if m.component} == unknown, doc
         assert {m.field for m in result.missing if not m.component} <= {"author of SBOM data",
                                                                          "SBOM creator (e-mail or URL)"}
+
+
+@pytest.mark.slow
+def test_a_stream_unpacked_whole_is_not_read_again(tmp_path):
+    """rootfs-armhf.tar.gz: the decompressed tar stream is a layer unpacked further, so its bytes
+    are identified through the tar's files; the stream itself is no occurrence of anything."""
+    path = IMAGES / "rootfs-armhf.tar.gz"
+    if not path.exists():
+        pytest.skip("image not built")
+    run = scan_cli(path, tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    streams = {lay["parent_path"] for lay in report["layers"] if lay["format"] == "tar"}
+    assert streams and all(s.endswith(".uncompressed") for s in streams), streams
+    paths = {e["path"] for c in report["components"] for e in c["evidence"]}
+    assert paths and not paths & streams, paths
+    assert "/bin/busybox" in paths
