@@ -250,3 +250,31 @@ def test_small_decompressed_bootloader_is_identified(tmp_path):
     assert run.returncode == 0, run.stderr
     comps = [(c["name"], c["version"]) for c in run.report["components"]]
     assert comps == [("u-boot", "1.1.4")]
+
+
+def test_version_text_is_a_mention_only_in_a_program_that_loads_the_library():
+    """The rule behind libssh's "OpenSSL 3.0.17" (see test_identify_fixtures): dropped only where the
+    file loads the component's own library and is not that library."""
+    from cra_fw.identify import _built_against
+    from cra_fw.identify.records import Hit
+    from cra_fw.identify.signatures import default_signatures
+    from cra_fw.records import ElfInfo
+
+    sigs = default_signatures().by_name()
+    hit = Hit("openssl", "3.0.17", "signature", 0.9, "OpenSSL 3.0.17 1 Jul 2025")
+
+    def elf_file(path: str, soname: str, needed: tuple[str, ...], static: bool = False) -> FileEntry:
+        info = ElfInfo("arm", 32, "little", "DYN", static, soname=soname, needed=needed)
+        return FileEntry("L1", path, FileKind.ELF, 1000, 0o755, elf=info)
+
+    libssh = elf_file("/lib/libssh.so.4.9.6", "libssh.so.4", ("libcrypto.so.3", "libz.so.1", "libc.so.6"))
+    assert _built_against(sigs, hit, libssh)
+    # OpenSSL's own libraries, a daemon with OpenSSL linked in, and a non-signature hit all stay
+    assert not _built_against(sigs, hit, elf_file("/lib/libssl.so.3", "libssl.so.3", ("libcrypto.so.3",)))
+    assert not _built_against(sigs, hit, elf_file("/lib/libcrypto.so.3", "libcrypto.so.3", ("libc.so.6",)))
+    assert not _built_against(sigs, hit, elf_file("/usr/sbin/httpd", "", ("libc.so.6",)))
+    assert not _built_against(sigs, hit, elf_file("/usr/sbin/httpd", "", (), static=True))
+    assert not _built_against(sigs, Hit("openssl", "3.0.17", "package-db", 1.0), libssh)
+    # a component without sonames is never judged a mention (curl's own binary loads libcurl)
+    curl = elf_file("/usr/bin/curl", "", ("libcurl.so.4",))
+    assert not _built_against(sigs, Hit("curl", "7.88.1", "signature", 0.9), curl)
