@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cra_fw.identify.matcher import Matcher
+from cra_fw.identify.merge import same_release
+from cra_fw.identify.scan import MAX_FILE_BYTES, SKIP_DIRS
 from cra_fw.identify.signatures import SignatureSet, default_signatures, load_signatures
 from cra_fw.inventory.elf import read_elf_info
 
@@ -37,11 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # the expected release is reduced exactly as the fixture builder's ground truth reduces it
 from fixtures.build import upstream_version  # noqa: E402
 
-DEFAULT_CACHE = Path("/work/bench/xarch-debs")
+DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "fixtures" / ".cache" / "xarch-debs"  # git-ignored
 DEFAULT_ARCHS = ("armhf", "arm64", "mipsel")
-MAX_FILE_BYTES = 96 * 1024 * 1024  # as cra_fw.identify.scan
-_SKIP_DIRS = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
-              "usr/include/", "usr/share/zoneinfo/", "usr/share/i18n/")
 
 
 @dataclass(frozen=True)
@@ -82,14 +81,6 @@ class Row:
     others: dict[str, list[str]] = field(default_factory=dict)  # other components' hits in these packages
     silent: list[str] = field(default_factory=list)  # packages scanned in which this signature found nothing
     by_package: dict[str, dict[str, str]] = field(default_factory=dict)  # package -> version -> file
-
-
-def same_release(found: str, expected: str) -> bool:
-    """Equal, or equal up to a suffix (9.2 / 9.2p1, 6.4 / 6.4+20230625), as merge.py joins them."""
-    if found == expected:
-        return True
-    short, long_ = sorted((found, expected), key=len)
-    return bool(short) and long_.startswith(short) and long_[len(short)] in ".-+~_p"
 
 
 def log(msg: str) -> None:
@@ -171,10 +162,9 @@ def scan_tree(root: Path, deb: Deb) -> PackageScan:
     for dirpath, _dirs, files in os.walk(root):
         for fname in files:
             full = Path(dirpath, fname)
-            rel = full.relative_to(root).as_posix()
-            if rel.startswith(_SKIP_DIRS) or full.is_symlink() or not full.is_file():
+            path = "/" + full.relative_to(root).as_posix()
+            if path.startswith(SKIP_DIRS) or full.is_symlink() or not full.is_file():
                 continue
-            path = "/" + rel
             try:
                 with open(full, "rb") as fh:
                     head = fh.read(4)

@@ -34,7 +34,8 @@ class _Draft:
     pkg_version: str = ""
 
 
-def _same_release(a: str, b: str) -> bool:
+def same_release(a: str, b: str) -> bool:
+    """Equal, or equal up to a suffix ("9.2" / "9.2p1", "6.4" / "6.4.20221231"): one release."""
     if a == b:
         return True
     short, long_ = sorted((a, b), key=len)
@@ -64,7 +65,7 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
 
     def draft_for(name: str, version: str, sig: Signature | None) -> _Draft:
         for d in drafts:
-            if d.name == name and _same_release(d.version, version):
+            if d.name == name and same_release(d.version, version):
                 if not d.packages and len(version) > len(d.version):
                     d.version = version  # "9.2p1" says more than "9.2"; a package DB version wins
                 return d
@@ -99,7 +100,7 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
             d = owner
             if d.name != det.hit.name:
                 d.name, d.sig = det.hit.name, sig
-            if not _same_release(d.version, det.hit.version):
+            if not same_release(d.version, det.hit.version):
                 d.version = det.hit.version  # e.g. a snapshot-dated package of a released program
         else:
             d = draft_for(det.hit.name, det.hit.version, sig)

@@ -41,7 +41,7 @@ class PackageRecord:
         return upstream_version(self.source_version or self.version, self.manager)
 
 
-_DFSG = re.compile(r"(?:[+.~](?:dfsg|ds|repack|really|debian|nmu)[^-]*)$", re.I)
+_DFSG = re.compile(r"(?:[+.~](?:dfsg|ds|repack|debian|nmu)[^-]*)$", re.I)
 
 
 def upstream_version(version: str, manager: str = "dpkg") -> str:

@@ -19,7 +19,7 @@ from cra_fw.records import FileEntry, FileKind, ImageInfo, LayerStatus
 
 MAX_FILE_BYTES = 96 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, worker start-up costs more than it saves
-_SKIP_DIRS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/",
+SKIP_DIRS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/",
               "/usr/include/", "/usr/share/zoneinfo/", "/usr/share/i18n/")
 _KERNEL_NAMES = ("vmlinu*", "*zImage*", "*uImage*", "*bzImage*", "*kernel*", "*.lzma", "*u-boot*",
                  "*uboot*", "*.itb", "*.fit", "*.img", "*.bin", "*.uncompressed")
@@ -45,7 +45,7 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
             continue
         if (f.layer_id, f.path) in unpacked:
             continue
-        if f.path.startswith(_SKIP_DIRS):
+        if f.path.startswith(SKIP_DIRS):
             continue
         name = f.name.lower()
         kernel_like = f.kind == FileKind.KERNEL or (
@@ -65,10 +65,13 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
 def _wholly_unpacked(ctx: ScanContext) -> set[tuple[str, str]]:
     """Files that are, byte for byte, a layer unpacked further (a decompressed tar stream, a
     squashfs image): their content is read through the child layer's files, not twice."""
-    sizes = {(f.layer_id, f.path): f.size for f in ctx.files}
-    return {(lay.parent_id, lay.parent_path) for lay in ctx.layers
-            if lay.status == LayerStatus.EXTRACTED and lay.parent_id and lay.parent_path and lay.offset == 0
-            and sizes.get((lay.parent_id, lay.parent_path)) == lay.size}
+    out = set()
+    for lay in ctx.layers:
+        if lay.status == LayerStatus.EXTRACTED and lay.parent_id and lay.parent_path and lay.offset == 0:
+            parent = ctx.lookup(lay.parent_id, lay.parent_path)
+            if parent is not None and parent.size == lay.size:
+                out.add((lay.parent_id, lay.parent_path))
+    return out
 
 
 def _is_layer_blob(ctx: ScanContext, f: FileEntry) -> bool:

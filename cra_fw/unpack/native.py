@@ -325,7 +325,7 @@ class ExtHandler(NativeHandler):
         path = data_path(data)
         if region.end != len(data):
             carved = outdir.parent / f"{region.start:08x}.ext.carved"
-            copy_region(Path(data_path(data)), region.start, region.end, carved)
+            copy_region(Path(path), region.start, region.end, carved)
             path = str(carved)
         try:
             subprocess.run([debugfs, "-R", f"rdump / {outdir}", path], capture_output=True, check=False,

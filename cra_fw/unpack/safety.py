@@ -176,4 +176,3 @@ def inflates_beyond(path: Path, start: int, end: int, fmt: str, budget: int) -> 
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
             return produced > budget
     return produced > budget
-

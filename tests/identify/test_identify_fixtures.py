@@ -34,6 +34,11 @@ def _ground_truth() -> dict[str, dict]:
 GT = _ground_truth()
 
 
+def expected_components(image: dict) -> set[tuple[str, str]]:
+    """(name, version) pairs an SBOM of ``image`` must hold exactly ("" where no release is recorded)."""
+    return {(c["name"], "" if c["name"] in VERSION_NOT_IN_IMAGE else c["version"]) for c in image["components"]}
+
+
 def _unpack(name: str, dest: Path) -> list[Path]:
     """Extract the root filesystem of fixture ``name`` into dest/rootfs; return extra blobs (kernels)."""
     img = IMAGES / name
@@ -79,8 +84,7 @@ def test_fixture_sbom_is_exactly_the_ground_truth(name, tmp_path):
     ctx.__post_init__()
     result = identify(ctx)
     got = {(c.name, c.version) for c in result.components}
-    expected = {(c["name"], "" if c["name"] in VERSION_NOT_IN_IMAGE else c["version"])
-                for c in GT[name]["components"]}
+    expected = expected_components(GT[name])
     assert got == expected, f"extra: {got - expected}, missing: {expected - got}"
     for c in result.components:
         if not c.version:  # listed on symbol evidence in the ground truth's file, with no CPE to mis-match

@@ -15,23 +15,17 @@ import pytest
 from cra_fw.report import cyclonedx, spdx
 from cra_fw.sbomcheck import check, load
 from tests.conftest import scan_cli
+from tests.identify.test_identify_fixtures import expected_components
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "fixtures" / "images"
 GT_FILE = IMAGES / "ground-truth.json"
-# libxcrypt records no release in its binary (docs/sbom.md): listed without a version
-VERSION_NOT_IN_IMAGE = {"libxcrypt"}
 
 
 def _images() -> list[dict]:
     if not GT_FILE.exists():
         return []
     return json.loads(GT_FILE.read_text())["images"]
-
-
-def _expected(image: dict) -> set[tuple[str, str]]:
-    return {(c["name"], "" if c["name"] in VERSION_NOT_IN_IMAGE else c["version"])
-            for c in image["components"]}
 
 
 @pytest.mark.slow
@@ -43,7 +37,7 @@ def test_sbom_lists_exactly_the_ground_truth(image, tmp_path):
     run = scan_cli(path, tmp_path / "out")
     assert run.returncode in (0, 1), run.stderr  # 1: findings at the gate, not an error
     assert "Traceback" not in run.stderr
-    expected = _expected(image)
+    expected = expected_components(image)
 
     cdx = json.loads((tmp_path / "out" / "sbom.cdx.json").read_text())
     got = {(c["name"], c.get("version", "")) for c in cdx.get("components", [])}

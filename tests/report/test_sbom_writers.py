@@ -73,7 +73,6 @@ def test_cyclonedx_json_and_xml_validate_against_the_1_6_schema(report, tmp_path
     assert "dnsmasq" not in comps
     deps = {d["ref"]: set(d.get("dependsOn", [])) for d in bom["dependencies"]}
     assert "zlib@1.2.13" in deps["dropbear@2022.83"]
-    assert set(comps) <= {r for r in deps[root["bom-ref"]]} | set() or True
     assert {c["bom-ref"] for c in bom["components"]} == deps[root["bom-ref"]]
 
 
