@@ -35,8 +35,9 @@ IMAGES = ROOT / "fixtures" / "images"
 
 
 def unsquash(image: Path, dest: Path) -> Path:
-    subprocess.run(["unsquashfs", "-no-xattrs", "-q", "-d", str(dest), str(image)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["unsquashfs", "-no-xattrs", "-q", "-d", str(dest), str(image)], check=True, capture_output=True
+    )
     return dest
 
 
@@ -51,24 +52,42 @@ def timed_checks(root: Path, workers: int) -> dict:
     t1 = time.perf_counter()
     result = run(ctx)
     t2 = time.perf_counter()
-    return {"files": len(ctx.files), "bytes": tree_size(root), "inventory_s": round(t1 - t0, 3),
-            "checks_s": round(t2 - t1, 3), "findings": len(result.findings), "services": len(result.services),
-            "elf": len(result.hardening), "per_check_s": result.timings}
+    return {
+        "files": len(ctx.files),
+        "bytes": tree_size(root),
+        "inventory_s": round(t1 - t0, 3),
+        "checks_s": round(t2 - t1, 3),
+        "findings": len(result.findings),
+        "services": len(result.services),
+        "elf": len(result.hardening),
+        "per_check_s": result.timings,
+    }
 
 
 def hardening_vs_checksec(root: Path) -> dict:
-    elves = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-             and p.open("rb").read(4) == b"\x7fELF"]
+    elves = [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.open("rb").read(4) == b"\x7fELF"
+    ]
     # cra-fw: the inventory reads the ELF facts once (shared with identification), then the
     # hardening stage turns facts into verdicts; both are timed, separately and together
     t0 = time.perf_counter()
     infos = [read_elf_info(p.read_bytes()) for p in elves]
     t1 = time.perf_counter()
-    ours = sum(1 for p, info in zip(elves, infos, strict=True)
-               if info is not None and verdicts(str(p), (), info) is not None)
+    ours = sum(
+        1
+        for p, info in zip(elves, infos, strict=True)
+        if info is not None and verdicts(str(p), (), info) is not None
+    )
     t2 = time.perf_counter()
-    out = {"elf_files": len(elves), "cra_fw_fact_read_s": round(t1 - t0, 3),
-           "cra_fw_verdicts_s": round(t2 - t1, 4), "cra_fw_total_s": round(t2 - t0, 3), "cra_fw_verdicts": ours}
+    out = {
+        "elf_files": len(elves),
+        "cra_fw_fact_read_s": round(t1 - t0, 3),
+        "cra_fw_verdicts_s": round(t2 - t1, 4),
+        "cra_fw_total_s": round(t2 - t0, 3),
+        "cra_fw_verdicts": ours,
+    }
     try:
         from checksec.elf import ELFSecurity
     except ImportError:

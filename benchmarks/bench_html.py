@@ -49,18 +49,33 @@ def stress_report():
 
     report = sample_report()
     base_f = report.findings[3]
-    report.findings = [dataclasses.replace(base_f, location=Location(("L0:raw", "L1:squashfs"), f"/usr/bin/p{i}"),
-                                           evidence="x" * 600, remediation="Rebuild with -fstack-protector-strong.")
-                       for i in range(html.MAX_FINDING_ROWS)]
-    report.components = [Component(f"lib{i}", f"1.{i}", purl=f"pkg:generic/lib{i}@1.{i}")
-                          for i in range(html.MAX_RECORD_ROWS)]
+    report.findings = [
+        dataclasses.replace(
+            base_f,
+            location=Location(("L0:raw", "L1:squashfs"), f"/usr/bin/p{i}"),
+            evidence="x" * 600,
+            remediation="Rebuild with -fstack-protector-strong.",
+        )
+        for i in range(html.MAX_FINDING_ROWS)
+    ]
+    report.components = [
+        Component(f"lib{i}", f"1.{i}", purl=f"pkg:generic/lib{i}@1.{i}") for i in range(html.MAX_RECORD_ROWS)
+    ]
     base_v: VulnMatch = report.vulnerabilities[0]
-    report.vulnerabilities = [dataclasses.replace(base_v, advisory_id=f"CVE-2024-{10000 + i}",
-                                                  component_key=f"lib{i % 1000}@1.{i % 1000}",
-                                                  kev=(i % 97 == 0)) for i in range(html.MAX_RECORD_ROWS)]
+    report.vulnerabilities = [
+        dataclasses.replace(
+            base_v,
+            advisory_id=f"CVE-2024-{10000 + i}",
+            component_key=f"lib{i % 1000}@1.{i % 1000}",
+            kev=(i % 97 == 0),
+        )
+        for i in range(html.MAX_RECORD_ROWS)
+    ]
     root = report.layers[0]
-    report.layers = [root] + [Layer(f"L{i}", "L0", "squashfs", i * 4096, 4096, "ab" * 32, LayerStatus.EXTRACTED, 1)
-                              for i in range(1, html.MAX_LAYER_ROWS)]
+    report.layers = [root] + [
+        Layer(f"L{i}", "L0", "squashfs", i * 4096, 4096, "ab" * 32, LayerStatus.EXTRACTED, 1)
+        for i in range(1, html.MAX_LAYER_ROWS)
+    ]
     return report
 
 
@@ -72,8 +87,14 @@ def measure(browser: Chromium, page: Path, runs: int) -> dict:
         requests.update(u for u in load.requests if u != load.url)
     size = page.stat().st_size
     median = statistics.median(times)
-    return {"bytes": size, "load_seconds": [round(t, 3) for t in times], "median_seconds": round(median, 3),
-            "other_requests": sorted(requests), "size_ok": size < MAX_BYTES, "time_ok": median < MAX_SECONDS}
+    return {
+        "bytes": size,
+        "load_seconds": [round(t, 3) for t in times],
+        "median_seconds": round(median, 3),
+        "other_requests": sorted(requests),
+        "size_ok": size < MAX_BYTES,
+        "time_ok": median < MAX_SECONDS,
+    }
 
 
 def main() -> int:
@@ -81,7 +102,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--image", type=Path, default=None)
     args = parser.parse_args()
-    images = sorted(p for p in (ROOT / "fixtures" / "images").glob("*") if p.is_file() and p.suffix != ".json")
+    images = sorted(
+        p for p in (ROOT / "fixtures" / "images").glob("*") if p.is_file() and p.suffix != ".json"
+    )
     image = args.image or (max(images, key=lambda p: p.stat().st_size) if images else None)
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp, Chromium() as browser:
@@ -92,16 +115,27 @@ def main() -> int:
             scan_s = time.monotonic() - t0
             t0 = time.monotonic()
             page = html.write(report, outdir)
-            out["fixture"] = {"image": image.name, "image_bytes": image.stat().st_size,
-                              "scan_seconds": round(scan_s, 2), "write_seconds": round(time.monotonic() - t0, 3),
-                              "findings": len(report.findings), "components": len(report.components),
-                              "layers": len(report.layers), **measure(browser, page, args.runs)}
+            out["fixture"] = {
+                "image": image.name,
+                "image_bytes": image.stat().st_size,
+                "scan_seconds": round(scan_s, 2),
+                "write_seconds": round(time.monotonic() - t0, 3),
+                "findings": len(report.findings),
+                "components": len(report.components),
+                "layers": len(report.layers),
+                **measure(browser, page, args.runs),
+            }
         stress = stress_report()
         t0 = time.monotonic()
         page = html.write(stress, Path(tmp) / "stress")
-        out["stress"] = {"write_seconds": round(time.monotonic() - t0, 3), "findings": len(stress.findings),
-                         "components": len(stress.components), "vulnerabilities": len(stress.vulnerabilities),
-                         "layers": len(stress.layers), **measure(browser, page, args.runs)}
+        out["stress"] = {
+            "write_seconds": round(time.monotonic() - t0, 3),
+            "findings": len(stress.findings),
+            "components": len(stress.components),
+            "vulnerabilities": len(stress.vulnerabilities),
+            "layers": len(stress.layers),
+            **measure(browser, page, args.runs),
+        }
     out["load_average"] = [round(x, 2) for x in os.getloadavg()]  # timings are wall clock: context
     print(json.dumps(out, indent=2))
     # the targets apply to the fixture; the stress page shows the worst case and is reported only

@@ -42,22 +42,63 @@ from cra_fw.records import FileEntry, FileKind  # noqa: E402
 from tests.identify.treectx import tree_context  # noqa: E402
 
 IMAGES = ROOT / "fixtures" / "images"
-CASES = ("sqfs-lzo-armhf.sqfs", "sqfs-gzip-arm64.sqfs", "sqfs-xz-mipsel.sqfs", "sqfs-xz-armhf-libs.sqfs",
-         "rootfs-armhf.tar.gz",
-         "initramfs-armel.cpio.gz", "flash-armel-uimage-squashfs.bin")
+CASES = (
+    "sqfs-lzo-armhf.sqfs",
+    "sqfs-gzip-arm64.sqfs",
+    "sqfs-xz-mipsel.sqfs",
+    "sqfs-xz-armhf-libs.sqfs",
+    "rootfs-armhf.tar.gz",
+    "initramfs-armel.cpio.gz",
+    "flash-armel-uimage-squashfs.bin",
+)
 # Peers name products their own way (often the NVD product); map to the ground truth's names.
 PEER_NAMES = {
-    "dropbear_ssh": "dropbear", "dropbear": "dropbear", "linux_kernel": "linux", "linux": "linux",
-    "gnu_c_library": "glibc", "glibc": "glibc", "libc6": "glibc", "zlib": "zlib", "zlib1g": "zlib",
-    "busybox": "busybox", "busybox-static": "busybox", "dnsmasq": "dnsmasq", "dnsmasq-base": "dnsmasq",
-    "lighttpd": "lighttpd", "gmp": "gmp", "libgmp10": "gmp", "json-c": "json-c", "libjson-c5": "json-c",
-    "libtomcrypt": "libtomcrypt", "libtomcrypt1": "libtomcrypt", "libtommath": "libtommath",
-    "libtommath1": "libtommath", "libxcrypt": "libxcrypt", "libcrypt1": "libxcrypt", "openssl": "openssl",
-    "libexpat": "expat", "expat": "expat", "xz": "xz", "liblzma": "xz",
-    "c_ares": "c-ares", "libcares": "c-ares", "libc-ares2": "c-ares", "libbz2": "bzip2", "bzip2": "bzip2",
-    "libnghttp2": "nghttp2", "liblua": "lua", "libncurses": "ncurses", "libtinfo": "ncurses",
-    "libreadline": "readline", "libffi": "libffi", "libjansson": "jansson", "libmosquitto": "mosquitto",
-    "libnettle": "nettle", "libhogweed": "nettle", "libpng16": "libpng", "libgpg_error": "libgpg-error",
+    "dropbear_ssh": "dropbear",
+    "dropbear": "dropbear",
+    "linux_kernel": "linux",
+    "linux": "linux",
+    "gnu_c_library": "glibc",
+    "glibc": "glibc",
+    "libc6": "glibc",
+    "zlib": "zlib",
+    "zlib1g": "zlib",
+    "busybox": "busybox",
+    "busybox-static": "busybox",
+    "dnsmasq": "dnsmasq",
+    "dnsmasq-base": "dnsmasq",
+    "lighttpd": "lighttpd",
+    "gmp": "gmp",
+    "libgmp10": "gmp",
+    "json-c": "json-c",
+    "libjson-c5": "json-c",
+    "libtomcrypt": "libtomcrypt",
+    "libtomcrypt1": "libtomcrypt",
+    "libtommath": "libtommath",
+    "libtommath1": "libtommath",
+    "libxcrypt": "libxcrypt",
+    "libcrypt1": "libxcrypt",
+    "openssl": "openssl",
+    "libexpat": "expat",
+    "expat": "expat",
+    "xz": "xz",
+    "liblzma": "xz",
+    "c_ares": "c-ares",
+    "libcares": "c-ares",
+    "libc-ares2": "c-ares",
+    "libbz2": "bzip2",
+    "bzip2": "bzip2",
+    "libnghttp2": "nghttp2",
+    "liblua": "lua",
+    "libncurses": "ncurses",
+    "libtinfo": "ncurses",
+    "libreadline": "readline",
+    "libffi": "libffi",
+    "libjansson": "jansson",
+    "libmosquitto": "mosquitto",
+    "libnettle": "nettle",
+    "libhogweed": "nettle",
+    "libpng16": "libpng",
+    "libgpg_error": "libgpg-error",
 }
 
 
@@ -65,22 +106,33 @@ def unpack(name: str, dest: Path, gt: dict) -> Path:
     img = IMAGES / name
     root = dest / "rootfs"
     if name.endswith(".sqfs"):
-        subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(root), str(img)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(root), str(img)],
+            check=True,
+            capture_output=True,
+        )
     elif name.endswith(".tar.gz"):
         with tarfile.open(img) as tf:
             tf.extractall(root, filter="tar")
     elif name.endswith(".cpio.gz"):
         root.mkdir(parents=True)
-        subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], input=gzip.decompress(img.read_bytes()),
-                       cwd=root, check=True, capture_output=True)
+        subprocess.run(
+            ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+            input=gzip.decompress(img.read_bytes()),
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
     else:
         sq = next(layer for layer in gt["layers"] if layer["format"] == "squashfs")
-        subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(sq["offset"]), "-d", str(root), str(img)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(sq["offset"]), "-d", str(root), str(img)],
+            check=True,
+            capture_output=True,
+        )
         ui = next(layer for layer in gt["layers"] if layer["format"] == "uimage")
         (root / "boot").mkdir(exist_ok=True)
-        (root / "boot" / "uImage").write_bytes(img.read_bytes()[ui["offset"]:ui["offset"] + ui["size"]])
+        (root / "boot" / "uImage").write_bytes(img.read_bytes()[ui["offset"] : ui["offset"] + ui["size"]])
     return root
 
 
@@ -90,7 +142,9 @@ def crafw_context(root: Path, cache: Path):
     ctx = tree_context(root, cache_dir=cache, workers=os.cpu_count() or 1)
     for i, f in enumerate(ctx.files):
         if f.path == "/boot/uImage":
-            ctx.files[i] = FileEntry(f.layer_id, f.path, FileKind.KERNEL, f.size, f.mode, f.sha256, abs_path=f.abs_path)
+            ctx.files[i] = FileEntry(
+                f.layer_id, f.path, FileKind.KERNEL, f.size, f.mode, f.sha256, abs_path=f.abs_path
+            )
     ctx.__post_init__()
     return ctx
 
@@ -103,8 +157,12 @@ def run_cve_bin_tool(python: str, root: Path, work: Path) -> set[tuple[str, str]
     """cve-bin-tool's VersionScanner (offline, empty database) through cve_bin_tool_runner.py."""
     home = work / "cbt-home"
     home.mkdir(exist_ok=True)
-    proc = subprocess.run([python, str(Path(__file__).with_name("cve_bin_tool_runner.py")), str(root)],
-                          capture_output=True, timeout=1800, env={**os.environ, "HOME": str(home)})
+    proc = subprocess.run(
+        [python, str(Path(__file__).with_name("cve_bin_tool_runner.py")), str(root)],
+        capture_output=True,
+        timeout=1800,
+        env={**os.environ, "HOME": str(home)},
+    )
     found: set[tuple[str, str]] = set()
     for line in proc.stdout.decode("utf-8", "replace").splitlines():
         if line.startswith("@@JSON@@"):
@@ -114,8 +172,12 @@ def run_cve_bin_tool(python: str, root: Path, work: Path) -> set[tuple[str, str]
 
 
 def run_syft(exe: str, root: Path) -> set[tuple[str, str]]:
-    proc = subprocess.run([exe, f"dir:{root}", "-o", "json", "-q"], capture_output=True, timeout=1800,
-                          env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"})
+    proc = subprocess.run(
+        [exe, f"dir:{root}", "-o", "json", "-q"],
+        capture_output=True,
+        timeout=1800,
+        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+    )
     found: set[tuple[str, str]] = set()
     try:
         for art in json.loads(proc.stdout or b"{}").get("artifacts", []):
@@ -132,14 +194,24 @@ def score(pred: set, truth: set) -> tuple[int, int, int, int, int]:
     """(hits, versioned claims, truth size, truth names listed, versionless claims)."""
     versioned = {p for p in pred if p[1]}
     names = {n for n, _ in pred}
-    return (len(versioned & truth), len(versioned), len(truth), sum(1 for n, _ in truth if n in names),
-            len(pred - versioned))
+    return (
+        len(versioned & truth),
+        len(versioned),
+        len(truth),
+        sum(1 for n, _ in truth if n in names),
+        len(pred - versioned),
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cve-bin-tool", "--cve-bin-tool-python", dest="cve_bin_tool_python", default="",
-                    help="python of a virtualenv with cve-bin-tool installed (pip install cve-bin-tool)")
+    ap.add_argument(
+        "--cve-bin-tool",
+        "--cve-bin-tool-python",
+        dest="cve_bin_tool_python",
+        default="",
+        help="python of a virtualenv with cve-bin-tool installed (pip install cve-bin-tool)",
+    )
     ap.add_argument("--syft", default=shutil.which("syft") or "")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -162,7 +234,9 @@ def main() -> int:
             root = unpack(name, work, gts[name])
             truth = {(c["name"], c["version"]) for c in gts[name]["components"]}
             # a ground-truth entry may say its release is not recorded anywhere in the image
-            in_image = {(c["name"], c["version"]) for c in gts[name]["components"] if c.get("version_in_image", True)}
+            in_image = {
+                (c["name"], c["version"]) for c in gts[name]["components"] if c.get("version_in_image", True)
+            }
             ctx = crafw_context(root, work / "cache")
             for tool in tools:
                 t = time.perf_counter()
@@ -180,38 +254,73 @@ def main() -> int:
                 acc[5] += dt
                 recorded[tool][0] += len(pred & in_image)
                 recorded[tool][1] += len(in_image)
-                rows.append({"image": name, "tool": tool, "tp": counts[0], "predicted": counts[1], "truth": counts[2],
-                             "names_listed": counts[3], "seconds": round(dt, 3),
-                             "missing": sorted(map(list, truth - pred)),
-                             "extra": sorted(map(list, {p for p in pred if p[1]} - truth)),
-                             "versionless": sorted(n for n, v in pred if not v)})
+                rows.append(
+                    {
+                        "image": name,
+                        "tool": tool,
+                        "tp": counts[0],
+                        "predicted": counts[1],
+                        "truth": counts[2],
+                        "names_listed": counts[3],
+                        "seconds": round(dt, 3),
+                        "missing": sorted(map(list, truth - pred)),
+                        "extra": sorted(map(list, {p for p in pred if p[1]} - truth)),
+                        "versionless": sorted(n for n, v in pred if not v),
+                    }
+                )
     summary = {}
     print(f"{'tool':22} {'precision':>9} {'recall':>7} {'names':>6} {'no-ver':>6} {'seconds':>8}")
     for tool, (tp, np_, nt, nn, nv, dt) in totals.items():
         p = tp / np_ if np_ else 0.0
         r = tp / nt if nt else 0.0
-        summary[tool] = {"precision": round(p, 3), "recall": round(r, 3), "name_recall": round(nn / nt if nt else 0, 3),
-                         "hits": tp, "versioned_claims": np_, "truth": nt, "versionless": nv, "seconds": round(dt, 2)}
+        summary[tool] = {
+            "precision": round(p, 3),
+            "recall": round(r, 3),
+            "name_recall": round(nn / nt if nt else 0, 3),
+            "hits": tp,
+            "versioned_claims": np_,
+            "truth": nt,
+            "versionless": nv,
+            "seconds": round(dt, 2),
+        }
         if recorded[tool][1] != nt:
             summary[tool]["recall_versions_in_image"] = round(recorded[tool][0] / recorded[tool][1], 3)
-        print(f"{tool:22} {p:9.3f} {r:7.3f} {nn / nt if nt else 0:6.3f} {nv:6d} {dt:8.2f}"
-              + (f"  (recall over versions the image records: {summary[tool]['recall_versions_in_image']:.3f})"
-                 if "recall_versions_in_image" in summary[tool] else ""))
+        print(
+            f"{tool:22} {p:9.3f} {r:7.3f} {nn / nt if nt else 0:6.3f} {nv:6d} {dt:8.2f}"
+            + (
+                f"  (recall over versions the image records: {summary[tool]['recall_versions_in_image']:.3f})"
+                if "recall_versions_in_image" in summary[tool]
+                else ""
+            )
+        )
     for row in rows:
         if row["missing"] or row["extra"] or row["versionless"]:
-            print(f"  {row['tool']:20} {row['image']:34} missing={row['missing']} extra={row['extra'][:6]}"
-                  f" versionless={row['versionless'][:6]}")
+            print(
+                f"  {row['tool']:20} {row['image']:34} missing={row['missing']} extra={row['extra'][:6]}"
+                f" versionless={row['versionless'][:6]}"
+            )
     load_after = os.getloadavg()
-    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); {os.cpu_count()} CPUs")
+    print(
+        f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); {os.cpu_count()} CPUs"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": " ".join(["python", "benchmarks/bench_identify.py", *sys.argv[1:]]),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
-            "scoring": "precision = hits / (name, version) claims; versionless listings are not claims; "
-                       "name_recall = ground-truth names listed with or without version",
-            "summary": summary, "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": " ".join(["python", "benchmarks/bench_identify.py", *sys.argv[1:]]),
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "cpus": os.cpu_count(),
+                    "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in load_after],
+                    "scoring": "precision = hits / (name, version) claims; versionless listings are not claims; "
+                    "name_recall = ground-truth names listed with or without version",
+                    "summary": summary,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

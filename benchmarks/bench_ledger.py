@@ -58,14 +58,28 @@ def build_ledger(db, products: int, releases: int, per_release: int, rng: random
                 cid += 1
                 comp_ids[(n, v)] = cid
                 name, version = f"bench-pkg-{n}", f"1.{v}.0"
-                rows.append((cid, name, version, f"pkg:generic/{name}@{version}", _cpe(name, version), "", "library",
-                             "[]"))
-        conn.executemany("INSERT INTO components (id, name, version, purl, cpe, supplier, kind, licenses) "
-                         "VALUES (?,?,?,?,?,?,?,?)", rows)
-        conn.executemany("INSERT INTO products (id, name, manufacturer, model, category, markets, created) "
-                         "VALUES (?,?,?,?,?,?,?)",
-                         [(p + 1, f"product-{p:04d}", "Bench GmbH", "", "", '["DE"]', stamp)
-                          for p in range(products)])
+                rows.append(
+                    (
+                        cid,
+                        name,
+                        version,
+                        f"pkg:generic/{name}@{version}",
+                        _cpe(name, version),
+                        "",
+                        "library",
+                        "[]",
+                    )
+                )
+        conn.executemany(
+            "INSERT INTO components (id, name, version, purl, cpe, supplier, kind, licenses) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO products (id, name, manufacturer, model, category, markets, created) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(p + 1, f"product-{p:04d}", "Bench GmbH", "", "", '["DE"]', stamp) for p in range(products)],
+        )
         rid = 0
         for p in range(products):
             names = rng.sample(range(NAMES), per_release)
@@ -73,19 +87,27 @@ def build_ledger(db, products: int, releases: int, per_release: int, rng: random
             for r in range(releases):
                 rid += 1
                 released = format_utc(T0 + timedelta(days=30 * r))
-                rel_rows.append((rid, p + 1, f"{r}.0", released, f"{rid:064x}", f"fw-{rid}.bin", released, "",
-                                 stamp))
+                rel_rows.append(
+                    (rid, p + 1, f"{r}.0", released, f"{rid:064x}", f"fw-{rid}.bin", released, "", stamp)
+                )
                 # each release moves about a tenth of its packages to a newer version
                 version_of = min(VERSIONS - 1, r * VERSIONS // releases)
                 for i, n in enumerate(names):
                     v = version_of if (i + r) % 10 else max(0, version_of - 1)
                     link_rows.append((rid, comp_ids[(n, v)]))
-            conn.executemany("INSERT INTO releases (id, product_id, version, released_at, image_sha256, image_name, "
-                             "on_market_since, withdrawn_at, created) VALUES (?,?,?,?,?,?,?,?,?)", rel_rows)
-            conn.executemany("INSERT OR IGNORE INTO release_components (release_id, component_id) VALUES (?, ?)",
-                             link_rows)
-    return {"components": len(comp_ids), "releases": rid,
-            "release_components": conn.execute("SELECT COUNT(*) FROM release_components").fetchone()[0]}
+            conn.executemany(
+                "INSERT INTO releases (id, product_id, version, released_at, image_sha256, image_name, "
+                "on_market_since, withdrawn_at, created) VALUES (?,?,?,?,?,?,?,?,?)",
+                rel_rows,
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO release_components (release_id, component_id) VALUES (?, ?)", link_rows
+            )
+    return {
+        "components": len(comp_ids),
+        "releases": rid,
+        "release_components": conn.execute("SELECT COUNT(*) FROM release_components").fetchone()[0],
+    }
 
 
 def nvd_feed(path: Path, advisories: list[tuple[str, int, str]], modified: str) -> None:
@@ -93,25 +115,76 @@ def nvd_feed(path: Path, advisories: list[tuple[str, int, str]], modified: str) 
     items = []
     for cve, n, end in advisories:
         name = f"bench-pkg-{n}"
-        items.append({"cve": {
-            "id": cve, "published": "2026-01-01T00:00:00.000", "lastModified": modified, "vulnStatus": "Analyzed",
-            "descriptions": [{"lang": "en", "value": f"Synthetic benchmark advisory for {name}."}],
-            "metrics": {"cvssMetricV31": [{"type": "Primary", "cvssData": {
-                "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "baseScore": 9.8}}]},
-            "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": [
-                {"vulnerable": True, "criteria": f"cpe:2.3:a:{name}:{name}:*:*:*:*:*:*:*:*",
-                 "versionEndExcluding": end}]}]}]}})
-    path.write_text(json.dumps({"format": "NVD_CVE", "version": "2.0", "timestamp": modified,
-                                "vulnerabilities": items}))
+        items.append(
+            {
+                "cve": {
+                    "id": cve,
+                    "published": "2026-01-01T00:00:00.000",
+                    "lastModified": modified,
+                    "vulnStatus": "Analyzed",
+                    "descriptions": [{"lang": "en", "value": f"Synthetic benchmark advisory for {name}."}],
+                    "metrics": {
+                        "cvssMetricV31": [
+                            {
+                                "type": "Primary",
+                                "cvssData": {
+                                    "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                    "baseScore": 9.8,
+                                },
+                            }
+                        ]
+                    },
+                    "configurations": [
+                        {
+                            "nodes": [
+                                {
+                                    "operator": "OR",
+                                    "negate": False,
+                                    "cpeMatch": [
+                                        {
+                                            "vulnerable": True,
+                                            "criteria": f"cpe:2.3:a:{name}:{name}:*:*:*:*:*:*:*:*",
+                                            "versionEndExcluding": end,
+                                        }
+                                    ],
+                                }
+                            ]
+                        }
+                    ],
+                }
+            }
+        )
+    path.write_text(
+        json.dumps({"format": "NVD_CVE", "version": "2.0", "timestamp": modified, "vulnerabilities": items})
+    )
 
 
 def kev_feed(path: Path, cves: list[str], released: str) -> None:
-    path.write_text(json.dumps({"title": "synthetic", "catalogVersion": released[:10].replace("-", "."),
-                                "dateReleased": released, "count": len(cves), "vulnerabilities": [
-                                    {"cveID": c, "vendorProject": "bench", "product": "bench",
-                                     "vulnerabilityName": "synthetic", "dateAdded": released[:10],
-                                     "shortDescription": "", "requiredAction": "", "dueDate": "",
-                                     "knownRansomwareCampaignUse": "Unknown", "notes": ""} for c in cves]}))
+    path.write_text(
+        json.dumps(
+            {
+                "title": "synthetic",
+                "catalogVersion": released[:10].replace("-", "."),
+                "dateReleased": released,
+                "count": len(cves),
+                "vulnerabilities": [
+                    {
+                        "cveID": c,
+                        "vendorProject": "bench",
+                        "product": "bench",
+                        "vulnerabilityName": "synthetic",
+                        "dateAdded": released[:10],
+                        "shortDescription": "",
+                        "requiredAction": "",
+                        "dueDate": "",
+                        "knownRansomwareCampaignUse": "Unknown",
+                        "notes": "",
+                    }
+                    for c in cves
+                ],
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -127,8 +200,11 @@ def main() -> int:
 
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
-    out: dict[str, object] = {"products": args.products, "releases_per_product": args.releases,
-                              "components_per_release": args.components}
+    out: dict[str, object] = {
+        "products": args.products,
+        "releases_per_product": args.releases,
+        "components_per_release": args.components,
+    }
     try:
         db_path = args.keep or work / "ledger.db"
         db = open_ledger(db_path)
@@ -137,14 +213,21 @@ def main() -> int:
         out.update(build_ledger(db, args.products, args.releases, args.components, rng))
         out["build_seconds"] = round(time.monotonic() - t, 1)
 
-        feed_a = [(f"CVE-2099-{i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
-                  for i in range(args.advisories)]
-        extra = [(f"CVE-2099-{args.advisories + i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
-                 for i in range(max(1, args.advisories // 10))]
+        feed_a = [
+            (f"CVE-2099-{i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
+            for i in range(args.advisories)
+        ]
+        extra = [
+            (f"CVE-2099-{args.advisories + i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
+            for i in range(max(1, args.advisories // 10))
+        ]
         nvd_feed(work / "nvd-a.json", feed_a, "2026-06-01T00:00:00.000")
         nvd_feed(work / "nvd-b.json", extra, "2026-06-02T00:00:00.000")
-        kev_feed(work / "kev-b.json", [c for c, _n, _e in rng.sample(feed_a + extra, args.kev)],
-                 "2026-06-02T00:00:00.000Z")
+        kev_feed(
+            work / "kev-b.json",
+            [c for c, _n, _e in rng.sample(feed_a + extra, args.kev)],
+            "2026-06-02T00:00:00.000Z",
+        )
 
         import_path(db, work / "nvd-a.json")
         t = time.monotonic()
@@ -168,8 +251,9 @@ def main() -> int:
         out["cases_cpu_seconds"] = round(time.process_time() - c, 3)
         out["cases_listed"] = len(cases)
         out["load_average"] = [round(x, 1) for x in os.getloadavg()]  # wall times suffer on a busy machine
-        out["targets_met_in_cpu_time"] = (out["monitor_after_update_cpu_seconds"] < 60
-                                          and out["cases_cpu_seconds"] < 1)
+        out["targets_met_in_cpu_time"] = (
+            out["monitor_after_update_cpu_seconds"] < 60 and out["cases_cpu_seconds"] < 1
+        )
         out["targets_met"] = out["monitor_after_update_seconds"] < 60 and out["cases_seconds"] < 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -61,8 +61,14 @@ def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, in
     data instead of streaming it.
     """
     start = time.monotonic()
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", *cmd], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["/usr/bin/time", "-f", "%M", *cmd],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     peak_anon = 0
     while proc.poll() is None:
         peak_anon = max(peak_anon, sum(_anon_kib(p) for p in process_tree(proc.pid)[1:]))
@@ -115,14 +121,37 @@ def build_large(target: Path, size_mb: int = 200) -> Path:
                     out.write(os.urandom(n))
                     left -= n
         sqfs = t / "rootfs.sqfs"
-        subprocess.run(["mksquashfs", str(root), str(sqfs), "-comp", "gzip", "-noappend", "-quiet",
-                        "-processors", "2"], check=True)
+        subprocess.run(
+            ["mksquashfs", str(root), str(sqfs), "-comp", "gzip", "-noappend", "-quiet", "-processors", "2"],
+            check=True,
+        )
         kernel = t / "kernel.bin"
         kernel.write_bytes(os.urandom(1024) * 1024)
         uimage = t / "kernel.uimg"
-        subprocess.run(["mkimage", "-A", "arm", "-O", "linux", "-T", "kernel", "-C", "none", "-a", "0x8000",
-                        "-e", "0x8000", "-n", "bench", "-d", str(kernel), str(uimage)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                "mkimage",
+                "-A",
+                "arm",
+                "-O",
+                "linux",
+                "-T",
+                "kernel",
+                "-C",
+                "none",
+                "-a",
+                "0x8000",
+                "-e",
+                "0x8000",
+                "-n",
+                "bench",
+                "-d",
+                str(kernel),
+                str(uimage),
+            ],
+            check=True,
+            capture_output=True,
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as out:
             out.write(uimage.read_bytes())
@@ -141,35 +170,52 @@ def _memory_growth(rows: list[dict], large: list[str], tools: list[str]) -> dict
     if len(present) < 2:
         return {}
     small, big = min(present, key=lambda r: r["bytes"]), max(present, key=lambda r: r["bytes"])
-    out: dict = {"small": small["input"], "large": big["input"],
-                 "size_ratio": round(big["bytes"] / small["bytes"], 2), "lines": []}
+    out: dict = {
+        "small": small["input"],
+        "large": big["input"],
+        "size_ratio": round(big["bytes"] / small["bytes"], 2),
+        "lines": [],
+    }
     for tool in tools:
         a, b = small[tool]["peak_rss_kib"], big[tool]["peak_rss_kib"]
         c, d = small[tool]["peak_anon_kib"], big[tool]["peak_anon_kib"]
-        out[tool] = {"small_mib": round(a / 1024, 1), "large_mib": round(b / 1024, 1),
-                     "rss_ratio": round(b / max(a, 1), 2), "anon_small_mib": round(c / 1024, 1),
-                     "anon_large_mib": round(d / 1024, 1), "anon_ratio": round(d / max(c, 1), 2)}
-        out["lines"].append(f"{tool}: peak RSS {a / 1024:.0f} MiB at {small['bytes'] / 1e6:.0f} MB, "
-                            f"{b / 1024:.0f} MiB at {big['bytes'] / 1e6:.0f} MB (x{b / max(a, 1):.2f}); "
-                            f"peak anonymous memory of all its processes {c / 1024:.0f} -> {d / 1024:.0f} MiB "
-                            f"(x{d / max(c, 1):.2f})")
+        out[tool] = {
+            "small_mib": round(a / 1024, 1),
+            "large_mib": round(b / 1024, 1),
+            "rss_ratio": round(b / max(a, 1), 2),
+            "anon_small_mib": round(c / 1024, 1),
+            "anon_large_mib": round(d / 1024, 1),
+            "anon_ratio": round(d / max(c, 1), 2),
+        }
+        out["lines"].append(
+            f"{tool}: peak RSS {a / 1024:.0f} MiB at {small['bytes'] / 1e6:.0f} MB, "
+            f"{b / 1024:.0f} MiB at {big['bytes'] / 1e6:.0f} MB (x{b / max(a, 1):.2f}); "
+            f"peak anonymous memory of all its processes {c / 1024:.0f} -> {d / 1024:.0f} MiB "
+            f"(x{d / max(c, 1):.2f})"
+        )
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-large", action="store_true")
-    ap.add_argument("--large-sizes", default="50,200",
-                    help="sizes in MB of the large flash images (two or more show whether memory is flat)")
+    ap.add_argument(
+        "--large-sizes",
+        default="50,200",
+        help="sizes in MB of the large flash images (two or more show whether memory is flat)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool and input (median wall time)")
     ap.add_argument("--repeat-large", type=int, default=1, help="runs per tool on the large images")
     ap.add_argument("--only", action="append", default=[], help="substring of input names to run")
     ap.add_argument("--out", type=Path, default=RESULTS / "unpack.json", help="where the JSON results go")
     args = ap.parse_args()
-    inputs = sorted(p for p in (ROOT / "fixtures" / "images").iterdir()
-                    if p.is_file() and not p.name.endswith(".json"))
+    inputs = sorted(
+        p for p in (ROOT / "fixtures" / "images").iterdir() if p.is_file() and not p.name.endswith(".json")
+    )
     if SHARED.exists():
-        inputs += sorted(p for p in SHARED.glob("*/*") if p.is_file() and p.suffix in (".bin", ".itb", ".img"))
+        inputs += sorted(
+            p for p in SHARED.glob("*/*") if p.is_file() and p.suffix in (".bin", ".itb", ".img")
+        )
     large: list[Path] = []
     if not args.skip_large:
         for mb in (int(x) for x in args.large_sizes.split(",") if x.strip()):
@@ -196,8 +242,11 @@ def main() -> int:
                 out.mkdir()
                 timed(make(inputs[0], out), Path(tmp), shim_env if name == "unblob" else None)
     rows = []
-    print(f"{'input':<58} {'MB':>7} " + " ".join(f"{t + ' s':>10} {t + ' MiB':>11}" for t in tools)
-          + f" {'cra/unblob':>10}")
+    print(
+        f"{'input':<58} {'MB':>7} "
+        + " ".join(f"{t + ' s':>10} {t + ' MiB':>11}" for t in tools)
+        + f" {'cra/unblob':>10}"
+    )
     for image in inputs:
         row = {"input": image.name, "bytes": image.stat().st_size}
         for name, make in tools.items():
@@ -206,21 +255,31 @@ def main() -> int:
                 with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
                     out = Path(tmp) / "out"
                     out.mkdir()
-                    wall, rss, anon, status = timed(make(image, out), Path(tmp),
-                                                    shim_env if name == "unblob" else None)
+                    wall, rss, anon, status = timed(
+                        make(image, out), Path(tmp), shim_env if name == "unblob" else None
+                    )
                 walls.append(wall)
                 rsss.append(rss)
                 anons.append(anon)
-            row[name] = {"seconds": round(statistics.median(walls), 3), "peak_rss_kib": max(rsss),
-                         "peak_anon_kib": max(anons), "status": status}
+            row[name] = {
+                "seconds": round(statistics.median(walls), 3),
+                "peak_rss_kib": max(rsss),
+                "peak_anon_kib": max(anons),
+                "status": status,
+            }
         row["ratio_cra_unblob"] = round(row["cra-fw"]["seconds"] / max(row["unblob"]["seconds"], 1e-6), 3)
         rows.append(row)
-        print(f"{image.name[:58]:<58} {row['bytes'] / 1e6:>7.1f} "
-              + " ".join(f"{row[t]['seconds']:>10.2f} {row[t]['peak_rss_kib'] / 1024:>11.1f}" for t in tools)
-              + f" {row['ratio_cra_unblob']:>10.2f}")
+        print(
+            f"{image.name[:58]:<58} {row['bytes'] / 1e6:>7.1f} "
+            + " ".join(f"{row[t]['seconds']:>10.2f} {row[t]['peak_rss_kib'] / 1024:>11.1f}" for t in tools)
+            + f" {row['ratio_cra_unblob']:>10.2f}"
+        )
     total = {t: sum(r[t]["seconds"] for r in rows) for t in tools}
-    print(f"{'TOTAL':<58} {'':>7} " + " ".join(f"{total[t]:>10.2f} {'':>11}" for t in tools)
-          + f" {total['cra-fw'] / max(total['unblob'], 1e-6):>10.2f}")
+    print(
+        f"{'TOTAL':<58} {'':>7} "
+        + " ".join(f"{total[t]:>10.2f} {'':>11}" for t in tools)
+        + f" {total['cra-fw'] / max(total['unblob'], 1e-6):>10.2f}"
+    )
     flat = _memory_growth(rows, [p.name for p in large], list(tools))
     for line in flat.get("lines", []):
         print(line)
@@ -234,8 +293,11 @@ def main() -> int:
     }
     print(json.dumps(summary))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "total_seconds": total, "summary": summary,
-                                                      "memory_growth": flat}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {"rows": rows, "total_seconds": total, "summary": summary, "memory_growth": flat}, indent=1
+        )
+    )
     shutil.rmtree(shim_dir, ignore_errors=True)
     return 0
 

@@ -44,19 +44,32 @@ MiB = 1024 * 1024
 def sh(*cmd: str | Path, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, input=stdin, capture_output=True, check=False)
     if proc.returncode != 0:
-        sys.exit(f"build step failed: {' '.join(map(str, cmd))}\n{proc.stderr.decode(errors='replace')[-2000:]}")
+        sys.exit(
+            f"build step failed: {' '.join(map(str, cmd))}\n{proc.stderr.decode(errors='replace')[-2000:]}"
+        )
     return proc.stdout
 
 
 def timed(cmd: list[str | Path], cwd: Path | None = None) -> dict:
     """Wall seconds, peak RSS (KiB, largest process of the command) and exit status."""
     start = time.monotonic()
-    proc = subprocess.run(["/usr/bin/time", "-f", "RSS %M", *map(str, cmd)], cwd=cwd, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "RSS %M", *map(str, cmd)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.monotonic() - start
-    rss = [int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("RSS ") and x.split()[1].isdigit()]
-    return {"wall_s": round(wall, 3), "peak_rss_kib": rss[-1] if rss else 0, "exit": proc.returncode,
-            "stdout_tail": proc.stdout.strip().splitlines()[-1][:200] if proc.stdout.strip() else ""}
+    rss = [
+        int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("RSS ") and x.split()[1].isdigit()
+    ]
+    return {
+        "wall_s": round(wall, 3),
+        "peak_rss_kib": rss[-1] if rss else 0,
+        "exit": proc.returncode,
+        "stdout_tail": proc.stdout.strip().splitlines()[-1][:200] if proc.stdout.strip() else "",
+    }
 
 
 def payload(path: Path, size: int, seed: int) -> Path:
@@ -113,12 +126,23 @@ def build_rauc(work: Path, data: Path, fmt: str) -> tuple[Path, list[Path], list
     src = work / f"rauc-{fmt}"
     src.mkdir()
     os.link(data, src / "rootfs.img")
-    (src / "manifest.raucm").write_text(f"[update]\ncompatible=cra-fw-bench\nversion=1.0\n\n[bundle]\nformat={fmt}\n\n"
-                                        "[image.rootfs]\nfilename=rootfs.img\n")
+    (src / "manifest.raucm").write_text(
+        f"[update]\ncompatible=cra-fw-bench\nversion=1.0\n\n[bundle]\nformat={fmt}\n\n"
+        "[image.rootfs]\nfilename=rootfs.img\n"
+    )
     out = work / f"bench-{fmt}.raucb"
     # -noI/-noD: the payload is incompressible; do not spend minutes trying
-    sh("rauc", "bundle", "--cert", KEYS / "signer-rsa.crt", "--key", KEYS / "signer-rsa.key",
-       "--mksquashfs-args=-noI -noD -noF -noX", src, out)
+    sh(
+        "rauc",
+        "bundle",
+        "--cert",
+        KEYS / "signer-rsa.crt",
+        "--key",
+        KEYS / "signer-rsa.key",
+        "--mksquashfs-args=-noI -noD -noF -noX",
+        src,
+        out,
+    )
     return out, [KEYS / "ca.crt"], ["rauc", "info", "--keyring", str(KEYS / "ca.crt"), str(out)]
 
 
@@ -126,8 +150,23 @@ def build_mender(work: Path, data: Path) -> tuple[Path, list[Path], list[str] | 
     key = work / "mender-rsa.key"  # mender-artifact reads PKCS#1 RSA keys
     sh("openssl", "rsa", "-in", KEYS / "signer-rsa.key", "-traditional", "-out", key)
     out = work / "bench.mender"
-    sh("mender-artifact", "write", "rootfs-image", "-f", data, "-n", "bench", "-t", "bench-board", "-o", out,
-       "--compression", "none", "-k", key)
+    sh(
+        "mender-artifact",
+        "write",
+        "rootfs-image",
+        "-f",
+        data,
+        "-n",
+        "bench",
+        "-t",
+        "bench-board",
+        "-o",
+        out,
+        "--compression",
+        "none",
+        "-k",
+        key,
+    )
     pub = KEYS / "signer-rsa.pub.pem"
     return out, [pub], ["mender-artifact", "validate", "-k", str(pub), str(out)]
 
@@ -142,18 +181,38 @@ def build_swupdate(work: Path, data: Path) -> tuple[Path, list[Path], list[str] 
             digest.update(chunk)
     (d / "sw-description").write_text(
         'software =\n{\n\tversion = "1.0.0";\n\timages: (\n\t\t{\n\t\t\tfilename = "rootfs.img";\n'
-        f'\t\t\tdevice = "/dev/mmcblk0p2";\n\t\t\tsha256 = "{digest.hexdigest()}";\n\t\t}}\n\t);\n}}\n')
-    sh("openssl", "dgst", "-sha256", "-sign", KEYS / "signer-rsa.key", "-out", d / "sw-description.sig",
-       d / "sw-description")
+        f'\t\t\tdevice = "/dev/mmcblk0p2";\n\t\t\tsha256 = "{digest.hexdigest()}";\n\t\t}}\n\t);\n}}\n'
+    )
+    sh(
+        "openssl",
+        "dgst",
+        "-sha256",
+        "-sign",
+        KEYS / "signer-rsa.key",
+        "-out",
+        d / "sw-description.sig",
+        d / "sw-description",
+    )
     out = work / "bench.swu"
-    out.write_bytes(sh("cpio", "-o", "--quiet", "-H", "crc", cwd=d,
-                       stdin=b"sw-description\nsw-description.sig\nrootfs.img\n"))
+    out.write_bytes(
+        sh(
+            "cpio",
+            "-o",
+            "--quiet",
+            "-H",
+            "crc",
+            cwd=d,
+            stdin=b"sw-description\nsw-description.sig\nrootfs.img\n",
+        )
+    )
     pub = KEYS / "signer-rsa.pub.pem"
     check = work / "swu-check"
     check.mkdir()
-    script = (f"cd {check} && rm -f sw-description sw-description.sig rootfs.img && cpio -i --quiet -F {out} && "
-              f"openssl dgst -sha256 -verify {pub} -signature sw-description.sig sw-description && "
-              f"echo '{digest.hexdigest()}  rootfs.img' | sha256sum -c --quiet")
+    script = (
+        f"cd {check} && rm -f sw-description sw-description.sig rootfs.img && cpio -i --quiet -F {out} && "
+        f"openssl dgst -sha256 -verify {pub} -signature sw-description.sig sw-description && "
+        f"echo '{digest.hexdigest()}  rootfs.img' | sha256sum -c --quiet"
+    )
     return out, [pub], ["sh", "-c", script]
 
 
@@ -162,18 +221,55 @@ def build_minisign(work: Path, data: Path) -> tuple[Path, list[Path], list[str] 
     os.link(data, out)
     sh("minisign", "-S", "-s", KEYS / "minisign.sec", "-m", out, "-x", work / "bench.bin.minisig")
     pub = KEYS / "minisign.pub"
-    return out, [pub], ["minisign", "-V", "-p", str(pub), "-m", str(out), "-x", str(work / "bench.bin.minisig")]
+    return (
+        out,
+        [pub],
+        ["minisign", "-V", "-p", str(pub), "-m", str(out), "-x", str(work / "bench.bin.minisig")],
+    )
 
 
 def build_cms(work: Path, data: Path) -> tuple[Path, list[Path], list[str] | None]:
     out = work / "bench-cms.bin"
     os.link(data, out)
     sig = work / "bench-cms.bin.p7s"
-    sh("openssl", "cms", "-sign", "-binary", "-in", out, "-signer", KEYS / "signer-rsa.crt", "-inkey",
-       KEYS / "signer-rsa.key", "-outform", "DER", "-out", sig)
-    return out, [KEYS / "ca.crt"], ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(sig),
-                                    "-content", str(out), "-CAfile", str(KEYS / "ca.crt"), "-purpose", "any",
-                                    "-out", "/dev/null"]
+    sh(
+        "openssl",
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        out,
+        "-signer",
+        KEYS / "signer-rsa.crt",
+        "-inkey",
+        KEYS / "signer-rsa.key",
+        "-outform",
+        "DER",
+        "-out",
+        sig,
+    )
+    return (
+        out,
+        [KEYS / "ca.crt"],
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(sig),
+            "-content",
+            str(out),
+            "-CAfile",
+            str(KEYS / "ca.crt"),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+    )
 
 
 BUILDERS = {
@@ -212,8 +308,11 @@ def main() -> None:
     ap.add_argument("--formats", default=",".join(BUILDERS))
     ap.add_argument("--out", type=Path, default=RESULTS / "verify.json")
     args = ap.parse_args()
-    missing = [t for t in ("mkimage", "dtc", "rauc", "mksquashfs", "mender-artifact", "minisign", "openssl", "cpio")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("mkimage", "dtc", "rauc", "mksquashfs", "mender-artifact", "minisign", "openssl", "cpio")
+        if shutil.which(t) is None
+    ]
     if missing:
         sys.exit(f"missing tools: {', '.join(missing)} (apt-get install -y $(cat .ci/apt-packages.txt))")
     if not (KEYS / "ca.crt").exists():
@@ -233,18 +332,27 @@ def main() -> None:
                 ours = best([timed(cra_fw_cmd(bundle, trust)) for _ in range(args.repeat)])
                 verdict = ""
                 try:
-                    verdict = json.loads(subprocess.run([str(c) for c in cra_fw_cmd(bundle, trust)],
-                                                        capture_output=True, text=True).stdout)["verdict"]
+                    verdict = json.loads(
+                        subprocess.run(
+                            [str(c) for c in cra_fw_cmd(bundle, trust)], capture_output=True, text=True
+                        ).stdout
+                    )["verdict"]
                 except (ValueError, KeyError):
                     verdict = "?"
                 theirs = best([timed(tool) for _ in range(args.repeat)]) if tool else None
                 row = {
-                    "format": fmt, "payload_mb": size_mb, "bundle_bytes": bundle.stat().st_size,
-                    "build_s": round(build_s, 1), "verdict": verdict,
+                    "format": fmt,
+                    "payload_mb": size_mb,
+                    "bundle_bytes": bundle.stat().st_size,
+                    "build_s": round(build_s, 1),
+                    "verdict": verdict,
                     "cra_fw": {k: ours[k] for k in ("wall_s", "wall_s_median", "peak_rss_kib", "exit")},
-                    "tool": None if theirs is None else {
+                    "tool": None
+                    if theirs is None
+                    else {
                         "cmd": TOOL_LABEL.get(fmt) or " ".join(tool[:3]) + " ...",
-                        **{k: theirs[k] for k in ("wall_s", "wall_s_median", "peak_rss_kib", "exit")}},
+                        **{k: theirs[k] for k in ("wall_s", "wall_s_median", "peak_rss_kib", "exit")},
+                    },
                 }
                 if theirs and theirs["wall_s"] > 0:
                     row["ratio_wall"] = round(ours["wall_s"] / theirs["wall_s"], 2)
@@ -255,10 +363,13 @@ def main() -> None:
     result = {
         "benchmark": "bench_verify",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                    "note": "shared machine: other jobs ran at the same time; wall times are noisy"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "note": "shared machine: other jobs ran at the same time; wall times are noisy",
+        },
         "cra_fw_startup": {k: startup[k] for k in ("wall_s", "peak_rss_kib")},
         "repeat": args.repeat,
         "results": rows,

@@ -40,15 +40,26 @@ from pathlib import Path
 
 YEARS = list(range(2002, 2026))
 PRODUCTS = 100_000
-VECTORS = [("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8), ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", 7.8),
-           ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5), ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1)]
-WORDS = ("buffer overflow use-after-free heap stack memory remote attacker crafted request denial service "
-         "privilege escalation injection authentication bypass integer out-of-bounds read write").split()
+VECTORS = [
+    ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8),
+    ("CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", 7.8),
+    ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5),
+    ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
+]
+WORDS = (
+    "buffer overflow use-after-free heap stack memory remote attacker crafted request denial service "
+    "privilege escalation injection authentication bypass integer out-of-bounds read write"
+).split()
 
 
 def products(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
-    out = [("o", "linux", "linux_kernel"), ("a", "openssl", "openssl"), ("a", "busybox", "busybox"),
-           ("a", "gnu", "glibc"), ("a", "thekelleys", "dnsmasq")]
+    out = [
+        ("o", "linux", "linux_kernel"),
+        ("a", "openssl", "openssl"),
+        ("a", "busybox", "busybox"),
+        ("a", "gnu", "glibc"),
+        ("a", "thekelleys", "dnsmasq"),
+    ]
     for i in range(count - len(out)):
         out.append(("a", f"vendor{i % (count // 3 + 1)}", f"product{i}"))
     return out
@@ -65,32 +76,61 @@ def cve_item(rng: random.Random, cve_id: str, year: int, prods: list, cum_weight
         for _ in range(rng.choice((1, 2, 3, 4))):
             kind = rng.random()
             if kind < 0.15:  # one listed version
-                matches.append({"vulnerable": True, "criteria": crit.replace(":*:*:*:*:*:*:*:*", f":{version(rng)}:*:*:*:*:*:*:*"),
-                                "matchCriteriaId": f"{rng.getrandbits(64):016X}"})
+                matches.append(
+                    {
+                        "vulnerable": True,
+                        "criteria": crit.replace(":*:*:*:*:*:*:*:*", f":{version(rng)}:*:*:*:*:*:*:*"),
+                        "matchCriteriaId": f"{rng.getrandbits(64):016X}",
+                    }
+                )
                 continue
             # a branch range as the NVD writes them: x.y.a up to x.y.b (or to the next minor)
             major, minor, patch = rng.randint(0, 6), rng.randint(0, 20), rng.randint(0, 30)
             lo = f"{major}.{minor}.{patch}"
-            hi = f"{major}.{minor}.{patch + rng.randint(1, 12)}" if rng.random() < 0.7 else f"{major}.{minor + 1}"
-            m = {"vulnerable": True, "criteria": crit, "matchCriteriaId": f"{rng.getrandbits(64):016X}",
-                 "versionEndExcluding" if kind < 0.8 else "versionEndIncluding": hi}
+            hi = (
+                f"{major}.{minor}.{patch + rng.randint(1, 12)}"
+                if rng.random() < 0.7
+                else f"{major}.{minor + 1}"
+            )
+            m = {
+                "vulnerable": True,
+                "criteria": crit,
+                "matchCriteriaId": f"{rng.getrandbits(64):016X}",
+                "versionEndExcluding" if kind < 0.8 else "versionEndIncluding": hi,
+            }
             if kind < 0.6:
                 m["versionStartIncluding"] = lo
             matches.append(m)
     vector, score = rng.choice(VECTORS)
     month, day = rng.randint(1, 12), rng.randint(1, 28)
-    return {"cve": {
-        "id": cve_id, "sourceIdentifier": "cve@mitre.org",
-        "published": f"{year}-{month:02d}-{day:02d}T10:15:00.000",
-        "lastModified": f"{min(year + 1, 2025)}-{month:02d}-{day:02d}T10:15:00.000", "vulnStatus": "Analyzed",
-        "descriptions": [{"lang": "en", "value": " ".join(rng.choices(WORDS, k=40))}],
-        "metrics": {"cvssMetricV31": [{"source": "nvd@nist.gov", "type": "Primary", "cvssData": {
-            "version": "3.1", "vectorString": vector, "baseScore": score}}]},
-        "weaknesses": [{"source": "nvd@nist.gov", "type": "Primary",
-                        "description": [{"lang": "en", "value": "CWE-787"}]}],
-        "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": matches}]}],
-        "references": [{"url": f"https://example.org/advisories/{cve_id}", "source": "cve@mitre.org"}],
-    }}
+    return {
+        "cve": {
+            "id": cve_id,
+            "sourceIdentifier": "cve@mitre.org",
+            "published": f"{year}-{month:02d}-{day:02d}T10:15:00.000",
+            "lastModified": f"{min(year + 1, 2025)}-{month:02d}-{day:02d}T10:15:00.000",
+            "vulnStatus": "Analyzed",
+            "descriptions": [{"lang": "en", "value": " ".join(rng.choices(WORDS, k=40))}],
+            "metrics": {
+                "cvssMetricV31": [
+                    {
+                        "source": "nvd@nist.gov",
+                        "type": "Primary",
+                        "cvssData": {"version": "3.1", "vectorString": vector, "baseScore": score},
+                    }
+                ]
+            },
+            "weaknesses": [
+                {
+                    "source": "nvd@nist.gov",
+                    "type": "Primary",
+                    "description": [{"lang": "en", "value": "CWE-787"}],
+                }
+            ],
+            "configurations": [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": matches}]}],
+            "references": [{"url": f"https://example.org/advisories/{cve_id}", "source": "cve@mitre.org"}],
+        }
+    }
 
 
 def generate(outdir: Path, total: int, seed: int = 7) -> list[Path]:
@@ -107,8 +147,10 @@ def generate(outdir: Path, total: int, seed: int = 7) -> list[Path]:
         n = per_year if year != YEARS[-1] else total - per_year * (len(YEARS) - 1)
         path = outdir / f"nvdcve-2.0-{year}.json.gz"
         with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as fh:
-            fh.write(f'{{"resultsPerPage": {n}, "startIndex": 0, "totalResults": {n}, "format": "NVD_CVE", '
-                     '"version": "2.0", "timestamp": "2025-11-01T00:00:00.000", "vulnerabilities": [')
+            fh.write(
+                f'{{"resultsPerPage": {n}, "startIndex": 0, "totalResults": {n}, "format": "NVD_CVE", '
+                '"version": "2.0", "timestamp": "2025-11-01T00:00:00.000", "vulnerabilities": ['
+            )
             for i in range(n):
                 serial += 1
                 if i:
@@ -140,8 +182,11 @@ def main() -> int:
     ap.add_argument("--components", type=int, default=1000)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--reuse-db", action="store_true",
-                    help="skip generation and import; match against the database a --keep run left in --workdir")
+    ap.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="skip generation and import; match against the database a --keep run left in --workdir",
+    )
     args = ap.parse_args()
     if args.reuse_db and args.workdir is None:
         ap.error("--reuse-db needs --workdir (the folder of a --keep run)")
@@ -165,8 +210,12 @@ def main() -> int:
         env = {**os.environ, "CRA_FW_DB": str(db_path)}
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "cra_fw", "db", "import", *map(str, files)],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cra_fw", "db", "import", *map(str, files)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         results["import_s"] = round(time.perf_counter() - t0, 1)
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         # CPU time too: on a shared machine wall time mostly measures the neighbours
@@ -174,13 +223,21 @@ def main() -> int:
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return 1
-        results["import_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-        size = sum(Path(str(db_path) + s).stat().st_size for s in ("", "-wal") if Path(str(db_path) + s).exists())
+        results["import_peak_rss_mb"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        )
+        size = sum(
+            Path(str(db_path) + s).stat().st_size for s in ("", "-wal") if Path(str(db_path) + s).exists()
+        )
         results["db_size_mb"] = round(size / 1e6, 1)
 
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "cra_fw", "db", "import", str(files[-1])],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cra_fw", "db", "import", str(files[-1])],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         results["reimport_one_year_s"] = round(time.perf_counter() - t0, 1)
         results["reimport_output"] = proc.stdout.strip()[:120]
 
@@ -207,7 +264,9 @@ def _measure_match(db_path: Path, count: int, results: dict) -> None:
     results["match_s"] = round(time.perf_counter() - t0, 2)
     results["match_cpu_s"] = round(time.process_time() - c0, 2)
     results["matches"] = len(matches)
-    results["match_peak_rss_mb"] = round(max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1)
+    results["match_peak_rss_mb"] = round(
+        max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1
+    )
     results["load_avg_after_match"] = round(os.getloadavg()[0], 2)
     db.conn.close()
 

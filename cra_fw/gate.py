@@ -153,8 +153,16 @@ def finding_id(f: Finding) -> str:
         import hashlib
 
         loc = f.location
-        key = "|".join((f.rule_id, "/".join(loc.layer_chain), loc.path, str(loc.line or ""),
-                        str(loc.offset or ""), f.fingerprint))
+        key = "|".join(
+            (
+                f.rule_id,
+                "/".join(loc.layer_chain),
+                loc.path,
+                str(loc.line or ""),
+                str(loc.offset or ""),
+                f.fingerprint,
+            )
+        )
         return f"{f.rule_id}:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
@@ -174,8 +182,9 @@ def vuln_trips(match: object, gates: tuple[str, ...]) -> bool:
     return any(sev.rank >= t.rank for t in thresholds)
 
 
-def evaluate(report: ScanReport, fail_on: str | Severity | None = None,
-             fail_on_vuln: str | Iterable[str] | None = None) -> GateResult:
+def evaluate(
+    report: ScanReport, fail_on: str | Severity | None = None, fail_on_vuln: str | Iterable[str] | None = None
+) -> GateResult:
     """Apply the gates to a finished report and return the exit status with its reasons."""
     threshold = parse_fail_on(fail_on)
     vgates = parse_fail_on_vuln(fail_on_vuln)
@@ -185,16 +194,27 @@ def evaluate(report: ScanReport, fail_on: str | Severity | None = None,
             hits.append(GateHit("fail-on", finding_id(f), f.severity.value, f.title, _where(f)))
     if vgates:
         if not vulns_assessed(report):
-            hits.append(GateHit("fail-on-vuln", "vulns.not-assessed", "high",
-                                "vulnerabilities were not assessed (no feed database or the stage failed): "
-                                "import feeds with `cra-fw db import` and scan again"))
+            hits.append(
+                GateHit(
+                    "fail-on-vuln",
+                    "vulns.not-assessed",
+                    "high",
+                    "vulnerabilities were not assessed (no feed database or the stage failed): "
+                    "import feeds with `cra-fw db import` and scan again",
+                )
+            )
         for m in report.vulnerabilities:
             if vuln_trips(m, vgates):
                 sev = vuln_severity(m)
                 kev = " (KEV: actively exploited)" if vuln_is_kev(m) else ""
-                hits.append(GateHit("fail-on-vuln", str(field_of(m, "advisory_id", "id", default="?")),
-                                    sev.value if sev else "unscored",
-                                    f"{field_of(m, 'component_key', 'component', default='?')}{kev}"))
+                hits.append(
+                    GateHit(
+                        "fail-on-vuln",
+                        str(field_of(m, "advisory_id", "id", default="?")),
+                        sev.value if sev else "unscored",
+                        f"{field_of(m, 'component_key', 'component', default='?')}{kev}",
+                    )
+                )
     if not_analysed(report):
         status = EXIT_NOT_ANALYSED
     elif hits:
@@ -225,8 +245,16 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
     hit_ids = {(h.gate, h.id) for h in result.hits}
 
     def suite(name: str) -> ET.Element:
-        return ET.SubElement(root, "testsuite", name=name, tests="0", failures="0", errors="0", skipped="0",
-                             timestamp=_x(report.finished or report.started))
+        return ET.SubElement(
+            root,
+            "testsuite",
+            name=name,
+            tests="0",
+            failures="0",
+            errors="0",
+            skipped="0",
+            timestamp=_x(report.finished or report.started),
+        )
 
     def count(s: ET.Element, key: str) -> None:
         s.set(key, str(int(s.get(key, "0")) + 1))
@@ -238,7 +266,9 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
     for key, value in (("sha256", report.image.sha256), ("size", report.image.size)):
         ET.SubElement(case.find("properties"), "property", name=key, value=_x(value))
     if result.not_analysed:
-        err = ET.SubElement(case, "error", message=_x("nothing in the image could be analysed"), type="not-analysed")
+        err = ET.SubElement(
+            case, "error", message=_x("nothing in the image could be analysed"), type="not-analysed"
+        )
         err.text = _x("\n".join(report.errors))
         count(scan, "errors")
     for hit in result.hits:
@@ -250,16 +280,24 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
 
     fs = suite("cra-fw.findings")
     for f in report.findings:
-        c = ET.SubElement(fs, "testcase", classname=_x(f"cra-fw.{f.category}"),
-                          name=_x(f"{f.rule_id} {_where(f)}".strip(), 500))
+        c = ET.SubElement(
+            fs,
+            "testcase",
+            classname=_x(f"cra-fw.{f.category}"),
+            name=_x(f"{f.rule_id} {_where(f)}".strip(), 500),
+        )
         count(fs, "tests")
         text = f"[{f.severity.value}] {f.title}\nCRA: {'; '.join(f.cra_reference)}\n{f.remediation}"
         if f.suppressed:
             ET.SubElement(c, "skipped", message=_x(f"suppressed: {f.suppression_reason}", 500))
             count(fs, "skipped")
         elif ("fail-on", finding_id(f)) in hit_ids:
-            node = ET.SubElement(c, "failure", message=_x(f"[{f.severity.value}] {f.title}", 500),
-                                 type=f"fail-on-{result.fail_on.value if result.fail_on else ''}")
+            node = ET.SubElement(
+                c,
+                "failure",
+                message=_x(f"[{f.severity.value}] {f.title}", 500),
+                type=f"fail-on-{result.fail_on.value if result.fail_on else ''}",
+            )
             node.text = _x(text)
             count(fs, "failures")
         else:

@@ -75,16 +75,23 @@ def image_info(path: Path) -> ImageInfo:
                 md5.update(block)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    return ImageInfo(name=path.name, size=size, sha256=sha256.hexdigest(), sha512=sha512.hexdigest(),
-                     md5=md5.hexdigest(), path=str(path))
+    return ImageInfo(
+        name=path.name,
+        size=size,
+        sha256=sha256.hexdigest(),
+        sha512=sha512.hexdigest(),
+        md5=md5.hexdigest(),
+        path=str(path),
+    )
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
-         progress: ProgressFn | None = None) -> ScanReport:
+def scan(
+    image: Path, outdir: Path, options: ScanOptions | None = None, progress: ProgressFn | None = None
+) -> ScanReport:
     """Scan one image; write report.json (and the other outputs) into ``outdir``."""
     options = options or ScanOptions()
     say = progress or (lambda _m: None)
@@ -96,8 +103,12 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
     outdir = Path(outdir).resolve()
     image = image.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    report = ScanReport(image=image_info(image), tool=ToolInfo("cra-fw", __version__), started=_now(),
-                        extractor=options.extractor)
+    report = ScanReport(
+        image=image_info(image),
+        tool=ToolInfo("cra-fw", __version__),
+        started=_now(),
+        extractor=options.extractor,
+    )
     if options.keep_extracted:
         workspace = outdir / "extracted"
         if workspace.exists():
@@ -109,12 +120,17 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
     try:
         t0 = time.monotonic()
         if report.image.size == 0:
-            report.findings.append(Finding(
-                rule_id="unpack.empty-input", category="unpack", severity=Severity.MEDIUM,
-                title="The image is empty (zero bytes)", cra_reference=("Annex I Part II 1",),
-                location=Location(layer_chain=("L0:raw",), path=image.name),
-                remediation="Check the download or build step that produced this file.",
-            ))
+            report.findings.append(
+                Finding(
+                    rule_id="unpack.empty-input",
+                    category="unpack",
+                    severity=Severity.MEDIUM,
+                    title="The image is empty (zero bytes)",
+                    cra_reference=("Annex I Part II 1",),
+                    location=Location(layer_chain=("L0:raw",), path=image.name),
+                    remediation="Check the download or build step that produced this file.",
+                )
+            )
             report.errors.append(f"{image.name} is empty: nothing to analyse")
         else:
             unpacked = unpack_image(image, workspace, options, report.image.sha256, say)
@@ -125,7 +141,8 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
             timings["unpack"] = time.monotonic() - t0
             if not any(la.status == LayerStatus.EXTRACTED for la in report.layers[1:]) and not any(
                 la.status in (LayerStatus.IDENTIFIED, LayerStatus.UNSUPPORTED, LayerStatus.FAILED)
-                and la.format not in ("padding",) for la in report.layers[1:]
+                and la.format not in ("padding",)
+                for la in report.layers[1:]
             ):
                 report.errors.append(
                     f"no known format found in {image.name}: not a firmware image, encrypted, or truncated"
@@ -135,8 +152,13 @@ def scan(image: Path, outdir: Path, options: ScanOptions | None = None,
             report.files.extend(inventory.files)
             report.findings.extend(inventory.findings)
             timings["inventory"] = time.monotonic() - t1
-            ctx = ScanContext(image=report.image, layers=report.layers, files=report.files,
-                              options=options, workspace=workspace)
+            ctx = ScanContext(
+                image=report.image,
+                layers=report.layers,
+                files=report.files,
+                options=options,
+                workspace=workspace,
+            )
             if options.analyse:
                 _run_analysis(report, ctx, timings, say)
                 _apply_policy(report, options, say)
@@ -166,11 +188,17 @@ def _apply_policy(report: ScanReport, options: ScanOptions, say: ProgressFn) -> 
 def _stage_failed(report: ScanReport, name: str, exc: BaseException) -> None:
     message = f"{name} stage failed: {type(exc).__name__}: {exc}"[:500]
     report.errors.append(message)
-    report.findings.append(Finding(
-        rule_id=f"{name}.stage-failed", category=name, severity=Severity.INFO,
-        title=f"The {name} analysis could not complete on this image", cra_reference=(),
-        evidence=message, remediation="Report this as a cra-fw bug with the image if you can share it.",
-    ))
+    report.findings.append(
+        Finding(
+            rule_id=f"{name}.stage-failed",
+            category=name,
+            severity=Severity.INFO,
+            title=f"The {name} analysis could not complete on this image",
+            cra_reference=(),
+            evidence=message,
+            remediation="Report this as a cra-fw bug with the image if you can share it.",
+        )
+    )
 
 
 def _run_analysis(report: ScanReport, ctx: ScanContext, timings: dict[str, float], say: ProgressFn) -> None:
@@ -199,8 +227,13 @@ def _run_analysis(report: ScanReport, ctx: ScanContext, timings: dict[str, float
 
 
 _FIELD_MAP = {
-    "components": "components", "dependencies": "dependencies", "findings": "findings",
-    "matches": "vulnerabilities", "services": "services", "hardening": "hardening", "verdicts": "bundles",
+    "components": "components",
+    "dependencies": "dependencies",
+    "findings": "findings",
+    "matches": "vulnerabilities",
+    "services": "services",
+    "hardening": "hardening",
+    "verdicts": "bundles",
     "hardening_summary": "hardening_summary",
 }
 

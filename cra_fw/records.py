@@ -189,8 +189,14 @@ class Finding:
         import hashlib
 
         key = "|".join(
-            (self.rule_id, "/".join(self.location.layer_chain), self.location.path,
-             str(self.location.line or ""), str(self.location.offset or ""), self.fingerprint)
+            (
+                self.rule_id,
+                "/".join(self.location.layer_chain),
+                self.location.path,
+                str(self.location.line or ""),
+                str(self.location.offset or ""),
+                self.fingerprint,
+            )
         )
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self.rule_id}:{digest[:12]}"

@@ -91,8 +91,11 @@ def available(names: list[str], arch: str) -> dict[str, Deb]:
     """Packages of ``names`` that exist for ``arch`` in the local apt lists (no network)."""
     if not names:
         return {}
-    proc = subprocess.run(["apt-cache", "show", "--no-all-versions", *[f"{n}:{arch}" for n in names]],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["apt-cache", "show", "--no-all-versions", *[f"{n}:{arch}" for n in names]],
+        capture_output=True,
+        text=True,
+    )
     out: dict[str, Deb] = {}
     for stanza in proc.stdout.split("\n\n"):
         fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
@@ -120,16 +123,23 @@ def download(cache: Path, debs: list[Deb], offline: bool) -> None:
         return
     cache.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(todo), 20):
-        chunk = todo[i:i + 20]
+        chunk = todo[i : i + 20]
         log(f"apt-get download {' '.join(f'{d.name}:{d.arch}' for d in chunk)}")
-        cmd = ["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download",
-               *[f"{d.name}:{d.arch}={d.version}" for d in chunk]]
+        cmd = [
+            "apt-get",
+            "-q",
+            "-o",
+            "APT::Sandbox::User=root",
+            "download",
+            *[f"{d.name}:{d.arch}={d.version}" for d in chunk],
+        ]
         if subprocess.run(cmd, cwd=cache, stdout=subprocess.DEVNULL).returncode != 0:
             # one bad name fails the whole call: retry one by one so the others still come
             for d in chunk:
                 if _deb_file(cache, d) is None:
-                    subprocess.run(cmd[:5] + [f"{d.name}:{d.arch}={d.version}"], cwd=cache,
-                                   stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        cmd[:5] + [f"{d.name}:{d.arch}={d.version}"], cwd=cache, stdout=subprocess.DEVNULL
+                    )
 
 
 def unpack(cache: Path, deb: Deb) -> Path | None:
@@ -230,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", action="append", help="architecture (repeatable); default armhf, arm64, mipsel")
     ap.add_argument("--only", default="", help="comma-separated signature names")
     ap.add_argument("--signatures", type=Path, help="signature folder (default: the shipped one)")
-    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"download cache (default {DEFAULT_CACHE})")
+    ap.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help=f"download cache (default {DEFAULT_CACHE})"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="parallel scan workers (default 2)")
     ap.add_argument("--offline", action="store_true", help="use only packages already in the cache")
     ap.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -258,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                 jobs.append((str(root), deb))
     log(f"scanning {len(jobs)} package(s) with {args.jobs} worker(s)")
     scans: dict[tuple[str, str], PackageScan] = {}
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), initializer=_init_worker,
-                             initargs=(sig_folder,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=max(1, args.jobs), initializer=_init_worker, initargs=(sig_folder,)
+    ) as pool:
         for ps in pool.map(_scan_job, sorted(jobs, key=lambda j: j[1].name), chunksize=1):
             scans[(ps.name, ps.arch)] = ps
 
@@ -270,13 +283,17 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(verdict(sig.name, arch, debs, scans))
 
     width = max((len(r.signature) for r in rows), default=10)
-    print(f"{'signature':<{width}}  {'arch':<7} {'status':<11} {'expected':<14} found; (packages without a hit)")
+    print(
+        f"{'signature':<{width}}  {'arch':<7} {'status':<11} {'expected':<14} found; (packages without a hit)"
+    )
     for r in rows:
         if r.status in ("OK", "NO-PACKAGE") and not args.all_rows:
             continue
         found = ", ".join(f"{v or '(no version)'} [{where}]" for v, where in r.found.items()) or "-"
         silent = f"  (no hit: {', '.join(r.silent)})" if r.silent else ""
-        print(f"{r.signature:<{width}}  {r.arch:<7} {r.status:<11} {','.join(r.expected):<14} {found}{silent}")
+        print(
+            f"{r.signature:<{width}}  {r.arch:<7} {r.status:<11} {','.join(r.expected):<14} {found}{silent}"
+        )
     print()
     statuses = ("OK", "MISSING", "WRONG", "VERSIONLESS", "NO-PACKAGE")
     print(f"{'arch':<7} " + " ".join(f"{s:>11}" for s in statuses))
@@ -290,15 +307,30 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": " ".join(["python", "scripts/check_signatures_cross_arch.py", *(argv or sys.argv[1:])]),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "signature_digest": sigset.digest,
-            "summary": summary,
-            "rows": [asdict(r) for r in rows],
-            "packages": {f"{ps.name}:{ps.arch}": {"version": ps.version, "files_scanned": ps.files_scanned,
-                                                  "error": ps.error} for ps in scans.values()},
-        }, indent=1, sort_keys=True) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": " ".join(
+                        ["python", "scripts/check_signatures_cross_arch.py", *(argv or sys.argv[1:])]
+                    ),
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "signature_digest": sigset.digest,
+                    "summary": summary,
+                    "rows": [asdict(r) for r in rows],
+                    "packages": {
+                        f"{ps.name}:{ps.arch}": {
+                            "version": ps.version,
+                            "files_scanned": ps.files_scanned,
+                            "error": ps.error,
+                        }
+                        for ps in scans.values()
+                    },
+                },
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )
     bad = [r for r in rows if r.status in ("MISSING", "WRONG")]
     return 1 if bad else 0
 

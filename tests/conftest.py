@@ -34,8 +34,14 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
     full_env.setdefault("XDG_CACHE_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "cra-fw-test-cache"))
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "cra_fw", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cra_fw", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
 
 
 def scan_cli(image: Path, outdir: Path, *extra: str, timeout: float = 300, command: str = "scan") -> CliRun:

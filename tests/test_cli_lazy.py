@@ -22,5 +22,7 @@ def test_scan_startup_does_not_import_unrelated_stages():
         "import sys; from cra_fw.cli import main; main.get_command(None, 'scan'); "
         "print(' '.join(m for m in ('cra_fw.cli.ledger', 'cra_fw.cli.verify', 'sqlite_utils') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

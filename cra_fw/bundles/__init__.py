@@ -24,7 +24,19 @@ from cra_fw.bundles.registry import VERIFIERS, Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore
 
 __all__ = [
-    "VERIFIERS", "BundleError", "BundleVerdict", "EmbeddedBundles", "TrustStore", "TrustStoreError",
-    "TrustedKey", "UnknownFormat", "UpdateKey", "Verdict", "Verifier", "detect_format", "register",
-    "scan_embedded", "verify_bundle",
+    "VERIFIERS",
+    "BundleError",
+    "BundleVerdict",
+    "EmbeddedBundles",
+    "TrustStore",
+    "TrustStoreError",
+    "TrustedKey",
+    "UnknownFormat",
+    "UpdateKey",
+    "Verdict",
+    "Verifier",
+    "detect_format",
+    "register",
+    "scan_embedded",
+    "verify_bundle",
 ]

@@ -21,13 +21,31 @@ from cra_fw.errors import InputError
 
 # Parsing a hostile file can fail anywhere inside the standard library; these
 # failures mean "malformed", never a traceback.
-_PARSE_ERRORS = (ValueError, KeyError, IndexError, struct.error, EOFError, tarfile.TarError, zlib.error,
-                 lzma.LZMAError, UnicodeDecodeError, OverflowError, RecursionError, UnsupportedAlgorithm,
-                 InvalidVersion)
+_PARSE_ERRORS = (
+    ValueError,
+    KeyError,
+    IndexError,
+    struct.error,
+    EOFError,
+    tarfile.TarError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+    OverflowError,
+    RecursionError,
+    UnsupportedAlgorithm,
+    InvalidVersion,
+)
 
 
-def verify_bundle(path: Path, trust: TrustStore, *, signature: Path | None = None, fmt: str | None = None,
-                  now: dt.datetime | None = None) -> BundleVerdict:
+def verify_bundle(
+    path: Path,
+    trust: TrustStore,
+    *,
+    signature: Path | None = None,
+    fmt: str | None = None,
+    now: dt.datetime | None = None,
+) -> BundleVerdict:
     """Verify ``path`` against ``trust``; never raises for bad bundle content.
 
     Raises :class:`InputError` when ``path`` (or ``signature``) cannot be read
@@ -61,8 +79,19 @@ def verify_bundle(path: Path, trust: TrustStore, *, signature: Path | None = Non
     except OSError as exc:
         verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be read: {exc.strerror or exc}"
     return BundleVerdict(
-        path=str(path), format=name, verdict=verdict, reason=reason, signer=ev.signer,
-        key_fingerprint=ev.key_fingerprint, algorithms=tuple(ev.algorithms), covered=tuple(ev.covered),
-        uncovered=tuple(ev.uncovered), signed_at=ev.signed_at, cert_not_before=ev.cert_not_before,
-        cert_not_after=ev.cert_not_after, verified_at=now.isoformat(timespec="seconds"),
-        trusted=not trust.empty, notes=tuple(ev.notes))
+        path=str(path),
+        format=name,
+        verdict=verdict,
+        reason=reason,
+        signer=ev.signer,
+        key_fingerprint=ev.key_fingerprint,
+        algorithms=tuple(ev.algorithms),
+        covered=tuple(ev.covered),
+        uncovered=tuple(ev.uncovered),
+        signed_at=ev.signed_at,
+        cert_not_before=ev.cert_not_before,
+        cert_not_after=ev.cert_not_after,
+        verified_at=now.isoformat(timespec="seconds"),
+        trusted=not trust.empty,
+        notes=tuple(ev.notes),
+    )

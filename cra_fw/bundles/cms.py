@@ -76,8 +76,14 @@ def parse_signed_data(der: bytes) -> acms.SignedData:
         raise MalformedBundle(f"CMS signature cannot be parsed: {type(exc).__name__}: {exc}") from exc
 
 
-def verify_cms(der: bytes, trust: TrustStore, ev: Evidence, *, detached: ContentDigester | None = None,
-               now: dt.datetime | None = None) -> CmsResult:
+def verify_cms(
+    der: bytes,
+    trust: TrustStore,
+    ev: Evidence,
+    *,
+    detached: ContentDigester | None = None,
+    now: dt.datetime | None = None,
+) -> CmsResult:
     """Verify a CMS SignedData; returns the attached content and the signer.
 
     ``detached`` digests the external content when the CMS does not carry it.
@@ -136,8 +142,11 @@ def _check_unsigned_fields(sd: acms.SignedData, signer_infos: list[acms.SignerIn
         want = 5
     elif "v2_attr_cert" in kinds:
         want = 4
-    elif ("v1_attr_cert" in kinds or any(si["version"].native == "v3" for si in signer_infos)
-          or sd["encap_content_info"]["content_type"].native != "data"):
+    elif (
+        "v1_attr_cert" in kinds
+        or any(si["version"].native == "v3" for si in signer_infos)
+        or sd["encap_content_info"]["content_type"].native != "data"
+    ):
         want = 3
     else:
         want = 1
@@ -161,8 +170,9 @@ def _digest_name(si: acms.SignerInfo) -> str:
         raise MalformedBundle(f"CMS signer digest algorithm unreadable: {exc}") from exc
 
 
-def _find_signer_cert(si: acms.SignerInfo, certs: list[x509.Certificate],
-                      trust: TrustStore) -> x509.Certificate | None:
+def _find_signer_cert(
+    si: acms.SignerInfo, certs: list[x509.Certificate], trust: TrustStore
+) -> x509.Certificate | None:
     sid = si["sid"]
     pool = certs + trust.certificates
     if sid.name == "issuer_and_serial_number":
@@ -201,9 +211,15 @@ def _human(name: x509.Name) -> str:
     return ax509.Name.load(name.public_bytes()).human_friendly
 
 
-def _verify_signer(si: acms.SignerInfo, certs: list[x509.Certificate], trust: TrustStore, ev: Evidence,
-                   digests: dict[str, bytes], econtent_type: str,
-                   now: dt.datetime) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+def _verify_signer(
+    si: acms.SignerInfo,
+    certs: list[x509.Certificate],
+    trust: TrustStore,
+    ev: Evidence,
+    digests: dict[str, bytes],
+    econtent_type: str,
+    now: dt.datetime,
+) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
     digest_name = _digest_name(si)
     content_digest = digests[digest_name]
     cert = _find_signer_cert(si, certs, trust)
@@ -225,7 +241,9 @@ def _verify_signer(si: acms.SignerInfo, certs: list[x509.Certificate], trust: Tr
     except (ValueError, TypeError, KeyError):  # rsaEncryption, PSS without parameters: no hash named
         named_hash = None
     if named_hash is not None and named_hash != digest_name:
-        raise MalformedBundle(f"CMS signature algorithm names {named_hash} but the signer digests with {digest_name}")
+        raise MalformedBundle(
+            f"CMS signature algorithm names {named_hash} but the signer digests with {digest_name}"
+        )
     if si["version"].native != ("v1" if si["sid"].name == "issuer_and_serial_number" else "v3"):
         raise MalformedBundle("CMS SignerInfo version does not match its signer identifier (RFC 5652 5.3)")
     ev.algorithm(f"{digest_name}")
@@ -259,8 +277,9 @@ def _verify_signer(si: acms.SignerInfo, certs: list[x509.Certificate], trust: Tr
     else:
         if isinstance(key, ed25519.Ed25519PublicKey):
             raise MalformedBundle("Ed25519 CMS without signed attributes is not supported")
-        ok = verify_prehashed(key, signature, content_digest, digest_name, _scheme(sig_kind),
-                              _pss_salt(sig_algo))
+        ok = verify_prehashed(
+            key, signature, content_digest, digest_name, _scheme(sig_kind), _pss_salt(sig_algo)
+        )
     if not ok:
         raise InvalidSignature(f"CMS signature by {ev.signer} does not verify")
     if signing_time is not None:
@@ -301,8 +320,7 @@ def _algo_label(sig_kind: str, key) -> str:
     return sig_kind
 
 
-def _verify_message(key, signature: bytes, message: bytes, digest_name: str, sig_kind: str,
-                    sig_algo) -> bool:
+def _verify_message(key, signature: bytes, message: bytes, digest_name: str, sig_kind: str, sig_algo) -> bool:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return verify_ed25519(key, signature, message)
     import hashlib
@@ -311,8 +329,9 @@ def _verify_message(key, signature: bytes, message: bytes, digest_name: str, sig
     return verify_prehashed(key, signature, digest, digest_name, _scheme(sig_kind), _pss_salt(sig_algo))
 
 
-def build_chain(leaf: x509.Certificate, pool: list[x509.Certificate],
-                trust: TrustStore) -> tuple[x509.Certificate, ...] | None:
+def build_chain(
+    leaf: x509.Certificate, pool: list[x509.Certificate], trust: TrustStore
+) -> tuple[x509.Certificate, ...] | None:
     """Path from ``leaf`` to a trusted certificate (or a trusted bare key), else None."""
     anchors = trust.certificates
     anchor_der = {a.public_bytes(Encoding.DER) for a in anchors}
@@ -364,10 +383,12 @@ def check_validity(cert: x509.Certificate, when: dt.datetime, label: str) -> Non
     subject = cert.subject.rfc4514_string()
     if when < cert.not_valid_before_utc:
         raise CertificateNotYetValid(
-            f"certificate {subject} is not valid before {cert.not_valid_before_utc.isoformat()} ({label})")
+            f"certificate {subject} is not valid before {cert.not_valid_before_utc.isoformat()} ({label})"
+        )
     if when > cert.not_valid_after_utc:
         raise CertificateExpired(
-            f"certificate {subject} expired {cert.not_valid_after_utc.isoformat()} ({label})")
+            f"certificate {subject} expired {cert.not_valid_after_utc.isoformat()} ({label})"
+        )
 
 
 def check_signer_usage(cert: x509.Certificate) -> None:
@@ -381,7 +402,7 @@ def check_signer_usage(cert: x509.Certificate) -> None:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         if not (set(eku) & _ACCEPTED_EKU):
             raise UntrustedSigner(
-                "signer certificate extended key usage allows neither code signing nor e-mail protection")
+                "signer certificate extended key usage allows neither code signing nor e-mail protection"
+            )
     except x509.ExtensionNotFound:
         pass
-

@@ -18,8 +18,12 @@ WEAK_HASHES = frozenset({"md5", "sha1"})
 MIN_RSA_BITS = 2048
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "md5": hashes.MD5, "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384, "sha512": hashes.SHA512,
+    "md5": hashes.MD5,
+    "sha1": hashes.SHA1,
+    "sha224": hashes.SHA224,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
 }
 
 
@@ -68,8 +72,14 @@ def check_hash_strength(name: str) -> None:
         raise WeakAlgorithm(f"signature digest {name} is broken (use SHA-256 or stronger)")
 
 
-def verify_prehashed(key: PublicKeyTypes, signature: bytes, digest: bytes, hash_name: str,
-                     scheme: str = "pkcs1", pss_salt: int | None = None) -> bool:
+def verify_prehashed(
+    key: PublicKeyTypes,
+    signature: bytes,
+    digest: bytes,
+    hash_name: str,
+    scheme: str = "pkcs1",
+    pss_salt: int | None = None,
+) -> bool:
     """Verify ``signature`` over a precomputed digest; True when it verifies.
 
     ``scheme`` is ``pkcs1`` or ``pss`` for RSA; ECDSA signatures are DER, or raw
@@ -80,8 +90,9 @@ def verify_prehashed(key: PublicKeyTypes, signature: bytes, digest: bytes, hash_
         if isinstance(key, rsa.RSAPublicKey):
             if scheme == "pss":
                 salt = padding.PSS.AUTO if pss_salt is None else pss_salt
-                pad: padding.AsymmetricPadding = padding.PSS(mgf=padding.MGF1(hash_algorithm(hash_name)),
-                                                             salt_length=salt)
+                pad: padding.AsymmetricPadding = padding.PSS(
+                    mgf=padding.MGF1(hash_algorithm(hash_name)), salt_length=salt
+                )
             else:
                 pad = padding.PKCS1v15()
             key.verify(signature, digest, pad, alg)
@@ -110,6 +121,6 @@ def raw_to_der_ecdsa(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
     size = (key.curve.key_size + 7) // 8
     if len(signature) != 2 * size:
         raise ValueError("raw ECDSA signature has the wrong length")
-    return utils.encode_dss_signature(int.from_bytes(signature[:size], "big"),
-                                      int.from_bytes(signature[size:], "big"))
-
+    return utils.encode_dss_signature(
+        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+    )

@@ -70,8 +70,9 @@ class DetachedVerifier(Verifier):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return True
 
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         sig_path = signature or find_sidecar(path)
         if sig_path is None:
             raise Unsigned(f"no signature given and no {', '.join(SIDECARS)} next to {path.name}")
@@ -116,7 +117,7 @@ class DetachedVerifier(Verifier):
         alg, key_id, raw = blob[:2], blob[2:10], blob[10:]
         trusted_comment = None
         if len(lines) >= 4 and lines[2].startswith("trusted comment: "):
-            trusted_comment = lines[2][len("trusted comment: "):].encode()
+            trusted_comment = lines[2][len("trusted comment: ") :].encode()
         tool = "minisign" if trusted_comment is not None else "signify"
         if tool == "signify" and alg != b"Ed":
             raise MalformedBundle("signify signatures use the Ed algorithm only")
@@ -124,7 +125,9 @@ class DetachedVerifier(Verifier):
         ev.signer = f"{tool} key {key_id[::-1].hex().upper() if tool == 'minisign' else key_id.hex()}"
         candidates = [k for k in trust.keys if k.key_id == key_id]
         if not candidates:
-            candidates = [k for k in trust.keys if not k.key_id and isinstance(k.key, ed25519.Ed25519PublicKey)]
+            candidates = [
+                k for k in trust.keys if not k.key_id and isinstance(k.key, ed25519.Ed25519PublicKey)
+            ]
         if not candidates:
             raise UntrustedSigner(f"{tool} key id {key_id.hex()} is not among the trusted keys")
         for tk in candidates:
@@ -192,8 +195,10 @@ class DetachedVerifier(Verifier):
                 return _accept(tk, label, ev)
         if weak_hit:
             raise WeakAlgorithm(f"signature verifies only with a broken digest ({weak_hit})")
-        raise InvalidSignature("signature does not verify under any trusted key "
-                               "(altered file or signature, or an untrusted signer)")
+        raise InvalidSignature(
+            "signature does not verify under any trusted key "
+            "(altered file or signature, or an untrusted signer)"
+        )
 
 
 def _accept(tk: TrustedKey, label: str, ev: Evidence) -> None:
@@ -209,7 +214,7 @@ def _rsa(key: rsa.RSAPublicKey, sig: bytes, digests: dict[str, bytes]) -> str:
     except Exception:  # noqa: BLE001 - cryptography raises InvalidSignature; any failure = not PKCS#1
         info = b""
     for prefix, h in _DIGESTINFO_OIDS.items():
-        if info.startswith(prefix) and h in digests and info[len(prefix):] == digests[h]:
+        if info.startswith(prefix) and h in digests and info[len(prefix) :] == digests[h]:
             return f"rsa{key.key_size}-pkcs1v15-{h}"
     for h in _RAW_HASHES:
         if verify_prehashed(key, sig, digests[h], h, "pss"):
@@ -219,7 +224,9 @@ def _rsa(key: rsa.RSAPublicKey, sig: bytes, digests: dict[str, bytes]) -> str:
 
 def _maybe_b64(sig: bytes) -> bytes:
     text = sig.strip()
-    if text and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r" for c in text):
+    if text and all(
+        c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r" for c in text
+    ):
         try:
             return base64.b64decode(text, validate=False)
         except (binascii.Error, ValueError):

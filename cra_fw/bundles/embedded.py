@@ -76,10 +76,17 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
         trust = TrustStore.load(list(ctx.options.trust))
     except TrustStoreError as exc:
         trust = TrustStore()
-        findings.append(Finding(
-            rule_id="update.trust-unusable", category=CATEGORY, severity=Severity.INFO,
-            title="Trust anchors for update bundles could not be loaded", cra_reference=(),
-            evidence=str(exc), remediation="Pass PEM/DER certificates or public keys with --trust."))
+        findings.append(
+            Finding(
+                rule_id="update.trust-unusable",
+                category=CATEGORY,
+                severity=Severity.INFO,
+                title="Trust anchors for update bundles could not be loaded",
+                cra_reference=(),
+                evidence=str(exc),
+                remediation="Pass PEM/DER certificates or public keys with --trust.",
+            )
+        )
     verdicts: list[BundleVerdict] = []
     keys: list[UpdateKey] = []
     seen: set[tuple[str, int, int]] = set()
@@ -90,8 +97,17 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
             if key is not None:
                 keys.append(key)
             continue
-        targets.append(_Target(entry.layer_id, entry.path, Path(entry.abs_path), 0, entry.size, fmt_or_dtb,
-                               f"{entry.layer_id}:{entry.path}"))
+        targets.append(
+            _Target(
+                entry.layer_id,
+                entry.path,
+                Path(entry.abs_path),
+                0,
+                entry.size,
+                fmt_or_dtb,
+                f"{entry.layer_id}:{entry.path}",
+            )
+        )
     targets += _region_targets(ctx)
     # shipped keys first: without --trust, bundles are checked against what the device uses
     for key in (*_rauc_keys(ctx, findings), *_swupdate_keys(ctx), *_mender_keys(ctx, findings)):
@@ -105,10 +121,16 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
         seen.add(key_id)
         count += 1
         if count > MAX_BUNDLES:
-            findings.append(Finding(
-                rule_id="update.bundle-limit", category=CATEGORY, severity=Severity.INFO,
-                title=f"Only the first {MAX_BUNDLES} update bundles were verified", cra_reference=(),
-                remediation="Verify the remaining bundles with `cra-fw verify`."))
+            findings.append(
+                Finding(
+                    rule_id="update.bundle-limit",
+                    category=CATEGORY,
+                    severity=Severity.INFO,
+                    title=f"Only the first {MAX_BUNDLES} update bundles were verified",
+                    cra_reference=(),
+                    remediation="Verify the remaining bundles with `cra-fw verify`.",
+                )
+            )
             break
         verdict = _verify_target(target, trust)
         candidates = shipped.get(target.fmt, [])
@@ -203,8 +225,18 @@ def _region_targets(ctx: ScanContext) -> list[_Target]:
             continue
         if layer.offset < 0 or layer.offset + layer.size > parent.stat().st_size:
             continue
-        out.append(_Target(layer.id, where, parent, layer.offset, layer.size, "fit",
-                           f"{layer.id}:{where}@{layer.offset:#x}", report_offset=layer.offset))
+        out.append(
+            _Target(
+                layer.id,
+                where,
+                parent,
+                layer.offset,
+                layer.size,
+                "fit",
+                f"{layer.id}:{where}@{layer.offset:#x}",
+                report_offset=layer.offset,
+            )
+        )
     return out
 
 
@@ -220,22 +252,37 @@ def _verify_target(target: _Target, trust: TrustStore) -> BundleVerdict:
         if target.offset == 0 and target.size == target.file.stat().st_size:
             verdict = verify_bundle(target.file, trust, fmt=target.fmt)
         elif target.size > MAX_REGION:
-            return BundleVerdict(path=target.label, format=target.fmt, verdict=Verdict.MALFORMED,
-                                 reason=f"region of {target.size} bytes is over the {MAX_REGION} byte limit; "
-                                        "carve it and run `cra-fw verify` on it", trusted=not trust.empty)
+            return BundleVerdict(
+                path=target.label,
+                format=target.fmt,
+                verdict=Verdict.MALFORMED,
+                reason=f"region of {target.size} bytes is over the {MAX_REGION} byte limit; "
+                "carve it and run `cra-fw verify` on it",
+                trusted=not trust.empty,
+            )
         else:
             with tempfile.TemporaryDirectory(prefix="cra-fw-region-") as tmp:
                 region = Path(tmp) / "region.bin"
                 copy_region(target.file, target.offset, target.offset + target.size, region)
                 verdict = verify_bundle(region, trust, fmt=target.fmt)
     except (CraFwError, OSError) as exc:
-        return BundleVerdict(path=target.label, format=target.fmt, verdict=Verdict.MALFORMED,
-                             reason=str(exc), trusted=not trust.empty)
+        return BundleVerdict(
+            path=target.label,
+            format=target.fmt,
+            verdict=Verdict.MALFORMED,
+            reason=str(exc),
+            trusted=not trust.empty,
+        )
     return dataclasses.replace(verdict, path=target.label)
 
 
 # which shipped key kind the device uses for which bundle format
-_KEY_KIND_FOR = {"fit": "uboot-dtb", "rauc": "rauc-keyring", "swupdate": "swupdate-key", "mender": "mender-key"}
+_KEY_KIND_FOR = {
+    "fit": "uboot-dtb",
+    "rauc": "rauc-keyring",
+    "swupdate": "swupdate-key",
+    "mender": "mender-key",
+}
 MAX_SHIPPED_KEYS = 16
 
 
@@ -265,32 +312,47 @@ def _verify_shipped(target: _Target, candidates: list[tuple[UpdateKey, TrustStor
         verdict = _verify_target(target, store)
         anchor = f"{key.kind}:{key.layer_id}:{key.path}"
         if verdict.verdict is Verdict.VALID:
-            return dataclasses.replace(verdict, anchor=anchor, notes=(
-                *verdict.notes, f"verified against the {key.kind} shipped in this image ({key.path}), "
-                                "not against an independent --trust anchor"))
+            return dataclasses.replace(
+                verdict,
+                anchor=anchor,
+                notes=(
+                    *verdict.notes,
+                    f"verified against the {key.kind} shipped in this image ({key.path}), "
+                    "not against an independent --trust anchor",
+                ),
+            )
     assert verdict is not None
     names = ", ".join(f"{k.kind} {k.path}" for k, _ in candidates)
-    return dataclasses.replace(verdict, anchor="shipped", notes=(
-        *verdict.notes, f"does not verify against the keys shipped in this image: {names}"))
+    return dataclasses.replace(
+        verdict,
+        anchor="shipped",
+        notes=(*verdict.notes, f"does not verify against the keys shipped in this image: {names}"),
+    )
 
 
 def _bundle_finding(ctx: ScanContext, target: _Target, v: BundleVerdict, trusted: bool) -> Finding | None:
     if v.verdict is Verdict.VALID and v.anchor.startswith(tuple(_KEY_KIND_FOR.values())):
         return Finding(
-            rule_id="update.bundle-verified-shipped-key", category=CATEGORY, severity=Severity.INFO,
+            rule_id="update.bundle-verified-shipped-key",
+            category=CATEGORY,
+            severity=Severity.INFO,
             title=f"Update bundle verifies against the update key shipped in the image ({v.format})",
             cra_reference=CRA_UPDATE,
-            location=Location(layer_chain=ctx.layer_chain(target.layer_id), path=target.path,
-                              offset=target.report_offset),
+            location=Location(
+                layer_chain=ctx.layer_chain(target.layer_id), path=target.path, offset=target.report_offset
+            ),
             evidence=f"{v.format}: signed by {v.signer or '?'} ({', '.join(v.algorithms)}); chains to {v.anchor}",
             remediation="Check with --trust that the shipped key is the vendor's release key.",
-            fingerprint=v.key_fingerprint, extra={"format": v.format, "verdict": v.verdict.value,
-                                                  "signer": v.signer, "anchor": v.anchor})
+            fingerprint=v.key_fingerprint,
+            extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer, "anchor": v.anchor},
+        )
     if v.verdict is Verdict.VALID:
         return None
     severity = _SEVERITY[v.verdict]
     title = _TITLE[v.verdict]
-    remediation = "Sign update bundles so that every installed byte is covered, and verify them on the device."
+    remediation = (
+        "Sign update bundles so that every installed byte is covered, and verify them on the device."
+    )
     if v.verdict is Verdict.UNTRUSTED_SIGNER and not trusted:
         severity = Severity.INFO
         title = "Signed update bundle (signer not verified: no --trust given)"
@@ -299,12 +361,19 @@ def _bundle_finding(ctx: ScanContext, target: _Target, v: BundleVerdict, trusted
     if v.uncovered:
         evidence += "; not covered: " + ", ".join(v.uncovered[:5])
     return Finding(
-        rule_id=f"update.bundle-{v.verdict.value.replace('_', '-')}", category=CATEGORY, severity=severity,
-        title=f"{title} ({v.format})", cra_reference=CRA_UPDATE,
-        location=Location(layer_chain=ctx.layer_chain(target.layer_id), path=target.path,
-                          offset=target.report_offset),
-        evidence=evidence[:1000], remediation=remediation, fingerprint=v.key_fingerprint,
-        extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer})
+        rule_id=f"update.bundle-{v.verdict.value.replace('_', '-')}",
+        category=CATEGORY,
+        severity=severity,
+        title=f"{title} ({v.format})",
+        cra_reference=CRA_UPDATE,
+        location=Location(
+            layer_chain=ctx.layer_chain(target.layer_id), path=target.path, offset=target.report_offset
+        ),
+        evidence=evidence[:1000],
+        remediation=remediation,
+        fingerprint=v.key_fingerprint,
+        extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer},
+    )
 
 
 # ------------------------------------------------------------------ shipped keys
@@ -312,13 +381,19 @@ def _bundle_finding(ctx: ScanContext, target: _Target, v: BundleVerdict, trusted
 
 def _key_finding(ctx: ScanContext, key: UpdateKey) -> Finding:
     return Finding(
-        rule_id=f"update.key-{key.kind}", category=CATEGORY, severity=Severity.INFO,
-        title=f"Update verification key shipped ({key.kind})", cra_reference=CRA_UPDATE,
+        rule_id=f"update.key-{key.kind}",
+        category=CATEGORY,
+        severity=Severity.INFO,
+        title=f"Update verification key shipped ({key.kind})",
+        cra_reference=CRA_UPDATE,
         location=Location(layer_chain=ctx.layer_chain(key.layer_id), path=key.path),
-        evidence=(key.detail + "; " if key.detail else "") + "keys: " + (", ".join(key.fingerprints) or "none"),
+        evidence=(key.detail + "; " if key.detail else "")
+        + "keys: "
+        + (", ".join(key.fingerprints) or "none"),
         remediation="Check that these keys belong to the vendor's release signing and that "
-                    "bundles are verified against them.",
-        fingerprint=key.fingerprints[0] if key.fingerprints else "")
+        "bundles are verified against them.",
+        fingerprint=key.fingerprints[0] if key.fingerprints else "",
+    )
 
 
 def _fingerprints(data: bytes, source: str) -> tuple[str, ...]:
@@ -344,8 +419,9 @@ def _dtb_keys(ctx: ScanContext, entry: FileEntry) -> UpdateKey | None:
     if sig is None or not sig.children:
         return None
     fps = _fingerprints(data, entry.path)
-    names = ", ".join(f"{n.name} ({n.str('algo')}, required={n.str('required') or 'no'})"
-                      for n in sig.children.values())
+    names = ", ".join(
+        f"{n.name} ({n.str('algo')}, required={n.str('required') or 'no'})" for n in sig.children.values()
+    )
     return UpdateKey("uboot-dtb", entry.layer_id, entry.path, fps, f"U-Boot /signature keys: {names}")
 
 
@@ -367,26 +443,40 @@ def _rauc_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]
         root = conf.path[: -len("/etc/rauc/system.conf")] or ""
         ring = cfg.get("keyring", "path", fallback="")
         if not ring:
-            findings.append(Finding(
-                rule_id="update.rauc-no-keyring", category=CATEGORY, severity=Severity.HIGH,
-                title="RAUC is configured without a keyring", cra_reference=CRA_UPDATE,
-                location=Location(ctx.layer_chain(conf.layer_id), conf.path),
-                evidence="[keyring] path= is missing in system.conf",
-                remediation="Set [keyring] path= to the vendor CA so bundles are verified."))
+            findings.append(
+                Finding(
+                    rule_id="update.rauc-no-keyring",
+                    category=CATEGORY,
+                    severity=Severity.HIGH,
+                    title="RAUC is configured without a keyring",
+                    cra_reference=CRA_UPDATE,
+                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+                    evidence="[keyring] path= is missing in system.conf",
+                    remediation="Set [keyring] path= to the vendor CA so bundles are verified.",
+                )
+            )
             continue
         # relative keyring paths are relative to the directory of system.conf
         full = root + ring if ring.startswith("/") else posixpath.join(root + "/etc/rauc", ring)
         ring_entry = _same_layer(ctx, conf, full)
         if ring_entry is None:
-            findings.append(Finding(
-                rule_id="update.rauc-keyring-missing", category=CATEGORY, severity=Severity.MEDIUM,
-                title="RAUC keyring named in system.conf is not in the image", cra_reference=CRA_UPDATE,
-                location=Location(ctx.layer_chain(conf.layer_id), conf.path), evidence=f"keyring path={ring}",
-                remediation="Ship the keyring in the image, or check it is provisioned another way."))
+            findings.append(
+                Finding(
+                    rule_id="update.rauc-keyring-missing",
+                    category=CATEGORY,
+                    severity=Severity.MEDIUM,
+                    title="RAUC keyring named in system.conf is not in the image",
+                    cra_reference=CRA_UPDATE,
+                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+                    evidence=f"keyring path={ring}",
+                    remediation="Ship the keyring in the image, or check it is provisioned another way.",
+                )
+            )
             continue
         fps = _fingerprints(ctx.read_bytes(ring_entry, 16 * 1024 * 1024), ring_entry.path)
-        yield UpdateKey("rauc-keyring", ring_entry.layer_id, ring_entry.path, fps,
-                        f"RAUC keyring from {conf.path}")
+        yield UpdateKey(
+            "rauc-keyring", ring_entry.layer_id, ring_entry.path, fps, f"RAUC keyring from {conf.path}"
+        )
 
 
 _SWU_KEY = re.compile(rb'public-key-file\s*=\s*"([^"]+)"|(?:^|\s)-k\s+(/\S+)', re.M)
@@ -394,8 +484,15 @@ _SWU_KEY = re.compile(rb'public-key-file\s*=\s*"([^"]+)"|(?:^|\s)-k\s+(/\S+)', r
 
 def _swupdate_keys(ctx: ScanContext) -> Iterator[UpdateKey]:
     seen: set[tuple[str, str]] = set()
-    configs = ctx.iter_files(globs=["*/etc/swupdate.cfg", "*/etc/swupdate/*", "*/etc/default/swupdate*",
-                                    "*/swupdate/conf.d/*", "*/systemd/system/swupdate*.service"])
+    configs = ctx.iter_files(
+        globs=[
+            "*/etc/swupdate.cfg",
+            "*/etc/swupdate/*",
+            "*/etc/default/swupdate*",
+            "*/swupdate/conf.d/*",
+            "*/systemd/system/swupdate*.service",
+        ]
+    )
     for conf in configs:
         if conf.kind in _SKIP_KINDS or conf.size > 256 * 1024:
             continue
@@ -408,8 +505,13 @@ def _swupdate_keys(ctx: ScanContext) -> Iterator[UpdateKey]:
             root = conf.path.split("/etc/")[0] if "/etc/" in conf.path else ""
             key_entry = _same_layer(ctx, conf, root + path) or _same_layer(ctx, conf, path)
             fps = _fingerprints(ctx.read_bytes(key_entry, 1024 * 1024), key_entry.path) if key_entry else ()
-            yield UpdateKey("swupdate-key", conf.layer_id, key_entry.path if key_entry else path, fps,
-                            f"SWUpdate public key named in {conf.path}" + ("" if key_entry else " (not in image)"))
+            yield UpdateKey(
+                "swupdate-key",
+                conf.layer_id,
+                key_entry.path if key_entry else path,
+                fps,
+                f"SWUpdate public key named in {conf.path}" + ("" if key_entry else " (not in image)"),
+            )
 
 
 def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]:
@@ -423,14 +525,22 @@ def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKe
             continue
         if not isinstance(cfg, dict):
             continue
-        paths = cfg.get("ArtifactVerifyKeys") or ([cfg["ArtifactVerifyKey"]] if cfg.get("ArtifactVerifyKey") else [])
+        paths = cfg.get("ArtifactVerifyKeys") or (
+            [cfg["ArtifactVerifyKey"]] if cfg.get("ArtifactVerifyKey") else []
+        )
         if not paths:
-            findings.append(Finding(
-                rule_id="update.mender-no-verify-key", category=CATEGORY, severity=Severity.HIGH,
-                title="Mender client accepts unsigned artifacts (no ArtifactVerifyKey)", cra_reference=CRA_UPDATE,
-                location=Location(ctx.layer_chain(conf.layer_id), conf.path),
-                evidence="mender.conf sets neither ArtifactVerifyKey nor ArtifactVerifyKeys",
-                remediation="Set ArtifactVerifyKey so the device installs only signed artifacts."))
+            findings.append(
+                Finding(
+                    rule_id="update.mender-no-verify-key",
+                    category=CATEGORY,
+                    severity=Severity.HIGH,
+                    title="Mender client accepts unsigned artifacts (no ArtifactVerifyKey)",
+                    cra_reference=CRA_UPDATE,
+                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+                    evidence="mender.conf sets neither ArtifactVerifyKey nor ArtifactVerifyKeys",
+                    remediation="Set ArtifactVerifyKey so the device installs only signed artifacts.",
+                )
+            )
             continue
         root = conf.path[: -len("/etc/mender/mender.conf")]
         for p in paths:
@@ -438,5 +548,10 @@ def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKe
                 continue
             key_entry = _same_layer(ctx, conf, root + p)
             fps = _fingerprints(ctx.read_bytes(key_entry, 1024 * 1024), key_entry.path) if key_entry else ()
-            yield UpdateKey("mender-key", conf.layer_id, key_entry.path if key_entry else p, fps,
-                            f"Mender ArtifactVerifyKey from {conf.path}" + ("" if key_entry else " (not in image)"))
+            yield UpdateKey(
+                "mender-key",
+                conf.layer_id,
+                key_entry.path if key_entry else p,
+                fps,
+                f"Mender ArtifactVerifyKey from {conf.path}" + ("" if key_entry else " (not in image)"),
+            )

@@ -101,18 +101,32 @@ class Fdt:
         head = fh.read(_HEADER.size)
         if len(head) < _HEADER.size:
             raise MalformedBundle("FDT header truncated")
-        (magic, self.totalsize, self.off_struct, self.off_strings, self.off_rsvmap, self.version, _last,
-         _cpu, self.size_strings, self.size_struct) = _HEADER.unpack(head)
+        (
+            magic,
+            self.totalsize,
+            self.off_struct,
+            self.off_strings,
+            self.off_rsvmap,
+            self.version,
+            _last,
+            _cpu,
+            self.size_strings,
+            self.size_struct,
+        ) = _HEADER.unpack(head)
         if magic != FDT_MAGIC:
             raise MalformedBundle("not a flattened device tree (bad magic)")
         if self.version < 17:
             raise MalformedBundle(f"FDT version {self.version} is too old (need 17)")
         if base + self.totalsize > file_size:
             raise MalformedBundle(
-                f"FDT truncated: header says {self.totalsize} bytes, file has {file_size - base}")
-        if (self.off_struct + self.size_struct > self.totalsize
-                or self.off_strings + self.size_strings > self.totalsize
-                or self.size_strings > _MAX_STRINGS or self.off_struct < _HEADER.size):
+                f"FDT truncated: header says {self.totalsize} bytes, file has {file_size - base}"
+            )
+        if (
+            self.off_struct + self.size_struct > self.totalsize
+            or self.off_strings + self.size_strings > self.totalsize
+            or self.size_strings > _MAX_STRINGS
+            or self.off_struct < _HEADER.size
+        ):
             raise MalformedBundle("FDT header blocks lie outside the tree")
         fh.seek(base + self.off_strings)
         self.strings = fh.read(self.size_strings)
@@ -172,7 +186,7 @@ class Fdt:
                 nxt = _align(pos + 4 + nul + 1)
                 if stack:
                     parent = stack[-1]
-                    path = (parent.path.rstrip("/") + "/" + name)
+                    path = parent.path.rstrip("/") + "/" + name
                     node = Node(name, path)
                     parent.children.setdefault(name, node)
                 else:

@@ -42,8 +42,20 @@ EXCLUDED_PROPS = {"data", "data-size", "data-position", "data-offset"}
 _NOT_IMAGE_REFS = {"description", "compatible"}
 _HASH_ALGOS = {"sha1", "sha256", "sha384", "sha512", "md5", "crc32"}
 _SIG_HASHES = {"sha1", "sha256", "sha384", "sha512"}
-_SIG_PROPS = {"value", "algo", "padding", "key-name-hint", "timestamp", "signer-name", "signer-version", "comment",
-              "hashed-nodes", "hashed-strings", "sign-images", "required"}
+_SIG_PROPS = {
+    "value",
+    "algo",
+    "padding",
+    "key-name-hint",
+    "timestamp",
+    "signer-name",
+    "signer-version",
+    "comment",
+    "hashed-nodes",
+    "hashed-strings",
+    "sign-images",
+    "required",
+}
 
 
 @dataclass
@@ -65,8 +77,9 @@ class FitVerifier(Verifier):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:4] == b"\xd0\x0d\xfe\xed" and b"images\0" in head
 
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             fdt = Fdt(fh, 0, size)
@@ -113,8 +126,7 @@ class FitVerifier(Verifier):
         if failures:
             raise _worst(failures)
         if ev.uncovered:
-            raise PartiallySigned(
-                "not covered by any verified signature: " + ", ".join(ev.uncovered))
+            raise PartiallySigned("not covered by any verified signature: " + ", ".join(ev.uncovered))
         if not verified_confs:
             ev.notes.append("no configuration is signed; only image signatures cover the data")
 
@@ -149,8 +161,9 @@ class FitVerifier(Verifier):
                     raise DigestMismatch(f"image {img.name}: {algo} of the data differs from its hash node")
 
     # -- configuration signatures
-    def _verify_config(self, fdt: Fdt, conf: Node, images: dict[str, _Image], trust: TrustStore,
-                       ev: Evidence) -> list[str]:
+    def _verify_config(
+        self, fdt: Fdt, conf: Node, images: dict[str, _Image], trust: TrustStore, ev: Evidence
+    ) -> list[str]:
         sigs = [s for n, s in conf.children.items() if n.startswith("signature")]
         if not sigs:
             raise PartiallySigned(f"configuration {conf.name} is not signed")
@@ -177,14 +190,23 @@ class FitVerifier(Verifier):
         missing = [k for k in required if k.fingerprint not in verified_by]
         if missing:
             raise InvalidSignature(
-                f"configuration {conf.name} lacks a valid signature by required key {missing[0].name}")
+                f"configuration {conf.name} lacks a valid signature by required key {missing[0].name}"
+            )
         declared = sigs[0].prop("hashed-nodes")
         if declared is not None and set(declared.as_strings()) != nodes:
             ev.notes.append(f"{conf.name}: hashed-nodes in the FIT differs from the nodes U-Boot hashes")
         return refs
 
-    def _check_sig(self, fdt: Fdt, sig: Node, regions: list[tuple[int, int]], keys: list[TrustedKey],
-                   ev: Evidence, kind: str, data: tuple[int, int] | None = None) -> TrustedKey:
+    def _check_sig(
+        self,
+        fdt: Fdt,
+        sig: Node,
+        regions: list[tuple[int, int]],
+        keys: list[TrustedKey],
+        ev: Evidence,
+        kind: str,
+        data: tuple[int, int] | None = None,
+    ) -> TrustedKey:
         algo = sig.str("algo")
         try:
             hash_name, crypto = algo.split(",", 1)
@@ -236,8 +258,7 @@ class FitVerifier(Verifier):
                 continue
             named = named or (bool(hint) and tk.name == hint)
             if tk.uboot_algo and tk.uboot_algo != algo:
-                if verify_prehashed(tk.key, value.value, d, hash_name,
-                                    _scheme(crypto, padding)):
+                if verify_prehashed(tk.key, value.value, d, hash_name, _scheme(crypto, padding)):
                     mismatch = f"signed with {algo} but the trusted key {tk.name} is {tk.uboot_algo}"
                 continue
             if verify_prehashed(tk.key, value.value, d, hash_name, _scheme(crypto, padding)):
@@ -250,8 +271,10 @@ class FitVerifier(Verifier):
                 check_key_strength(tk.key, ev)
                 return tk
         if mismatch:
-            raise InvalidSignature(f"{kind}: {mismatch}; U-Boot rejects a signature whose algorithm "
-                                   "differs from the trusted key's")
+            raise InvalidSignature(
+                f"{kind}: {mismatch}; U-Boot rejects a signature whose algorithm "
+                "differs from the trusted key's"
+            )
         if not keys:
             raise UntrustedSigner(f"{kind}: no trusted key given")
         if hint and not named and all(k.name for k in keys):
@@ -266,8 +289,7 @@ class FitVerifier(Verifier):
         last: BundleError | None = None
         for sig in sigs:
             try:
-                self._check_sig(fdt, sig, [], keys, ev, kind=f"image {img.name}",
-                                data=(img.offset, img.size))
+                self._check_sig(fdt, sig, [], keys, ev, kind=f"image {img.name}", data=(img.offset, img.size))
                 return True
             except BundleError as exc:
                 last = exc
@@ -337,8 +359,14 @@ def _scheme(crypto: str, padding: str) -> str:
     return "pss" if padding == "pss" else "pkcs1"
 
 
-_ORDER = ["digest_mismatch", "invalid_signature", "untrusted_signer", "weak_algorithm", "malformed",
-          "partially_signed"]
+_ORDER = [
+    "digest_mismatch",
+    "invalid_signature",
+    "untrusted_signer",
+    "weak_algorithm",
+    "malformed",
+    "partially_signed",
+]
 
 
 def _worst(errors: list[BundleError]) -> BundleError:

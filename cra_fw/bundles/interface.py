@@ -186,13 +186,35 @@ class UnknownFormat(VerificationError):
 
 ERROR_FOR_VERDICT: dict[Verdict, type[BundleError]] = {
     cls.verdict: cls
-    for cls in (MalformedBundle, InvalidSignature, DigestMismatch, UntrustedSigner, CertificateExpired,
-                CertificateNotYetValid, WeakAlgorithm, Unsigned, PartiallySigned)
+    for cls in (
+        MalformedBundle,
+        InvalidSignature,
+        DigestMismatch,
+        UntrustedSigner,
+        CertificateExpired,
+        CertificateNotYetValid,
+        WeakAlgorithm,
+        Unsigned,
+        PartiallySigned,
+    )
 }
 
 __all__ = [
-    "BundleError", "BundleVerdict", "CertificateExpired", "CertificateNotYetValid", "DigestMismatch",
-    "EmbeddedBundles", "Evidence", "InvalidSignature", "MalformedBundle", "PartiallySigned",
-    "TrustStoreError", "UnknownFormat", "Unsigned", "UntrustedSigner", "UpdateKey", "Verdict",
+    "BundleError",
+    "BundleVerdict",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "DigestMismatch",
+    "EmbeddedBundles",
+    "Evidence",
+    "InvalidSignature",
+    "MalformedBundle",
+    "PartiallySigned",
+    "TrustStoreError",
+    "UnknownFormat",
+    "Unsigned",
+    "UntrustedSigner",
+    "UpdateKey",
+    "Verdict",
     "WeakAlgorithm",
 ]

@@ -57,8 +57,9 @@ class MenderVerifier(Verifier):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return len(head) >= 512 and head[257:262] == b"ustar" and head[:8] == b"version\0"
 
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         try:
             with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as outer:
                 self._verify(outer, trust, ev)
@@ -114,11 +115,14 @@ class MenderVerifier(Verifier):
                 ev.algorithm(label)
                 check_key_strength(tk.key, ev)
                 return
-        raise InvalidSignature("manifest.sig does not verify under any trusted key "
-                               "(tampered manifest, or signed by an untrusted key)")
+        raise InvalidSignature(
+            "manifest.sig does not verify under any trusted key "
+            "(tampered manifest, or signed by an untrusted key)"
+        )
 
-    def _check_digests(self, outer: tarfile.TarFile, members: list[tarfile.TarInfo],
-                       expected: dict[str, str], ev: Evidence) -> None:
+    def _check_digests(
+        self, outer: tarfile.TarFile, members: list[tarfile.TarInfo], expected: dict[str, str], ev: Evidence
+    ) -> None:
         seen: set[str] = set()
         for m in members:
             if m.name in ("manifest", "manifest.sig"):
@@ -146,8 +150,14 @@ class MenderVerifier(Verifier):
         if ev.uncovered:
             raise PartiallySigned(f"not covered by the signed manifest: {', '.join(ev.uncovered[:5])}")
 
-    def _check_payload(self, outer: tarfile.TarFile, m: tarfile.TarInfo, expected: dict[str, str],
-                       ev: Evidence, seen: set[str]) -> None:
+    def _check_payload(
+        self,
+        outer: tarfile.TarFile,
+        m: tarfile.TarInfo,
+        expected: dict[str, str],
+        ev: Evidence,
+        seen: set[str],
+    ) -> None:
         index = m.name[5:9]
         raw = outer.extractfile(m)
         if raw is None:
@@ -273,7 +283,9 @@ def _check_header_blocks(outer: tarfile.TarFile, members: list[tarfile.TarInfo])
         for off in range(m.offset, m.offset_data, 512):
             fh.seek(off)
             if not _CHKSUM_FIELD.fullmatch(fh.read(512)[148:156]):
-                raise MalformedBundle(f"tar header of {m.name!r} has a checksum field in a non-canonical form")
+                raise MalformedBundle(
+                    f"tar header of {m.name!r} has a checksum field in a non-canonical form"
+                )
 
 
 def _try_key(tk: TrustedKey, sig: bytes, manifest: bytes, digests: dict[str, bytes]) -> str:

@@ -37,8 +37,9 @@ class RaucVerifier(Verifier):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:4] == b"hsqs" and (path.suffix == ".raucb" or _has_trailer(path, tail, size))
 
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             if size < 8 + 4:
@@ -88,10 +89,13 @@ class RaucVerifier(Verifier):
         data_size = payload_end - tree_size
         if data_size <= 0 or data_size % BLOCK:
             raise DigestMismatch(
-                f"payload size {payload_end} does not match the signed verity layout (hash tree {tree_size})")
+                f"payload size {payload_end} does not match the signed verity layout (hash tree {tree_size})"
+            )
         tree, computed_root = verity_tree(fh, data_size, salt)
         if len(tree) != tree_size:
-            raise DigestMismatch(f"signed verity-size {tree_size} differs from the computed tree ({len(tree)})")
+            raise DigestMismatch(
+                f"signed verity-size {tree_size} differs from the computed tree ({len(tree)})"
+            )
         if computed_root != root:
             raise DigestMismatch("payload does not match the signed dm-verity root hash")
         stored = b"".join(chunks(fh, data_size, tree_size))
@@ -116,7 +120,7 @@ def verity_tree(fh, data_size: int, salt: bytes) -> tuple[bytes, bytes]:
             raise MalformedBundle("RAUC payload truncated")
         left -= len(block)
         for i in range(0, len(block), BLOCK):
-            digests += hashlib.sha256(salt + block[i:i + BLOCK]).digest()
+            digests += hashlib.sha256(salt + block[i : i + BLOCK]).digest()
     levels: list[bytes] = []
     current = bytes(digests)
     n_blocks = data_size // BLOCK
@@ -125,13 +129,14 @@ def verity_tree(fh, data_size: int, salt: bytes) -> tuple[bytes, bytes]:
     while True:
         level = bytearray()
         for i in range(0, len(current), per_block * 32):
-            piece = current[i:i + per_block * 32]
+            piece = current[i : i + per_block * 32]
             level += piece + b"\0" * (BLOCK - len(piece))
         levels.append(bytes(level))
         if len(level) == BLOCK:
             break
-        current = b"".join(hashlib.sha256(salt + level[i:i + BLOCK]).digest()
-                           for i in range(0, len(level), BLOCK))
+        current = b"".join(
+            hashlib.sha256(salt + level[i : i + BLOCK]).digest() for i in range(0, len(level), BLOCK)
+        )
     root = hashlib.sha256(salt + levels[-1]).digest()
     return b"".join(reversed(levels)), root
 

@@ -26,8 +26,9 @@ class Verifier(ABC):
         """True when the first/last bytes of the file look like this format."""
 
     @abstractmethod
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         """Check everything; raise a BundleError subclass on the first failure."""
 
 

@@ -38,13 +38,39 @@ _CMS_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"
 # newc/crc header: magic, then 13 fields of 8 hex digits.  SWUpdate (get_cpiohdr)
 # reads only filesize, namesize and check; the rest it never parses, so those
 # fields are unsigned and may not change what gets installed.
-HEADER_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
-                 "rdevmajor", "rdevminor", "namesize", "check")
-IGNORED_FIELDS = ("ino", "mode permission bits", "uid", "gid", "nlink", "mtime", "devmajor", "devminor",
-                  "rdevmajor", "rdevminor")
-NOT_COVERED_NOTE = ("cpio header fields " + ", ".join(IGNORED_FIELDS)
-                    + " are not covered by any signature (SWUpdate ignores them; they cannot change "
-                    "what gets installed)")
+HEADER_FIELDS = (
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+)
+IGNORED_FIELDS = (
+    "ino",
+    "mode permission bits",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+)
+NOT_COVERED_NOTE = (
+    "cpio header fields "
+    + ", ".join(IGNORED_FIELDS)
+    + " are not covered by any signature (SWUpdate ignores them; they cannot change "
+    "what gets installed)"
+)
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _S_IFREG = 0o100000
 _TRAILER = "TRAILER!!!"
@@ -79,7 +105,7 @@ def _parse_header(hdr: bytes, pos: int, state: _CpioState) -> dict[str, int]:
         raise MalformedBundle(f"cpio header at {pos} mixes newc and crc formats")
     fields: dict[str, int] = {}
     for i, fname in enumerate(HEADER_FIELDS):
-        raw = hdr[6 + 8 * i: 14 + 8 * i]
+        raw = hdr[6 + 8 * i : 14 + 8 * i]
         # Exactly eight hex digits: SWUpdate's from_ascii stops silently at the first
         # non-hex byte and skips leading blanks, Python's int() takes '0x', '_', '+'.
         # Neither leniency is needed by any writer, so both are refused.
@@ -171,8 +197,9 @@ class SwupdateVerifier(Verifier):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:6] in (b"070701", b"070702") and b"sw-description\0" in head[110:140]
 
-    def verify(self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None,
-               now: dt.datetime) -> None:
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+    ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             entries = iter_cpio(fh, size)
@@ -228,16 +255,23 @@ class SwupdateVerifier(Verifier):
         if missing:
             raise MalformedBundle(f"sw-description lists files the archive lacks: {', '.join(missing[:5])}")
         if ev.uncovered:
-            raise PartiallySigned("not covered by a sha256 in the signed sw-description: "
-                                  + ", ".join(ev.uncovered[:5]))
+            raise PartiallySigned(
+                "not covered by a sha256 in the signed sw-description: " + ", ".join(ev.uncovered[:5])
+            )
         if deferred is not None:
             raise deferred
 
-    def _check_signature(self, desc: bytes, sig: bytes, trust: TrustStore, ev: Evidence,
-                         now: dt.datetime) -> None:
+    def _check_signature(
+        self, desc: bytes, sig: bytes, trust: TrustStore, ev: Evidence, now: dt.datetime
+    ) -> None:
         if sig[:1] == b"\x30" and _CMS_OID in sig[:32]:
-            verify_cms(sig, trust, ev, detached=lambda algs: {a: hashlib.new(a, desc).digest() for a in algs},
-                       now=now)
+            verify_cms(
+                sig,
+                trust,
+                ev,
+                detached=lambda algs: {a: hashlib.new(a, desc).digest() for a in algs},
+                now=now,
+            )
             ev.algorithm("cms")
             return
         keys = [k for k in trust.all_keys() if isinstance(k.key, rsa.RSAPublicKey)]
@@ -289,12 +323,15 @@ def _hash_entry(fh: BinaryIO, entry: CpioEntry) -> tuple[str, int]:
 
 # -- sw-description (libconfig or JSON) ---------------------------------------------
 
-_TOKEN = re.compile(r'''
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+|\#[^\n]*|//[^\n]*|/\*.*?\*/)
   | (?P<str>"(?:[^"\\]|\\.)*")
   | (?P<punct>[=:;,{}()\[\]])
   | (?P<atom>[A-Za-z0-9_.+\-*@]+)
-''', re.S | re.X)
+""",
+    re.S | re.X,
+)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:

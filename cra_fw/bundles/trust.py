@@ -94,7 +94,8 @@ class TrustStore:
         if (len(self.certificates), len(self.keys)) == before:
             raise TrustStoreError(
                 f"{path} holds no certificate or public key cra-fw can use "
-                "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, or U-Boot DTB)")
+                "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, or U-Boot DTB)"
+            )
         self.sources.append(str(path))
 
     def add_bytes(self, data: bytes, source: str) -> None:
@@ -113,8 +114,11 @@ class TrustStore:
                     key = serialization.load_ssh_public_key(line.strip())
                 except (ValueError, TypeError, IndexError):
                     continue
-                self._add_key(key, source, name=line.split()[-1].decode("utf-8", "replace")
-                              if len(line.split()) > 2 else "")
+                self._add_key(
+                    key,
+                    source,
+                    name=line.split()[-1].decode("utf-8", "replace") if len(line.split()) > 2 else "",
+                )
             return
         if text.startswith(b"untrusted comment:") or _is_b64_ed_key(text):
             self._add_minisign(text, source)
@@ -137,12 +141,20 @@ class TrustStore:
                 self._add_key(serialization.load_pem_public_key(block), source)
             elif kind.endswith("PRIVATE KEY"):
                 raise TrustStoreError(
-                    f"{source} holds a PRIVATE key; pass the public key or certificate instead")
+                    f"{source} holds a PRIVATE key; pass the public key or certificate instead"
+                )
         except ValueError as exc:
             raise TrustStoreError(f"{source}: unreadable {kind} block: {exc}") from exc
 
-    def _add_key(self, key: PublicKeyTypes, source: str, name: str = "", key_id: bytes = b"",
-                 uboot_algo: str = "", uboot_required: str = "") -> None:
+    def _add_key(
+        self,
+        key: PublicKeyTypes,
+        source: str,
+        name: str = "",
+        key_id: bytes = b"",
+        uboot_algo: str = "",
+        uboot_required: str = "",
+    ) -> None:
         if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
             return
         self.keys.append(TrustedKey(key, source, name, key_id, uboot_algo, uboot_required))
@@ -157,8 +169,7 @@ class TrustStore:
             except ValueError:
                 continue
             if len(raw) == 42 and raw[:2] == b"Ed":
-                self._add_key(ed25519.Ed25519PublicKey.from_public_bytes(raw[10:]), source,
-                              key_id=raw[2:10])
+                self._add_key(ed25519.Ed25519PublicKey.from_public_bytes(raw[10:]), source, key_id=raw[2:10])
 
     def _add_dtb(self, data: bytes, source: str) -> None:
         import io
@@ -178,8 +189,13 @@ class TrustStore:
             except (ValueError, TypeError):
                 continue
             if key is not None:
-                self._add_key(key, source, name=node.str("key-name-hint") or node.name.removeprefix("key-"),
-                              uboot_algo=node.str("algo"), uboot_required=node.str("required"))
+                self._add_key(
+                    key,
+                    source,
+                    name=node.str("key-name-hint") or node.name.removeprefix("key-"),
+                    uboot_algo=node.str("algo"),
+                    uboot_required=node.str("required"),
+                )
 
     # -- queries
     def find_key(self, key: PublicKeyTypes) -> TrustedKey | None:
@@ -219,7 +235,8 @@ def uboot_key_from_node(node) -> PublicKeyTypes | None:
     y = node.prop("ecdsa,y-point")
     if curve in _CURVES and x is not None and y is not None and x.value and y.value:
         return ec.EllipticCurvePublicNumbers(
-            int.from_bytes(x.value, "big"), int.from_bytes(y.value, "big"), _CURVES[curve]).public_key()
+            int.from_bytes(x.value, "big"), int.from_bytes(y.value, "big"), _CURVES[curve]
+        ).public_key()
     return None
 
 

@@ -35,8 +35,15 @@ class ChecksResult:
 
 
 def _sort_key(f: Finding) -> tuple:
-    return (f.category, f.rule_id, f.location.layer_chain, f.location.path, f.location.line or 0,
-            f.location.offset or 0, f.fingerprint)
+    return (
+        f.category,
+        f.rule_id,
+        f.location.layer_chain,
+        f.location.path,
+        f.location.line or 0,
+        f.location.offset or 0,
+        f.fingerprint,
+    )
 
 
 def _run_one(check: Check, ctx: ScanContext) -> tuple[list[Finding], tuple, float]:
@@ -45,18 +52,28 @@ def _run_one(check: Check, ctx: ScanContext) -> tuple[list[Finding], tuple, floa
         found = list(check.run(ctx))
         collected = check.collect()
     except Exception as exc:  # noqa: BLE001 - one broken check must not stop the scan
-        found = [Finding(rule_id="checks.error", category="checks", severity=Severity.INFO,
-                         title=f"Check {check.name} failed; its results are missing", cra_reference=(),
-                         evidence=f"{type(exc).__name__}: {exc}"[:300],
-                         remediation="Report this with the image's sha256; other checks ran normally.")]
+        found = [
+            Finding(
+                rule_id="checks.error",
+                category="checks",
+                severity=Severity.INFO,
+                title=f"Check {check.name} failed; its results are missing",
+                cra_reference=(),
+                evidence=f"{type(exc).__name__}: {exc}"[:300],
+                remediation="Report this with the image's sha256; other checks ran normally.",
+            )
+        ]
         collected = ()
     return found, collected, time.perf_counter() - start
 
 
 def run(ctx: ScanContext, only: tuple[str, ...] = ()) -> ChecksResult:
     """Run the registered checks (or those named in ``only``, by name or category) over ``ctx``."""
-    checks = [cls() for name, cls in sorted(registered().items())
-              if not only or name in only or cls.category in only]
+    checks = [
+        cls()
+        for name, cls in sorted(registered().items())
+        if not only or name in only or cls.category in only
+    ]
     workers = max(1, min(len(checks), ctx.options.workers))
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda c: _run_one(c, ctx), checks))
@@ -74,5 +91,10 @@ def run(ctx: ScanContext, only: tuple[str, ...] = ()) -> ChecksResult:
                 hardening.append(item)
     findings.sort(key=_sort_key)
     hardening.sort(key=lambda h: (h.layer_chain, h.path))
-    return ChecksResult(findings=tuple(findings), services=tuple(services), hardening=tuple(hardening),
-                        hardening_summary=summarize(hardening), timings=timings)
+    return ChecksResult(
+        findings=tuple(findings),
+        services=tuple(services),
+        hardening=tuple(hardening),
+        hardening_summary=summarize(hardening),
+        timings=timings,
+    )

@@ -81,7 +81,9 @@ def load_data(base: Path | None = None) -> CredentialData:
                 continue
             cols = line.split("\t")
             if len(cols) != 3:
-                raise SignatureDataError(f"{root}/default-credentials.tsv:{no}: need user<TAB>password<TAB>source")
+                raise SignatureDataError(
+                    f"{root}/default-credentials.tsv:{no}: need user<TAB>password<TAB>source"
+                )
             pw = "" if cols[1] == EMPTY else cols[1]
             pairs.append(DefaultPair(cols[0], pw, cols[2]))
         acc = tomllib.loads((root / "accounts.toml").read_text())
@@ -91,20 +93,27 @@ def load_data(base: Path | None = None) -> CredentialData:
             for r in pt["rule"]
         )
     except (OSError, KeyError, ValueError, re.error) as exc:
-        raise SignatureDataError(f"credential signatures in {root} are unusable ({exc}); "
-                                 "restore them from the cra-fw release") from exc
+        raise SignatureDataError(
+            f"credential signatures in {root} are unusable ({exc}); restore them from the cra-fw release"
+        ) from exc
     seen: dict[str, None] = {}
     for p in pairs:
         seen.setdefault(p.password, None)
     return CredentialData(
-        pairs=tuple(pairs), passwords=tuple(seen), login_shells=frozenset(acc["login_shells"]),
-        nologin_shells=frozenset(acc["nologin_shells"]), service_accounts=frozenset(acc["service_accounts"]),
-        locked_prefixes=tuple(acc["locked_prefixes"]), plaintext_rules=rules,
-        ignore_values=frozenset(v.lower() for v in pt["ignore_values"]), min_length=int(pt["min_length"]),
+        pairs=tuple(pairs),
+        passwords=tuple(seen),
+        login_shells=frozenset(acc["login_shells"]),
+        nologin_shells=frozenset(acc["nologin_shells"]),
+        service_accounts=frozenset(acc["service_accounts"]),
+        locked_prefixes=tuple(acc["locked_prefixes"]),
+        plaintext_rules=rules,
+        ignore_values=frozenset(v.lower() for v in pt["ignore_values"]),
+        min_length=int(pt["min_length"]),
     )
 
 
 # ---- recovering default passwords ------------------------------------------------------------
+
 
 class Cracker:
     """Tries the default list against hashes; caches per hash; hashes in parallel threads."""
@@ -150,8 +159,9 @@ class Cracker:
         if scheme.cost < 20 or self.workers == 1:  # cheap schemes: threads cost more than they save
             return next((c for c in cands if crypt.verify(c.password, hash_value)), None)
         with ThreadPoolExecutor(self.workers) as pool:
-            for cand, ok in zip(cands, pool.map(lambda c: crypt.verify(c.password, hash_value), cands),
-                                strict=True):
+            for cand, ok in zip(
+                cands, pool.map(lambda c: crypt.verify(c.password, hash_value), cands), strict=True
+            ):
                 if ok:
                     return cand
         return None
@@ -168,6 +178,7 @@ class Cracker:
 
 # ---- shared reporting ------------------------------------------------------------------------
 
+
 def _pw_extra(ctx: ScanContext, pair: DefaultPair, user: str) -> dict[str, str]:
     extra = {"account": user, "list_source": pair.source}
     if not ctx.options.redact:
@@ -175,41 +186,81 @@ def _pw_extra(ctx: ScanContext, pair: DefaultPair, user: str) -> dict[str, str]:
     return extra
 
 
-def _default_pw_finding(ctx: ScanContext, entry: FileEntry, line: int, user: str, what: str,
-                        pair: DefaultPair, hash_value: str, severity: Severity) -> Finding:
+def _default_pw_finding(
+    ctx: ScanContext,
+    entry: FileEntry,
+    line: int,
+    user: str,
+    what: str,
+    pair: DefaultPair,
+    hash_value: str,
+    severity: Severity,
+) -> Finding:
     shown = "(redacted)" if ctx.options.redact else repr(pair.password)
     return finding(
-        ctx, entry, rule_id="credentials.default-password", category=CAT, severity=severity,
-        title=f"Default password for {what} '{user}'", cra=CRA_CREDENTIALS, line=line,
+        ctx,
+        entry,
+        rule_id="credentials.default-password",
+        category=CAT,
+        severity=severity,
+        title=f"Default password for {what} '{user}'",
+        cra=CRA_CREDENTIALS,
+        line=line,
         evidence=f"{user}: {identify(hash_value).name if identify(hash_value) else 'hash'} matches the "
-                 f"well-known password {shown} ({pair.source})",
+        f"well-known password {shown} ({pair.source})",
         remediation="Ship without a usable default password: force a unique password per device or at "
-                    "first setup, and lock accounts nobody logs into.",
-        fp=fingerprint(f"{user}:{hash_value}"), extra=_pw_extra(ctx, pair, user))
+        "first setup, and lock accounts nobody logs into.",
+        fp=fingerprint(f"{user}:{hash_value}"),
+        extra=_pw_extra(ctx, pair, user),
+    )
 
 
-def _weak_hash_finding(ctx: ScanContext, entry: FileEntry, line: int, user: str, hash_value: str,
-                       scheme_name: str) -> Finding:
+def _weak_hash_finding(
+    ctx: ScanContext, entry: FileEntry, line: int, user: str, hash_value: str, scheme_name: str
+) -> Finding:
     sev = Severity.HIGH if scheme_name in ("des-crypt", "lm", "plaintext") else Severity.MEDIUM
     return finding(
-        ctx, entry, rule_id="credentials.weak-hash", category=CAT, severity=sev,
-        title=f"Weak password hash scheme {scheme_name} for '{user}'", cra=CRA_CREDENTIALS, line=line,
+        ctx,
+        entry,
+        rule_id="credentials.weak-hash",
+        category=CAT,
+        severity=sev,
+        title=f"Weak password hash scheme {scheme_name} for '{user}'",
+        cra=CRA_CREDENTIALS,
+        line=line,
         evidence=f"{user}: {scheme_name} hash ({fingerprint(hash_value)})",
         remediation="Store passwords with yescrypt, SHA-512-crypt or bcrypt (cost >= 10).",
-        fp=fingerprint(f"{user}:{hash_value}"), extra={"account": user, "scheme": scheme_name})
+        fp=fingerprint(f"{user}:{hash_value}"),
+        extra={"account": user, "scheme": scheme_name},
+    )
 
 
-def _empty_pw_finding(ctx: ScanContext, entry: FileEntry, line: int, user: str, what: str,
-                      severity: Severity = Severity.CRITICAL) -> Finding:
+def _empty_pw_finding(
+    ctx: ScanContext,
+    entry: FileEntry,
+    line: int,
+    user: str,
+    what: str,
+    severity: Severity = Severity.CRITICAL,
+) -> Finding:
     return finding(
-        ctx, entry, rule_id="credentials.empty-password", category=CAT, severity=severity,
-        title=f"{what} '{user}' has an empty password", cra=CRA_CREDENTIALS, line=line,
+        ctx,
+        entry,
+        rule_id="credentials.empty-password",
+        category=CAT,
+        severity=severity,
+        title=f"{what} '{user}' has an empty password",
+        cra=CRA_CREDENTIALS,
+        line=line,
         evidence=f"{user}: password field is empty (login without a password)",
         remediation="Set a unique password per device at first setup, or lock the account ('*' or '!').",
-        fp=fingerprint(f"{user}:empty"), extra={"account": user})
+        fp=fingerprint(f"{user}:empty"),
+        extra={"account": user},
+    )
 
 
 # ---- /etc/passwd, /etc/shadow, /etc/group ------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Account:
@@ -253,9 +304,15 @@ class AccountFiles(Check):
         data = load_data()
         cracker = self._cracker or Cracker(data, ctx.options.workers)
         if cracker.error:
-            yield Finding(rule_id="credentials.backend-missing", category=CAT, severity=Severity.INFO,
-                          title="Default-password recovery skipped", cra_reference=CRA_CREDENTIALS,
-                          evidence=cracker.error, remediation="Install libcrypt1 (libxcrypt) and scan again.")
+            yield Finding(
+                rule_id="credentials.backend-missing",
+                category=CAT,
+                severity=Severity.INFO,
+                title="Default-password recovery skipped",
+                cra_reference=CRA_CREDENTIALS,
+                evidence=cracker.error,
+                remediation="Install libcrypt1 (libxcrypt) and scan again.",
+            )
         passwds = regular_files(ctx, ["*/etc/passwd"])
         shadows = {(e.layer_id, _etc_root(e.path)): e for e in regular_files(ctx, ["*/etc/shadow"])}
         for pw_entry in passwds:
@@ -266,8 +323,14 @@ class AccountFiles(Check):
         for gr_entry in regular_files(ctx, ["*/etc/group", "*/etc/gshadow"]):
             yield from self._groups(ctx, cracker, gr_entry)
 
-    def _system(self, ctx: ScanContext, data: CredentialData, cracker: Cracker,
-                pw_entry: FileEntry | None, sh_entry: FileEntry | None) -> Iterator[Finding]:
+    def _system(
+        self,
+        ctx: ScanContext,
+        data: CredentialData,
+        cracker: Cracker,
+        pw_entry: FileEntry | None,
+        sh_entry: FileEntry | None,
+    ) -> Iterator[Finding]:
         shadow: dict[str, tuple[int, str]] = {}
         if sh_entry is not None:
             for no, f in _parse_colon_file(text_lines(ctx, sh_entry), 2):
@@ -283,37 +346,57 @@ class AccountFiles(Check):
                 elif field_pw == "x":
                     accounts.append(Account(name, "*", uid, f[6].strip(), pw_entry, no, pw_entry, no, False))
                 else:
-                    accounts.append(Account(name, field_pw, uid, f[6].strip(), pw_entry, no, pw_entry, no, True))
+                    accounts.append(
+                        Account(name, field_pw, uid, f[6].strip(), pw_entry, no, pw_entry, no, True)
+                    )
         elif sh_entry is not None:
             for name, (sno, spw) in shadow.items():
                 accounts.append(Account(name, spw, None, "", sh_entry, sno, sh_entry, sno, False))
         for acc in accounts:
             yield from self._account(ctx, data, cracker, acc)
 
-    def _account(self, ctx: ScanContext, data: CredentialData, cracker: Cracker,
-                 acc: Account) -> Iterator[Finding]:
+    def _account(
+        self, ctx: ScanContext, data: CredentialData, cracker: Cracker, acc: Account
+    ) -> Iterator[Finding]:
         shell = os.path.basename(acc.shell)
         login_shell = shell in data.login_shells
         pw = acc.password
         locked = pw.startswith(data.locked_prefixes)
         if acc.uid == 0 and acc.name != "root":
-            yield finding(ctx, acc.passwd_entry, rule_id="credentials.extra-uid0", category=CAT,
-                          severity=Severity.HIGH, title=f"Account '{acc.name}' has UID 0 (root rights)",
-                          cra=CRA_CREDENTIALS, line=acc.passwd_line,
-                          evidence=f"{acc.name}:UID 0, shell {acc.shell or '-'}",
-                          remediation="Remove the account or give it its own UID; use sudo/su for admin rights.",
-                          fp=fingerprint(f"uid0:{acc.name}"), extra={"account": acc.name})
+            yield finding(
+                ctx,
+                acc.passwd_entry,
+                rule_id="credentials.extra-uid0",
+                category=CAT,
+                severity=Severity.HIGH,
+                title=f"Account '{acc.name}' has UID 0 (root rights)",
+                cra=CRA_CREDENTIALS,
+                line=acc.passwd_line,
+                evidence=f"{acc.name}:UID 0, shell {acc.shell or '-'}",
+                remediation="Remove the account or give it its own UID; use sudo/su for admin rights.",
+                fp=fingerprint(f"uid0:{acc.name}"),
+                extra={"account": acc.name},
+            )
         is_service = acc.name != "root" and (
-            acc.name in data.service_accounts or (acc.uid is not None and (1 <= acc.uid < 1000 or acc.uid == 65534)))
+            acc.name in data.service_accounts
+            or (acc.uid is not None and (1 <= acc.uid < 1000 or acc.uid == 65534))
+        )
         if is_service and login_shell and acc.uid != 0:
-            yield finding(ctx, acc.passwd_entry, rule_id="credentials.service-shell", category=CAT,
-                          severity=Severity.LOW if locked else Severity.MEDIUM,
-                          title=f"Service account '{acc.name}' has a login shell", cra=CRA_CREDENTIALS,
-                          line=acc.passwd_line,
-                          evidence=f"{acc.name}: UID {acc.uid}, shell {acc.shell}, password "
-                                   f"{'locked' if locked else 'usable'}",
-                          remediation="Give service accounts /sbin/nologin (or /bin/false).",
-                          fp=fingerprint(f"shell:{acc.name}:{acc.shell}"), extra={"account": acc.name})
+            yield finding(
+                ctx,
+                acc.passwd_entry,
+                rule_id="credentials.service-shell",
+                category=CAT,
+                severity=Severity.LOW if locked else Severity.MEDIUM,
+                title=f"Service account '{acc.name}' has a login shell",
+                cra=CRA_CREDENTIALS,
+                line=acc.passwd_line,
+                evidence=f"{acc.name}: UID {acc.uid}, shell {acc.shell}, password "
+                f"{'locked' if locked else 'usable'}",
+                remediation="Give service accounts /sbin/nologin (or /bin/false).",
+                fp=fingerprint(f"shell:{acc.name}:{acc.shell}"),
+                extra={"account": acc.name},
+            )
         if pw == "":
             if shell in data.nologin_shells:
                 sev = Severity.MEDIUM
@@ -324,11 +407,20 @@ class AccountFiles(Check):
         if locked:
             return
         if acc.in_passwd:
-            yield finding(ctx, acc.entry, rule_id="credentials.hash-in-passwd", category=CAT,
-                          severity=Severity.MEDIUM, title=f"Password hash of '{acc.name}' in world-readable passwd",
-                          cra=CRA_CREDENTIALS, line=acc.line, evidence=f"{acc.name}: hash in {acc.entry.path}",
-                          remediation="Move hashes to /etc/shadow (mode 0600/0640) and put 'x' in passwd.",
-                          fp=fingerprint(f"inpasswd:{acc.name}:{pw}"), extra={"account": acc.name})
+            yield finding(
+                ctx,
+                acc.entry,
+                rule_id="credentials.hash-in-passwd",
+                category=CAT,
+                severity=Severity.MEDIUM,
+                title=f"Password hash of '{acc.name}' in world-readable passwd",
+                cra=CRA_CREDENTIALS,
+                line=acc.line,
+                evidence=f"{acc.name}: hash in {acc.entry.path}",
+                remediation="Move hashes to /etc/shadow (mode 0600/0640) and put 'x' in passwd.",
+                fp=fingerprint(f"inpasswd:{acc.name}:{pw}"),
+                extra={"account": acc.name},
+            )
         scheme = identify(pw)
         if scheme is None:
             return
@@ -354,6 +446,7 @@ class AccountFiles(Check):
 
 # ---- htpasswd, htdigest, busybox httpd.conf, lighttpd plain ----------------------------------
 
+
 def _htpasswd_matches(password: str, stored: str) -> bool | None:
     """True/False for formats checked here; None when crypt(3) must decide."""
     if stored.startswith("{SHA}"):
@@ -367,9 +460,20 @@ class WebAuthFiles(Check):
 
     name = "credentials.web"
     category = CAT
-    globs = ["*/.htpasswd", "*/htpasswd", "*.htpasswd", "*/lighttpd.user", "*/lighttpd-plain.user",
-             "*.htdigest", "*/htdigest", "*/lighttpd-htdigest.user", "*/etc/httpd.conf", "*/passwd.boa",
-             "*/boa/passwd", "*/mini_httpd.passwd"]
+    globs = [
+        "*/.htpasswd",
+        "*/htpasswd",
+        "*.htpasswd",
+        "*/lighttpd.user",
+        "*/lighttpd-plain.user",
+        "*.htdigest",
+        "*/htdigest",
+        "*/lighttpd-htdigest.user",
+        "*/etc/httpd.conf",
+        "*/passwd.boa",
+        "*/boa/passwd",
+        "*/mini_httpd.passwd",
+    ]
 
     def run(self, ctx: ScanContext) -> Iterator[Finding]:
         data = load_data()
@@ -381,10 +485,20 @@ class WebAuthFiles(Check):
             elif "digest" in entry.name:
                 yield from self._htdigest(ctx, cracker, entry, lines)
             else:
-                yield from self._htpasswd(ctx, cracker, entry, lines, plain_ok=entry.name.startswith("lighttpd"))
+                yield from self._htpasswd(
+                    ctx, cracker, entry, lines, plain_ok=entry.name.startswith("lighttpd")
+                )
 
-    def _check_pw(self, ctx: ScanContext, cracker: Cracker, entry: FileEntry, no: int, user: str,
-                  stored: str, plain_ok: bool) -> Iterator[Finding]:
+    def _check_pw(
+        self,
+        ctx: ScanContext,
+        cracker: Cracker,
+        entry: FileEntry,
+        no: int,
+        user: str,
+        stored: str,
+        plain_ok: bool,
+    ) -> Iterator[Finding]:
         if stored == "":
             yield _empty_pw_finding(ctx, entry, no, user, "Web user")
             return
@@ -405,25 +519,30 @@ class WebAuthFiles(Check):
         if pair is not None:
             yield _default_pw_finding(ctx, entry, no, user, "web user", pair, stored, Severity.CRITICAL)
 
-    def _htpasswd(self, ctx: ScanContext, cracker: Cracker, entry: FileEntry, lines: list[str],
-                  plain_ok: bool) -> Iterator[Finding]:
+    def _htpasswd(
+        self, ctx: ScanContext, cracker: Cracker, entry: FileEntry, lines: list[str], plain_ok: bool
+    ) -> Iterator[Finding]:
         for no, f in _parse_colon_file(lines, 2):
             yield from self._check_pw(ctx, cracker, entry, no, f[0], ":".join(f[1:]).strip(), plain_ok)
 
-    def _htdigest(self, ctx: ScanContext, cracker: Cracker, entry: FileEntry,
-                  lines: list[str]) -> Iterator[Finding]:
+    def _htdigest(
+        self, ctx: ScanContext, cracker: Cracker, entry: FileEntry, lines: list[str]
+    ) -> Iterator[Finding]:
         for no, f in _parse_colon_file(lines, 3):
             user, realm, digest = f[0], f[1], f[2].strip().lower()
             if not re.fullmatch(r"[0-9a-f]{32}", digest):
                 continue
             pair = cracker.crack_with(
-                user, lambda p, u=user, r=realm, d=digest: hashlib.md5(f"{u}:{r}:{p}".encode()).hexdigest() == d,
-                f"digest:{realm}:{digest}")
+                user,
+                lambda p, u=user, r=realm, d=digest: hashlib.md5(f"{u}:{r}:{p}".encode()).hexdigest() == d,
+                f"digest:{realm}:{digest}",
+            )
             if pair is not None:
                 yield _default_pw_finding(ctx, entry, no, user, "web user", pair, digest, Severity.CRITICAL)
 
-    def _busybox_httpd(self, ctx: ScanContext, cracker: Cracker, entry: FileEntry,
-                       lines: list[str]) -> Iterator[Finding]:
+    def _busybox_httpd(
+        self, ctx: ScanContext, cracker: Cracker, entry: FileEntry, lines: list[str]
+    ) -> Iterator[Finding]:
         # busybox httpd.conf auth lines: /path:user:password (password plain or $1$ crypt)
         for no, line in enumerate(lines, 1):
             m = re.match(r"^\s*(/[^:\s]*):([^:\s]+):(\S*)\s*$", line)
@@ -433,8 +552,10 @@ class WebAuthFiles(Check):
 
 # ---- Samba smbpasswd -------------------------------------------------------------------------
 
+
 def md4(data: bytes) -> bytes:
     """MD4 (RFC 1320); OpenSSL 3 no longer offers it, Samba NT hashes need it."""
+
     def f(x: int, y: int, z: int) -> int:
         return (x & y) | (~x & z)
 
@@ -451,7 +572,7 @@ def md4(data: bytes) -> bytes:
     msg = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + (len(data) * 8).to_bytes(8, "little")
     a, b, c, d = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476
     for off in range(0, len(msg), 64):
-        x = [int.from_bytes(msg[off + i:off + i + 4], "little") for i in range(0, 64, 4)]
+        x = [int.from_bytes(msg[off + i : off + i + 4], "little") for i in range(0, 64, 4)]
         aa, bb, cc, dd = a, b, c, d
         for i in range(16):
             s = (3, 7, 11, 19)[i % 4]
@@ -483,7 +604,12 @@ def md4(data: bytes) -> bytes:
                 c = rol(c + h(d, a, b) + x[k] + 0x6ED9EBA1, s)
             else:
                 b = rol(b + h(c, d, a) + x[k] + 0x6ED9EBA1, s)
-        a, b, c, d = (a + aa) & 0xFFFFFFFF, (b + bb) & 0xFFFFFFFF, (c + cc) & 0xFFFFFFFF, (d + dd) & 0xFFFFFFFF
+        a, b, c, d = (
+            (a + aa) & 0xFFFFFFFF,
+            (b + bb) & 0xFFFFFFFF,
+            (c + cc) & 0xFFFFFFFF,
+            (d + dd) & 0xFFFFFFFF,
+        )
     return b"".join(v.to_bytes(4, "little") for v in (a, b, c, d))
 
 
@@ -570,23 +696,43 @@ class OpenWrtLogins(Check):
                     yield _weak_hash_finding(ctx, entry, line, user, pw, scheme.name)
                 pair = cracker.crack(user, pw)
                 if pair is not None:
-                    yield _default_pw_finding(ctx, entry, line, user, "rpcd login", pair, pw, Severity.CRITICAL)
+                    yield _default_pw_finding(
+                        ctx, entry, line, user, "rpcd login", pair, pw, Severity.CRITICAL
+                    )
 
 
 # ---- plaintext credentials in scripts and configs ---------------------------------------------
 
-def _plaintext_finding(ctx: ScanContext, entry: FileEntry, line: int, user: str, value: str,
-                       what: str, severity: Severity = Severity.HIGH, rule: str = "") -> Iterator[Finding]:
+
+def _plaintext_finding(
+    ctx: ScanContext,
+    entry: FileEntry,
+    line: int,
+    user: str,
+    value: str,
+    what: str,
+    severity: Severity = Severity.HIGH,
+    rule: str = "",
+) -> Iterator[Finding]:
     shown = value if ctx.options.show_secrets else f"<redacted {fingerprint(value)}>"
     extra = {"rule": rule} if rule else {}
     if ctx.options.show_secrets:
         extra["secret"] = value
-    yield finding(ctx, entry, rule_id="credentials.plaintext", category=CAT, severity=severity,
-                  title=f"Plaintext password in {what}", cra=CRA_CREDENTIALS, line=line,
-                  evidence=f"{user + ': ' if user else ''}{shown}",
-                  remediation="Do not ship passwords in files: generate per-device secrets at first boot or "
-                              "store only salted hashes.",
-                  fp=fingerprint(value), extra=extra)
+    yield finding(
+        ctx,
+        entry,
+        rule_id="credentials.plaintext",
+        category=CAT,
+        severity=severity,
+        title=f"Plaintext password in {what}",
+        cra=CRA_CREDENTIALS,
+        line=line,
+        evidence=f"{user + ': ' if user else ''}{shown}",
+        remediation="Do not ship passwords in files: generate per-device secrets at first boot or "
+        "store only salted hashes.",
+        fp=fingerprint(value),
+        extra=extra,
+    )
 
 
 _SKIP_DIRS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/include/", "/usr/share/locale/")
@@ -619,8 +765,9 @@ class PlaintextCredentials(Check):
             yield from scan_plaintext(ctx, entry, lines, data)
 
 
-def scan_plaintext(ctx: ScanContext, entry: FileEntry, lines: list[str],
-                   data: CredentialData) -> Iterator[Finding]:
+def scan_plaintext(
+    ctx: ScanContext, entry: FileEntry, lines: list[str], data: CredentialData
+) -> Iterator[Finding]:
     seen: set[tuple[int, str]] = set()
     for no, text in logical_lines(lines):
         stripped = text.lstrip()
@@ -633,12 +780,14 @@ def scan_plaintext(ctx: ScanContext, entry: FileEntry, lines: list[str],
                 value = groups.get(key) or ""
                 if not _plausible(value, data):
                     continue
-                if key == "value3" and _looks_like_code(value, text[m.end(key):]):
+                if key == "value3" and _looks_like_code(value, text[m.end(key) :]):
                     continue
                 if (no, value) in seen:
                     continue
                 seen.add((no, value))
-                yield from _plaintext_finding(ctx, entry, no, groups.get("user") or "", value, desc, sev, rule_id)
+                yield from _plaintext_finding(
+                    ctx, entry, no, groups.get("user") or "", value, desc, sev, rule_id
+                )
 
 
 _IDENT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")

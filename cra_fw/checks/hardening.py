@@ -39,8 +39,19 @@ from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Severity
 _NX_BY_DEFAULT = {"aarch64", "arm64", "riscv", "riscv64", "riscv32", "ia64", "loongarch", "powerpc64"}
 
 # RPATH entries a local user (or a USB stick) can write to: libraries there win.
-_INSECURE_RPATH_PREFIXES = ("/tmp", "/var/tmp", "/dev/shm", "/mnt", "/media", "/home", "/var/run", "/run",
-                            "/usb", "/sdcard", "/data/local")
+_INSECURE_RPATH_PREFIXES = (
+    "/tmp",
+    "/var/tmp",
+    "/dev/shm",
+    "/mnt",
+    "/media",
+    "/home",
+    "/var/run",
+    "/run",
+    "/usb",
+    "/sdcard",
+    "/data/local",
+)
 
 
 def _nx_default(info: ElfInfo) -> bool:
@@ -59,7 +70,9 @@ def is_executable(info: ElfInfo) -> bool:
 
 def is_static(info: ElfInfo) -> bool:
     """Statically linked, including static-pie (DYN with DF_1_PIE, no interpreter, no DT_NEEDED)."""
-    return info.static or (info.elf_type == "DYN" and info.pie_flag and not info.interpreter and not info.needed)
+    return info.static or (
+        info.elf_type == "DYN" and info.pie_flag and not info.interpreter and not info.needed
+    )
 
 
 def verdicts(path: str, layer_chain: tuple[str, ...], info: ElfInfo) -> ElfHardening | None:
@@ -88,10 +101,23 @@ def verdicts(path: str, layer_chain: tuple[str, ...], info: ElfInfo) -> ElfHarde
     else:
         fortify = "unknown" if symbols_gone else "no"
     return ElfHardening(
-        path=path, layer_chain=layer_chain, arch=info.arch, bits=info.bits, endian=info.endian,
-        elf_type=info.elf_type, static=static, nx=not exec_stack, exec_stack=exec_stack, pie=pie,
-        relro=relro, canary=canary, fortify=fortify, fortified=tuple(sorted(set(info.fortify_funcs))),
-        rpath=info.rpath, runpath=info.runpath, stripped=info.stripped,
+        path=path,
+        layer_chain=layer_chain,
+        arch=info.arch,
+        bits=info.bits,
+        endian=info.endian,
+        elf_type=info.elf_type,
+        static=static,
+        nx=not exec_stack,
+        exec_stack=exec_stack,
+        pie=pie,
+        relro=relro,
+        canary=canary,
+        fortify=fortify,
+        fortified=tuple(sorted(set(info.fortify_funcs))),
+        rpath=info.rpath,
+        runpath=info.runpath,
+        stripped=info.stripped,
     )
 
 
@@ -118,16 +144,26 @@ def summarize(results: Iterable[ElfHardening]) -> tuple[HardeningSummary, ...]:
     out = []
     for (arch, bits, endian), items in sorted(groups.items()):
         exes = [r for r in items if r.pie != "dso"]
-        out.append(HardeningSummary(
-            arch=arch, bits=bits, endian=endian, total=len(items), executables=len(exes),
-            libraries=len(items) - len(exes), static=sum(r.static for r in items),
-            nx=sum(r.nx for r in items), pie=sum(r.pie == "yes" for r in exes),
-            relro_full=sum(r.relro == "full" for r in items),
-            relro_partial=sum(r.relro == "partial" for r in items),
-            canary=sum(r.canary == "yes" for r in items), fortify=sum(r.fortify == "yes" for r in items),
-            rpath=sum(bool(r.rpath or r.runpath) for r in items), stripped=sum(r.stripped for r in items),
-            exec_stack=sum(r.exec_stack for r in items),
-        ))
+        out.append(
+            HardeningSummary(
+                arch=arch,
+                bits=bits,
+                endian=endian,
+                total=len(items),
+                executables=len(exes),
+                libraries=len(items) - len(exes),
+                static=sum(r.static for r in items),
+                nx=sum(r.nx for r in items),
+                pie=sum(r.pie == "yes" for r in exes),
+                relro_full=sum(r.relro == "full" for r in items),
+                relro_partial=sum(r.relro == "partial" for r in items),
+                canary=sum(r.canary == "yes" for r in items),
+                fortify=sum(r.fortify == "yes" for r in items),
+                rpath=sum(bool(r.rpath or r.runpath) for r in items),
+                stripped=sum(r.stripped for r in items),
+                exec_stack=sum(r.exec_stack for r in items),
+            )
+        )
     return tuple(out)
 
 
@@ -159,32 +195,67 @@ class BinaryHardening(Check):
         what = f"{r.arch}/{r.bits}-bit/{r.endian} {'static' if r.static else 'dynamic'} {r.elf_type}"
         common = {"category": "hardening", "cra": CRA_HARDENING}
         if r.exec_stack:
-            why = "PT_GNU_STACK has PF_X" if entry.elf and entry.elf.gnu_stack else \
-                f"no PT_GNU_STACK and {r.arch} defaults to an executable stack"
-            yield finding(ctx, entry, rule_id="hardening.nx", severity=Severity.HIGH,
-                          title="Executable stack (no NX)", evidence=f"{what}: {why}",
-                          remediation="Link with -z noexecstack and remove assembler objects that request an "
-                                      "executable stack.", **common)
+            why = (
+                "PT_GNU_STACK has PF_X"
+                if entry.elf and entry.elf.gnu_stack
+                else f"no PT_GNU_STACK and {r.arch} defaults to an executable stack"
+            )
+            yield finding(
+                ctx,
+                entry,
+                rule_id="hardening.nx",
+                severity=Severity.HIGH,
+                title="Executable stack (no NX)",
+                evidence=f"{what}: {why}",
+                remediation="Link with -z noexecstack and remove assembler objects that request an "
+                "executable stack.",
+                **common,
+            )
         if r.pie == "no" and not r.static:
-            yield finding(ctx, entry, rule_id="hardening.pie", severity=Severity.LOW,
-                          title="Executable is not position independent (no ASLR for its code)",
-                          evidence=f"{what}: ELF type EXEC", remediation="Build with -fPIE -pie.", **common)
+            yield finding(
+                ctx,
+                entry,
+                rule_id="hardening.pie",
+                severity=Severity.LOW,
+                title="Executable is not position independent (no ASLR for its code)",
+                evidence=f"{what}: ELF type EXEC",
+                remediation="Build with -fPIE -pie.",
+                **common,
+            )
         if r.relro == "none" and not r.static:
-            yield finding(ctx, entry, rule_id="hardening.relro", severity=Severity.LOW,
-                          title="No RELRO: GOT and dynamic data stay writable",
-                          evidence=f"{what}: no PT_GNU_RELRO segment",
-                          remediation="Link with -Wl,-z,relro,-z,now (full RELRO).", **common)
+            yield finding(
+                ctx,
+                entry,
+                rule_id="hardening.relro",
+                severity=Severity.LOW,
+                title="No RELRO: GOT and dynamic data stay writable",
+                evidence=f"{what}: no PT_GNU_RELRO segment",
+                remediation="Link with -Wl,-z,relro,-z,now (full RELRO).",
+                **common,
+            )
         # shared libraries without any buffer-bearing function legitimately lack the symbol
         if r.canary == "no" and not r.static and r.pie != "dso":
-            yield finding(ctx, entry, rule_id="hardening.canary", severity=Severity.LOW,
-                          title="No stack protector (canary)",
-                          evidence=f"{what}: no __stack_chk_fail/__stack_chk_guard symbol",
-                          remediation="Build with -fstack-protector-strong.", **common)
+            yield finding(
+                ctx,
+                entry,
+                rule_id="hardening.canary",
+                severity=Severity.LOW,
+                title="No stack protector (canary)",
+                evidence=f"{what}: no __stack_chk_fail/__stack_chk_guard symbol",
+                remediation="Build with -fstack-protector-strong.",
+                **common,
+            )
         for tag, value in (("RPATH", r.rpath), ("RUNPATH", r.runpath)):
             bad = insecure_search_path(value) if value else []
             if bad:
-                yield finding(ctx, entry, rule_id="hardening.rpath", severity=Severity.MEDIUM,
-                              title=f"{tag} lets writable or relative directories supply libraries",
-                              evidence=f"{tag}={value} (insecure: {', '.join(bad)})",
-                              remediation=f"Remove the {tag} or restrict it to $ORIGIN-relative or "
-                                          "root-owned read-only directories.", **common)
+                yield finding(
+                    ctx,
+                    entry,
+                    rule_id="hardening.rpath",
+                    severity=Severity.MEDIUM,
+                    title=f"{tag} lets writable or relative directories supply libraries",
+                    evidence=f"{tag}={value} (insecure: {', '.join(bad)})",
+                    remediation=f"Remove the {tag} or restrict it to $ORIGIN-relative or "
+                    "root-owned read-only directories.",
+                    **common,
+                )

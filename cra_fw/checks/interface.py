@@ -143,25 +143,48 @@ def registered() -> dict[str, type[Check]]:
 
 # ---- helpers shared by the checks -------------------------------------------------
 
+
 def fingerprint(secret: str | bytes) -> str:
     """``sha256:`` and the first 16 hex digits of the secret's SHA-256."""
     data = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
     return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
 
 
-def location(ctx: ScanContext, entry: FileEntry, line: int | None = None,
-             offset: int | None = None) -> Location:
+def location(
+    ctx: ScanContext, entry: FileEntry, line: int | None = None, offset: int | None = None
+) -> Location:
     return Location(layer_chain=ctx.layer_chain(entry.layer_id), path=entry.path, line=line, offset=offset)
 
 
-def finding(ctx: ScanContext, entry: FileEntry, *, rule_id: str, category: str, severity: Severity,
-            title: str, cra: tuple[str, ...], evidence: str, remediation: str, fp: str = "",
-            line: int | None = None, offset: int | None = None,
-            extra: dict[str, str] | None = None) -> Finding:
+def finding(
+    ctx: ScanContext,
+    entry: FileEntry,
+    *,
+    rule_id: str,
+    category: str,
+    severity: Severity,
+    title: str,
+    cra: tuple[str, ...],
+    evidence: str,
+    remediation: str,
+    fp: str = "",
+    line: int | None = None,
+    offset: int | None = None,
+    extra: dict[str, str] | None = None,
+) -> Finding:
     """A Finding located in ``entry``."""
-    return Finding(rule_id=rule_id, category=category, severity=severity, title=title,
-                   cra_reference=cra, location=location(ctx, entry, line, offset), evidence=evidence,
-                   remediation=remediation, fingerprint=fp, extra=dict(extra or {}))
+    return Finding(
+        rule_id=rule_id,
+        category=category,
+        severity=severity,
+        title=title,
+        cra_reference=cra,
+        location=location(ctx, entry, line, offset),
+        evidence=evidence,
+        remediation=remediation,
+        fingerprint=fp,
+        extra=dict(extra or {}),
+    )
 
 
 def regular_files(ctx: ScanContext, globs: Iterable[str]) -> list[FileEntry]:

@@ -78,7 +78,9 @@ def load_policy(path: Path) -> Policy:
         else:
             raw = yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise PolicyError(f"policy file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+        raise PolicyError(
+            f"policy file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from exc
     if not isinstance(raw, dict):
         raise PolicyError(f"policy file {path}: expected a mapping with 'suppress' and/or 'fail_on'")
     items = raw.get("suppress", []) or []
@@ -91,8 +93,10 @@ def load_policy(path: Path) -> Policy:
             raise PolicyError(f"{where}: expected a mapping with id, reason, expires")
         missing = [k for k in ("id", "reason", "expires") if not item.get(k)]
         if missing:
-            raise PolicyError(f"{where}: missing {', '.join(missing)} (every suppression needs an id, "
-                              "a reason and an expiry date)")
+            raise PolicyError(
+                f"{where}: missing {', '.join(missing)} (every suppression needs an id, "
+                "a reason and an expiry date)"
+            )
         expires = item["expires"]
         if isinstance(expires, dt.datetime):
             expires = expires.date()
@@ -103,13 +107,20 @@ def load_policy(path: Path) -> Policy:
                 raise PolicyError(f"{where}: expires {expires!r} is not a date (YYYY-MM-DD)") from exc
         elif not isinstance(expires, dt.date):
             raise PolicyError(f"{where}: expires must be a date (YYYY-MM-DD)")
-        sups.append(Suppression(id=str(item["id"]), reason=str(item["reason"]), expires=expires,
-                                path=str(item.get("path", "") or "")))
+        sups.append(
+            Suppression(
+                id=str(item["id"]),
+                reason=str(item["reason"]),
+                expires=expires,
+                path=str(item.get("path", "") or ""),
+            )
+        )
     return Policy(tuple(sups), parse_fail_on(raw.get("fail_on")) if raw.get("fail_on") else None)
 
 
-def apply_policy(findings: Iterable[Finding], policy: Policy,
-                 today: dt.date | None = None) -> tuple[list[Finding], list[Suppression]]:
+def apply_policy(
+    findings: Iterable[Finding], policy: Policy, today: dt.date | None = None
+) -> tuple[list[Finding], list[Suppression]]:
     """(findings with matches marked suppressed, expired suppressions that matched something)."""
     today = today or dt.date.today()
     out: list[Finding] = []
@@ -123,7 +134,9 @@ def apply_policy(findings: Iterable[Finding], policy: Policy,
                     break
                 expired.setdefault(s, None)
         if mark is not None:
-            f = replace(f, suppressed=True, suppression_reason=f"{mark.reason} (until {mark.expires.isoformat()})")
+            f = replace(
+                f, suppressed=True, suppression_reason=f"{mark.reason} (until {mark.expires.isoformat()})"
+            )
         out.append(f)
     return out, list(expired)
 
@@ -140,8 +153,9 @@ def exit_status(findings: Iterable[Finding], fail_on: Severity | None) -> int:
     return POLICY_FAILED_EXIT if failing(findings, fail_on) else 0
 
 
-def apply_to_report(report: ScanReport, policy_path: Path | None,
-                    today: dt.date | None = None) -> tuple[Policy, list[Suppression]]:
+def apply_to_report(
+    report: ScanReport, policy_path: Path | None, today: dt.date | None = None
+) -> tuple[Policy, list[Suppression]]:
     """Load ``policy_path`` (if any) and mark the report's findings in place.
 
     Returns the policy (for its ``fail_on`` default) and the expired suppressions that

@@ -116,7 +116,8 @@ def _load() -> ctypes.CDLL:
         return lib
     raise HashBackendUnavailable(
         f"libxcrypt (libcrypt.so.1) not found ({last}); install Debian package libcrypt1 "
-        "to recover default passwords")
+        "to recover default passwords"
+    )
 
 
 # ---- Apache APR1 (htpasswd -m): MD5-crypt with another magic; libxcrypt lacks it ----------------
@@ -136,12 +137,12 @@ def apr1(password: str, setting: str) -> str:
     """Apache ``$apr1$`` hash (the MD5-crypt algorithm with magic ``$apr1$``)."""
     import hashlib
 
-    salt = setting[len("$apr1$"):].split("$", 1)[0][:8]
+    salt = setting[len("$apr1$") :].split("$", 1)[0][:8]
     pw, magic, sb = password.encode(), b"$apr1$", salt.encode()
     alt = hashlib.md5(pw + sb + pw).digest()
     ctx = pw + magic + sb
     for i in range(len(pw)):
-        ctx += alt[i % 16:i % 16 + 1]
+        ctx += alt[i % 16 : i % 16 + 1]
     i = len(pw)
     while i:
         ctx += b"\0" if i & 1 else pw[:1]
@@ -156,8 +157,12 @@ def apr1(password: str, setting: str) -> str:
         c += final if r & 1 else pw
         final = hashlib.md5(c).digest()
     f = final
-    parts = [(f[0] << 16) | (f[6] << 8) | f[12], (f[1] << 16) | (f[7] << 8) | f[13],
-             (f[2] << 16) | (f[8] << 8) | f[14], (f[3] << 16) | (f[9] << 8) | f[15],
-             (f[4] << 16) | (f[10] << 8) | f[5]]
+    parts = [
+        (f[0] << 16) | (f[6] << 8) | f[12],
+        (f[1] << 16) | (f[7] << 8) | f[13],
+        (f[2] << 16) | (f[8] << 8) | f[14],
+        (f[3] << 16) | (f[9] << 8) | f[15],
+        (f[4] << 16) | (f[10] << 8) | f[5],
+    ]
     encoded = "".join(_to64(v, 4) for v in parts) + _to64(f[11], 2)
     return f"$apr1${salt}${encoded}"

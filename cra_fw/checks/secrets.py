@@ -44,15 +44,30 @@ _PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]{3,40})-----\r?\n(.{0,20000}?)-----
 _DER_RE = re.compile(
     rb"\x30\x82(..)\x02\x01\x00\x02\x82"
     rb"|\x30\x82(..)\x02\x01\x00\x30[\x05-\x20]\x06"
-    rb"|\x30\x81?([\x3e-\xff])\x02\x01\x01\x04[\x20\x30\x42]", re.S)
+    rb"|\x30\x81?([\x3e-\xff])\x02\x01\x01\x04[\x20\x30\x42]",
+    re.S,
+)
 _P12_RE = re.compile(rb"\x30\x82(..)\x02\x01\x03\x30\x82", re.S)
 _SSH_HOST_KEY_PATHS = ("/ssh/ssh_host_", "/dropbear/dropbear_", "/dropbear/dropbear_rsa_host_key")
 # CA bundles: full of self-signed roots, some expired on purpose; they are trust anchors, not
 # device credentials.  A single certificate under /etc/ssl/certs/ is still checked.
-_TRUST_STORE_HINTS = ("/ca-certificates/", "ca-bundle", "ca-certificates.crt", "cacert.pem", "/pki/ca-trust/",
-                      "/etc/ssl/cert.pem", "tls-ca-bundle")
-_DROPBEAR_TYPES = (b"ssh-rsa", b"ssh-dss", b"ssh-ed25519", b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384",
-                   b"ecdsa-sha2-nistp521")
+_TRUST_STORE_HINTS = (
+    "/ca-certificates/",
+    "ca-bundle",
+    "ca-certificates.crt",
+    "cacert.pem",
+    "/pki/ca-trust/",
+    "/etc/ssl/cert.pem",
+    "tls-ca-bundle",
+)
+_DROPBEAR_TYPES = (
+    b"ssh-rsa",
+    b"ssh-dss",
+    b"ssh-ed25519",
+    b"ecdsa-sha2-nistp256",
+    b"ecdsa-sha2-nistp384",
+    b"ecdsa-sha2-nistp521",
+)
 
 
 @dataclass(frozen=True)
@@ -81,14 +96,28 @@ def load_data(base: Path | None = None) -> SecretData:
     path = (base or signatures_dir()) / "secrets" / "tokens.toml"
     try:
         d = tomllib.loads(path.read_text())
-        toks = tuple(TokenRule(t["id"], t["description"], re.compile(t["regex"].encode()),
-                               Severity.parse(t["severity"]), tuple(a.encode() for a in t.get("anchors", ())))
-                     for t in d["token"])
+        toks = tuple(
+            TokenRule(
+                t["id"],
+                t["description"],
+                re.compile(t["regex"].encode()),
+                Severity.parse(t["severity"]),
+                tuple(a.encode() for a in t.get("anchors", ())),
+            )
+            for t in d["token"]
+        )
         e = d["entropy"]
         anchors = sorted({a for t in toks for a in t.anchors}, key=len, reverse=True)
         anchor_re = re.compile(b"|".join(re.escape(a) for a in anchors))
-        return SecretData(toks, anchor_re, re.compile(e["name_regex"].encode(), re.M), int(e["min_length"]),
-                          float(e["min_entropy"]), float(e["hex_min_entropy"]), tuple(e["ignore_substrings"]))
+        return SecretData(
+            toks,
+            anchor_re,
+            re.compile(e["name_regex"].encode(), re.M),
+            int(e["min_length"]),
+            float(e["min_entropy"]),
+            float(e["hex_min_entropy"]),
+            tuple(e["ignore_substrings"]),
+        )
     except (OSError, KeyError, ValueError, re.error) as exc:
         raise SignatureDataError(f"{path} is unusable ({exc}); restore it from the cra-fw release") from exc
 
@@ -103,6 +132,7 @@ def shannon(value: str) -> float:
 
 
 # ---- key descriptions ------------------------------------------------------------------------
+
 
 def describe_key(key: object) -> tuple[str, int]:
     """(algorithm, bits) of a cryptography key object."""
@@ -123,13 +153,15 @@ def public_fingerprint(private_key: object) -> str:
     """sha256 fingerprint of the DER SubjectPublicKeyInfo (identifies the key, reveals nothing)."""
     try:
         pub = private_key.public_key().public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return fingerprint(pub)
     except (AttributeError, ValueError, UnsupportedAlgorithm):
         return ""
 
 
 # ---- the check -------------------------------------------------------------------------------
+
 
 @register
 class EmbeddedSecrets(Check):
@@ -160,8 +192,15 @@ class EmbeddedSecrets(Check):
 
 
 class _FileScan:
-    def __init__(self, ctx: ScanContext, entry: FileEntry, content: bytes, data: SecretData,
-                 now: dt.datetime, seen_keys: set[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        ctx: ScanContext,
+        entry: FileEntry,
+        content: bytes,
+        data: SecretData,
+        now: dt.datetime,
+        seen_keys: set[tuple[str, str]],
+    ) -> None:
         self.ctx, self.entry, self.data, self.now, self.seen = ctx, entry, content, now, seen_keys
         self.rules = data
         self.is_text = entry.kind != FileKind.ELF and b"\0" not in content[:8192]
@@ -192,8 +231,9 @@ class _FileScan:
             return {"line": self.data.count(b"\n", 0, offset) + 1, "offset": None}
         return {"line": None, "offset": offset}
 
-    def _key_finding(self, key: object | None, kind: str, offset: int, encrypted: bool, fmt: str,
-                     raw: bytes) -> Finding | None:
+    def _key_finding(
+        self, key: object | None, kind: str, offset: int, encrypted: bool, fmt: str, raw: bytes
+    ) -> Finding | None:
         fp = public_fingerprint(key) if key is not None else fingerprint(raw)
         if (self.entry.layer_id + self.entry.path, fp) in self.seen:
             return None
@@ -211,11 +251,21 @@ class _FileScan:
         extra = {"algorithm": alg, "bits": str(bits), "format": fmt, "encrypted": str(encrypted).lower()}
         if self.ctx.options.show_secrets:
             extra["secret"] = raw.decode("ascii", "replace") if fmt.startswith("pem") else raw.hex()
-        return finding(self.ctx, self.entry, rule_id=rule, category=CAT, severity=sev, title=title, cra=CRA_SECRETS,
-                       evidence=f"{fmt} {alg}{size} private key ({state}), public key {fp}",
-                       remediation="Do not ship private keys: generate host and device keys on first boot "
-                                   "(or in a secure element) so every unit has its own.",
-                       fp=fp, extra=extra, **self._line_or_offset(offset))
+        return finding(
+            self.ctx,
+            self.entry,
+            rule_id=rule,
+            category=CAT,
+            severity=sev,
+            title=title,
+            cra=CRA_SECRETS,
+            evidence=f"{fmt} {alg}{size} private key ({state}), public key {fp}",
+            remediation="Do not ship private keys: generate host and device keys on first boot "
+            "(or in a secure element) so every unit has its own.",
+            fp=fp,
+            extra=extra,
+            **self._line_or_offset(offset),
+        )
 
     # -- PEM
     def _pem(self) -> Iterator[Finding]:
@@ -234,7 +284,9 @@ class _FileScan:
                     yield f
             elif label in ("CERTIFICATE", "TRUSTED CERTIFICATE") and not trust_store:
                 try:
-                    cert = x509.load_pem_x509_certificate(block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE"))
+                    cert = x509.load_pem_x509_certificate(
+                        block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
+                    )
                 except ValueError:
                     continue
                 yield from self._cert(cert, m.start())
@@ -277,12 +329,12 @@ class _FileScan:
             count += 1
             start = m.start()
             if data[start + 1] == 0x82:
-                length = int.from_bytes(data[start + 2:start + 4], "big") + 4
+                length = int.from_bytes(data[start + 2 : start + 4], "big") + 4
             elif data[start + 1] == 0x81:
                 length = data[start + 2] + 3
             else:
                 length = data[start + 1] + 2
-            raw = data[start:start + length]
+            raw = data[start : start + length]
             try:
                 key = serialization.load_der_private_key(raw, None, unsafe_skip_rsa_key_validation=True)
             except (ValueError, UnsupportedAlgorithm, TypeError):
@@ -291,7 +343,7 @@ class _FileScan:
             if f:
                 yield f
         for m in _P12_RE.finditer(data):
-            raw = data[m.start():m.start() + int.from_bytes(m.group(1), "big") + 4]
+            raw = data[m.start() : m.start() + int.from_bytes(m.group(1), "big") + 4]
             f = self._pkcs12(raw, m.start())
             if f:
                 yield f
@@ -315,30 +367,52 @@ class _FileScan:
             return None
         self.seen.add((self.entry.layer_id + self.entry.path, fp))
         alg, bits = describe_key(key) if key is not None else ("unknown", 0)
-        state = "password-protected (password unknown)" if key is None else (
-            "with a well-known password" if protected else "without a password")
-        return finding(self.ctx, self.entry, rule_id="secrets.pkcs12", category=CAT,
-                       severity=Severity.MEDIUM if key is None else Severity.HIGH,
-                       title=f"PKCS#12 key store in the image ({state})", cra=CRA_SECRETS,
-                       evidence=f"PKCS#12 {alg} {bits or ''} {state}, {fp}".replace("  ", " "),
-                       remediation="Do not ship key stores; provision per-device keys.", fp=fp,
-                       extra={"algorithm": alg}, **self._line_or_offset(offset))
+        state = (
+            "password-protected (password unknown)"
+            if key is None
+            else ("with a well-known password" if protected else "without a password")
+        )
+        return finding(
+            self.ctx,
+            self.entry,
+            rule_id="secrets.pkcs12",
+            category=CAT,
+            severity=Severity.MEDIUM if key is None else Severity.HIGH,
+            title=f"PKCS#12 key store in the image ({state})",
+            cra=CRA_SECRETS,
+            evidence=f"PKCS#12 {alg} {bits or ''} {state}, {fp}".replace("  ", " "),
+            remediation="Do not ship key stores; provision per-device keys.",
+            fp=fp,
+            extra={"algorithm": alg},
+            **self._line_or_offset(offset),
+        )
 
     def _dropbear(self, data: bytes) -> Finding | None:
         n = int.from_bytes(data[:4], "big")
-        kind = data[4:4 + n] if 0 < n < 40 else b""
+        kind = data[4 : 4 + n] if 0 < n < 40 else b""
         if kind not in _DROPBEAR_TYPES:
             return None
         name = kind.decode()
-        alg = {"ssh-rsa": "RSA", "ssh-dss": "DSA", "ssh-ed25519": "Ed25519"}.get(name, name.replace("ecdsa-sha2-", "EC "))
+        alg = {"ssh-rsa": "RSA", "ssh-dss": "DSA", "ssh-ed25519": "Ed25519"}.get(
+            name, name.replace("ecdsa-sha2-", "EC ")
+        )
         fp = fingerprint(data)
         self.seen.add((self.entry.layer_id + self.entry.path, fp))
-        return finding(self.ctx, self.entry, rule_id="secrets.host-key", category=CAT, severity=Severity.HIGH,
-                       title=f"SSH host key baked into the image ({alg}, dropbear format)", cra=CRA_SECRETS,
-                       evidence=f"dropbear {name} host key, {fp}",
-                       remediation="Delete the host key from the image; dropbear -R or the init script creates "
-                                   "one per device on first boot.", fp=fp,
-                       extra={"algorithm": alg, "format": "dropbear"}, offset=0)
+        return finding(
+            self.ctx,
+            self.entry,
+            rule_id="secrets.host-key",
+            category=CAT,
+            severity=Severity.HIGH,
+            title=f"SSH host key baked into the image ({alg}, dropbear format)",
+            cra=CRA_SECRETS,
+            evidence=f"dropbear {name} host key, {fp}",
+            remediation="Delete the host key from the image; dropbear -R or the init script creates "
+            "one per device on first boot.",
+            fp=fp,
+            extra={"algorithm": alg, "format": "dropbear"},
+            offset=0,
+        )
 
     # -- certificates
     def _der_cert(self) -> Iterator[Finding]:
@@ -354,33 +428,67 @@ class _FileScan:
     def _cert(self, cert: x509.Certificate, offset: int) -> Iterator[Finding]:
         fp = "sha256:" + cert.fingerprint(hashes.SHA256()).hex()[:16]
         subject = cert.subject.rfc4514_string()[:120]
-        base = dict(category=CAT, cra=CRA_SECRETS, fp=fp, extra={"subject": subject},
-                    **self._line_or_offset(offset))
+        base = dict(
+            category=CAT, cra=CRA_SECRETS, fp=fp, extra={"subject": subject}, **self._line_or_offset(offset)
+        )
         after, before = cert.not_valid_after_utc, cert.not_valid_before_utc
         if after < self.now:
-            yield finding(self.ctx, self.entry, rule_id="secrets.cert-expired", severity=Severity.MEDIUM,
-                          title="Expired certificate", evidence=f"{subject}: expired {after:%Y-%m-%d}",
-                          remediation="Replace the certificate; make certificates renewable in the field.", **base)
+            yield finding(
+                self.ctx,
+                self.entry,
+                rule_id="secrets.cert-expired",
+                severity=Severity.MEDIUM,
+                title="Expired certificate",
+                evidence=f"{subject}: expired {after:%Y-%m-%d}",
+                remediation="Replace the certificate; make certificates renewable in the field.",
+                **base,
+            )
         if before > self.now:
-            yield finding(self.ctx, self.entry, rule_id="secrets.cert-not-yet-valid", severity=Severity.LOW,
-                          title="Certificate not yet valid", evidence=f"{subject}: valid from {before:%Y-%m-%d}",
-                          remediation="Check the issuing clock and reissue the certificate.", **base)
+            yield finding(
+                self.ctx,
+                self.entry,
+                rule_id="secrets.cert-not-yet-valid",
+                severity=Severity.LOW,
+                title="Certificate not yet valid",
+                evidence=f"{subject}: valid from {before:%Y-%m-%d}",
+                remediation="Check the issuing clock and reissue the certificate.",
+                **base,
+            )
         pub = cert.public_key()
         if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < 2048:
-            yield finding(self.ctx, self.entry, rule_id="secrets.cert-weak-key", severity=Severity.MEDIUM,
-                          title=f"Certificate with a weak RSA key ({pub.key_size} bits)",
-                          evidence=f"{subject}: RSA {pub.key_size} bits",
-                          remediation="Use RSA >= 2048 (3072 recommended) or ECDSA P-256.", **base)
+            yield finding(
+                self.ctx,
+                self.entry,
+                rule_id="secrets.cert-weak-key",
+                severity=Severity.MEDIUM,
+                title=f"Certificate with a weak RSA key ({pub.key_size} bits)",
+                evidence=f"{subject}: RSA {pub.key_size} bits",
+                remediation="Use RSA >= 2048 (3072 recommended) or ECDSA P-256.",
+                **base,
+            )
         algo = cert.signature_hash_algorithm
         if algo is not None and algo.name in ("sha1", "md5", "md2", "md4"):
-            yield finding(self.ctx, self.entry, rule_id="secrets.cert-weak-signature", severity=Severity.MEDIUM,
-                          title=f"Certificate signed with {algo.name.upper()}", evidence=f"{subject}: {algo.name}",
-                          remediation="Reissue with a SHA-256 (or stronger) signature.", **base)
+            yield finding(
+                self.ctx,
+                self.entry,
+                rule_id="secrets.cert-weak-signature",
+                severity=Severity.MEDIUM,
+                title=f"Certificate signed with {algo.name.upper()}",
+                evidence=f"{subject}: {algo.name}",
+                remediation="Reissue with a SHA-256 (or stronger) signature.",
+                **base,
+            )
         if cert.issuer == cert.subject and _self_signature_ok(cert):
-            yield finding(self.ctx, self.entry, rule_id="secrets.cert-self-signed", severity=Severity.LOW,
-                          title="Self-signed certificate", evidence=f"{subject}: issuer = subject",
-                          remediation="Issue device certificates from a CA the clients trust, one per device.",
-                          **base)
+            yield finding(
+                self.ctx,
+                self.entry,
+                rule_id="secrets.cert-self-signed",
+                severity=Severity.LOW,
+                title="Self-signed certificate",
+                evidence=f"{subject}: issuer = subject",
+                remediation="Issue device certificates from a CA the clients trust, one per device.",
+                **base,
+            )
 
     # -- tokens and entropy
     def _tokens(self) -> Iterator[Finding]:
@@ -395,8 +503,14 @@ class _FileScan:
                     continue
                 value = (m.groupdict().get("value") or m.group(0)).decode("ascii", "replace")
                 token_values.add(value)
-                yield self._secret_finding("secrets.token", rule.severity, f"{rule.description} in the image",
-                                           value, m.start(), rule.id)
+                yield self._secret_finding(
+                    "secrets.token",
+                    rule.severity,
+                    f"{rule.description} in the image",
+                    value,
+                    m.start(),
+                    rule.id,
+                )
         if self.entry.kind not in (FileKind.SCRIPT, FileKind.CONFIG, FileKind.DATA):
             return
         for m in self.rules.entropy_re.finditer(data):
@@ -411,22 +525,38 @@ class _FileScan:
                 continue
             if not is_hex and not (re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)):
                 continue
-            yield self._secret_finding("secrets.high-entropy", Severity.MEDIUM,
-                                       "High-entropy secret assigned in a script or config", value, m.start("value"),
-                                       f"entropy {ent:.2f}")
+            yield self._secret_finding(
+                "secrets.high-entropy",
+                Severity.MEDIUM,
+                "High-entropy secret assigned in a script or config",
+                value,
+                m.start("value"),
+                f"entropy {ent:.2f}",
+            )
 
-    def _secret_finding(self, rule: str, sev: Severity, title: str, value: str, offset: int,
-                        detail: str) -> Finding:
+    def _secret_finding(
+        self, rule: str, sev: Severity, title: str, value: str, offset: int, detail: str
+    ) -> Finding:
         fp = fingerprint(value)
         shown = value if self.ctx.options.show_secrets else f"{value[:4]}... ({fp})"
         extra = {"detail": detail}
         if self.ctx.options.show_secrets:
             extra["secret"] = value
-        return finding(self.ctx, self.entry, rule_id=rule, category=CAT, severity=sev, title=title, cra=CRA_SECRETS,
-                       evidence=f"{detail}: {shown}",
-                       remediation="Remove the secret from the image, revoke it, and provision per-device "
-                                   "credentials at manufacturing or first boot.",
-                       fp=fp, extra=extra, **self._line_or_offset(offset))
+        return finding(
+            self.ctx,
+            self.entry,
+            rule_id=rule,
+            category=CAT,
+            severity=sev,
+            title=title,
+            cra=CRA_SECRETS,
+            evidence=f"{detail}: {shown}",
+            remediation="Remove the secret from the image, revoke it, and provision per-device "
+            "credentials at manufacturing or first boot.",
+            fp=fp,
+            extra=extra,
+            **self._line_or_offset(offset),
+        )
 
 
 def _openssh_encrypted(block: bytes) -> bool:
@@ -440,7 +570,7 @@ def _openssh_encrypted(block: bytes) -> bool:
     if not raw.startswith(b"openssh-key-v1\0"):
         return False
     n = int.from_bytes(raw[15:19], "big")
-    return raw[19:19 + n] != b"none"
+    return raw[19 : 19 + n] != b"none"
 
 
 def _self_signature_ok(cert: x509.Certificate) -> bool:
@@ -448,7 +578,9 @@ def _self_signature_ok(cert: x509.Certificate) -> bool:
     pub = cert.public_key()
     try:
         if isinstance(pub, rsa.RSAPublicKey):
-            pub.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm)
+            pub.verify(
+                cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
+            )
         elif isinstance(pub, ec.EllipticCurvePublicKey):
             pub.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
         elif isinstance(pub, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):

@@ -73,23 +73,35 @@ def load_data(base: Path | None = None) -> ServiceData:
         c = tomllib.loads((root / "config-rules.toml").read_text())
         daemons: dict[str, Daemon] = {}
         for item in d["daemon"]:
-            dm = Daemon(item["service"], tuple(item["binaries"]), item["protocol"], item.get("port"),
-                        item.get("port_option", ""), item["auth"], item["rule"])
+            dm = Daemon(
+                item["service"],
+                tuple(item["binaries"]),
+                item["protocol"],
+                item.get("port"),
+                item.get("port_option", ""),
+                item["auth"],
+                item["rule"],
+            )
             for b in dm.binaries:
                 daemons[b] = dm
         return ServiceData(
-            daemons=daemons, skip_words=frozenset(d["wrappers"]["skip_words"]), svd=frozenset(d["wrappers"]["svd"]),
+            daemons=daemons,
+            skip_words=frozenset(d["wrappers"]["skip_words"]),
+            svd=frozenset(d["wrappers"]["svd"]),
             ignore_first=frozenset(d["ignore"]["first_words"]),
             communities=frozenset(c["default_snmp_communities"]),
             inetd_ports={k: (v[0], int(v[1])) for k, v in c["inetd_ports"].items()},
-            shells=frozenset(c["shells"]), login_programs=frozenset(c["login_programs"]),
+            shells=frozenset(c["shells"]),
+            login_programs=frozenset(c["login_programs"]),
         )
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise SignatureDataError(f"service signatures in {root} are unusable ({exc}); "
-                                 "restore them from the cra-fw release") from exc
+        raise SignatureDataError(
+            f"service signatures in {root} are unusable ({exc}); restore them from the cra-fw release"
+        ) from exc
 
 
 # ---- records between sources and the merger ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Start:
@@ -128,6 +140,7 @@ class Gathered:
 
 # ---- command-line analysis --------------------------------------------------------------------
 
+
 def split_command(cmd: str) -> list[str]:
     try:
         return shlex.split(cmd, comments=True, posix=True)
@@ -163,7 +176,7 @@ def parse_command(cmd: str, data: ServiceData) -> tuple[Daemon, str, list[str], 
                 exe = words[i + 1]
             elif w.startswith("--exec="):
                 exe = w.split("=", 1)[1]
-        args = words[words.index("--") + 1:] if "--" in words else []
+        args = words[words.index("--") + 1 :] if "--" in words else []
         words = [exe, *args] if exe else []
     while words and os.path.basename(words[0]) in data.skip_words:
         words = words[1:]
@@ -208,7 +221,7 @@ def _opt_value(args: list[str] | tuple[str, ...], flag: str) -> str | None:
         if a == flag and i + 1 < len(args):
             return args[i + 1]
         if a.startswith(flag) and len(a) > len(flag) and not a.startswith("--"):
-            return a[len(flag):]
+            return a[len(flag) :]
     return None
 
 
@@ -220,43 +233,106 @@ def _is_shell(prog: str, data: ServiceData) -> bool:
 # ---- finding builders ------------------------------------------------------------------------
 
 _RULES: dict[str, tuple[Severity, str, tuple[str, ...], str]] = {
-    "services.telnet": (Severity.HIGH, "Telnet server enabled (plaintext remote login)", CRA_PLAINTEXT,
-                        "Remove telnetd; offer SSH with per-device keys/passwords if remote login is needed."),
-    "services.rlogin": (Severity.HIGH, "rlogin/rsh/rexec server enabled", CRA_PLAINTEXT,
-                        "Remove the r-services; use SSH."),
-    "services.shell-no-login": (Severity.CRITICAL, "Shell without login", CRA_SERVICES,
-                                "Run a login program (login, getty without -n/-l shell) or sulogin; "
-                                "never a shell directly on a port or console."),
-    "services.ssh-root-password": (Severity.MEDIUM, "SSH allows root login with a password", CRA_SERVICES,
-                                   "Disable root password logins (PermitRootLogin prohibit-password, dropbear "
-                                   "-g/-w, OpenWrt RootPasswordAuth off); use keys."),
-    "services.ssh-empty-password": (Severity.HIGH, "SSH accepts empty passwords", CRA_SERVICES,
-                                    "Set PermitEmptyPasswords no."),
-    "services.snmp-community": (Severity.HIGH, "SNMP with a default community", CRA_PLAINTEXT,
-                                "Remove default communities; use SNMPv3 with per-device credentials."),
-    "services.upnp-wan": (Severity.HIGH, "UPnP IGD reachable from the WAN side", CRA_SERVICES,
-                          "Listen on LAN interfaces only; disable UPnP by default."),
-    "services.ftp-anonymous": (Severity.HIGH, "Anonymous FTP enabled", CRA_PLAINTEXT,
-                               "Disable anonymous FTP (anonymous_enable=NO) or drop FTP."),
-    "services.tftp": (Severity.MEDIUM, "TFTP server enabled (no authentication)", CRA_PLAINTEXT,
-                      "Do not run TFTP on production devices."),
-    "services.http-admin": (Severity.MEDIUM, "Web interface served over plain HTTP", CRA_PLAINTEXT,
-                            "Serve the admin interface over HTTPS only, with a per-device certificate."),
-    "services.mqtt-anonymous": (Severity.HIGH, "MQTT broker allows anonymous clients", CRA_SERVICES,
-                                "Set allow_anonymous false and configure a password file or TLS client certs."),
-    "services.debug-daemon": (Severity.HIGH, "Debug daemon shipped or started", CRA_SERVICES,
-                              "Remove gdbserver/adbd from production images."),
-    "services.smb-guest": (Severity.MEDIUM, "Samba share open to guests", CRA_SERVICES,
-                           "Disable guest access (guest ok = no, map to guest = never)."),
+    "services.telnet": (
+        Severity.HIGH,
+        "Telnet server enabled (plaintext remote login)",
+        CRA_PLAINTEXT,
+        "Remove telnetd; offer SSH with per-device keys/passwords if remote login is needed.",
+    ),
+    "services.rlogin": (
+        Severity.HIGH,
+        "rlogin/rsh/rexec server enabled",
+        CRA_PLAINTEXT,
+        "Remove the r-services; use SSH.",
+    ),
+    "services.shell-no-login": (
+        Severity.CRITICAL,
+        "Shell without login",
+        CRA_SERVICES,
+        "Run a login program (login, getty without -n/-l shell) or sulogin; "
+        "never a shell directly on a port or console.",
+    ),
+    "services.ssh-root-password": (
+        Severity.MEDIUM,
+        "SSH allows root login with a password",
+        CRA_SERVICES,
+        "Disable root password logins (PermitRootLogin prohibit-password, dropbear "
+        "-g/-w, OpenWrt RootPasswordAuth off); use keys.",
+    ),
+    "services.ssh-empty-password": (
+        Severity.HIGH,
+        "SSH accepts empty passwords",
+        CRA_SERVICES,
+        "Set PermitEmptyPasswords no.",
+    ),
+    "services.snmp-community": (
+        Severity.HIGH,
+        "SNMP with a default community",
+        CRA_PLAINTEXT,
+        "Remove default communities; use SNMPv3 with per-device credentials.",
+    ),
+    "services.upnp-wan": (
+        Severity.HIGH,
+        "UPnP IGD reachable from the WAN side",
+        CRA_SERVICES,
+        "Listen on LAN interfaces only; disable UPnP by default.",
+    ),
+    "services.ftp-anonymous": (
+        Severity.HIGH,
+        "Anonymous FTP enabled",
+        CRA_PLAINTEXT,
+        "Disable anonymous FTP (anonymous_enable=NO) or drop FTP.",
+    ),
+    "services.tftp": (
+        Severity.MEDIUM,
+        "TFTP server enabled (no authentication)",
+        CRA_PLAINTEXT,
+        "Do not run TFTP on production devices.",
+    ),
+    "services.http-admin": (
+        Severity.MEDIUM,
+        "Web interface served over plain HTTP",
+        CRA_PLAINTEXT,
+        "Serve the admin interface over HTTPS only, with a per-device certificate.",
+    ),
+    "services.mqtt-anonymous": (
+        Severity.HIGH,
+        "MQTT broker allows anonymous clients",
+        CRA_SERVICES,
+        "Set allow_anonymous false and configure a password file or TLS client certs.",
+    ),
+    "services.debug-daemon": (
+        Severity.HIGH,
+        "Debug daemon shipped or started",
+        CRA_SERVICES,
+        "Remove gdbserver/adbd from production images.",
+    ),
+    "services.smb-guest": (
+        Severity.MEDIUM,
+        "Samba share open to guests",
+        CRA_SERVICES,
+        "Disable guest access (guest ok = no, map to guest = never).",
+    ),
 }
 
 
-def make_finding(ctx: ScanContext, rule: str, entry: FileEntry, line: int | None, evidence: str,
-                 title_suffix: str = "") -> Finding:
+def make_finding(
+    ctx: ScanContext, rule: str, entry: FileEntry, line: int | None, evidence: str, title_suffix: str = ""
+) -> Finding:
     sev, title, cra, fix = _RULES[rule]
-    return finding(ctx, entry, rule_id=rule, category=CAT, severity=sev,
-                   title=title + (f": {title_suffix}" if title_suffix else ""), cra=cra, line=line,
-                   evidence=evidence[:300], remediation=fix, fp=fingerprint(f"{rule}:{evidence}"))
+    return finding(
+        ctx,
+        entry,
+        rule_id=rule,
+        category=CAT,
+        severity=sev,
+        title=title + (f": {title_suffix}" if title_suffix else ""),
+        cra=cra,
+        line=line,
+        evidence=evidence[:300],
+        remediation=fix,
+        fp=fingerprint(f"{rule}:{evidence}"),
+    )
 
 
 def start_findings(ctx: ScanContext, s: Start, data: ServiceData) -> Iterator[Finding]:
@@ -269,8 +345,12 @@ def start_findings(ctx: ScanContext, s: Start, data: ServiceData) -> Iterator[Fi
         if shell and _is_shell(shell, data):
             yield make_finding(ctx, "services.shell-no-login", s.entry, s.line, where, "telnetd runs a shell")
     runtime_args = any("$" in a for a in s.args)  # flags built at run time from the config
-    if d.service == "ssh" and os.path.basename(s.binary) == "dropbear" and not s.started_by.startswith("procd:") \
-            and not runtime_args:
+    if (
+        d.service == "ssh"
+        and os.path.basename(s.binary) == "dropbear"
+        and not s.started_by.startswith("procd:")
+        and not runtime_args
+    ):
         # procd scripts add -s/-g/-w from /etc/config/dropbear; that config is checked instead
         flags = "".join(a[1:] for a in s.args if a.startswith("-") and not a.startswith("--"))
         if not any(f in flags for f in "wsg"):
@@ -289,6 +369,7 @@ def start_findings(ctx: ScanContext, s: Start, data: ServiceData) -> Iterator[Fi
 
 # ---- sources ----------------------------------------------------------------------------------
 
+
 class Source:
     """One start mechanism or daemon config format."""
 
@@ -298,8 +379,9 @@ class Source:
         for entry in regular_files(ctx, self.globs):
             self.parse(ctx, data, entry, text_lines(ctx, entry, 2 * 1024 * 1024), out)
 
-    def parse(self, ctx: ScanContext, data: ServiceData, entry: FileEntry, lines: list[str],
-              out: Gathered) -> None:  # pragma: no cover - interface
+    def parse(
+        self, ctx: ScanContext, data: ServiceData, entry: FileEntry, lines: list[str], out: Gathered
+    ) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -311,7 +393,9 @@ def source(cls: type[Source]) -> type[Source]:
     return cls
 
 
-def _add_start(data: ServiceData, out: Gathered, cmd: str, started_by: str, entry: FileEntry, line: int) -> None:
+def _add_start(
+    data: ServiceData, out: Gathered, cmd: str, started_by: str, entry: FileEntry, line: int
+) -> None:
     parsed = parse_command(cmd, data)
     if parsed is None:
         return
@@ -331,8 +415,19 @@ class Inittab(Source):
                 continue
             ident, _rl, action, process = line.split(":", 3)
             process = process.strip()
-            if not process or action in ("ctrlaltdel", "shutdown", "restart", "sysinit", "wait", "boot",
-                                         "bootwait", "powerfail", "powerwait", "powerokwait", "initdefault"):
+            if not process or action in (
+                "ctrlaltdel",
+                "shutdown",
+                "restart",
+                "sysinit",
+                "wait",
+                "boot",
+                "bootwait",
+                "powerfail",
+                "powerwait",
+                "powerokwait",
+                "initdefault",
+            ):
                 continue
             tty = ident.strip() or "console"
             words = split_command(process)
@@ -341,32 +436,84 @@ class Inittab(Source):
             first = words[0].lstrip("-")
             where = f"inittab:{entry.path}:{no}"
             if _is_shell(first, data):
-                out.findings.append(make_finding(ctx, "services.shell-no-login", entry, no,
-                                                 f"{line.strip()} (shell on {tty} without login)",
-                                                 f"shell on {tty}"))
-                out.starts.append(Start(Daemon("console-shell", (), "serial", None, "", "none", ""),
-                                        words[0], tuple(words[1:]), where, entry, no, None, tty))
+                out.findings.append(
+                    make_finding(
+                        ctx,
+                        "services.shell-no-login",
+                        entry,
+                        no,
+                        f"{line.strip()} (shell on {tty} without login)",
+                        f"shell on {tty}",
+                    )
+                )
+                out.starts.append(
+                    Start(
+                        Daemon("console-shell", (), "serial", None, "", "none", ""),
+                        words[0],
+                        tuple(words[1:]),
+                        where,
+                        entry,
+                        no,
+                        None,
+                        tty,
+                    )
+                )
                 continue
             base = os.path.basename(first)
             if base in ("getty", "agetty"):
                 autologin = _opt_value(words, "-a") or _opt_value(words, "--autologin")
                 login_prog = _opt_value(words, "-l")
                 if ("-n" in words and login_prog and _is_shell(login_prog, data)) or autologin:
-                    out.findings.append(make_finding(ctx, "services.shell-no-login", entry, no,
-                                                     f"{line.strip()} (getty skips the login)", f"getty on {tty}"))
+                    out.findings.append(
+                        make_finding(
+                            ctx,
+                            "services.shell-no-login",
+                            entry,
+                            no,
+                            f"{line.strip()} (getty skips the login)",
+                            f"getty on {tty}",
+                        )
+                    )
                     auth = "none"
                 else:
                     auth = "password"
-                out.starts.append(Start(Daemon("console-login", (), "serial", None, "", auth, ""),
-                                        words[0], tuple(words[1:]), where, entry, no, None, tty))
+                out.starts.append(
+                    Start(
+                        Daemon("console-login", (), "serial", None, "", auth, ""),
+                        words[0],
+                        tuple(words[1:]),
+                        where,
+                        entry,
+                        no,
+                        None,
+                        tty,
+                    )
+                )
                 continue
             _add_start(data, out, process, where, entry, no)
 
 
-_SCRIPT_GLOBS = ("*/etc/init.d/*", "*/etc/rc.d/*", "*/etc/rc.local", "*/etc/rcS", "*/etc/rc", "*/etc/rc.sysinit",
-                 "*/etc/rc.d/rc.*", "*/etc/init/*.conf", "*/etc/rc.common", "*/etc/profile", "*/etc/rc.sh",
-                 "*/etc/rcS.d/*", "*/etc/rc?.d/*", "*/etc/boot.sh", "*/etc/start*.sh", "*/etc/init.sh",
-                 "*/usr/etc/rcS", "*/usr/etc/init.d/*", "*/etc/scripts/*.sh")
+_SCRIPT_GLOBS = (
+    "*/etc/init.d/*",
+    "*/etc/rc.d/*",
+    "*/etc/rc.local",
+    "*/etc/rcS",
+    "*/etc/rc",
+    "*/etc/rc.sysinit",
+    "*/etc/rc.d/rc.*",
+    "*/etc/init/*.conf",
+    "*/etc/rc.common",
+    "*/etc/profile",
+    "*/etc/rc.sh",
+    "*/etc/rcS.d/*",
+    "*/etc/rc?.d/*",
+    "*/etc/boot.sh",
+    "*/etc/start*.sh",
+    "*/etc/init.sh",
+    "*/usr/etc/rcS",
+    "*/usr/etc/init.d/*",
+    "*/etc/scripts/*.sh",
+)
 
 
 _ASSIGN_RE = re.compile(r"""^\s*([A-Za-z_][A-Za-z0-9_]*)=(["']?)([^"'\s;$`]+)\2\s*$""")
@@ -398,14 +545,18 @@ class InitScripts(Source):
             where = f"script:{entry.path}:{no}"
             if t.startswith("procd_set_param command"):
                 if procd_cmd:
-                    _add_start(data, out, " ".join(procd_cmd), f"procd:{entry.path}:{procd_line}", entry, procd_line)
+                    _add_start(
+                        data, out, " ".join(procd_cmd), f"procd:{entry.path}:{procd_line}", entry, procd_line
+                    )
                 procd_cmd, procd_line = [t.split("command", 1)[1].strip()], no
                 continue
             if t.startswith("procd_append_param command") and procd_cmd is not None:
                 procd_cmd.append(t.split("command", 1)[1].strip())
                 continue
             if t.startswith("procd_close_instance") and procd_cmd is not None:
-                _add_start(data, out, " ".join(procd_cmd), f"procd:{entry.path}:{procd_line}", entry, procd_line)
+                _add_start(
+                    data, out, " ".join(procd_cmd), f"procd:{entry.path}:{procd_line}", entry, procd_line
+                )
                 procd_cmd = None
                 continue
             for part in re.split(r"\s*(?:&&|\|\||;|&(?!>)|\bthen\b|\belse\b|\bdo\b)\s*", t):
@@ -420,8 +571,12 @@ class InitScripts(Source):
 class SystemdUnits(Source):
     """systemd .service (ExecStart) and .socket (ListenStream/ListenDatagram) units that are enabled."""
 
-    globs = ("*/systemd/system/*.service", "*/systemd/system/*.socket", "*/systemd/system/*/*.service",
-             "*/systemd/system/*/*.socket")
+    globs = (
+        "*/systemd/system/*.service",
+        "*/systemd/system/*.socket",
+        "*/systemd/system/*/*.service",
+        "*/systemd/system/*/*.socket",
+    )
 
     def gather(self, ctx, data, out):
         enabled: set[tuple[str, str]] = set()
@@ -434,7 +589,10 @@ class SystemdUnits(Source):
                 continue
             units.setdefault((e.layer_id, e.name), real)
         for (layer, name), entry in sorted(units.items(), key=lambda kv: kv[1].path):
-            in_etc = "/etc/systemd/system/" in entry.path and "/" not in entry.path.split("/etc/systemd/system/")[1]
+            in_etc = (
+                "/etc/systemd/system/" in entry.path
+                and "/" not in entry.path.split("/etc/systemd/system/")[1]
+            )
             if (layer, name) not in enabled and not in_etc:
                 continue
             self.parse(ctx, data, entry, text_lines(ctx, entry), out)
@@ -451,9 +609,16 @@ class SystemdUnits(Source):
                 unit = entry.name.rsplit(".", 1)[0].rstrip("@")
                 daemon = next((d for d in data.daemons.values() if d.port == port), None)
                 name = daemon.service if daemon else unit
-                out.configs.append(ConfigFacts(name, entry, port, addr or "0.0.0.0",
-                                               protocol="tcp" if key == "ListenStream" else "udp",
-                                               notes=f"socket unit {entry.name}"))
+                out.configs.append(
+                    ConfigFacts(
+                        name,
+                        entry,
+                        port,
+                        addr or "0.0.0.0",
+                        protocol="tcp" if key == "ListenStream" else "udp",
+                        notes=f"socket unit {entry.name}",
+                    )
+                )
                 if daemon and daemon.rule:
                     out.findings.append(make_finding(ctx, daemon.rule, entry, no, f"{entry.name}: {t}"))
 
@@ -501,10 +666,22 @@ class Inetd(Source):
                 name, start, block = t.split()[1], no, {}
             elif t == "}" and name:
                 if block.get("disable", "no").lower() != "yes" and "server" in block:
-                    port = int(block["port"]) if block.get("port", "").isdecimal() else \
-                        data.inetd_ports.get(name, ("", None))[1]
-                    self._start(ctx, data, entry, start, block["server"], block.get("server_args", "").split(),
-                                port, f"xinetd:{entry.path}:{start}", out)
+                    port = (
+                        int(block["port"])
+                        if block.get("port", "").isdecimal()
+                        else data.inetd_ports.get(name, ("", None))[1]
+                    )
+                    self._start(
+                        ctx,
+                        data,
+                        entry,
+                        start,
+                        block["server"],
+                        block.get("server_args", "").split(),
+                        port,
+                        f"xinetd:{entry.path}:{start}",
+                        out,
+                    )
                 name = ""
             elif "=" in t and name:
                 k, _, v = t.partition("=")
@@ -533,16 +710,31 @@ class SshdConfig(Source):
         root = opts.get("permitrootlogin", (0, ""))
         pw = opts.get("passwordauthentication", (0, "yes"))[1].lower()
         if root[1].lower() == "yes" and pw != "no":
-            out.findings.append(make_finding(ctx, "services.ssh-root-password", entry, root[0],
-                                             f"PermitRootLogin yes, PasswordAuthentication {pw}"))
+            out.findings.append(
+                make_finding(
+                    ctx,
+                    "services.ssh-root-password",
+                    entry,
+                    root[0],
+                    f"PermitRootLogin yes, PasswordAuthentication {pw}",
+                )
+            )
         empty = opts.get("permitemptypasswords", (0, "no"))
         if empty[1].lower() == "yes":
-            out.findings.append(make_finding(ctx, "services.ssh-empty-password", entry, empty[0],
-                                             "PermitEmptyPasswords yes"))
+            out.findings.append(
+                make_finding(ctx, "services.ssh-empty-password", entry, empty[0], "PermitEmptyPasswords yes")
+            )
         port = opts.get("port", (0, "22"))[1]
-        out.configs.append(ConfigFacts("ssh", entry, int(port) if port.isdecimal() else 22,
-                                       opts.get("listenaddress", (0, ""))[1],
-                                       "password+key" if pw != "no" else "key", "tcp"))
+        out.configs.append(
+            ConfigFacts(
+                "ssh",
+                entry,
+                int(port) if port.isdecimal() else 22,
+                opts.get("listenaddress", (0, ""))[1],
+                "password+key" if pw != "no" else "key",
+                "tcp",
+            )
+        )
 
 
 @source
@@ -559,8 +751,15 @@ class DropbearDefaults(Source):
             if key == "DROPBEAR_EXTRA_ARGS":
                 flags = "".join(a[1:] for a in value.split() if a.startswith("-"))
                 if not any(f in flags for f in "wsg"):
-                    out.findings.append(make_finding(ctx, "services.ssh-root-password", entry, no,
-                                                     f"DROPBEAR_EXTRA_ARGS={value!r} (no -w/-s/-g)"))
+                    out.findings.append(
+                        make_finding(
+                            ctx,
+                            "services.ssh-root-password",
+                            entry,
+                            no,
+                            f"DROPBEAR_EXTRA_ARGS={value!r} (no -w/-s/-g)",
+                        )
+                    )
 
 
 def _uci(lines: list[str]) -> list[tuple[int, str, dict[str, str]]]:
@@ -579,8 +778,16 @@ def _on(value: str, default: bool = True) -> bool:
 class OpenWrtConfig(Source):
     """OpenWrt UCI: dropbear, uhttpd, upnpd, snmpd, samba, vsftpd-like sections."""
 
-    globs = ("*/etc/config/dropbear", "*/etc/config/uhttpd", "*/etc/config/upnpd", "*/etc/config/snmpd",
-             "*/etc/config/samba", "*/etc/config/samba4", "*/etc/config/mini_snmpd", "*/etc/config/mosquitto")
+    globs = (
+        "*/etc/config/dropbear",
+        "*/etc/config/uhttpd",
+        "*/etc/config/upnpd",
+        "*/etc/config/snmpd",
+        "*/etc/config/samba",
+        "*/etc/config/samba4",
+        "*/etc/config/mini_snmpd",
+        "*/etc/config/mosquitto",
+    )
 
     def parse(self, ctx, data, entry, lines, out):
         for no, kind, o in _uci(lines):
@@ -589,41 +796,85 @@ class OpenWrtConfig(Source):
                 if not _on(o.get("enable", "1")):
                     continue
                 port = o.get("Port", "22")
-                out.configs.append(ConfigFacts("ssh", entry, int(port) if port.isdecimal() else 22,
-                                               o.get("Interface", ""), "password+key" if _on(o.get("PasswordAuth", ""))
-                                               else "key", "tcp"))
+                out.configs.append(
+                    ConfigFacts(
+                        "ssh",
+                        entry,
+                        int(port) if port.isdecimal() else 22,
+                        o.get("Interface", ""),
+                        "password+key" if _on(o.get("PasswordAuth", "")) else "key",
+                        "tcp",
+                    )
+                )
                 if _on(o.get("PasswordAuth", "")) and _on(o.get("RootPasswordAuth", "")):
-                    out.findings.append(make_finding(ctx, "services.ssh-root-password", entry, no,
-                                                     "dropbear: PasswordAuth and RootPasswordAuth on"))
+                    out.findings.append(
+                        make_finding(
+                            ctx,
+                            "services.ssh-root-password",
+                            entry,
+                            no,
+                            "dropbear: PasswordAuth and RootPasswordAuth on",
+                        )
+                    )
             elif entry.name == "uhttpd" and kind == "uhttpd":
                 http = o.get("listen_http", "")
                 if http:
                     for item in http.split():
                         addr, port = _port_spec(item)
-                        out.configs.append(ConfigFacts("http", entry, port, addr, protocol="tcp",
-                                                       notes="uhttpd listen_http"))
+                        out.configs.append(
+                            ConfigFacts("http", entry, port, addr, protocol="tcp", notes="uhttpd listen_http")
+                        )
                     redirect = _on(o.get("redirect_https", "0"), False)
                     if not redirect:
-                        out.findings.append(make_finding(ctx, "services.http-admin", entry, ln("listen_http"),
-                                                         f"uhttpd listen_http {http} without redirect_https"))
+                        out.findings.append(
+                            make_finding(
+                                ctx,
+                                "services.http-admin",
+                                entry,
+                                ln("listen_http"),
+                                f"uhttpd listen_http {http} without redirect_https",
+                            )
+                        )
             elif kind == "upnpd" and entry.name == "upnpd":
                 if _on(o.get("enabled", o.get("enable_upnp", "0")), False):
                     internal = o.get("internal_iface", "lan")
                     ext = o.get("external_iface", "wan")
                     if any(i in ("wan", ext) for i in internal.split()):
-                        out.findings.append(make_finding(ctx, "services.upnp-wan", entry, ln("internal_iface"),
-                                                         f"upnpd internal_iface {internal!r} includes the WAN"))
+                        out.findings.append(
+                            make_finding(
+                                ctx,
+                                "services.upnp-wan",
+                                entry,
+                                ln("internal_iface"),
+                                f"upnpd internal_iface {internal!r} includes the WAN",
+                            )
+                        )
                     out.configs.append(ConfigFacts("upnp", entry, 1900, internal, "none", "udp"))
             elif entry.name in ("snmpd", "mini_snmpd"):
                 for key in ("community", "rocommunity", "rwcommunity"):
                     for com in o.get(key, "").split():
                         if com.lower() in data.communities:
-                            out.findings.append(make_finding(ctx, "services.snmp-community", entry, ln(key),
-                                                             f"{kind} {key} {com!r}", com))
+                            out.findings.append(
+                                make_finding(
+                                    ctx,
+                                    "services.snmp-community",
+                                    entry,
+                                    ln(key),
+                                    f"{kind} {key} {com!r}",
+                                    com,
+                                )
+                            )
             elif entry.name.startswith("samba") and kind == "sambashare":
                 if _on(o.get("guest_ok", "no"), False):
-                    out.findings.append(make_finding(ctx, "services.smb-guest", entry, ln("guest_ok"),
-                                                     f"share {o.get('name', '?')}: guest_ok yes"))
+                    out.findings.append(
+                        make_finding(
+                            ctx,
+                            "services.smb-guest",
+                            entry,
+                            ln("guest_ok"),
+                            f"share {o.get('name', '?')}: guest_ok yes",
+                        )
+                    )
 
 
 @source
@@ -642,8 +893,16 @@ class SnmpdConf(Source):
             elif k == "community" and words:
                 com = words[0]
             if com and com.lower() in data.communities:
-                out.findings.append(make_finding(ctx, "services.snmp-community", entry, no,
-                                                 f"{key} {value}", f"{com!r} ({'read-write' if 'rw' in k else 'read'})"))
+                out.findings.append(
+                    make_finding(
+                        ctx,
+                        "services.snmp-community",
+                        entry,
+                        no,
+                        f"{key} {value}",
+                        f"{com!r} ({'read-write' if 'rw' in k else 'read'})",
+                    )
+                )
             if k == "agentaddress" and words:
                 addr, port = _port_spec(words[0].split(",")[0].replace("udp:", "").replace("tcp:", ""))
                 out.configs.append(ConfigFacts("snmp", entry, port or 161, addr, "community", "udp"))
@@ -657,11 +916,20 @@ class VsftpdConf(Source):
         opts = {k.lower(): (no, v.strip()) for no, k, v in _kv_lines(lines, r"=")}
         anon = opts.get("anonymous_enable")
         if anon and anon[1].upper() == "YES":
-            out.findings.append(make_finding(ctx, "services.ftp-anonymous", entry, anon[0], "anonymous_enable=YES"))
+            out.findings.append(
+                make_finding(ctx, "services.ftp-anonymous", entry, anon[0], "anonymous_enable=YES")
+            )
         port = opts.get("listen_port", (0, "21"))[1]
-        out.configs.append(ConfigFacts("ftp", entry, int(port) if port.isdecimal() else 21,
-                                       opts.get("listen_address", (0, ""))[1],
-                                       "anonymous" if anon and anon[1].upper() == "YES" else "password", "tcp"))
+        out.configs.append(
+            ConfigFacts(
+                "ftp",
+                entry,
+                int(port) if port.isdecimal() else 21,
+                opts.get("listen_address", (0, ""))[1],
+                "anonymous" if anon and anon[1].upper() == "YES" else "password",
+                "tcp",
+            )
+        )
 
 
 @source
@@ -681,10 +949,14 @@ class MosquittoConf(Source):
     def parse(self, ctx, data, entry, lines, out):
         for no, key, value in _kv_lines(lines):
             if key == "allow_anonymous" and value.lower() == "true":
-                out.findings.append(make_finding(ctx, "services.mqtt-anonymous", entry, no, "allow_anonymous true"))
+                out.findings.append(
+                    make_finding(ctx, "services.mqtt-anonymous", entry, no, "allow_anonymous true")
+                )
             if key in ("listener", "port") and value.split() and value.split()[0].isdecimal():
                 w = value.split()
-                out.configs.append(ConfigFacts("mqtt", entry, int(w[0]), w[1] if len(w) > 1 else "", protocol="tcp"))
+                out.configs.append(
+                    ConfigFacts("mqtt", entry, int(w[0]), w[1] if len(w) > 1 else "", protocol="tcp")
+                )
 
 
 @source
@@ -696,50 +968,90 @@ class MiniupnpdConf(Source):
         ext = opts.get("ext_ifname", (0, ""))[1]
         for no, k, v in _kv_lines(lines, r"="):
             if k == "listening_ip" and (v.strip() == ext and ext or v.strip() in ("wan", "0.0.0.0")):
-                out.findings.append(make_finding(ctx, "services.upnp-wan", entry, no,
-                                                 f"listening_ip={v.strip()} (ext_ifname={ext or '?'})"))
+                out.findings.append(
+                    make_finding(
+                        ctx,
+                        "services.upnp-wan",
+                        entry,
+                        no,
+                        f"listening_ip={v.strip()} (ext_ifname={ext or '?'})",
+                    )
+                )
         if _on(opts.get("enable_upnp", (0, "yes"))[1]):
-            out.configs.append(ConfigFacts("upnp", entry, 1900, opts.get("listening_ip", (0, ""))[1], "none", "udp"))
+            out.configs.append(
+                ConfigFacts("upnp", entry, 1900, opts.get("listening_ip", (0, ""))[1], "none", "udp")
+            )
 
 
 @source
 class HttpConfigs(Source):
     """lighttpd, nginx, boa, mini_httpd: port/bind, and whether TLS is on."""
 
-    globs = ("*/lighttpd.conf", "*/lighttpd/*.conf", "*/nginx.conf", "*/nginx/sites-enabled/*",
-             "*/nginx/conf.d/*.conf", "*/boa.conf", "*/boa/boa.conf", "*/mini_httpd.conf", "*/thttpd.conf")
+    globs = (
+        "*/lighttpd.conf",
+        "*/lighttpd/*.conf",
+        "*/nginx.conf",
+        "*/nginx/sites-enabled/*",
+        "*/nginx/conf.d/*.conf",
+        "*/boa.conf",
+        "*/boa/boa.conf",
+        "*/mini_httpd.conf",
+        "*/thttpd.conf",
+    )
 
     def parse(self, ctx, data, entry, lines, out):
         text = "\n".join(lines)
         name = entry.name
         if "lighttpd" in entry.path:
-            m = re.search(r'^\s*server\.port\s*=\s*(\d+)', text, re.M)
+            m = re.search(r"^\s*server\.port\s*=\s*(\d+)", text, re.M)
             port = int(m.group(1)) if m else 80
             bind = re.search(r'^\s*server\.bind\s*=\s*"([^"]*)"', text, re.M)
             tls = re.search(r'ssl\.engine\s*=\s*"enable"', text)
-            out.configs.append(ConfigFacts("http", entry, port, bind.group(1) if bind else "", protocol="tcp",
-                                           notes="TLS" if tls else "plain HTTP"))
+            out.configs.append(
+                ConfigFacts(
+                    "http",
+                    entry,
+                    port,
+                    bind.group(1) if bind else "",
+                    protocol="tcp",
+                    notes="TLS" if tls else "plain HTTP",
+                )
+            )
             if not (tls and m is None) and not (tls and port == 443):
-                no = text[:m.start()].count("\n") + 1 if m else None
-                out.findings.append(make_finding(ctx, "services.http-admin", entry, no,
-                                                 f"lighttpd server.port {port}{' (TLS only on a socket)' if tls else ''}"))
+                no = text[: m.start()].count("\n") + 1 if m else None
+                out.findings.append(
+                    make_finding(
+                        ctx,
+                        "services.http-admin",
+                        entry,
+                        no,
+                        f"lighttpd server.port {port}{' (TLS only on a socket)' if tls else ''}",
+                    )
+                )
         elif "nginx" in entry.path:
             for m in re.finditer(r"^\s*listen\s+([^;]+);", text, re.M):
                 spec = m.group(1).split()
                 addr, port = _port_spec(spec[0] if ":" in spec[0] else f":{spec[0]}")
                 ssl = "ssl" in spec
-                out.configs.append(ConfigFacts("http", entry, port, addr, protocol="tcp",
-                                               notes="TLS" if ssl else "plain HTTP"))
+                out.configs.append(
+                    ConfigFacts(
+                        "http", entry, port, addr, protocol="tcp", notes="TLS" if ssl else "plain HTTP"
+                    )
+                )
                 if not ssl and "return 301 https" not in text and "return 302 https" not in text:
-                    no = text[:m.start()].count("\n") + 1
-                    out.findings.append(make_finding(ctx, "services.http-admin", entry, no, f"nginx listen {m.group(1)}"))
+                    no = text[: m.start()].count("\n") + 1
+                    out.findings.append(
+                        make_finding(ctx, "services.http-admin", entry, no, f"nginx listen {m.group(1)}")
+                    )
         else:
             port = 80
             for _no, k, v in _kv_lines(lines, r"\s+|="):
                 if k.lower() == "port" and v.strip().isdecimal():
                     port = int(v.strip())
             tls = bool(re.search(r"^\s*ssl\b", text, re.M)) and "mini_httpd" in name
-            out.configs.append(ConfigFacts("http", entry, port, protocol="tcp", notes="TLS" if tls else "plain HTTP"))
+            out.configs.append(
+                ConfigFacts("http", entry, port, protocol="tcp", notes="TLS" if tls else "plain HTTP")
+            )
 
 
 @source
@@ -755,8 +1067,9 @@ class SambaConf(Source):
                 continue
             k, _, v = t.partition("=")
             k, v = k.strip().lower(), v.strip().lower()
-            if (k in ("guest ok", "public") and v == "yes" and section.lower() != "global") or \
-                    (k == "security" and v == "share"):
+            if (k in ("guest ok", "public") and v == "yes" and section.lower() != "global") or (
+                k == "security" and v == "share"
+            ):
                 out.findings.append(make_finding(ctx, "services.smb-guest", entry, no, f"[{section}] {t}"))
         out.configs.append(ConfigFacts("smb", entry, 445, protocol="tcp", auth="password"))
 
@@ -774,6 +1087,7 @@ class DnsmasqConf(Source):
 
 
 # ---- the check -------------------------------------------------------------------------------
+
 
 def merge(ctx: ScanContext, g: Gathered) -> list[Service]:
     """Starts enriched with config facts; configured-but-unstarted daemons listed with started_by ''."""
@@ -796,19 +1110,37 @@ def merge(ctx: ScanContext, g: Gathered) -> list[Service]:
             continue
         seen.add(key)
         started.add(s.daemon.service)
-        services.append(Service(
-            name=s.daemon.service if s.daemon.binaries else s.daemon.service, binary=s.binary, port=port,
-            bind_address=bind, protocol=s.daemon.protocol, started_by=s.started_by, authentication=auth,
-            layer_chain=ctx.layer_chain(s.entry.layer_id), config=cfg[0].entry.path if cfg else "",
-            notes=" ".join(s.args)[:200]))
+        services.append(
+            Service(
+                name=s.daemon.service if s.daemon.binaries else s.daemon.service,
+                binary=s.binary,
+                port=port,
+                bind_address=bind,
+                protocol=s.daemon.protocol,
+                started_by=s.started_by,
+                authentication=auth,
+                layer_chain=ctx.layer_chain(s.entry.layer_id),
+                config=cfg[0].entry.path if cfg else "",
+                notes=" ".join(s.args)[:200],
+            )
+        )
     for name, cfgs in by_service.items():
         if name in started:
             continue
         c = cfgs[0]
-        services.append(Service(name=name, port=c.port, bind_address=c.bind, protocol=c.protocol,
-                                started_by="", authentication=c.auth or "unknown",
-                                layer_chain=ctx.layer_chain(c.entry.layer_id), config=c.entry.path,
-                                notes=("configured; no start found. " + c.notes).strip()))
+        services.append(
+            Service(
+                name=name,
+                port=c.port,
+                bind_address=c.bind,
+                protocol=c.protocol,
+                started_by="",
+                authentication=c.auth or "unknown",
+                layer_chain=ctx.layer_chain(c.entry.layer_id),
+                config=c.entry.path,
+                notes=("configured; no start found. " + c.notes).strip(),
+            )
+        )
     return services
 
 
@@ -839,5 +1171,8 @@ class Services(Check):
         for e in ctx.iter_files(kinds=[FileKind.ELF]):
             d = data.daemons.get(e.name)
             if d is not None and d.service in ("gdbserver",) and e.name not in started:
-                yield replace(make_finding(ctx, "services.debug-daemon", e, None, f"{e.path} shipped (not started)"),
-                              severity=Severity.LOW, title="Debug server binary shipped in the image")
+                yield replace(
+                    make_finding(ctx, "services.debug-daemon", e, None, f"{e.path} shipped (not started)"),
+                    severity=Severity.LOW,
+                    title="Debug server binary shipped in the image",
+                )

@@ -10,8 +10,14 @@ import click
 from cra_fw.cli.common import EXIT_USAGE, fail
 from cra_fw.errors import CraFwError
 
-DB_OPTION = click.option("--db", "db_path", type=click.Path(path_type=Path), default=None, envvar="CRA_FW_DB",
-                         help="Database file (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).")
+DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CRA_FW_DB",
+    help="Database file (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
+)
 
 
 @click.group("db")
@@ -49,14 +55,25 @@ def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
 
 @db.command("update")
 @DB_OPTION
-@click.option("--source", "sources", multiple=True, metavar="NAME=URL",
-              help="Feed to download instead of the defaults (repeatable), e.g. kev=https://mirror/kev.json.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Feed to download instead of the defaults (repeatable), e.g. kev=https://mirror/kev.json.",
+)
 @click.option("--full-nvd", is_flag=True, help="Also download every NVD yearly feed (first run).")
-@click.option("--osv", "osv", multiple=True, metavar="ECOSYSTEM",
-              help="Also download an OSV ecosystem's all.zip (repeatable), e.g. --osv Debian --osv Alpine.")
+@click.option(
+    "--osv",
+    "osv",
+    multiple=True,
+    metavar="ECOSYSTEM",
+    help="Also download an OSV ecosystem's all.zip (repeatable), e.g. --osv Debian --osv Alpine.",
+)
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per download.")
-def update_cmd(db_path: Path | None, sources: tuple[str, ...], full_nvd: bool, osv: tuple[str, ...],
-               timeout: float) -> None:
+def update_cmd(
+    db_path: Path | None, sources: tuple[str, ...], full_nvd: bool, osv: tuple[str, ...], timeout: float
+) -> None:
     """Download the feeds (needs network access) and import them."""
     from cra_fw.vulns.download import FeedSource, default_sources, update
     from cra_fw.vulns.store import open_feed_db

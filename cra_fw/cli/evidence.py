@@ -26,12 +26,26 @@ def _password(env_name: str | None) -> bytes | None:
 
 @click.command("sign")
 @click.argument("target", metavar="FILE|PACK", type=click.Path(path_type=Path))
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path),
-              help="Private key (PEM, DER or OpenSSH): Ed25519, ECDSA P-256 or RSA >= 2048 (RSA-PSS).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Signature file (default: FILE.sig).")
-@click.option("--password-env", metavar="VAR", default=None,
-              help="Read the key's password from this environment variable.")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Private key (PEM, DER or OpenSSH): Ed25519, ECDSA P-256 or RSA >= 2048 (RSA-PSS).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Signature file (default: FILE.sig).",
+)
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    default=None,
+    help="Read the key's password from this environment variable.",
+)
 def sign(target: Path, key_path: Path, output: Path | None, password_env: str | None) -> None:
     """Write a detached signature of FILE (or of an evidence pack and its manifest)."""
     from cra_fw.evidence.sign import fingerprint, load_private_key, sign_file
@@ -49,15 +63,27 @@ def sign(target: Path, key_path: Path, output: Path | None, password_env: str | 
 
 @click.command("verify-evidence")
 @click.argument("pack", metavar="PACK|FILE", type=click.Path(path_type=Path))
-@click.option("--trust", "trust", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Trusted public key, certificate or private key of the signer (repeatable).")
-@click.option("--signature", type=click.Path(path_type=Path), default=None,
-              help="Signature file (default: PACK.sig).")
-@click.option("--image", type=click.Path(path_type=Path), default=None,
-              help="Also check that this image is the one the pack's manifest names.")
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Trusted public key, certificate or private key of the signer (repeatable).",
+)
+@click.option(
+    "--signature", type=click.Path(path_type=Path), default=None, help="Signature file (default: PACK.sig)."
+)
+@click.option(
+    "--image",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also check that this image is the one the pack's manifest names.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def verify_evidence_cmd(pack: Path, trust: tuple[Path, ...], signature: Path | None, image: Path | None,
-                        as_json: bool) -> None:
+def verify_evidence_cmd(
+    pack: Path, trust: tuple[Path, ...], signature: Path | None, image: Path | None, as_json: bool
+) -> None:
     """Check PACK's signature against trusted keys and every hash in its manifest.
 
     Exit status: 0 verified, 1 not verified, 2 usage error (unreadable trust key).
@@ -69,11 +95,19 @@ def verify_evidence_cmd(pack: Path, trust: tuple[Path, ...], signature: Path | N
     except CraFwError as exc:
         fail(str(exc), EXIT_USAGE)
     if as_json:
-        click.echo(json.dumps({
-            "path": str(result.path), "verified": result.ok, "kind": result.kind, "signer": result.signer,
-            "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in result.checks],
-            "image": (result.manifest or {}).get("image"),
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "verified": result.ok,
+                    "kind": result.kind,
+                    "signer": result.signer,
+                    "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in result.checks],
+                    "image": (result.manifest or {}).get("image"),
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(result.text())
     sys.exit(EXIT_OK if result.ok else EXIT_NOT_VERIFIED)
@@ -81,11 +115,23 @@ def verify_evidence_cmd(pack: Path, trust: tuple[Path, ...], signature: Path | N
 
 @click.command("pack")
 @click.argument("outdir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--key", "key_path", type=click.Path(path_type=Path), default=None,
-              help="Also sign the pack with this private key.")
-@click.option("--password-env", metavar="VAR", default=None, help="Environment variable holding the key password.")
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None,
-              help="Feed database whose feed ages go into the manifest (default: the usual one).")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also sign the pack with this private key.",
+)
+@click.option(
+    "--password-env", metavar="VAR", default=None, help="Environment variable holding the key password."
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Feed database whose feed ages go into the manifest (default: the usual one).",
+)
 def pack(outdir: Path, key_path: Path | None, password_env: str | None, db_path: Path | None) -> None:
     """Write OUTDIR/evidence.zip from the outputs of an earlier `cra-fw scan -o OUTDIR`."""
     from cra_fw.evidence.pack import feed_ages_from_db, write_pack
@@ -104,16 +150,29 @@ def pack(outdir: Path, key_path: Path | None, password_env: str | None, db_path:
 
 # ---- for `cra-fw scan`: the gate options and what happens after the scan --------------------
 
+
 def gate_options(func):  # noqa: ANN001, ANN201 - a click decorator
     """Add --fail-on, --fail-on-vuln, --junit and --pack to a scan command."""
     options = [
-        click.option("--fail-on", type=click.Choice(["critical", "high", "medium", "low"], case_sensitive=False),
-                     default=None, help="Exit 1 when an unsuppressed finding has this severity or higher."),
-        click.option("--fail-on-vuln", multiple=True, metavar="critical|high|medium|low|kev",
-                     help="Exit 1 on an open vulnerability of this severity or higher (KEV always counts), "
-                          "or with 'kev' on any KEV-listed one; repeatable or comma-separated."),
-        click.option("--junit", type=click.Path(path_type=Path), default=None,
-                     help="Write a JUnit XML report of the gate for CI."),
+        click.option(
+            "--fail-on",
+            type=click.Choice(["critical", "high", "medium", "low"], case_sensitive=False),
+            default=None,
+            help="Exit 1 when an unsuppressed finding has this severity or higher.",
+        ),
+        click.option(
+            "--fail-on-vuln",
+            multiple=True,
+            metavar="critical|high|medium|low|kev",
+            help="Exit 1 on an open vulnerability of this severity or higher (KEV always counts), "
+            "or with 'kev' on any KEV-listed one; repeatable or comma-separated.",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write a JUnit XML report of the gate for CI.",
+        ),
         click.option("--pack", is_flag=True, help="Also write OUTDIR/evidence.zip (outputs + manifest)."),
     ]
     for option in reversed(options):
@@ -131,9 +190,16 @@ def check_gate_values(fail_on_vuln: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(str(exc), param_hint="--fail-on-vuln") from exc
 
 
-def finish_scan(report, outdir: Path, *, fail_on: str | None = None,  # noqa: ANN001 - ScanReport
-                fail_on_vuln: tuple[str, ...] = (), junit: Path | None = None, pack: bool = False,
-                db_path: Path | None = None) -> int:
+def finish_scan(
+    report,
+    outdir: Path,
+    *,
+    fail_on: str | None = None,  # noqa: ANN001 - ScanReport
+    fail_on_vuln: tuple[str, ...] = (),
+    junit: Path | None = None,
+    pack: bool = False,
+    db_path: Path | None = None,
+) -> int:
     """After ``pipeline.scan``: JUnit, evidence pack, gate lines on stderr; returns the exit status."""
     from cra_fw.evidence.pack import feed_ages_from_db, write_pack
     from cra_fw.gate import evaluate, write_junit

@@ -26,8 +26,13 @@ _STAGE_CHOICE = click.Choice([str(s) for s in Stage])
 
 
 def db_option(func: Callable) -> Callable:
-    return click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="Ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).")(func)
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
+    )(func)
 
 
 def _open(db_path: Path | None):
@@ -76,14 +81,22 @@ def product() -> None:
 @click.option("--market", "markets", multiple=True, help="Member State code where it is sold (repeatable).")
 @db_option
 @_guard
-def product_add(name: str, manufacturer: str, model: str, category: str, markets: tuple[str, ...],
-                db_path: Path | None) -> None:
+def product_add(
+    name: str, manufacturer: str, model: str, category: str, markets: tuple[str, ...], db_path: Path | None
+) -> None:
     """Record a product NAME."""
     from cra_fw.ledger.store import add_product
 
     db = _open(db_path)
-    prod = add_product(db, name, manufacturer=manufacturer, model=model, category=category,
-                       markets=[m.upper() for m in markets], now=now_utc())
+    prod = add_product(
+        db,
+        name,
+        manufacturer=manufacturer,
+        model=model,
+        category=category,
+        markets=[m.upper() for m in markets],
+        now=now_utc(),
+    )
     click.echo(f"product {prod.name} added")
 
 
@@ -124,7 +137,9 @@ def product_show(name: str, db_path: Path | None) -> None:
     click.echo(f"markets:      {', '.join(p.markets) or '-'}")
     if support:
         just = f" (justification: {support.justification})" if support.justification else ""
-        click.echo(f"support:      {support.start_month} to {support.end_month}, {support.months} months{just}")
+        click.echo(
+            f"support:      {support.start_month} to {support.end_month}, {support.months} months{just}"
+        )
     else:
         click.echo("support:      not declared")
     click.echo("releases:")
@@ -156,14 +171,29 @@ def release() -> None:
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--date", "released", default=None, help="Release time (ISO, default now).")
 @click.option("--not-on-market", is_flag=True, help="Record it without placing it on the market.")
-@click.option("-o", "--output", "outdir", type=click.Path(path_type=Path), default=None,
-              help="Where the scan reports go (default: beside the database, reports/PRODUCT/VERSION).")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the scan reports go (default: beside the database, reports/PRODUCT/VERSION).",
+)
 @click.option("--extractor", type=click.Choice(["unblob", "binwalk"]), default="unblob", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @db_option
 @_guard
-def release_add(product_name: str, version: str, image: Path, released: str | None, not_on_market: bool,
-                outdir: Path | None, extractor: str, quiet: bool, db_path: Path | None) -> None:
+def release_add(
+    product_name: str,
+    version: str,
+    image: Path,
+    released: str | None,
+    not_on_market: bool,
+    outdir: Path | None,
+    extractor: str,
+    quiet: bool,
+    db_path: Path | None,
+) -> None:
     """Scan IMAGE and record it as release VERSION of PRODUCT (all or nothing)."""
     from cra_fw.context import ScanOptions
     from cra_fw.ledger.store import get_product, record_release
@@ -184,11 +214,21 @@ def release_add(product_name: str, version: str, image: Path, released: str | No
     for error in report.errors:
         click.echo(f"cra-fw: {error}", err=True)
     if report.errors and not report.files:
-        fail(f"nothing in {image} could be analysed; release {product_name}@{version} was not recorded",
-             EXIT_NOT_ANALYSED)
-    rel = record_release(db, product_name, version, report, now=now,
-                         released_at=parse_utc(released) if released else None, on_market=not not_on_market,
-                         report_path=str(Path(outdir).resolve() / "report.json"), progress=None)
+        fail(
+            f"nothing in {image} could be analysed; release {product_name}@{version} was not recorded",
+            EXIT_NOT_ANALYSED,
+        )
+    rel = record_release(
+        db,
+        product_name,
+        version,
+        report,
+        now=now,
+        released_at=parse_utc(released) if released else None,
+        on_market=not not_on_market,
+        report_path=str(Path(outdir).resolve() / "report.json"),
+        progress=None,
+    )
     summary = f"{len(report.components)} components, {len(report.findings)} findings"
     click.echo(f"release {rel.label} recorded ({summary}; image sha256 {rel.image_sha256[:16]}...)")
     _print_case_hint(db, rel.product_id)
@@ -216,9 +256,18 @@ def release_list(product_name: str | None, as_json: bool, db_path: Path | None) 
     releases = list_releases(db, product_name)
     counts = vuln_counts(db)  # current matches (updated by monitor), not the ones at scan time
     if as_json:
-        _emit_json([asdict(r) | {"on_market": r.on_market(now), "vulnerabilities": counts.get(r.id, (0, 0))[0],
-                                 "kev": counts.get(r.id, (0, 0))[1],
-                                 "scans": [asdict(s) for s in release_scans(db, r.id)]} for r in releases])
+        _emit_json(
+            [
+                asdict(r)
+                | {
+                    "on_market": r.on_market(now),
+                    "vulnerabilities": counts.get(r.id, (0, 0))[0],
+                    "kev": counts.get(r.id, (0, 0))[1],
+                    "scans": [asdict(s) for s in release_scans(db, r.id)],
+                }
+                for r in releases
+            ]
+        )
         return
     if not releases:
         click.echo("no releases yet; add one with `cra-fw release add PRODUCT VERSION IMAGE`")
@@ -227,8 +276,10 @@ def release_list(product_name: str | None, as_json: bool, db_path: Path | None) 
         scans = release_scans(db, r.id)
         summary = scans[-1].summary if scans else {}
         vulns, kev = counts.get(r.id, (0, 0))
-        click.echo(f"{r.label}\t{_time(r.released_at)}\t{state}\t{summary.get('components', 0)} components\t"
-                   f"{vulns} vulns ({kev} KEV)")
+        click.echo(
+            f"{r.label}\t{_time(r.released_at)}\t{state}\t{summary.get('components', 0)} components\t"
+            f"{vulns} vulns ({kev} KEV)"
+        )
 
 
 @release.command("withdraw")
@@ -261,22 +312,34 @@ def support() -> None:
 @click.option("--justification", default="", help="Why support is shorter than 5 years (expected use).")
 @db_option
 @_guard
-def support_set(product_name: str, end: str, start: str | None, justification: str, db_path: Path | None) -> None:
+def support_set(
+    product_name: str, end: str, start: str | None, justification: str, db_path: Path | None
+) -> None:
     """Declare PRODUCT's support period."""
     from cra_fw.ledger.store import set_support
     from cra_fw.ledger.support import MIN_MONTHS
 
-    period = set_support(_open(db_path), product_name, end, start_month=start, justification=justification,
-                         now=now_utc())
+    period = set_support(
+        _open(db_path), product_name, end, start_month=start, justification=justification, now=now_utc()
+    )
     click.echo(f"{product_name}: support {period.start_month} to {period.end_month} ({period.months} months)")
     if period.months < MIN_MONTHS and not period.justification:
-        click.echo(f"warning: under {MIN_MONTHS} months without a justification (CRA Article 13(8)); "
-                   "add --justification if the product's expected use is shorter", err=True)
+        click.echo(
+            f"warning: under {MIN_MONTHS} months without a justification (CRA Article 13(8)); "
+            "add --justification if the product's expected use is shorter",
+            err=True,
+        )
 
 
 @support.command("status")
-@click.option("--within", "within", type=click.IntRange(0), default=90, show_default=True,
-              help="Flag support ending within this many days.")
+@click.option(
+    "--within",
+    "within",
+    type=click.IntRange(0),
+    default=90,
+    show_default=True,
+    help="Flag support ending within this many days.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--fail", "fail_on_issue", is_flag=True, help="Exit with status 1 when anything is flagged.")
 @db_option
@@ -287,9 +350,21 @@ def support_status_cmd(within: int, as_json: bool, fail_on_issue: bool, db_path:
 
     periods, issues = support_status(_open(db_path), now_utc(), within)
     if as_json:
-        _emit_json({"products": [{"product": p.product.name, "start": p.start_month, "end": p.end_month,
-                                  "months": p.months, "justification": p.justification} for p in periods],
-                    "issues": [asdict(i) for i in issues]})
+        _emit_json(
+            {
+                "products": [
+                    {
+                        "product": p.product.name,
+                        "start": p.start_month,
+                        "end": p.end_month,
+                        "months": p.months,
+                        "justification": p.justification,
+                    }
+                    for p in periods
+                ],
+                "issues": [asdict(i) for i in issues],
+            }
+        )
     else:
         for p in periods:
             span = f"{p.start_month} to {p.end_month} ({p.months} months)" if p.end_month else "not declared"
@@ -319,16 +394,20 @@ def monitor(as_json: bool, db_path: Path | None) -> None:
     if as_json:
         _emit_json(asdict(result))
         return
-    click.echo(f"matched {result.components_matched} components at {_time(result.run_at)}; "
-               f"{len(result.changes)} changes")
+    click.echo(
+        f"matched {result.components_matched} components at {_time(result.run_at)}; "
+        f"{len(result.changes)} changes"
+    )
     for change in result.changes:
         where = ", ".join(change.release_labels)
         more = change.releases - len(change.release_labels)
         if more > 0:
             where += f" and {more} more"
         kev = " [KEV]" if change.kev else ""
-        click.echo(f"{change.kind}\t{change.advisory_id}{kev}\t{change.severity or '-'}\t{change.component}\t"
-                   f"{where or 'no releases'}")
+        click.echo(
+            f"{change.kind}\t{change.advisory_id}{kev}\t{change.severity or '-'}\t{change.component}\t"
+            f"{where or 'no releases'}"
+        )
     for case_id in result.cases_opened:
         click.echo(f"case {case_id} opened: Article 14 clocks started; see `cra-fw cases`")
     for case_id in result.cases_fixed:
@@ -340,16 +419,30 @@ def monitor(as_json: bool, db_path: Path | None) -> None:
 
 def _case_json(case: Any, now: Any) -> dict[str, Any]:
     return {
-        "id": case.id, "product": case.product, "advisory_id": case.advisory_id, "status": case.status,
-        "stage": case.stage, "severity": case.severity, "aware_at": case.aware_at,
-        "actively_exploited": case.actively_exploited, "components": list(case.components),
-        "release_ids": list(case.release_ids), "fixing_release_id": case.fixing_release_id,
+        "id": case.id,
+        "product": case.product,
+        "advisory_id": case.advisory_id,
+        "status": case.status,
+        "stage": case.stage,
+        "severity": case.severity,
+        "aware_at": case.aware_at,
+        "actively_exploited": case.actively_exploited,
+        "components": list(case.components),
+        "release_ids": list(case.release_ids),
+        "fixing_release_id": case.fixing_release_id,
         "fix_available_at": case.fix_available_at,
-        "clocks": [{"stage": str(c.stage), "due": c.due.strftime("%Y-%m-%dT%H:%M:%SZ") if c.due else "",
-                    "filed_at": c.filed_at.strftime("%Y-%m-%dT%H:%M:%SZ") if c.filed_at else "",
-                    "state": str(c.state(now)),
-                    "seconds_left": int(c.remaining(now).total_seconds()) if c.remaining(now) is not None else None}
-                   for c in case.clocks],
+        "clocks": [
+            {
+                "stage": str(c.stage),
+                "due": c.due.strftime("%Y-%m-%dT%H:%M:%SZ") if c.due else "",
+                "filed_at": c.filed_at.strftime("%Y-%m-%dT%H:%M:%SZ") if c.filed_at else "",
+                "state": str(c.state(now)),
+                "seconds_left": int(c.remaining(now).total_seconds())
+                if c.remaining(now) is not None
+                else None,
+            }
+            for c in case.clocks
+        ],
     }
 
 
@@ -382,8 +475,10 @@ def cases(only_open: bool, only_overdue: bool, as_json: bool, db_path: Path | No
     if not found:
         click.echo("no cases")
     for case in found:
-        click.echo(f"case {case.id}  {case.product}  {case.advisory_id}  {case.severity or '-'}  "
-                   f"stage: {case.stage}  aware: {_time(case.aware_at)}")
+        click.echo(
+            f"case {case.id}  {case.product}  {case.advisory_id}  {case.severity or '-'}  "
+            f"stage: {case.stage}  aware: {_time(case.aware_at)}"
+        )
         for clock in case.clocks:
             state = clock.state(now)
             if state == ClockState.FILED:
@@ -392,9 +487,11 @@ def cases(only_open: bool, only_overdue: bool, as_json: bool, db_path: Path | No
                 text = "starts when a fix is available"
             else:
                 left = clock.remaining(now)
-                text = (f"due {format_local(clock.due)}, "
-                        + (f"OVERDUE by {human_delta(-left)}" if state == ClockState.OVERDUE
-                           else f"{human_delta(left)} left"))
+                text = f"due {format_local(clock.due)}, " + (
+                    f"OVERDUE by {human_delta(-left)}"
+                    if state == ClockState.OVERDUE
+                    else f"{human_delta(left)} left"
+                )
             click.echo(f"    {clock.stage:<14} {text}")
 
 
@@ -422,12 +519,20 @@ def case_show(case_id: int, db_path: Path | None) -> None:
 @click.option("--note", default="", help="Free text kept with the filing.")
 @db_option
 @_guard
-def case_file(case_id: int, stage: str, at: str | None, reference: str, note: str, db_path: Path | None) -> None:
+def case_file(
+    case_id: int, stage: str, at: str | None, reference: str, note: str, db_path: Path | None
+) -> None:
     """Record that a report of case CASE_ID was filed."""
     from cra_fw.ledger.store import file_report
 
-    updated = file_report(_open(db_path), case_id, stage, filed_at=parse_utc(at) if at else now_utc(),
-                          reference=reference, note=note)
+    updated = file_report(
+        _open(db_path),
+        case_id,
+        stage,
+        filed_at=parse_utc(at) if at else now_utc(),
+        reference=reference,
+        note=note,
+    )
     click.echo(f"case {case_id}: {stage} filed; now at stage {updated.stage}")
 
 
@@ -444,14 +549,23 @@ def case_fix(case_id: int, at: str | None, release_ref: str | None, db_path: Pat
     db = _open(db_path)
     rel = resolve_release(db, release_ref) if release_ref else None
     updated = set_fix(db, case_id, parse_utc(at) if at else now_utc(), rel)
-    click.echo(f"case {case_id}: fix available {_time(updated.fix_available_at)}; now at stage {updated.stage}")
+    click.echo(
+        f"case {case_id}: fix available {_time(updated.fix_available_at)}; now at stage {updated.stage}"
+    )
 
 
 @case.command("draft")
 @click.argument("case_id", type=int)
 @click.option("--stage", required=True, type=_STAGE_CHOICE, help="Which report to draft.")
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("cra-fw-drafts"), show_default=True, help="Folder for the Markdown and JSON.")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("cra-fw-drafts"),
+    show_default=True,
+    help="Folder for the Markdown and JSON.",
+)
 @db_option
 @_guard
 def case_draft(case_id: int, stage: str, outdir: Path, db_path: Path | None) -> None:
@@ -480,16 +594,21 @@ def diff(release_a: str, release_b: str, as_json: bool, db_path: Path | None) ->
     db = _open(db_path)
     result = diff_releases(db, resolve_release(db, release_a), resolve_release(db, release_b))
     if as_json:
-        _emit_json({
-            "old": result.old.label, "new": result.new.label,
-            "components_added": [c.key for c in result.components_added],
-            "components_removed": [c.key for c in result.components_removed],
-            "components_changed": [asdict(c) for c in result.components_changed],
-            "vulnerabilities_fixed": [f"{v.advisory_id} {v.component.key}" for v in result.vulns_fixed],
-            "vulnerabilities_introduced": [f"{v.advisory_id} {v.component.key}" for v in result.vulns_introduced],
-            "findings_fixed": [f"{f.rule_id} {f.path}" for f in result.findings_fixed],
-            "findings_introduced": [f"{f.rule_id} {f.path}" for f in result.findings_introduced],
-        })
+        _emit_json(
+            {
+                "old": result.old.label,
+                "new": result.new.label,
+                "components_added": [c.key for c in result.components_added],
+                "components_removed": [c.key for c in result.components_removed],
+                "components_changed": [asdict(c) for c in result.components_changed],
+                "vulnerabilities_fixed": [f"{v.advisory_id} {v.component.key}" for v in result.vulns_fixed],
+                "vulnerabilities_introduced": [
+                    f"{v.advisory_id} {v.component.key}" for v in result.vulns_introduced
+                ],
+                "findings_fixed": [f"{f.rule_id} {f.path}" for f in result.findings_fixed],
+                "findings_introduced": [f"{f.rule_id} {f.path}" for f in result.findings_introduced],
+            }
+        )
         return
     click.echo(f"{result.old.label} -> {result.new.label}")
     if result.empty:
@@ -511,8 +630,14 @@ def diff(release_a: str, release_b: str, as_json: bool, db_path: Path | None) ->
 
 
 @click.command("export")
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: stdout).",
+)
 @db_option
 @_guard
 def export_cmd(output: Path | None, db_path: Path | None) -> None:

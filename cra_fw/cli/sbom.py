@@ -31,9 +31,17 @@ def check_cmd(file: Path, as_json: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps({"format": result.doc.format, "components": len(result.doc.components),
-                               "ok": result.ok,
-                               "missing": [m.__dict__ for m in result.missing]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "format": result.doc.format,
+                    "components": len(result.doc.components),
+                    "ok": result.ok,
+                    "missing": [m.__dict__ for m in result.missing],
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(f"{file}: {result.doc.format}, {len(result.doc.components)} components")
         doc_missing = result.missing_for("")
@@ -45,8 +53,11 @@ def check_cmd(file: Path, as_json: bool) -> None:
                 by_comp.setdefault(m.component, []).append(m)
         for comp, items in sorted(by_comp.items()):
             click.echo(f"  {comp}: missing " + "; ".join(f"{m.field} ({m.standard})" for m in items))
-        click.echo("complete: no required field missing" if result.ok else
-                   f"incomplete: {len(result.missing)} missing field(s)")
+        click.echo(
+            "complete: no required field missing"
+            if result.ok
+            else f"incomplete: {len(result.missing)} missing field(s)"
+        )
     sys.exit(0 if result.ok else 1)
 
 
@@ -66,8 +77,16 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps({"added": [list(x) for x in d.added], "removed": [list(x) for x in d.removed],
-                               "changed": [list(x) for x in d.changed]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "added": [list(x) for x in d.added],
+                    "removed": [list(x) for x in d.removed],
+                    "changed": [list(x) for x in d.changed],
+                },
+                indent=2,
+            )
+        )
     else:
         for name, v in d.added:
             click.echo(f"+ {name} {v}")

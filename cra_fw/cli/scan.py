@@ -16,21 +16,51 @@ from cra_fw.records import ScanReport
 
 _UNPACK_OPTIONS = [
     click.argument("image", type=click.Path(path_type=Path)),
-    click.option("-o", "--output", "outdir", type=click.Path(path_type=Path), default=None,
-                 help="Output folder (default: ./cra-fw-out/<image name>)."),
-    click.option("--extractor", type=click.Choice(["unblob", "binwalk"]), default="unblob", show_default=True,
-                 help="Extraction backend."),
+    click.option(
+        "-o",
+        "--output",
+        "outdir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Output folder (default: ./cra-fw-out/<image name>).",
+    ),
+    click.option(
+        "--extractor",
+        type=click.Choice(["unblob", "binwalk"]),
+        default="unblob",
+        show_default=True,
+        help="Extraction backend.",
+    ),
     click.option("--keep-extracted", is_flag=True, help="Keep the unpacked tree in OUTDIR/extracted."),
     click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of a summary."),
-    click.option("--workers", type=click.IntRange(1, 64), default=None, help="Parallel workers (default: CPUs)."),
+    click.option(
+        "--workers", type=click.IntRange(1, 64), default=None, help="Parallel workers (default: CPUs)."
+    ),
     click.option("--max-bytes", default="8G", show_default=True, help="Limit on total extracted bytes."),
-    click.option("--max-ratio", type=float, default=200.0, show_default=True,
-                 help="Limit on extracted/input size for one extraction."),
-    click.option("--max-depth", type=click.IntRange(1, 64), default=8, show_default=True, help="Nesting limit."),
-    click.option("--max-files", type=click.IntRange(1), default=200_000, show_default=True,
-                 help="Limit on the number of extracted files."),
-    click.option("--extractor-timeout", type=float, default=300.0, show_default=True,
-                 help="Seconds one extractor run may take."),
+    click.option(
+        "--max-ratio",
+        type=float,
+        default=200.0,
+        show_default=True,
+        help="Limit on extracted/input size for one extraction.",
+    ),
+    click.option(
+        "--max-depth", type=click.IntRange(1, 64), default=8, show_default=True, help="Nesting limit."
+    ),
+    click.option(
+        "--max-files",
+        type=click.IntRange(1),
+        default=200_000,
+        show_default=True,
+        help="Limit on the number of extracted files.",
+    ),
+    click.option(
+        "--extractor-timeout",
+        type=float,
+        default=300.0,
+        show_default=True,
+        help="Seconds one extractor run may take.",
+    ),
     click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr."),
 ]
 
@@ -40,20 +70,32 @@ def _with(options: list) -> Callable:
         for option in reversed(options):
             func = option(func)
         return func
+
     return decorate
 
 
 def _options(params: dict, analyse: bool) -> ScanOptions:
     db = params.get("db")
-    limits = Limits(max_total_bytes=parse_size(params["max_bytes"]), max_ratio=params["max_ratio"],
-                    max_depth=params["max_depth"], max_files=params["max_files"],
-                    extractor_timeout=params["extractor_timeout"])
+    limits = Limits(
+        max_total_bytes=parse_size(params["max_bytes"]),
+        max_ratio=params["max_ratio"],
+        max_depth=params["max_depth"],
+        max_files=params["max_files"],
+        extractor_timeout=params["extractor_timeout"],
+    )
     extra = {"workers": params["workers"]} if params.get("workers") else {}
     return ScanOptions(
-        extractor=params["extractor"], limits=limits, keep_extracted=params["keep_extracted"],
-        show_secrets=params.get("show_secrets", False), redact=params.get("redact", False),
-        trust=tuple(params.get("trust", ())), progress=not params["quiet"], analyse=analyse,
-        policy=params.get("policy"), db_path=Path(db) if db else None, **extra,
+        extractor=params["extractor"],
+        limits=limits,
+        keep_extracted=params["keep_extracted"],
+        show_secrets=params.get("show_secrets", False),
+        redact=params.get("redact", False),
+        trust=tuple(params.get("trust", ())),
+        progress=not params["quiet"],
+        analyse=analyse,
+        policy=params.get("policy"),
+        db_path=Path(db) if db else None,
+        **extra,
     )
 
 
@@ -92,12 +134,26 @@ def _exit_for(report: ScanReport) -> None:
 @_with(_UNPACK_OPTIONS)
 @click.option("--show-secrets", is_flag=True, help="Show secrets found in the image instead of fingerprints.")
 @click.option("--redact", is_flag=True, help="Hide recovered passwords in findings.")
-@click.option("--trust", "trust", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Trust anchor for update bundles found in the image (repeatable).")
-@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Policy file (YAML/TOML): fail-on default and suppressions with reason and expiry.")
-@click.option("--db", type=click.Path(path_type=Path), default=None, envvar="CRA_FW_DB",
-              help="Vulnerability/ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).")
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Trust anchor for update bundles found in the image (repeatable).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Policy file (YAML/TOML): fail-on default and suppressions with reason and expiry.",
+)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CRA_FW_DB",
+    help="Vulnerability/ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
+)
 @gate_options
 def scan(**params: object) -> None:
     """Unpack IMAGE and analyse it; write OUTDIR/report.json and the other outputs."""
@@ -114,8 +170,17 @@ def scan(**params: object) -> None:
     if report.errors and not report.files:
         sys.exit(EXIT_NOT_ANALYSED)
     outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
-    sys.exit(finish_scan(report, Path(outdir), fail_on=fail_on, fail_on_vuln=fail_on_vuln,
-                         junit=params["junit"], pack=params["pack"], db_path=_options(params, True).db_path))
+    sys.exit(
+        finish_scan(
+            report,
+            Path(outdir),
+            fail_on=fail_on,
+            fail_on_vuln=fail_on_vuln,
+            junit=params["junit"],
+            pack=params["pack"],
+            db_path=_options(params, True).db_path,
+        )
+    )
 
 
 @click.command()

@@ -31,19 +31,47 @@ def triage() -> None:
 @DB_OPTION
 @click.argument("advisory")
 @click.option("--component", required=True, help="Component purl (or name@version) the decision is about.")
-@click.option("--state", required=True,
-              type=click.Choice(["not_affected", "false_positive", "exploitable", "in_triage", "resolved",
-                                 "resolved_with_pedigree"]))
-@click.option("--justification", default="",
-              type=click.Choice(["", "code_not_present", "code_not_reachable", "requires_configuration",
-                                 "requires_dependency", "requires_environment", "protected_by_compiler",
-                                 "protected_at_runtime", "protected_at_perimeter",
-                                 "protected_by_mitigating_control"]))
-@click.option("--response", "responses", multiple=True,
-              type=click.Choice(["can_not_fix", "will_not_fix", "update", "rollback", "workaround_available"]))
+@click.option(
+    "--state",
+    required=True,
+    type=click.Choice(
+        ["not_affected", "false_positive", "exploitable", "in_triage", "resolved", "resolved_with_pedigree"]
+    ),
+)
+@click.option(
+    "--justification",
+    default="",
+    type=click.Choice(
+        [
+            "",
+            "code_not_present",
+            "code_not_reachable",
+            "requires_configuration",
+            "requires_dependency",
+            "requires_environment",
+            "protected_by_compiler",
+            "protected_at_runtime",
+            "protected_at_perimeter",
+            "protected_by_mitigating_control",
+        ]
+    ),
+)
+@click.option(
+    "--response",
+    "responses",
+    multiple=True,
+    type=click.Choice(["can_not_fix", "will_not_fix", "update", "rollback", "workaround_available"]),
+)
 @click.option("--detail", default="", help="Free-text reasoning shown in the VEX output.")
-def set_cmd(db_path: Path | None, advisory: str, component: str, state: str, justification: str,
-            responses: tuple[str, ...], detail: str) -> None:
+def set_cmd(
+    db_path: Path | None,
+    advisory: str,
+    component: str,
+    state: str,
+    justification: str,
+    responses: tuple[str, ...],
+    detail: str,
+) -> None:
     """Record one decision for ADVISORY (e.g. CVE-2023-45853) on one component."""
     from cra_fw.vulns.store import open_feed_db
     from cra_fw.vulns.triage import TriageDecision, record
@@ -51,11 +79,15 @@ def set_cmd(db_path: Path | None, advisory: str, component: str, state: str, jus
     if state == "not_affected" and not justification:
         fail("--state not_affected needs --justification (e.g. code_not_present)")
     try:
-        record(open_feed_db(db_path),
-               [TriageDecision(advisory, component, state, justification, responses, detail, "cli")])
+        record(
+            open_feed_db(db_path),
+            [TriageDecision(advisory, component, state, justification, responses, detail, "cli")],
+        )
     except CraFwError as exc:
         fail(str(exc))
-    click.echo(f"recorded: {advisory} on {component}: {state}" + (f" ({justification})" if justification else ""))
+    click.echo(
+        f"recorded: {advisory} on {component}: {state}" + (f" ({justification})" if justification else "")
+    )
 
 
 @triage.command("import")

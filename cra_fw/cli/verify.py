@@ -17,17 +17,31 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
 
 @click.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--trust", "trust", multiple=True, type=click.Path(path_type=Path),
-              help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify) "
-                   "or U-Boot control DTB. Repeatable.")
-@click.option("--signature", type=click.Path(path_type=Path), default=None,
-              help="Detached signature (default: BUNDLE.minisig, .sig or .p7s next to the file).")
-@click.option("--format", "fmt", default=None,
-              type=click.Choice(["fit", "rauc", "swupdate", "mender", "detached"]),
-              help="Skip content detection and verify as this format.")
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify) "
+    "or U-Boot control DTB. Repeatable.",
+)
+@click.option(
+    "--signature",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Detached signature (default: BUNDLE.minisig, .sig or .p7s next to the file).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    type=click.Choice(["fit", "rauc", "swupdate", "mender", "detached"]),
+    help="Skip content detection and verify as this format.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def verify(bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None,
-           as_json: bool) -> None:
+def verify(
+    bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None, as_json: bool
+) -> None:
     """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, or any file with a detached signature).
 
     Exit status 0 only when the verdict is `valid`; 1 for any other verdict;
@@ -54,10 +68,16 @@ def _print_text(result) -> None:
     click.echo(f"  reason:      {result.reason}")
     if not result.trusted:
         click.echo("  note:        no --trust given: nothing can be valid")
-    for label, value in (("signer", result.signer), ("key", result.key_fingerprint),
-                         ("algorithms", ", ".join(result.algorithms)), ("signed at", result.signed_at),
-                         ("cert valid", f"{result.cert_not_before} .. {result.cert_not_after}"
-                          if result.cert_not_before else "")):
+    for label, value in (
+        ("signer", result.signer),
+        ("key", result.key_fingerprint),
+        ("algorithms", ", ".join(result.algorithms)),
+        ("signed at", result.signed_at),
+        (
+            "cert valid",
+            f"{result.cert_not_before} .. {result.cert_not_after}" if result.cert_not_before else "",
+        ),
+    ):
         if value:
             click.echo(f"  {label + ':':<12} {value}")
     for item in result.covered:

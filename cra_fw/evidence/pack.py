@@ -26,8 +26,15 @@ from cra_fw.report.jsonout import to_jsonable
 PACK_NAME = "evidence.zip"
 MANIFEST_FORMAT = "cra-fw-evidence/1"
 # The outputs a scan writes; whichever exist go into the pack, report.json must.
-MEMBERS = ("report.json", "report.html", "sbom.cdx.json", "sbom.cdx.xml", "sbom.spdx.json", "vex.cdx.json",
-           "findings.sarif")
+MEMBERS = (
+    "report.json",
+    "report.html",
+    "sbom.cdx.json",
+    "sbom.cdx.xml",
+    "sbom.spdx.json",
+    "vex.cdx.json",
+    "findings.sarif",
+)
 REQUIRED = ("report.json",)
 
 
@@ -35,7 +42,9 @@ class PackError(EvidenceError):
     """The evidence pack cannot be written."""
 
 
-def feed_ages_from_db(db_path: Path | None = None, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+def feed_ages_from_db(
+    db_path: Path | None = None, now: dt.datetime | None = None
+) -> dict[str, dict[str, Any]]:
     """Each imported feed's date, import time and age in days, from the feed database ({} if none)."""
     try:
         from cra_fw.db import default_path
@@ -56,8 +65,12 @@ def feed_ages_from_db(db_path: Path | None = None, now: dt.datetime | None = Non
     out: dict[str, dict[str, Any]] = {}
     for s in statuses:
         age = s.age_days(now)
-        out[s.name] = {"feed_date": s.feed_date, "imported_at": s.imported_at, "records": s.records,
-                       "age_days": round(age, 2) if age is not None else None}
+        out[s.name] = {
+            "feed_date": s.feed_date,
+            "imported_at": s.imported_at,
+            "records": s.records,
+            "age_days": round(age, 2) if age is not None else None,
+        }
     return out
 
 
@@ -68,19 +81,34 @@ def _image_from_report_json(path: Path) -> tuple[dict[str, Any], dict[str, Any],
         raise PackError(f"{path} cannot be read as JSON ({exc}); run `cra-fw scan` again") from exc
     if not isinstance(data, dict) or not isinstance(data.get("image"), dict):
         raise PackError(f"{path} is not a cra-fw report.json; run `cra-fw scan` again")
-    return data["image"], data.get("tool") or {}, {
-        "started": data.get("started", ""), "finished": data.get("finished", ""),
-        "schema_version": data.get("schema_version", "")}
+    return (
+        data["image"],
+        data.get("tool") or {},
+        {
+            "started": data.get("started", ""),
+            "finished": data.get("finished", ""),
+            "schema_version": data.get("schema_version", ""),
+        },
+    )
 
 
-def build_manifest(outdir: Path, members: Iterable[str], report: ScanReport | None = None,
-                   feed_ages: Mapping[str, Any] | None = None, created: str | None = None) -> dict[str, Any]:
+def build_manifest(
+    outdir: Path,
+    members: Iterable[str],
+    report: ScanReport | None = None,
+    feed_ages: Mapping[str, Any] | None = None,
+    created: str | None = None,
+) -> dict[str, Any]:
     """The manifest for ``members`` (names relative to ``outdir``)."""
     outdir = Path(outdir)
     if report is not None:
         image = to_jsonable(report.image)
         tool = to_jsonable(report.tool)
-        scan = {"started": report.started, "finished": report.finished, "schema_version": report.schema_version}
+        scan = {
+            "started": report.started,
+            "finished": report.finished,
+            "schema_version": report.schema_version,
+        }
     else:
         image, tool, scan = _image_from_report_json(outdir / "report.json")
     entries = []
@@ -89,9 +117,13 @@ def build_manifest(outdir: Path, members: Iterable[str], report: ScanReport | No
         entries.append({"path": name, "size": size, "sha256": digest})
     return {
         "format": MANIFEST_FORMAT,
-        "created": created or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "tool": {"name": tool.get("name", "cra-fw"), "version": tool.get("version", __version__),
-                 "packed_by": f"cra-fw {__version__}"},
+        "created": created
+        or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "tool": {
+            "name": tool.get("name", "cra-fw"),
+            "version": tool.get("version", __version__),
+            "packed_by": f"cra-fw {__version__}",
+        },
         "scan": scan,
         "image": {k: image.get(k) for k in ("name", "size", "sha256", "sha512", "md5")},
         "feeds": dict(feed_ages or {}),
@@ -108,8 +140,15 @@ def _zip_time(stamp: str) -> tuple[int, int, int, int, int, int]:
     return (when.year, when.month, when.day, when.hour, when.minute, when.second)
 
 
-def write_pack(outdir: Path, report: ScanReport | None = None, *, feed_ages: Mapping[str, Any] | None = None,
-               extra: Iterable[Path] = (), out: Path | None = None, created: str | None = None) -> Path:
+def write_pack(
+    outdir: Path,
+    report: ScanReport | None = None,
+    *,
+    feed_ages: Mapping[str, Any] | None = None,
+    extra: Iterable[Path] = (),
+    out: Path | None = None,
+    created: str | None = None,
+) -> Path:
     """Write ``outdir/evidence.zip`` from the outputs present in ``outdir``; return its path.
 
     ``feed_ages`` maps feed name to its freshness (see :func:`feed_ages_from_db`);
@@ -125,7 +164,9 @@ def write_pack(outdir: Path, report: ScanReport | None = None, *, feed_ages: Map
         try:
             rel = path.resolve().relative_to(outdir.resolve()).as_posix()
         except ValueError as exc:
-            raise PackError(f"{path} is not inside {outdir}: only outputs of this scan go into the pack") from exc
+            raise PackError(
+                f"{path} is not inside {outdir}: only outputs of this scan go into the pack"
+            ) from exc
         if not path.is_file():
             raise PackError(f"{path}: no such file to add to the pack")
         if rel not in names and rel != PACK_MANIFEST:

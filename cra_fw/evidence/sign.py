@@ -64,6 +64,7 @@ class SignatureFileError(EvidenceError):
 
 # ---- keys ------------------------------------------------------------------------------------
 
+
 def _read_small(path: Path, limit: int, what: str) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -85,16 +86,23 @@ def check_key(key: Any, path: Path | str = "key") -> None:
         return
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         if key.key_size < MIN_RSA_BITS:
-            raise KeyFileError(f"{path}: RSA key of {key.key_size} bits is too weak; use {MIN_RSA_BITS} or more")
+            raise KeyFileError(
+                f"{path}: RSA key of {key.key_size} bits is too weak; use {MIN_RSA_BITS} or more"
+            )
         return
-    raise KeyFileError(f"{path}: {type(key).__name__} keys are not supported; use Ed25519, ECDSA P-256 or RSA")
+    raise KeyFileError(
+        f"{path}: {type(key).__name__} keys are not supported; use Ed25519, ECDSA P-256 or RSA"
+    )
 
 
 def load_private_key(path: Path, password: bytes | None = None) -> PrivateKey:
     """A private key from PEM, DER or OpenSSH format."""
     data = _read_small(Path(path), MAX_KEY_FILE, "key file")
-    loaders = (serialization.load_pem_private_key, serialization.load_der_private_key,
-               serialization.load_ssh_private_key)
+    loaders = (
+        serialization.load_pem_private_key,
+        serialization.load_der_private_key,
+        serialization.load_ssh_private_key,
+    )
     last: Exception | None = None
     for loader in loaders:
         try:
@@ -130,13 +138,15 @@ def load_public_key(path: Path) -> PublicKey:
             continue
         check_key(key, path)
         return key  # type: ignore[return-value]
-    raise KeyFileError(f"{path} is not a public key, certificate or unencrypted private key "
-                       "(PEM, DER or OpenSSH)")
+    raise KeyFileError(
+        f"{path} is not a public key, certificate or unencrypted private key (PEM, DER or OpenSSH)"
+    )
 
 
 def public_pem(key: PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
 
 
 def fingerprint(key: PublicKey | PrivateKey) -> str:
@@ -183,16 +193,22 @@ def verify_bytes(key: PublicKey, algorithm: str, signature: bytes, data: bytes) 
 
 # ---- signature files -------------------------------------------------------------------------
 
+
 def canonical(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
 
 
 def signed_payload(doc: dict[str, Any]) -> bytes:
     """The bytes the signature covers: every field but the signature itself."""
-    body = {"algorithm": doc.get("algorithm"), "key_fingerprint": doc.get("key_fingerprint"),
-            "public_key": doc.get("public_key"), "signed": doc.get("signed")}
-    return (SIG_FORMAT + "\n").encode() + json.dumps(body, sort_keys=True, separators=(",", ":"),
-                                                      ensure_ascii=True).encode("ascii")
+    body = {
+        "algorithm": doc.get("algorithm"),
+        "key_fingerprint": doc.get("key_fingerprint"),
+        "public_key": doc.get("public_key"),
+        "signed": doc.get("signed"),
+    }
+    return (SIG_FORMAT + "\n").encode() + json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode("ascii")
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -216,8 +232,15 @@ def pack_manifest_digest(path: Path) -> str | None:
             if names.count(PACK_MANIFEST) != 1:
                 return None
             return hashlib.sha256(zf.read(PACK_MANIFEST)).hexdigest()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
-            KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        KeyError,
+    ) as exc:
         raise EvidenceError(f"{path} looks like a zip but cannot be read: {exc}") from exc
 
 
@@ -256,7 +279,10 @@ def sign_file(path: Path, key: PrivateKey, out: Path | None = None, now: str | N
         raise EvidenceError(f"{path}: no such file to sign")
     size, digest = file_digest(path)
     statement: dict[str, Any] = {
-        "file": path.name, "size": size, "sha256": digest, "kind": "file",
+        "file": path.name,
+        "size": size,
+        "sha256": digest,
+        "kind": "file",
         "signed_at": now or dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "tool": f"cra-fw {__version__}",
     }
@@ -279,8 +305,14 @@ def sign_file(path: Path, key: PrivateKey, out: Path | None = None, now: str | N
     return out
 
 
-_REQUIRED = {"format": str, "algorithm": str, "key_fingerprint": str, "public_key": str, "signed": dict,
-             "signature": str}
+_REQUIRED = {
+    "format": str,
+    "algorithm": str,
+    "key_fingerprint": str,
+    "public_key": str,
+    "signed": dict,
+    "signature": str,
+}
 _STATEMENT = {"file": str, "size": int, "sha256": str, "kind": str, "signed_at": str, "tool": str}
 
 
@@ -291,19 +323,25 @@ def read_signature(path: Path) -> SignatureFile:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_SIG_FILE + 1)
     except OSError as exc:
-        raise SignatureFileError(f"cannot read the signature file {path}: {exc.strerror}; "
-                                 "sign the pack with `cra-fw sign PACK --key KEY`") from exc
+        raise SignatureFileError(
+            f"cannot read the signature file {path}: {exc.strerror}; "
+            "sign the pack with `cra-fw sign PACK --key KEY`"
+        ) from exc
     if len(raw) > MAX_SIG_FILE:
         raise SignatureFileError(f"{path} is too large to be a cra-fw signature file")
     try:
         doc = json.loads(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise SignatureFileError(f"the signature file {path} is not valid JSON (damaged or edited): {exc}") from exc
+        raise SignatureFileError(
+            f"the signature file {path} is not valid JSON (damaged or edited): {exc}"
+        ) from exc
     if not isinstance(doc, dict):
         raise SignatureFileError(f"the signature file {path} is not a cra-fw signature")
     for key, kind in _REQUIRED.items():
         if not isinstance(doc.get(key), kind):
-            raise SignatureFileError(f"the signature file {path} lacks a valid '{key}' field (damaged or edited)")
+            raise SignatureFileError(
+                f"the signature file {path} lacks a valid '{key}' field (damaged or edited)"
+            )
     if set(doc) != set(_REQUIRED):
         extra = sorted(set(doc) - set(_REQUIRED))
         raise SignatureFileError(f"the signature file {path} has unknown fields {extra} (edited?)")
@@ -314,10 +352,13 @@ def read_signature(path: Path) -> SignatureFile:
     for key, kind in _STATEMENT.items():
         value = doc["signed"].get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise SignatureFileError(f"the signature file {path} lacks a valid 'signed.{key}' (damaged or edited)")
+            raise SignatureFileError(
+                f"the signature file {path} lacks a valid 'signed.{key}' (damaged or edited)"
+            )
     if canonical(doc) != raw:
-        raise SignatureFileError(f"the signature file {path} is not in the form cra-fw writes: "
-                                 "it was edited after signing")
+        raise SignatureFileError(
+            f"the signature file {path} is not in the form cra-fw writes: it was edited after signing"
+        )
     try:
         decoded = base64.b64decode(doc["signature"], validate=True)
     except ValueError as exc:

@@ -36,8 +36,19 @@ from cra_fw.evidence.sign import (
 )
 
 # zipfile raises many types on hostile archives (encrypted flags, unknown methods, bad headers)
-ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EvidenceError, OSError, ValueError, EOFError, RuntimeError,
-              NotImplementedError, KeyError, IndexError, OverflowError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EvidenceError,
+    OSError,
+    ValueError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    KeyError,
+    IndexError,
+    OverflowError,
+)
 MAX_MEMBER = 8 * 1024**3  # bytes of one member we are willing to hash
 MAX_MANIFEST = 16 * 1024**2
 
@@ -98,8 +109,9 @@ def _hash_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check],
-                image: Path | None) -> dict[str, Any] | None:
+def _check_pack(
+    path: Path, statement: dict[str, Any] | None, checks: list[Check], image: Path | None
+) -> dict[str, Any] | None:
     """Manifest against the signed statement, members against the manifest."""
     try:
         zf = zipfile.ZipFile(path)
@@ -127,10 +139,18 @@ def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check
         if statement is not None:
             signed = statement.get("manifest_sha256")
             if signed is None:
-                checks.append(Check("manifest", False, "the signature covers the file only, not a pack manifest"))
+                checks.append(
+                    Check("manifest", False, "the signature covers the file only, not a pack manifest")
+                )
             elif signed != digest:
-                checks.append(Check("manifest", False, f"{PACK_MANIFEST} was changed after signing "
-                                                       f"(sha256 {digest[:16]}..., signed {str(signed)[:16]}...)"))
+                checks.append(
+                    Check(
+                        "manifest",
+                        False,
+                        f"{PACK_MANIFEST} was changed after signing "
+                        f"(sha256 {digest[:16]}..., signed {str(signed)[:16]}...)",
+                    )
+                )
             else:
                 checks.append(Check("manifest", True, f"{PACK_MANIFEST} is the one that was signed"))
         try:
@@ -139,7 +159,11 @@ def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check
             checks.append(Check("manifest", False, f"{PACK_MANIFEST} is not valid JSON ({exc})"))
             return None
         members = manifest.get("members") if isinstance(manifest, dict) else None
-        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(members, list):
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != MANIFEST_FORMAT
+            or not isinstance(members, list)
+        ):
             checks.append(Check("manifest", False, f"{PACK_MANIFEST} is not a {MANIFEST_FORMAT} manifest"))
             return None
         listed: set[str] = set()
@@ -152,7 +176,9 @@ def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check
             listed.add(name)
             info = by_name.get(name)
             if info is None:
-                checks.append(Check(f"member {name}", False, "listed in the manifest but missing from the pack"))
+                checks.append(
+                    Check(f"member {name}", False, "listed in the manifest but missing from the pack")
+                )
                 continue
             try:
                 size, sha = _hash_member(zf, info)
@@ -160,10 +186,15 @@ def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check
                 checks.append(Check(f"member {name}", False, f"cannot be read ({exc}): changed or damaged"))
                 continue
             if sha != entry.get("sha256") or size != entry.get("size"):
-                checks.append(Check(f"member {name}", False,
-                                    f"sha256 {sha[:16]}... ({size} bytes) differs from the manifest's "
-                                    f"{str(entry.get('sha256'))[:16]}... ({entry.get('size')} bytes): "
-                                    "changed after packing"))
+                checks.append(
+                    Check(
+                        f"member {name}",
+                        False,
+                        f"sha256 {sha[:16]}... ({size} bytes) differs from the manifest's "
+                        f"{str(entry.get('sha256'))[:16]}... ({entry.get('size')} bytes): "
+                        "changed after packing",
+                    )
+                )
             else:
                 checks.append(Check(f"member {name}", True, f"sha256 matches ({size} bytes)"))
         for name in names:
@@ -177,14 +208,24 @@ def _check_pack(path: Path, statement: dict[str, Any] | None, checks: list[Check
             checks.append(Check("image", False, f"cannot read {image}: {exc.strerror}"))
         else:
             ok = sha == img.get("sha256") and size == img.get("size")
-            checks.append(Check("image", ok, f"{Path(image).name} sha256 {sha[:16]}... "
-                                + ("is the scanned image" if ok else
-                                   f"is not the scanned image {img.get('name')} ({str(img.get('sha256'))[:16]}...)")))
+            checks.append(
+                Check(
+                    "image",
+                    ok,
+                    f"{Path(image).name} sha256 {sha[:16]}... "
+                    + (
+                        "is the scanned image"
+                        if ok
+                        else f"is not the scanned image {img.get('name')} ({str(img.get('sha256'))[:16]}...)"
+                    ),
+                )
+            )
     return manifest
 
 
-def verify_evidence(path: Path, trust: Sequence[Path], signature: Path | None = None,
-                    image: Path | None = None) -> VerifyResult:
+def verify_evidence(
+    path: Path, trust: Sequence[Path], signature: Path | None = None, image: Path | None = None
+) -> VerifyResult:
     """Verify a signed file or evidence pack against trusted public keys.
 
     Raises :class:`KeyFileError` for an unusable trust key (a usage problem);
@@ -213,22 +254,45 @@ def verify_evidence(path: Path, trust: Sequence[Path], signature: Path | None = 
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             embedded_fp = f"unreadable ({exc})"
         if embedded_fp != sig.key_fingerprint:
-            checks.append(Check("signer", False, "the embedded public key does not match the signature's key "
-                                                 "fingerprint: the signature file was edited"))
+            checks.append(
+                Check(
+                    "signer",
+                    False,
+                    "the embedded public key does not match the signature's key "
+                    "fingerprint: the signature file was edited",
+                )
+            )
         if not trusted:
             names = ", ".join(f"{p.name} ({fp})" for p, _k, fp in keys)
-            checks.append(Check("signer", False, f"signed by key {sig.key_fingerprint}, which is not a trusted key "
-                                                 f"[{names}]"))
+            checks.append(
+                Check(
+                    "signer",
+                    False,
+                    f"signed by key {sig.key_fingerprint}, which is not a trusted key [{names}]",
+                )
+            )
         else:
             tpath, tkey, tfp = trusted[0]
             signer = tfp
             if verify_bytes(tkey, sig.algorithm, sig.signature, signed_payload(sig.doc)):
                 statement = sig.signed
-                checks.append(Check("signature", True, f"valid {sig.algorithm} signature by the trusted key "
-                                                       f"{tpath.name} ({tfp}), signed {statement['signed_at']}"))
+                checks.append(
+                    Check(
+                        "signature",
+                        True,
+                        f"valid {sig.algorithm} signature by the trusted key "
+                        f"{tpath.name} ({tfp}), signed {statement['signed_at']}",
+                    )
+                )
             else:
-                checks.append(Check("signature", False, f"the {sig.algorithm} signature does not verify with the "
-                                                        f"trusted key {tpath.name}: the signature file was altered"))
+                checks.append(
+                    Check(
+                        "signature",
+                        False,
+                        f"the {sig.algorithm} signature does not verify with the "
+                        f"trusted key {tpath.name}: the signature file was altered",
+                    )
+                )
     try:
         size, digest = file_digest(path)
     except OSError as exc:
@@ -238,16 +302,32 @@ def verify_evidence(path: Path, trust: Sequence[Path], signature: Path | None = 
         if digest == statement["sha256"] and size == statement["size"]:
             checks.append(Check("file", True, f"sha256 of {path.name} matches the signed one ({size} bytes)"))
         else:
-            checks.append(Check("file", False, f"{path.name} is not the signed file: sha256 {digest[:16]}... "
-                                               f"({size} bytes), signed {statement['sha256'][:16]}... "
-                                               f"({statement['size']} bytes)"))
-    kind = statement.get("kind", "file") if statement else ("evidence-pack" if zipfile.is_zipfile(path) else "file")
+            checks.append(
+                Check(
+                    "file",
+                    False,
+                    f"{path.name} is not the signed file: sha256 {digest[:16]}... "
+                    f"({size} bytes), signed {statement['sha256'][:16]}... "
+                    f"({statement['size']} bytes)",
+                )
+            )
+    kind = (
+        statement.get("kind", "file")
+        if statement
+        else ("evidence-pack" if zipfile.is_zipfile(path) else "file")
+    )
     manifest = None
     if kind == "evidence-pack":
         manifest = _check_pack(path, statement, checks, image)
         if statement is not None and checks and all(c.ok for c in checks if c.name != "file"):
             file_check = next((c for c in checks if c.name == "file"), None)
             if file_check is not None and not file_check.ok:
-                checks.append(Check("pack", False, "the members and manifest match, but the pack's bytes differ from "
-                                                   "the signed pack (zip headers or comment changed)"))
+                checks.append(
+                    Check(
+                        "pack",
+                        False,
+                        "the members and manifest match, but the pack's bytes differ from "
+                        "the signed pack (zip headers or comment changed)",
+                    )
+                )
     return VerifyResult(path, tuple(checks), signer, kind, manifest)

@@ -44,27 +44,48 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
     try:
         sigset = load_signatures_cached(folder)
     except SignatureDataError as exc:
-        findings.append(_finding("identify.signatures-invalid", Severity.HIGH,
-                                 "Component signatures could not be loaded; only package databases were used",
-                                 str(exc), "Fix the signature file named in the message, or reinstall cra-fw."))
+        findings.append(
+            _finding(
+                "identify.signatures-invalid",
+                Severity.HIGH,
+                "Component signatures could not be loaded; only package databases were used",
+                str(exc),
+                "Fix the signature file named in the message, or reinstall cra-fw.",
+            )
+        )
         sigset = None
 
     packages = []
     try:
         packages = read_package_dbs(ctx.files, ctx.read_bytes)
     except (OSError, ValueError, UnicodeError) as exc:  # a hostile DB must not stop the scan
-        findings.append(_finding("identify.pkgdb-unreadable", Severity.LOW, "A package database could not be read",
-                                 str(exc), "Check the package database file in the image."))
+        findings.append(
+            _finding(
+                "identify.pkgdb-unreadable",
+                Severity.LOW,
+                "A package database could not be read",
+                str(exc),
+                "Check the package database file in the image.",
+            )
+        )
 
     # Distribution markers describe the product itself, not a third-party component: a finding.
     distro = [p for p in packages if p.manager in ("os-release", "openwrt", "buildroot", "yocto")]
     packages = [p for p in packages if p not in distro]
     for rec in distro:
-        findings.append(Finding(
-            rule_id="identify.distribution", category="identify", severity=Severity.INFO,
-            title=f"Distribution: {rec.maintainer or rec.name} {rec.version}", cra_reference=_CRA_SBOM,
-            location=Location(path=rec.db_path), evidence=f"{rec.manager}: {rec.name} {rec.version} {rec.source}".strip(),
-            remediation="", extra={"name": rec.name, "version": rec.version, "source": rec.manager}))
+        findings.append(
+            Finding(
+                rule_id="identify.distribution",
+                category="identify",
+                severity=Severity.INFO,
+                title=f"Distribution: {rec.maintainer or rec.name} {rec.version}",
+                cra_reference=_CRA_SBOM,
+                location=Location(path=rec.db_path),
+                evidence=f"{rec.manager}: {rec.name} {rec.version} {rec.source}".strip(),
+                remediation="",
+                extra={"name": rec.name, "version": rec.version, "source": rec.manager},
+            )
+        )
 
     detections: list[Detection] = []
     file_hashes: dict[tuple[str, str], tuple[str, str]] = {}
@@ -86,8 +107,16 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
             if r.sha512:
                 file_hashes[(entry.layer_id, entry.path)] = (r.sha256, r.sha512)
             if r.error:
-                findings.append(_finding("identify.read-error", Severity.LOW, "A file could not be read for identification",
-                                         r.error, "Re-run the scan; check the extracted file.", entry.path))
+                findings.append(
+                    _finding(
+                        "identify.read-error",
+                        Severity.LOW,
+                        "A file could not be read for identification",
+                        r.error,
+                        "Re-run the scan; check the extracted file.",
+                        entry.path,
+                    )
+                )
                 continue
             for hit in r.hits:
                 if _built_against(by_name, hit, entry):
@@ -98,8 +127,10 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
     modules = _modules_dirs(ctx)
     if any(d.hit.name == "linux" for d in detections):
         # the banner is exact; /lib/modules names an ABI (Debian: 6.1.0-50) that may differ
-        modules = [Detection(Hit("linux", "", m.hit.method, m.hit.confidence, m.hit.detail), m.layer_id, m.path)
-                   for m in modules]
+        modules = [
+            Detection(Hit("linux", "", m.hit.method, m.hit.confidence, m.hit.detail), m.layer_id, m.path)
+            for m in modules
+        ]
     detections.extend(modules)
     components = build_components(ctx, sigset or SignatureSet((), ""), detections, packages, file_hashes)
     dependencies = build_dependencies(ctx, components)
@@ -141,8 +172,14 @@ def _soname_hints(ctx: ScanContext, sigset: SignatureSet, detections: list[Detec
         if f.elf is None or not f.elf.soname:
             continue
         for sig in sigset.signatures:
-            if sig.sonames and soname_matches(sig, f.elf.soname) and (f.layer_id, f.path, sig.name) not in found:
-                out.append(Detection(Hit(sig.name, "", "soname", 0.5, f.elf.soname), f.layer_id, f.path, f.sha256))
+            if (
+                sig.sonames
+                and soname_matches(sig, f.elf.soname)
+                and (f.layer_id, f.path, sig.name) not in found
+            ):
+                out.append(
+                    Detection(Hit(sig.name, "", "soname", 0.5, f.elf.soname), f.layer_id, f.path, f.sha256)
+                )
     return out
 
 
@@ -158,8 +195,16 @@ def _modules_dirs(ctx: ScanContext) -> list[Detection]:
     return out
 
 
-def _finding(rule: str, severity: Severity, title: str, evidence: str, remediation: str,
-             path: str = "") -> Finding:
-    return Finding(rule_id=rule, category="identify", severity=severity, title=title,
-                   cra_reference=_CRA_SBOM, location=Location(path=path), evidence=evidence,
-                   remediation=remediation)
+def _finding(
+    rule: str, severity: Severity, title: str, evidence: str, remediation: str, path: str = ""
+) -> Finding:
+    return Finding(
+        rule_id=rule,
+        category="identify",
+        severity=severity,
+        title=title,
+        cra_reference=_CRA_SBOM,
+        location=Location(path=path),
+        evidence=evidence,
+        remediation=remediation,
+    )

@@ -15,8 +15,10 @@ from pathlib import Path
 from cra_fw.identify.records import Hit
 
 CACHE_VERSION = "2"
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS file_hits (sha256 TEXT NOT NULL, sigdigest TEXT NOT NULL, "
-           "sha512 TEXT NOT NULL, hits TEXT NOT NULL, PRIMARY KEY (sha256, sigdigest))")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS file_hits (sha256 TEXT NOT NULL, sigdigest TEXT NOT NULL, "
+    "sha512 TEXT NOT NULL, hits TEXT NOT NULL, PRIMARY KEY (sha256, sigdigest))"
+)
 
 
 class HitCache:
@@ -47,11 +49,12 @@ class HitCache:
             return out
         try:
             for i in range(0, len(hashes), 500):
-                chunk = hashes[i:i + 500]
+                chunk = hashes[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
                     f"SELECT sha256, sha512, hits FROM file_hits WHERE sigdigest = ? AND sha256 IN ({marks})",
-                    [self.digest, *chunk])
+                    [self.digest, *chunk],
+                )
                 for sha256, sha512, hits in rows:
                     out[sha256] = (sha512, [Hit(**h) for h in json.loads(hits)])
         except (sqlite3.Error, ValueError, TypeError):
@@ -61,8 +64,11 @@ class HitCache:
     def put_many(self, items: list[tuple[str, str, list[Hit]]]) -> None:
         if self._db is None or not items:
             return
-        rows = [(sha256, self.digest, sha512, json.dumps([h.__dict__ for h in hits]))
-                for sha256, sha512, hits in items if sha256]
+        rows = [
+            (sha256, self.digest, sha512, json.dumps([h.__dict__ for h in hits]))
+            for sha256, sha512, hits in items
+            if sha256
+        ]
         try:
             with self._db:
                 self._db.executemany("INSERT OR REPLACE INTO file_hits VALUES (?, ?, ?, ?)", rows)

@@ -23,10 +23,12 @@ SCAN_HEAD = 4 * 1024 * 1024  # where compression magics are looked for
 LINUX_BANNER = re.compile(
     rb"Linux version (?P<version>\d+\.\d+(?:\.\d+)?(?:-rc\d+)?)[^\x00\n ]{0,40} \([^\x00\n()]{1,120}\) "
     rb"\((?:gcc|clang|[^\x00\n)]{0,60}(?:gcc|GCC|clang))[^\x00\n]{0,300}?\) #"
-    rb"(?:[^\x00\n]{0,60}?Debian (?P<upstream>\d+\.\d+\.\d+)-)?")
+    rb"(?:[^\x00\n]{0,60}?Debian (?P<upstream>\d+\.\d+\.\d+)-)?"
+)
 UBOOT_BANNER = re.compile(
     rb"U-Boot (?:SPL )?(?P<version>(?:19|20)\d\d\.\d\d(?:\.\d+)?(?:-rc\d+)?|1\.\d+\.\d+)[^\x00\n()]{0,60} "
-    rb"\((?:[A-Z][a-z]{2} [ \d]\d \d{4} - \d\d:\d\d:\d\d)")
+    rb"\((?:[A-Z][a-z]{2} [ \d]\d \d{4} - \d\d:\d\d:\d\d)"
+)
 # a rootfs tarball may wrap the tree in a folder or two (/rootfs-mipsel/lib/modules/...)
 MODULES_DIR = re.compile(r"^(?:/[^/]+){0,2}?/lib/modules/(?P<version>\d+\.\d+(?:\.\d+)?)(?:[-+][^/]*)?/")
 
@@ -43,8 +45,7 @@ def _find_banners(data: bytes) -> list[Hit]:
     hits: dict[tuple[str, str], Hit] = {}
     for m in LINUX_BANNER.finditer(data):
         v = best_version(m)
-        hits.setdefault(("linux", v), Hit("linux", v, "banner", 0.95,
-                                                 _short(m.group(0))))
+        hits.setdefault(("linux", v), Hit("linux", v, "banner", 0.95, _short(m.group(0))))
         if len(hits) > 4:
             break
     for m in UBOOT_BANNER.finditer(data):
@@ -71,7 +72,7 @@ def _decompress(data: bytes, offset: int, kind: str) -> bytes:
         if kind == "zstd":
             import zstandard
 
-            return zstandard.ZstdDecompressor().decompressobj().decompress(data[offset:offset + MAX_OUTPUT])
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data[offset : offset + MAX_OUTPUT])
     except (zlib.error, lzma.LZMAError, EOFError, ValueError, MemoryError, ImportError):
         return b""
     except Exception:  # noqa: BLE001 - zstandard raises its own error type
@@ -94,7 +95,7 @@ def scan_kernel_like(data: bytes) -> list[Hit]:
     for m in _LZMA.finditer(head):
         if head[m.start()] > 0xE0 or head[m.start()] % 9 + (head[m.start()] // 9) % 5 > 4:
             continue  # lc + lp must stay <= 4 for kernels (and the decoder)
-        size = int.from_bytes(head[m.start() + 5:m.start() + 13], "little")
+        size = int.from_bytes(head[m.start() + 5 : m.start() + 13], "little")
         if size != 2**64 - 1 and not 4096 <= size <= _LZMA_SIZE_MAX:
             continue
         starts.append((m.start(), "lzma"))

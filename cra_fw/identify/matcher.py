@@ -96,8 +96,16 @@ class Matcher:
                 if pat.static_only and not static:
                     continue
                 if pat.versionless:
-                    found.setdefault((sig.name, ""), Hit(sig.name, "", "symbol", sig.confidence,
-                                                         _printable(pat.anchor.decode("latin-1")).strip(".")))
+                    found.setdefault(
+                        (sig.name, ""),
+                        Hit(
+                            sig.name,
+                            "",
+                            "symbol",
+                            sig.confidence,
+                            _printable(pat.anchor.decode("latin-1")).strip("."),
+                        ),
+                    )
                     continue
                 if pat.regex is None:  # marker: the newest one found gives the version
                     key_v = _vkey(pat.fixed_version)
@@ -105,7 +113,7 @@ class Matcher:
                         markers[sig.name] = (key_v, pat.fixed_version, sig)
                     continue
                 lo = max(0, start - pat.before)
-                window = data[lo:start + length + pat.after]
+                window = data[lo : start + length + pat.after]
                 m = pat.regex.search(window)
                 if m is None:
                     continue
@@ -113,12 +121,16 @@ class Matcher:
                 key = (sig.name, version)
                 if key not in found:
                     detail = m.group(0)[:_DETAIL_MAX].decode("latin-1")
-                    found[key] = Hit(sig.name, version, "signature", sig.confidence,
-                                     _printable(detail))
+                    found[key] = Hit(sig.name, version, "signature", sig.confidence, _printable(detail))
         for name, (_, version, sig) in markers.items():
             if not any(k[0] == name and k[1] for k in found):
-                found[(name, version)] = Hit(name, version, "symbol", min(sig.confidence, 0.6),
-                                             f"statically linked; feature markers of {name} >= {version}")
+                found[(name, version)] = Hit(
+                    name,
+                    version,
+                    "symbol",
+                    min(sig.confidence, 0.6),
+                    f"statically linked; feature markers of {name} >= {version}",
+                )
         for si, pi in self._whole:
             sig = self.signatures[si]
             if not self._applies(si, path, glob_cache):
@@ -127,9 +139,16 @@ class Matcher:
             m = regex.search(data) if regex is not None else None
             if m is not None:
                 version = _version(m)
-                found.setdefault((sig.name, version), Hit(sig.name, version, "signature",
-                                                          min(sig.confidence, 0.8),
-                                                          _printable(m.group(0)[:_DETAIL_MAX].decode("latin-1"))))
+                found.setdefault(
+                    (sig.name, version),
+                    Hit(
+                        sig.name,
+                        version,
+                        "signature",
+                        min(sig.confidence, 0.8),
+                        _printable(m.group(0)[:_DETAIL_MAX].decode("latin-1")),
+                    ),
+                )
         name = path.rsplit("/", 1)[-1]
         for sig in self.signatures:
             for rx in sig.filenames:
@@ -141,8 +160,13 @@ class Matcher:
                     version = sig.release_for_filename(captured)
                     key = (sig.name, version)
                     if key not in found:
-                        found[key] = Hit(sig.name, version, "filename", min(sig.confidence, 0.7),
-                                         _filename_detail(sig, name, captured, version))
+                        found[key] = Hit(
+                            sig.name,
+                            version,
+                            "filename",
+                            min(sig.confidence, 0.7),
+                            _filename_detail(sig, name, captured, version),
+                        )
         versioned = {n for n, v in found if v}
         return [h for (n, v), h in found.items() if v or n not in versioned]
 

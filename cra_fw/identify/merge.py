@@ -55,9 +55,13 @@ def _sig_for_package(rec: PackageRecord, sigset: SignatureSet) -> Signature | No
     return None
 
 
-def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[Detection],
-                     packages: list[PackageRecord],
-                     file_hashes: dict[tuple[str, str], tuple[str, str]] | None = None) -> list[Component]:
+def build_components(
+    ctx: ScanContext,
+    sigset: SignatureSet,
+    detections: list[Detection],
+    packages: list[PackageRecord],
+    file_hashes: dict[tuple[str, str], tuple[str, str]] | None = None,
+) -> list[Component]:
     """Merge every detection and package record into the final component list."""
     sigs = sigset.by_name()
     drafts: list[_Draft] = []
@@ -79,8 +83,9 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
         d = draft_for(name, rec.upstream_version, sig or sigs.get(name))
         d.version = rec.upstream_version  # the package DB's upstream version is authoritative
         d.packages.append(rec)
-        d.evidence.append(Evidence("package-db", 1.0, rec.db_path, rec.layer_id,
-                                   f"{rec.manager}: {rec.name} {rec.version}"))
+        d.evidence.append(
+            Evidence("package-db", 1.0, rec.db_path, rec.layer_id, f"{rec.manager}: {rec.name} {rec.version}")
+        )
         for p in rec.files:
             pkg_file_owner.setdefault((rec.layer_id, p), d)
             entry = ctx.lookup(rec.layer_id, p)
@@ -88,11 +93,15 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
                 # OpenWrt's hostapd-mini lists /usr/sbin/hostapd, a link to wpad-mini's /usr/sbin/wpad
                 entry = ctx.resolve(entry)
             if entry is not None and entry.kind == FileKind.ELF:
-                d.files.setdefault(f"{rec.layer_id}:{entry.path}",
-                                   (file_hashes or {}).get((rec.layer_id, entry.path), (entry.sha256, "")))
+                d.files.setdefault(
+                    f"{rec.layer_id}:{entry.path}",
+                    (file_hashes or {}).get((rec.layer_id, entry.path), (entry.sha256, "")),
+                )
 
     versionless = [det for det in detections if not det.hit.version]
-    for det in sorted((x for x in detections if x.hit.version), key=lambda x: _METHOD_RANK.get(x.hit.method, 9)):
+    for det in sorted(
+        (x for x in detections if x.hit.version), key=lambda x: _METHOD_RANK.get(x.hit.method, 9)
+    ):
         sig = sigs.get(det.hit.name)
         owner = pkg_file_owner.get((det.layer_id, det.path))
         if owner is not None and (owner.name == det.hit.name or owner.sig is None):
@@ -104,12 +113,16 @@ def build_components(ctx: ScanContext, sigset: SignatureSet, detections: list[De
                 d.version = det.hit.version  # e.g. a snapshot-dated package of a released program
         else:
             d = draft_for(det.hit.name, det.hit.version, sig)
-        d.evidence.append(Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail))
+        d.evidence.append(
+            Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail)
+        )
         d.files[f"{det.layer_id}:{det.path}"] = (det.sha256, det.sha512)
     for det in versionless:
         existing = [d for d in drafts if d.name == det.hit.name]
         d = existing[0] if existing else draft_for(det.hit.name, "", sigs.get(det.hit.name))
-        d.evidence.append(Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail))
+        d.evidence.append(
+            Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail)
+        )
         d.files.setdefault(f"{det.layer_id}:{det.path}", (det.sha256, det.sha512))
 
     _follow_binary_versions(drafts)
@@ -150,14 +163,17 @@ def _finish(d: _Draft) -> Component:
         hashes = {"SHA-256": d.files[main][0], "SHA-512": d.files[main][1]}
     purl = ""
     # the purl names the package that installed the identified file (libcrypt1, not libcrypt-dev)
-    rec = next((r for r in d.packages if any(f"{r.layer_id}:{p}" in d.files for p in r.files)),
-               d.packages[0] if d.packages else None)
+    rec = next(
+        (r for r in d.packages if any(f"{r.layer_id}:{p}" in d.files for p in r.files)),
+        d.packages[0] if d.packages else None,
+    )
     if rec is not None and rec.manager == "dpkg":
         quals = [f"arch={rec.arch}"] if rec.arch else []
         if rec.distro:
             quals.append(f"distro={rec.distro}")
-        purl = make_purl(f"pkg:deb/debian/{rec.name}@{{version}}" + ("?" + "&".join(quals) if quals else ""),
-                         rec.version)
+        purl = make_purl(
+            f"pkg:deb/debian/{rec.name}@{{version}}" + ("?" + "&".join(quals) if quals else ""), rec.version
+        )
     elif sig is not None:
         purl = sig.purl_for(d.version)
     elif rec is not None:
@@ -213,7 +229,9 @@ def build_dependencies(ctx: ScanContext, components: list[Component]) -> list[De
             for needed in entry.elf.needed:
                 for lib in by_soname.get((layer_id, needed), []):
                     target = ctx.resolve(lib) or lib
-                    for dep in owner.get(f"{layer_id}:{target.path}", set()) | owner.get(f"{layer_id}:{lib.path}", set()):
+                    for dep in owner.get(f"{layer_id}:{target.path}", set()) | owner.get(
+                        f"{layer_id}:{lib.path}", set()
+                    ):
                         if dep != c.key:
                             edges[c.key].add(dep)
     return [Dependency(ref, tuple(sorted(deps))) for ref, deps in sorted(edges.items())]

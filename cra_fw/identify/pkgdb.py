@@ -94,8 +94,11 @@ def parse_control_paragraphs(text: str) -> Iterator[dict[str, str]]:
 
 def _installed(para: dict[str, str]) -> bool:
     status = para.get("Status", "install ok installed")
-    return "installed" in status.split() and "not-installed" not in status.split() and (
-        "deinstall" not in status.split() or "installed" in status.split()[-1:])
+    return (
+        "installed" in status.split()
+        and "not-installed" not in status.split()
+        and ("deinstall" not in status.split() or "installed" in status.split()[-1:])
+    )
 
 
 def _os_release_values(text: str) -> dict[str, str]:
@@ -111,8 +114,16 @@ Reader = Callable[[FileEntry], bytes]
 
 
 # Where package databases and release markers live, relative to a system root.
-_DB_FILES = ("/var/lib/dpkg/status", "/usr/lib/opkg/status", "/var/lib/opkg/status", "/etc/os-release",
-             "/usr/lib/os-release", "/etc/openwrt_release", "/etc/buildroot_version", "/etc/br-version")
+_DB_FILES = (
+    "/var/lib/dpkg/status",
+    "/usr/lib/opkg/status",
+    "/var/lib/opkg/status",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+    "/etc/openwrt_release",
+    "/etc/buildroot_version",
+    "/etc/br-version",
+)
 _DB_DIRS = ("/var/lib/dpkg/status.d/", "/usr/lib/opkg/info/", "/var/lib/opkg/info/")
 _MAX_ROOT_DEPTH = 2  # "/rootfs" or "/rootfs-mipsel/fs": vendor tarballs wrap the tree in a folder
 
@@ -130,7 +141,7 @@ def split_root(path: str) -> tuple[str, str]:
                 return root, known
     for folder in _DB_DIRS:
         at = path.rfind(folder)
-        if at >= 0 and "/" not in path[at + len(folder):] and path[:at].count("/") <= _MAX_ROOT_DEPTH:
+        if at >= 0 and "/" not in path[at + len(folder) :] and path[:at].count("/") <= _MAX_ROOT_DEPTH:
             return path[:at], path[at:]
     return "", path
 
@@ -165,8 +176,9 @@ def read_package_dbs(files: list[FileEntry], read: Reader) -> list[PackageRecord
         elif path in ("/etc/buildroot_version", "/etc/br-version"):
             v = read(f)[:256].decode("utf-8", "replace").strip().split()
             if v:
-                out.append(PackageRecord("buildroot", v[0], "buildroot", f.layer_id, f.path,
-                                         kind="operating-system"))
+                out.append(
+                    PackageRecord("buildroot", v[0], "buildroot", f.layer_id, f.path, kind="operating-system")
+                )
     return _dedupe(out)
 
 
@@ -180,8 +192,11 @@ def _dedupe(records: list[PackageRecord]) -> list[PackageRecord]:
             continue
         keep, other = (rec, prev) if rec.files and not prev.files else (prev, rec)
         # OpenWrt's status file lacks Source/License; the package's .control file has them
-        gaps = {k: getattr(other, k) for k in ("source", "license", "maintainer")
-                if getattr(other, k) and not getattr(keep, k)}
+        gaps = {
+            k: getattr(other, k)
+            for k in ("source", "license", "maintainer")
+            if getattr(other, k) and not getattr(keep, k)
+        }
         seen[key] = dataclasses.replace(keep, **gaps) if gaps else keep
     return list(seen.values())
 
@@ -202,14 +217,27 @@ def _dpkg(f: FileEntry, root: str, read: Reader, by_path: dict, distro: str) -> 
                 break
         src = re.match(r"\s*(\S*)(?:\s+\(([^()\s]+)\))?", para.get("Source", ""))
         source, source_version = (src.group(1), src.group(2) or "") if src else ("", "")
-        out.append(PackageRecord(name, version, "dpkg", f.layer_id, f.path, arch=arch, source=source,
-                                 source_version=source_version,
-                                 maintainer=para.get("Maintainer", ""), files=listed, distro=distro))
+        out.append(
+            PackageRecord(
+                name,
+                version,
+                "dpkg",
+                f.layer_id,
+                f.path,
+                arch=arch,
+                source=source,
+                source_version=source_version,
+                maintainer=para.get("Maintainer", ""),
+                files=listed,
+                distro=distro,
+            )
+        )
     return out
 
 
-def _opkg_status(f: FileEntry, root: str, path: str, read: Reader, by_path: dict,
-                 control: bool = False) -> list[PackageRecord]:
+def _opkg_status(
+    f: FileEntry, root: str, path: str, read: Reader, by_path: dict, control: bool = False
+) -> list[PackageRecord]:
     out = []
     text = read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")
     base = root + ("/var/lib/opkg/info/" if path.startswith("/var/") else "/usr/lib/opkg/info/")
@@ -223,10 +251,20 @@ def _opkg_status(f: FileEntry, root: str, path: str, read: Reader, by_path: dict
             lines = read(lf)[:MAX_DB_BYTES].decode("utf-8", "replace").splitlines()
             # opkg lists "path" or "path\tmode..." per line
             listed = tuple(root + p.split("\t", 1)[0] for p in lines if p.startswith("/"))
-        out.append(PackageRecord(name, version, "opkg", f.layer_id, f.path,
-                                 arch=para.get("Architecture", ""), source=para.get("Source", ""),
-                                 license=para.get("License", ""), maintainer=para.get("Maintainer", ""),
-                                 files=listed))
+        out.append(
+            PackageRecord(
+                name,
+                version,
+                "opkg",
+                f.layer_id,
+                f.path,
+                arch=para.get("Architecture", ""),
+                source=para.get("Source", ""),
+                license=para.get("License", ""),
+                maintainer=para.get("Maintainer", ""),
+                files=listed,
+            )
+        )
     return out
 
 
@@ -239,8 +277,17 @@ def _os_release(f: FileEntry, read: Reader) -> list[PackageRecord]:
     manager = {"buildroot": "buildroot", "poky": "yocto"}.get(osid, "os-release")
     if vals.get("ID_LIKE", "").lower() == "poky" or "yocto" in vals.get("NAME", "").lower():
         manager = "yocto"
-    return [PackageRecord(osid, version, manager, f.layer_id, f.path, kind="operating-system",
-                          maintainer=vals.get("NAME", ""))]
+    return [
+        PackageRecord(
+            osid,
+            version,
+            manager,
+            f.layer_id,
+            f.path,
+            kind="operating-system",
+            maintainer=vals.get("NAME", ""),
+        )
+    ]
 
 
 def _openwrt_release(f: FileEntry, read: Reader) -> list[PackageRecord]:
@@ -249,5 +296,15 @@ def _openwrt_release(f: FileEntry, read: Reader) -> list[PackageRecord]:
     if not release:
         return []
     distro = vals.get("DISTRIB_ID", "OpenWrt").lower() or "openwrt"
-    return [PackageRecord(distro, release, "openwrt", f.layer_id, f.path, kind="operating-system",
-                          source=vals.get("DISTRIB_REVISION", ""), maintainer=vals.get("DISTRIB_ID", ""))]
+    return [
+        PackageRecord(
+            distro,
+            release,
+            "openwrt",
+            f.layer_id,
+            f.path,
+            kind="operating-system",
+            source=vals.get("DISTRIB_REVISION", ""),
+            maintainer=vals.get("DISTRIB_ID", ""),
+        )
+    ]

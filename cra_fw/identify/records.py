@@ -109,9 +109,14 @@ def make_purl(template: str, version: str) -> str:
     from packageurl import PackageURL
 
     base = PackageURL.from_string(template.replace("{version}", "0"))
-    return PackageURL(type=base.type, namespace=base.namespace, name=base.name,
-                      version=version or None, qualifiers=base.qualifiers,
-                      subpath=base.subpath).to_string()
+    return PackageURL(
+        type=base.type,
+        namespace=base.namespace,
+        name=base.name,
+        version=version or None,
+        qualifiers=base.qualifiers,
+        subpath=base.subpath,
+    ).to_string()
 
 
 def _cpe_escape(value: str) -> str:

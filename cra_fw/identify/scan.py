@@ -19,10 +19,30 @@ from cra_fw.records import FileEntry, FileKind, ImageInfo, LayerStatus
 
 MAX_FILE_BYTES = 96 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, worker start-up costs more than it saves
-SKIP_DIRS = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/",
-              "/usr/include/", "/usr/share/zoneinfo/", "/usr/share/i18n/")
-_KERNEL_NAMES = ("vmlinu*", "*zImage*", "*uImage*", "*bzImage*", "*kernel*", "*.lzma", "*u-boot*",
-                 "*uboot*", "*.itb", "*.fit", "*.img", "*.bin", "*.uncompressed")
+SKIP_DIRS = (
+    "/usr/share/doc/",
+    "/usr/share/man/",
+    "/usr/share/info/",
+    "/usr/share/locale/",
+    "/usr/include/",
+    "/usr/share/zoneinfo/",
+    "/usr/share/i18n/",
+)
+_KERNEL_NAMES = (
+    "vmlinu*",
+    "*zImage*",
+    "*uImage*",
+    "*bzImage*",
+    "*kernel*",
+    "*.lzma",
+    "*u-boot*",
+    "*uboot*",
+    "*.itb",
+    "*.fit",
+    "*.img",
+    "*.bin",
+    "*.uncompressed",
+)
 KERNEL_MIN = 256 * 1024
 BLOB_MIN = 16 * 1024
 
@@ -49,8 +69,10 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
             continue
         name = f.name.lower()
         kernel_like = f.kind == FileKind.KERNEL or (
-            f.kind in (FileKind.DATA, FileKind.ARCHIVE) and f.size >= KERNEL_MIN
-            and any(fnmatch.fnmatchcase(name, g) for g in _KERNEL_NAMES))
+            f.kind in (FileKind.DATA, FileKind.ARCHIVE)
+            and f.size >= KERNEL_MIN
+            and any(fnmatch.fnmatchcase(name, g) for g in _KERNEL_NAMES)
+        )
         if f.kind == FileKind.ELF:
             if name.endswith(".ko") or name.endswith(".o"):
                 continue
@@ -93,8 +115,9 @@ def _worker_init(sig_folder: str) -> None:
     _WORKER["matcher"] = Matcher(load_signatures(Path(sig_folder)))
 
 
-def _scan_one(matcher: Matcher, reader: ScanContext, index: int, entry: FileEntry,
-              kernel_like: bool) -> FileResult:
+def _scan_one(
+    matcher: Matcher, reader: ScanContext, index: int, entry: FileEntry, kernel_like: bool
+) -> FileResult:
     try:
         data = reader.read_bytes(entry, MAX_FILE_BYTES)
     except (OSError, MemoryError) as exc:
@@ -115,8 +138,9 @@ def _scan_batch(batch: list[tuple[int, FileEntry, bool]]) -> list[FileResult]:
     return [_scan_one(matcher, reader, i, e, k) for i, e, k in batch]
 
 
-def scan_files(ctx: ScanContext, sigset: SignatureSet, sig_folder: str, matcher: Matcher,
-               cache: HitCache) -> tuple[list[FileResult], dict[str, int]]:
+def scan_files(
+    ctx: ScanContext, sigset: SignatureSet, sig_folder: str, matcher: Matcher, cache: HitCache
+) -> tuple[list[FileResult], dict[str, int]]:
     """Results for every selected file; cached files are not read again."""
     selected = select(ctx, matcher)
     stats = {"files_selected": len(selected), "files_cached": 0, "bytes_read": 0}
@@ -142,8 +166,9 @@ def scan_files(ctx: ScanContext, sigset: SignatureSet, sig_folder: str, matcher:
             j = sizes.index(min(sizes))
             batches[j].append(item)
             sizes[j] += item[1].size
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                                 initargs=(sig_folder,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, initializer=_worker_init, initargs=(sig_folder,)
+        ) as pool:
             for part in pool.map(_scan_batch, [b for b in batches if b]):
                 fresh.extend(part)
     else:

@@ -25,8 +25,24 @@ from cra_fw.paths import signatures_dir
 KINDS = {"library", "application", "operating-system", "firmware", "framework"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.+_\-]*$")
 _CPE_VP = re.compile(r"^[a-z0-9_\-.!~]+:[a-z0-9_\-.+!~]+$")
-_KNOWN_KEYS = {"name", "kind", "cpe", "purl", "supplier", "licenses", "files", "sonames", "packages",
-               "confidence", "pattern", "filename", "filename_map", "vector", "negative", "note"}
+_KNOWN_KEYS = {
+    "name",
+    "kind",
+    "cpe",
+    "purl",
+    "supplier",
+    "licenses",
+    "files",
+    "sonames",
+    "packages",
+    "confidence",
+    "pattern",
+    "filename",
+    "filename_map",
+    "vector",
+    "negative",
+    "note",
+}
 _RELEASE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_~\-]*")
 
 
@@ -77,8 +93,9 @@ def default_signatures() -> SignatureSet:
 def load_signatures(folder: Path) -> SignatureSet:
     """Load every ``*.toml`` under ``folder``; raise SignatureDataError on the first bad file."""
     if not folder.is_dir():
-        raise SignatureDataError(f"signature folder {folder} not found: set CRA_FW_SIGNATURES "
-                                 "to the project's signatures/ folder")
+        raise SignatureDataError(
+            f"signature folder {folder} not found: set CRA_FW_SIGNATURES to the project's signatures/ folder"
+        )
     sigs: list[Signature] = []
     h = hashlib.sha256()
     seen: dict[str, str] = {}
@@ -122,7 +139,9 @@ def parse_signature(doc: dict, where: str) -> Signature:
     """Build one Signature from a parsed TOML document, validating every field."""
     unknown = set(doc) - _KNOWN_KEYS
     if unknown:
-        raise SignatureDataError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+        raise SignatureDataError(
+            f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}"
+        )
     name = _req_str(doc, "name", where)
     if not _NAME.match(name):
         raise SignatureDataError(f"{where}: name {name!r} must be lower-case letters, digits, . + _ -")
@@ -131,7 +150,9 @@ def parse_signature(doc: dict, where: str) -> Signature:
         raise SignatureDataError(f"{where}: kind {kind!r} must be one of {sorted(KINDS)}")
     cpe = _req_str(doc, "cpe", where, allow_empty=True)
     if cpe and not _CPE_VP.match(cpe):
-        raise SignatureDataError(f"{where}: cpe {cpe!r} must be 'vendor:product' in NVD's lower-case spelling")
+        raise SignatureDataError(
+            f"{where}: cpe {cpe!r} must be 'vendor:product' in NVD's lower-case spelling"
+        )
     purl = _req_str(doc, "purl", where)
     if not purl.startswith("pkg:") or "{version}" not in purl:
         raise SignatureDataError(f"{where}: purl {purl!r} must start with 'pkg:' and contain '{{version}}'")
@@ -141,7 +162,9 @@ def parse_signature(doc: dict, where: str) -> Signature:
     patterns = []
     raw_patterns = doc.get("pattern", [])
     if not isinstance(raw_patterns, list) or not (raw_patterns or doc.get("filename")):
-        raise SignatureDataError(f"{where}: at least one [[pattern]] (anchor, regex) or filename regex is required")
+        raise SignatureDataError(
+            f"{where}: at least one [[pattern]] (anchor, regex) or filename regex is required"
+        )
     for i, p in enumerate(raw_patterns):
         pw = f"{where}: pattern {i + 1}"
         unknown_p = set(p) - {"anchor", "regex", "before", "after", "version", "static_only", "versionless"}
@@ -151,24 +174,34 @@ def parse_signature(doc: dict, where: str) -> Signature:
         if p.get("versionless", False):
             # identity without a release (e.g. only a symbol version set): listed, never given a version
             if p["versionless"] is not True or len(anchor) < 4 or {"regex", "version"} & set(p):
-                raise SignatureDataError(f"{pw}: a versionless pattern has an anchor of 4+ characters, "
-                                         "'versionless = true' and no regex or version")
+                raise SignatureDataError(
+                    f"{pw}: a versionless pattern has an anchor of 4+ characters, "
+                    "'versionless = true' and no regex or version"
+                )
             if not doc.get("files"):
                 raise SignatureDataError(f"{pw}: a versionless pattern must be restricted with 'files' globs")
-            patterns.append(Pattern(_bytes(anchor), None, versionless=True,
-                                    static_only=bool(p.get("static_only", False))))
+            patterns.append(
+                Pattern(_bytes(anchor), None, versionless=True, static_only=bool(p.get("static_only", False)))
+            )
             continue
         fixed = p.get("version", "")
         if fixed:
             if not isinstance(fixed, str) or not anchor or "regex" in p:
-                raise SignatureDataError(f"{pw}: a marker pattern has an anchor and a version string, no regex")
-            patterns.append(Pattern(_bytes(anchor), None, fixed_version=fixed,
-                                    static_only=bool(p.get("static_only", False))))
+                raise SignatureDataError(
+                    f"{pw}: a marker pattern has an anchor and a version string, no regex"
+                )
+            patterns.append(
+                Pattern(
+                    _bytes(anchor), None, fixed_version=fixed, static_only=bool(p.get("static_only", False))
+                )
+            )
             continue
         regex_text = _req_str(p, "regex", pw)
         if not anchor and not doc.get("files"):
-            raise SignatureDataError(f"{pw}: a pattern without anchor is searched in whole files, so the "
-                                     "signature must restrict them with 'files' globs")
+            raise SignatureDataError(
+                f"{pw}: a pattern without anchor is searched in whole files, so the "
+                "signature must restrict them with 'files' globs"
+            )
         try:
             regex = re.compile(_bytes(regex_text), re.DOTALL)
         except (re.error, UnicodeEncodeError) as exc:
@@ -178,10 +211,13 @@ def parse_signature(doc: dict, where: str) -> Signature:
         if anchor and len(anchor) < 4:
             raise SignatureDataError(f"{pw}: anchor {anchor!r} is too short (4 characters at least)")
         before, after = p.get("before", 0), p.get("after", 200)
-        if not (isinstance(before, int) and isinstance(after, int) and 0 <= before <= 4096 and 0 <= after <= 4096):
+        if not (
+            isinstance(before, int) and isinstance(after, int) and 0 <= before <= 4096 and 0 <= after <= 4096
+        ):
             raise SignatureDataError(f"{pw}: before/after must be integers in 0..4096")
-        patterns.append(Pattern(_bytes(anchor), regex, before, after,
-                                static_only=bool(p.get("static_only", False))))
+        patterns.append(
+            Pattern(_bytes(anchor), regex, before, after, static_only=bool(p.get("static_only", False)))
+        )
 
     filenames = []
     for i, text in enumerate(_str_list(doc, "filename", where)):
@@ -234,15 +270,20 @@ def _filename_map(doc: dict, where: str, has_filenames: bool) -> tuple[tuple[str
         return ()
     table = doc["filename_map"]
     if not isinstance(table, dict) or not table:
-        raise SignatureDataError(f"{where}: filename_map must be a non-empty table of \"captured value\" = \"release\"")
+        raise SignatureDataError(
+            f'{where}: filename_map must be a non-empty table of "captured value" = "release"'
+        )
     if not has_filenames:
-        raise SignatureDataError(f"{where}: filename_map maps what a 'filename' regex captures; add the regex")
+        raise SignatureDataError(
+            f"{where}: filename_map maps what a 'filename' regex captures; add the regex"
+        )
     out = []
     for key, release in table.items():
         if not isinstance(release, str) or not _RELEASE.fullmatch(release) or not key.strip():
             raise SignatureDataError(
                 f"{where}: filename_map entry {key!r} = {release!r}: the release must be a version string "
-                "(quote keys that contain dots: \"6.18.3\" = \"2.12.1\")")
+                '(quote keys that contain dots: "6.18.3" = "2.12.1")'
+            )
         out.append((key, release))
     return tuple(out)
 

@@ -67,11 +67,19 @@ def _entry(layer: Layer, root: Path, abs_path: str, cache: _ElfCache) -> FileEnt
             target = display_path(os.readlink(abs_path))
         except OSError:
             target = ""
-        return FileEntry(layer_id=layer.id, path=path, kind=FileKind.SYMLINK, size=0, mode=mode,
-                         link_target=target, abs_path=abs_path)
+        return FileEntry(
+            layer_id=layer.id,
+            path=path,
+            kind=FileKind.SYMLINK,
+            size=0,
+            mode=mode,
+            link_target=target,
+            abs_path=abs_path,
+        )
     if stat.S_ISDIR(mode):
-        return FileEntry(layer_id=layer.id, path=path, kind=FileKind.DIRECTORY, size=0, mode=mode,
-                         abs_path=abs_path)
+        return FileEntry(
+            layer_id=layer.id, path=path, kind=FileKind.DIRECTORY, size=0, mode=mode, abs_path=abs_path
+        )
     if not stat.S_ISREG(mode):
         return None
     digest = hashlib.sha256()
@@ -88,15 +96,31 @@ def _entry(layer: Layer, root: Path, abs_path: str, cache: _ElfCache) -> FileEnt
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(block)
     except OSError:
-        return FileEntry(layer_id=layer.id, path=path, kind=FileKind.DATA, size=st.st_size, mode=mode,
-                         abs_path=abs_path, mime_hint="unreadable")
+        return FileEntry(
+            layer_id=layer.id,
+            path=path,
+            kind=FileKind.DATA,
+            size=st.st_size,
+            mode=mode,
+            abs_path=abs_path,
+            mime_hint="unreadable",
+        )
     sha = digest.hexdigest()
     kind, hint = classify(path, head, layer)
     elf = None
     if kind == FileKind.ELF:
         elf = cache.get(sha, head) if st.st_size <= READ_WHOLE else _elf_mapped(abs_path, sha, cache)
-    return FileEntry(layer_id=layer.id, path=path, kind=kind, size=st.st_size, mode=mode, sha256=sha,
-                     elf=elf, mime_hint=hint, abs_path=abs_path)
+    return FileEntry(
+        layer_id=layer.id,
+        path=path,
+        kind=kind,
+        size=st.st_size,
+        mode=mode,
+        sha256=sha,
+        elf=elf,
+        mime_hint=hint,
+        abs_path=abs_path,
+    )
 
 
 def _elf_mapped(abs_path: str, sha: str, cache: _ElfCache) -> ElfInfo | None:
@@ -137,8 +161,16 @@ def build_inventory(
                 if entry is not None:
                     entries.append(entry)
             for sp in specials.get(layer.id, ()):
-                entries.append(FileEntry(layer_id=layer.id, path=display_path(sp.path), kind=FileKind.DEVICE,
-                                         size=0, mode=sp.mode, mime_hint=f"rdev={sp.rdev}"))
+                entries.append(
+                    FileEntry(
+                        layer_id=layer.id,
+                        path=display_path(sp.path),
+                        kind=FileKind.DEVICE,
+                        size=0,
+                        mode=sp.mode,
+                        mime_hint=f"rdev={sp.rdev}",
+                    )
+                )
             if progress:
                 progress(f"[{layer.id}] inventory: {len(paths)} entries")
     entries.sort(key=lambda e: (int(e.layer_id[1:]), e.path))

@@ -8,12 +8,52 @@ from cra_fw.records import FileKind, Layer
 from cra_fw.unpack.sniff import HEAD_MAGICS
 
 SCRIPT_EXT = {".sh", ".lua", ".py", ".pl", ".cgi", ".php", ".js", ".rb", ".tcl", ".awk"}
-CONFIG_EXT = {".conf", ".cfg", ".ini", ".json", ".xml", ".yaml", ".yml", ".toml", ".rules", ".cnf",
-              ".service", ".socket", ".timer", ".network", ".properties", ".list"}
-CONFIG_NAMES = {"passwd", "shadow", "group", "gshadow", "inittab", "fstab", "hosts", "hostname",
-                "profile", "services", "protocols", "resolv.conf", "securetty", "shells",
-                "openwrt_release", "os-release", "banner", "crontab", "htpasswd", ".htpasswd",
-                "smbpasswd", "sudoers", "issue", "motd", "nsswitch.conf", "ethers"}
+CONFIG_EXT = {
+    ".conf",
+    ".cfg",
+    ".ini",
+    ".json",
+    ".xml",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".rules",
+    ".cnf",
+    ".service",
+    ".socket",
+    ".timer",
+    ".network",
+    ".properties",
+    ".list",
+}
+CONFIG_NAMES = {
+    "passwd",
+    "shadow",
+    "group",
+    "gshadow",
+    "inittab",
+    "fstab",
+    "hosts",
+    "hostname",
+    "profile",
+    "services",
+    "protocols",
+    "resolv.conf",
+    "securetty",
+    "shells",
+    "openwrt_release",
+    "os-release",
+    "banner",
+    "crontab",
+    "htpasswd",
+    ".htpasswd",
+    "smbpasswd",
+    "sudoers",
+    "issue",
+    "motd",
+    "nsswitch.conf",
+    "ethers",
+}
 CERT_EXT = {".crt", ".cer", ".der", ".pem"}
 KEY_EXT = {".key", ".p12", ".pfx", ".jks"}
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "zimage", "bzimage", "uimage", "image", "kernel")
@@ -69,11 +109,13 @@ def classify(path: str, head: bytes, layer: Layer) -> tuple[FileKind, str]:
     if ext in KEY_EXT:
         return FileKind.KEY, ext[1:]
     for offset, magic in HEAD_MAGICS:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return FileKind.ARCHIVE, magic.hex()
     if _is_text(head):
         if head.startswith(b"#!") or ext in SCRIPT_EXT or "/init.d/" in path or "/rc.d/" in path:
-            return FileKind.SCRIPT, head[2:80].split(b"\n", 1)[0].strip().decode("utf-8", "replace") if head.startswith(b"#!") else ""
+            return FileKind.SCRIPT, head[2:80].split(b"\n", 1)[0].strip().decode(
+                "utf-8", "replace"
+            ) if head.startswith(b"#!") else ""
         if ext in CONFIG_EXT or name in CONFIG_NAMES or path.startswith("/etc/") or "/etc/" in path:
             return FileKind.CONFIG, ""
         return FileKind.DATA, "text"

@@ -17,9 +17,26 @@ import struct
 from cra_fw.records import ElfInfo
 
 MACHINES = {
-    40: "arm", 183: "aarch64", 8: "mips", 10: "mips", 3: "x86", 62: "x86_64", 20: "powerpc",
-    21: "powerpc64", 243: "riscv", 42: "sh", 2: "sparc", 43: "sparc64", 22: "s390", 93: "arc",
-    195: "arc", 94: "xtensa", 4: "m68k", 258: "loongarch", 189: "microblaze", 113: "nios2",
+    40: "arm",
+    183: "aarch64",
+    8: "mips",
+    10: "mips",
+    3: "x86",
+    62: "x86_64",
+    20: "powerpc",
+    21: "powerpc64",
+    243: "riscv",
+    42: "sh",
+    2: "sparc",
+    43: "sparc64",
+    22: "s390",
+    93: "arc",
+    195: "arc",
+    94: "xtensa",
+    4: "m68k",
+    258: "loongarch",
+    189: "microblaze",
+    113: "nios2",
 }
 TYPES = {0: "NONE", 1: "REL", 2: "EXEC", 3: "DYN", 4: "CORE"}
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
@@ -33,7 +50,12 @@ SHT_SYMTAB, SHT_DYNSYM = 2, 11
 MAX_ENTRIES = 200_000
 _CHK = re.compile(rb"\x00(__[a-z0-9_]+_chk)\x00")
 _CANARY = (b"__stack_chk_fail", b"__stack_chk_fail_local", b"__intel_security_cookie")
-_CANARY_IMPORTS = {"__stack_chk_fail", "__stack_chk_fail_local", "__stack_chk_guard", "__intel_security_cookie"}
+_CANARY_IMPORTS = {
+    "__stack_chk_fail",
+    "__stack_chk_fail_local",
+    "__stack_chk_guard",
+    "__intel_security_cookie",
+}
 _NOT_FORTIFY = ("__stack_chk", "__cxa_chk")
 
 
@@ -59,7 +81,7 @@ class _Reader:
         if offset < 0 or offset >= len(self.data):
             return ""
         end = self.data.find(b"\0", offset, offset + limit)
-        raw = self.data[offset:end if end != -1 else offset + limit]
+        raw = self.data[offset : end if end != -1 else offset + limit]
         return raw.decode("utf-8", "replace")
 
 
@@ -78,17 +100,49 @@ def _header_only(data: bytes) -> ElfInfo:
     endian = "big" if data[5] == 2 else "little"
     machine = int.from_bytes(data[18:20], endian)
     etype = int.from_bytes(data[16:18], endian)
-    return ElfInfo(arch=MACHINES.get(machine, f"em{machine}"), bits=bits, endian=endian,
-                   elf_type=TYPES.get(etype, "?"), static=False, flags="malformed")
+    return ElfInfo(
+        arch=MACHINES.get(machine, f"em{machine}"),
+        bits=bits,
+        endian=endian,
+        elf_type=TYPES.get(etype, "?"),
+        static=False,
+        flags="malformed",
+    )
 
 
 def _read(r: _Reader) -> ElfInfo:
     if r.is64:
-        (etype, machine, _ver, _entry, phoff, shoff, eflags, _ehsize, phentsize, phnum, shentsize, shnum,
-         shstrndx) = r.unpack("HHIQQQIHHHHHH", 16)
+        (
+            etype,
+            machine,
+            _ver,
+            _entry,
+            phoff,
+            shoff,
+            eflags,
+            _ehsize,
+            phentsize,
+            phnum,
+            shentsize,
+            shnum,
+            shstrndx,
+        ) = r.unpack("HHIQQQIHHHHHH", 16)
     else:
-        (etype, machine, _ver, _entry, phoff, shoff, eflags, _ehsize, phentsize, phnum, shentsize, shnum,
-         shstrndx) = r.unpack("HHIIIIIHHHHHH", 16)
+        (
+            etype,
+            machine,
+            _ver,
+            _entry,
+            phoff,
+            shoff,
+            eflags,
+            _ehsize,
+            phentsize,
+            phnum,
+            shentsize,
+            shnum,
+            shstrndx,
+        ) = r.unpack("HHIIIIIHHHHHH", 16)
     segments = _segments(r, phoff, phentsize, min(phnum, 4096))
     loads = [s for s in segments if s[0] == PT_LOAD]
     interpreter = ""
@@ -134,7 +188,7 @@ def _read(r: _Reader) -> ElfInfo:
             if 0 <= link < len(sections):
                 str_off, str_size = sections[link][2], sections[link][3]
                 if 0 <= str_off and str_off + str_size <= len(r.data):
-                    symtab_names = b"\0" + r.data[str_off:str_off + str_size] + b"\0"
+                    symtab_names = b"\0" + r.data[str_off : str_off + str_size] + b"\0"
 
     kind = TYPES.get(etype, "?")
     is_dynamic = bool(interpreter) or bool(needed)
@@ -143,8 +197,11 @@ def _read(r: _Reader) -> ElfInfo:
     if is_dynamic or (kind == "DYN" and not static):
         # imported only: ld.so on ARM *defines* __stack_chk_guard without using a canary itself
         stack_chk = bool(imported & _CANARY_IMPORTS)
-        fortify = sorted(n for n in imported if n.startswith("__") and n.endswith("_chk")
-                         and not n.startswith(_NOT_FORTIFY))
+        fortify = sorted(
+            n
+            for n in imported
+            if n.startswith("__") and n.endswith("_chk") and not n.startswith(_NOT_FORTIFY)
+        )
     else:
         stack_chk = any(b"\0" + n + b"\0" in symtab_names for n in _CANARY)
         fortify = sorted({m.decode() for m in _CHK.findall(symtab_names)})
@@ -156,11 +213,26 @@ def _read(r: _Reader) -> ElfInfo:
     elif arch == "mips":
         flags = f"0x{eflags:08x}"
     return ElfInfo(
-        arch=arch, bits=64 if r.is64 else 32, endian="big" if r.e == ">" else "little",
-        elf_type=kind, static=static, interpreter=interpreter, soname=soname,
-        needed=needed, rpath=rpath, runpath=runpath, gnu_stack=gnu_stack, exec_stack=exec_stack,
-        gnu_relro=gnu_relro, bind_now=bind_now, pie_flag=pie_flag, stack_chk=stack_chk,
-        fortify_funcs=tuple(fortify[:64]), has_symtab=has_symtab, stripped=not has_symtab, flags=flags,
+        arch=arch,
+        bits=64 if r.is64 else 32,
+        endian="big" if r.e == ">" else "little",
+        elf_type=kind,
+        static=static,
+        interpreter=interpreter,
+        soname=soname,
+        needed=needed,
+        rpath=rpath,
+        runpath=runpath,
+        gnu_stack=gnu_stack,
+        exec_stack=exec_stack,
+        gnu_relro=gnu_relro,
+        bind_now=bind_now,
+        pie_flag=pie_flag,
+        stack_chk=stack_chk,
+        fortify_funcs=tuple(fortify[:64]),
+        has_symtab=has_symtab,
+        stripped=not has_symtab,
+        flags=flags,
     )
 
 
@@ -181,8 +253,9 @@ def _segments(r: _Reader, phoff: int, phentsize: int, phnum: int) -> list[tuple[
     return out
 
 
-def _sections(r: _Reader, shoff: int, shentsize: int, shnum: int,
-              shstrndx: int) -> list[tuple[str, int, int, int, int]]:
+def _sections(
+    r: _Reader, shoff: int, shentsize: int, shnum: int, shstrndx: int
+) -> list[tuple[str, int, int, int, int]]:
     raw = []
     if not shoff or shentsize < (64 if r.is64 else 40):
         return []
@@ -197,8 +270,10 @@ def _sections(r: _Reader, shoff: int, shentsize: int, shnum: int,
             break
         raw.append((name, sh_type, offset, size, link))
     names_off = raw[shstrndx][2] if 0 <= shstrndx < len(raw) else None
-    return [(r.cstr(names_off + n, 256) if names_off is not None else "", t, o, s, link)
-            for n, t, o, s, link in raw]
+    return [
+        (r.cstr(names_off + n, 256) if names_off is not None else "", t, o, s, link)
+        for n, t, o, s, link in raw
+    ]
 
 
 def _dynamic_tags(r: _Reader, offset: int, size: int) -> list[tuple[int, int]]:
@@ -253,8 +328,9 @@ def _symbol_count(r: _Reader, first: dict, loads: list, sections: list, symtab_o
     return 0
 
 
-def _imported_symbols(r: _Reader, first: dict, loads: list, strtab_off: int | None,
-                      sections: list) -> set[str]:
+def _imported_symbols(
+    r: _Reader, first: dict, loads: list, strtab_off: int | None, sections: list
+) -> set[str]:
     """Names of undefined dynamic symbols: what the object takes from others."""
     imported: set[str] = set()
     if DT_SYMTAB not in first or strtab_off is None:

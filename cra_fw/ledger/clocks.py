@@ -123,8 +123,9 @@ def due_times(aware_at: datetime, fix_available_at: datetime | None) -> dict[Sta
     }
 
 
-def clocks(aware_at: datetime, fix_available_at: datetime | None,
-           filed: dict[Stage, datetime] | None = None) -> tuple[Clock, ...]:
+def clocks(
+    aware_at: datetime, fix_available_at: datetime | None, filed: dict[Stage, datetime] | None = None
+) -> tuple[Clock, ...]:
     """The clocks of one case, given its filings so far."""
     filed = filed or {}
     dues = due_times(aware_at, fix_available_at)

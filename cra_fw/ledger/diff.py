@@ -39,8 +39,17 @@ class ReleaseDiff:
 
     @property
     def empty(self) -> bool:
-        return not any((self.components_added, self.components_removed, self.components_changed,
-                        self.vulns_fixed, self.vulns_introduced, self.findings_fixed, self.findings_introduced))
+        return not any(
+            (
+                self.components_added,
+                self.components_removed,
+                self.components_changed,
+                self.vulns_fixed,
+                self.vulns_introduced,
+                self.findings_fixed,
+                self.findings_introduced,
+            )
+        )
 
 
 def _newer(a: str, b: str) -> bool:
@@ -81,8 +90,8 @@ def diff_releases(db: sqlite_utils.Database, old: Release, new: Release) -> Rele
             # the common case: one version replaced by another
             for before, after in zip(gone, came, strict=False):
                 changed.append(VersionChange(a[before].name, before, after, _newer(before, after)))
-            removed.extend(a[v] for v in gone[len(came):])
-            added.extend(b[v] for v in came[len(gone):])
+            removed.extend(a[v] for v in gone[len(came) :])
+            added.extend(b[v] for v in came[len(gone) :])
 
     def vkey(v: StoredVuln) -> tuple[str, str]:
         return (v.advisory_id, v.component.name)
@@ -92,8 +101,11 @@ def diff_releases(db: sqlite_utils.Database, old: Release, new: Release) -> Rele
     finds_old = {f.key: f for f in release_findings(db, old.id)}
     finds_new = {f.key: f for f in release_findings(db, new.id)}
     return ReleaseDiff(
-        old=old, new=new,
-        components_added=tuple(added), components_removed=tuple(removed), components_changed=tuple(changed),
+        old=old,
+        new=new,
+        components_added=tuple(added),
+        components_removed=tuple(removed),
+        components_changed=tuple(changed),
         vulns_fixed=tuple(vulns_old[k] for k in sorted(set(vulns_old) - set(vulns_new))),
         vulns_introduced=tuple(vulns_new[k] for k in sorted(set(vulns_new) - set(vulns_old))),
         findings_fixed=tuple(finds_old[k] for k in sorted(set(finds_old) - set(finds_new))),

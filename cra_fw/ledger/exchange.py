@@ -26,7 +26,9 @@ def _columns(db: sqlite_utils.Database, table: str) -> list[str]:
 
 
 def _order(db: sqlite_utils.Database, table: str) -> str:
-    pk = [row[1] for row in sorted(db.conn.execute(f"PRAGMA table_info({table})"), key=lambda r: r[5]) if row[5]]
+    pk = [
+        row[1] for row in sorted(db.conn.execute(f"PRAGMA table_info({table})"), key=lambda r: r[5]) if row[5]
+    ]
     return ", ".join(pk) if pk else "rowid"
 
 
@@ -35,7 +37,9 @@ def export_ledger(db: sqlite_utils.Database) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     for table in TABLES:
         cols = _columns(db, table)
-        rows = db.conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {_order(db, table)}").fetchall()
+        rows = db.conn.execute(
+            f"SELECT {', '.join(cols)} FROM {table} ORDER BY {_order(db, table)}"
+        ).fetchall()
         tables[table] = {"columns": cols, "rows": [list(r) for r in rows]}
     return {"format": FORMAT, "schema_version": schema_versions(db).get(NAMESPACE, 0), "tables": tables}
 
@@ -61,13 +65,17 @@ def import_ledger(db: sqlite_utils.Database, doc: Any, *, replace: bool = False)
         raise LedgerError("not a cra-fw ledger export (made by `cra-fw export`)")
     current = schema_versions(db).get(NAMESPACE, 0)
     if doc.get("schema_version") != current:
-        raise LedgerError(f"the export has ledger schema {doc.get('schema_version')}, this cra-fw has {current}; "
-                          "import it with the cra-fw version that exported it, then export again")
+        raise LedgerError(
+            f"the export has ledger schema {doc.get('schema_version')}, this cra-fw has {current}; "
+            "import it with the cra-fw version that exported it, then export again"
+        )
     counts: dict[str, int] = {}
     with transaction(db):
         if not is_empty(db):
             if not replace:
-                raise LedgerError("the ledger is not empty; pass --replace to overwrite it, or use another --db")
+                raise LedgerError(
+                    "the ledger is not empty; pass --replace to overwrite it, or use another --db"
+                )
             for table in reversed(TABLES):
                 db.conn.execute(f"DELETE FROM {table}")
         for table in TABLES:
@@ -75,10 +83,14 @@ def import_ledger(db: sqlite_utils.Database, doc: Any, *, replace: bool = False)
             cols = part.get("columns") or []
             known = set(_columns(db, table))
             if not isinstance(cols, list) or not set(cols) <= known:
-                raise LedgerError(f"export table {table} has unknown columns; the file was edited or is damaged")
+                raise LedgerError(
+                    f"export table {table} has unknown columns; the file was edited or is damaged"
+                )
             rows = part.get("rows") or []
             if any(not isinstance(r, list) or len(r) != len(cols) for r in rows):
-                raise LedgerError(f"export table {table} has malformed rows; the file was edited or is damaged")
+                raise LedgerError(
+                    f"export table {table} has malformed rows; the file was edited or is damaged"
+                )
             if rows:
                 marks = ",".join("?" * len(cols))
                 try:

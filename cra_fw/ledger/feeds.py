@@ -92,7 +92,8 @@ def _matcher(db: sqlite_utils.Database) -> Callable[[Component], list]:
         matcher = matcher_cls(db)
         return lambda component: matcher.match([component])
     func = getattr(_module("cra_fw.vulns"), "match_components", None) or getattr(
-        match_mod, "match_components", None)
+        match_mod, "match_components", None
+    )
     if func is None:
         raise ImportError("cra_fw.vulns.match_components")
     return lambda component: func([component], db)

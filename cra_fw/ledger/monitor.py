@@ -60,46 +60,62 @@ def _labels(db: sqlite_utils.Database, component_id: int) -> tuple[str, ...]:
     rows = db.conn.execute(
         "SELECT p.name || '@' || r.version FROM release_components rc JOIN releases r ON r.id = rc.release_id "
         "JOIN products p ON p.id = r.product_id WHERE rc.component_id = ? ORDER BY p.name, r.released_at, r.id "
-        f"LIMIT {_LABELS}", (component_id,)).fetchall()
+        f"LIMIT {_LABELS}",
+        (component_id,),
+    ).fetchall()
     return tuple(r[0] for r in rows)
 
 
 def _release_counts(db: sqlite_utils.Database, component_ids: list[int]) -> dict[int, int]:
     counts: dict[int, int] = {}
     for start in range(0, len(component_ids), 500):
-        chunk = component_ids[start:start + 500]
+        chunk = component_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        counts.update(db.conn.execute(
-            f"SELECT component_id, COUNT(*) FROM release_components WHERE component_id IN ({marks}) "
-            "GROUP BY component_id", chunk).fetchall())
+        counts.update(
+            db.conn.execute(
+                f"SELECT component_id, COUNT(*) FROM release_components WHERE component_id IN ({marks}) "
+                "GROUP BY component_id",
+                chunk,
+            ).fetchall()
+        )
     return counts
 
 
 def run_monitor(db: sqlite_utils.Database, now: datetime) -> MonitorResult:
     """Re-match all recorded components, store what changed, open cases for exploited ones."""
     if not feeds.available(db):
-        raise LedgerError("no vulnerability feeds in this database: import them first "
-                          "(`cra-fw db import FILE`), then run `cra-fw monitor` again")
+        raise LedgerError(
+            "no vulnerability feeds in this database: import them first "
+            "(`cra-fw db import FILE`), then run `cra-fw monitor` again"
+        )
     conn = db.conn
-    components = [_component_row(r) for r in conn.execute(
-        f"SELECT {_COMPONENT_COLS} FROM components c WHERE EXISTS "
-        "(SELECT 1 FROM release_components rc WHERE rc.component_id = c.id) ORDER BY c.id")]
+    components = [
+        _component_row(r)
+        for r in conn.execute(
+            f"SELECT {_COMPONENT_COLS} FROM components c WHERE EXISTS "
+            "(SELECT 1 FROM release_components rc WHERE rc.component_id = c.id) ORDER BY c.id"
+        )
+    ]
     old: dict[int, dict[str, tuple]] = {}
     for cid, adv, sev, kev, kev_date, fixed, summary, score in conn.execute(
-            "SELECT component_id, advisory_id, severity, kev, kev_date_added, fixed_version, summary, cvss_score "
-            "FROM component_vulns"):
+        "SELECT component_id, advisory_id, severity, kev, kev_date_added, fixed_version, summary, cvss_score "
+        "FROM component_vulns"
+    ):
         old.setdefault(cid, {})[adv] = (sev, bool(kev), kev_date, fixed, summary, score)
     new: dict[int, list[feeds.Match]] = {}
-    for comp, matches in zip(components, feeds.match_each((c.to_component() for c in components), db),
-                             strict=True):
+    for comp, matches in zip(
+        components, feeds.match_each((c.to_component() for c in components), db), strict=True
+    ):
         new[comp.id] = matches
     by_id = {c.id: c for c in components}
     raw_changes: list[tuple[str, str, int, str, bool]] = []
     rewrite: list[int] = []
     for cid, matches in new.items():
         before = old.get(cid, {})
-        after = {m.advisory_id: (m.severity, m.kev, m.kev_date_added, m.fixed_version, m.summary, m.cvss_score)
-                 for m in matches}
+        after = {
+            m.advisory_id: (m.severity, m.kev, m.kev_date_added, m.fixed_version, m.summary, m.cvss_score)
+            for m in matches
+        }
         if before == after:
             continue
         rewrite.append(cid)
@@ -120,19 +136,35 @@ def run_monitor(db: sqlite_utils.Database, now: datetime) -> MonitorResult:
         cur = conn.execute(
             "INSERT INTO monitor_runs (run_at, feed_ages, components_matched, added, removed, cases_opened) "
             "VALUES (?,?,?,?,?,0)",
-            (stamp, json.dumps(ages, sort_keys=True), len(components),
-             sum(1 for c in raw_changes if c[0] != GONE), sum(1 for c in raw_changes if c[0] == GONE)))
+            (
+                stamp,
+                json.dumps(ages, sort_keys=True),
+                len(components),
+                sum(1 for c in raw_changes if c[0] != GONE),
+                sum(1 for c in raw_changes if c[0] == GONE),
+            ),
+        )
         run_id = int(cur.lastrowid)
         conn.executemany(
             "INSERT OR IGNORE INTO monitor_changes (run_id, kind, advisory_id, component_id, releases) "
-            "VALUES (?,?,?,?,?)", [(run_id, k, adv, cid, counts.get(cid, 0)) for k, adv, cid, _s, _k in raw_changes])
+            "VALUES (?,?,?,?,?)",
+            [(run_id, k, adv, cid, counts.get(cid, 0)) for k, adv, cid, _s, _k in raw_changes],
+        )
         opened = sync_cases(db, now)
         fixed = detect_fixes(db, now)
         conn.execute("UPDATE monitor_runs SET cases_opened = ? WHERE id = ?", (len(opened), run_id))
     order = {NOW_EXPLOITED: 0, NEW: 1, GONE: 2}
     raw_changes.sort(key=lambda c: (order[c[0]], not c[4], c[1], by_id[c[2]].key))
     changes = tuple(
-        Change(kind, adv, by_id[cid].key, sev, kev, counts.get(cid, 0),
-               _labels(db, cid) if i < LABELLED_CHANGES else ())
-        for i, (kind, adv, cid, sev, kev) in enumerate(raw_changes))
+        Change(
+            kind,
+            adv,
+            by_id[cid].key,
+            sev,
+            kev,
+            counts.get(cid, 0),
+            _labels(db, cid) if i < LABELLED_CHANGES else (),
+        )
+        for i, (kind, adv, cid, sev, kev) in enumerate(raw_changes)
+    )
     return MonitorResult(run_id, stamp, len(components), changes, tuple(opened), tuple(fixed), ages)

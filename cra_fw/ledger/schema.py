@@ -23,7 +23,8 @@ def _run(db: sqlite_utils.Database, script: str) -> None:
 
 def _v1(db: sqlite_utils.Database) -> None:
     """Products, releases, scans, SBOM, findings, matches, support periods, cases, filings."""
-    _run(db,
+    _run(
+        db,
         """
         CREATE TABLE products (
             id INTEGER PRIMARY KEY,
@@ -125,13 +126,14 @@ def _v1(db: sqlite_utils.Database) -> None:
             note TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (case_id, stage)
         );
-        """
+        """,
     )
 
 
 def _v2(db: sqlite_utils.Database) -> None:
     """What a case is about (kept on the case, so drafts survive feed changes); monitor history."""
-    _run(db,
+    _run(
+        db,
         """
         ALTER TABLE cases ADD COLUMN severity TEXT NOT NULL DEFAULT '';
         ALTER TABLE cases ADD COLUMN summary TEXT NOT NULL DEFAULT '';
@@ -154,13 +156,14 @@ def _v2(db: sqlite_utils.Database) -> None:
             releases INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (run_id, kind, advisory_id, component_id)
         );
-        """
+        """,
     )
 
 
 def _v3(db: sqlite_utils.Database) -> None:
     """Indexes that keep monitor and cases fast on large ledgers."""
-    _run(db,
+    _run(
+        db,
         """
         CREATE INDEX idx_release_components_component ON release_components(component_id);
         CREATE INDEX idx_releases_product ON releases(product_id);
@@ -168,7 +171,7 @@ def _v3(db: sqlite_utils.Database) -> None:
         CREATE INDEX idx_component_vulns_kev ON component_vulns(kev) WHERE kev = 1;
         CREATE INDEX idx_cases_status ON cases(status);
         CREATE INDEX idx_scans_release ON scans(release_id);
-        """
+        """,
     )
 
 
@@ -177,8 +180,18 @@ VERSION = len(STEPS)
 
 # Tables in the order an import must fill them (parents first).
 TABLES = (
-    "products", "releases", "scans", "components", "release_components", "release_findings",
-    "component_vulns", "support_periods", "cases", "case_releases", "filings", "monitor_runs",
+    "products",
+    "releases",
+    "scans",
+    "components",
+    "release_components",
+    "release_findings",
+    "component_vulns",
+    "support_periods",
+    "cases",
+    "case_releases",
+    "filings",
+    "monitor_runs",
     "monitor_changes",
 )
 

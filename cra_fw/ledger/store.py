@@ -96,8 +96,15 @@ class StoredComponent:
         return f"{self.name}@{self.version}"
 
     def to_component(self) -> Component:
-        return Component(name=self.name, version=self.version, purl=self.purl, cpe=self.cpe,
-                         supplier=self.supplier, licenses=self.licenses, kind=self.kind or "library")
+        return Component(
+            name=self.name,
+            version=self.version,
+            purl=self.purl,
+            cpe=self.cpe,
+            supplier=self.supplier,
+            licenses=self.licenses,
+            kind=self.kind or "library",
+        )
 
 
 @dataclass(frozen=True)
@@ -226,8 +233,10 @@ def _product_row(row: Sequence) -> Product:
 
 
 _PRODUCT_COLS = "id, name, manufacturer, model, category, markets, created"
-_RELEASE_COLS = ("r.id, r.product_id, p.name, r.version, r.released_at, r.image_sha256, r.image_name, "
-                 "r.on_market_since, r.withdrawn_at, r.created")
+_RELEASE_COLS = (
+    "r.id, r.product_id, p.name, r.version, r.released_at, r.image_sha256, r.image_name, "
+    "r.on_market_since, r.withdrawn_at, r.created"
+)
 _COMPONENT_COLS = "c.id, c.name, c.version, c.purl, c.cpe, c.supplier, c.kind, c.licenses"
 
 
@@ -238,8 +247,16 @@ def _component_row(row: Sequence) -> StoredComponent:
 # ---------------------------------------------------------------- products
 
 
-def add_product(db: sqlite_utils.Database, name: str, *, manufacturer: str = "", model: str = "",
-                category: str = "", markets: Iterable[str] = (), now: datetime) -> Product:
+def add_product(
+    db: sqlite_utils.Database,
+    name: str,
+    *,
+    manufacturer: str = "",
+    model: str = "",
+    category: str = "",
+    markets: Iterable[str] = (),
+    now: datetime,
+) -> Product:
     """Record a product; its name is its handle in every other command."""
     name = name.strip()
     if not name or "@" in name:
@@ -249,7 +266,8 @@ def add_product(db: sqlite_utils.Database, name: str, *, manufacturer: str = "",
             raise LedgerError(f"product {name!r} already exists; see `cra-fw product show {name}`")
         db.conn.execute(
             "INSERT INTO products (name, manufacturer, model, category, markets, created) VALUES (?,?,?,?,?,?)",
-            (name, manufacturer, model, category, json.dumps(sorted(set(markets))), format_utc(now)))
+            (name, manufacturer, model, category, json.dumps(sorted(set(markets))), format_utc(now)),
+        )
     return get_product(db, name)
 
 
@@ -286,7 +304,9 @@ def list_releases(db: sqlite_utils.Database, product: str | None = None) -> list
 def get_release(db: sqlite_utils.Database, product: str, version: str) -> Release:
     row = db.conn.execute(
         f"SELECT {_RELEASE_COLS} FROM releases r JOIN products p ON p.id = r.product_id "
-        "WHERE p.name = ? AND r.version = ?", (product, version)).fetchone()
+        "WHERE p.name = ? AND r.version = ?",
+        (product, version),
+    ).fetchone()
     if row is None:
         get_product(db, product)
         raise LedgerError(f"product {product!r} has no release {version!r}; see `cra-fw release list`")
@@ -296,7 +316,8 @@ def get_release(db: sqlite_utils.Database, product: str, version: str) -> Releas
 def release_by_id(db: sqlite_utils.Database, release_id: int) -> Release:
     row = db.conn.execute(
         f"SELECT {_RELEASE_COLS} FROM releases r JOIN products p ON p.id = r.product_id WHERE r.id = ?",
-        (release_id,)).fetchone()
+        (release_id,),
+    ).fetchone()
     if row is None:
         raise LedgerError(f"no release with id {release_id}; see `cra-fw release list`")
     return _release_row(row)
@@ -315,14 +336,22 @@ def resolve_release(db: sqlite_utils.Database, text: str) -> Release:
 def finding_key(finding: Finding) -> str:
     """Identity of a finding across releases: rule, path, line/offset, fingerprint (not layer ids)."""
     loc = finding.location
-    raw = "|".join((finding.rule_id, loc.path, str(loc.line or ""), str(loc.offset or ""), finding.fingerprint))
+    raw = "|".join(
+        (finding.rule_id, loc.path, str(loc.line or ""), str(loc.offset or ""), finding.fingerprint)
+    )
     return f"{finding.rule_id}:{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
 def _scan_summary(report: ScanReport, matched: int, kev: int) -> dict[str, int]:
-    summary: dict[str, int] = {"components": len(report.components), "files": len(report.files),
-                               "layers": len(report.layers), "findings": len(report.findings),
-                               "vulnerabilities": matched, "kev": kev, "errors": len(report.errors)}
+    summary: dict[str, int] = {
+        "components": len(report.components),
+        "files": len(report.files),
+        "layers": len(report.layers),
+        "findings": len(report.findings),
+        "vulnerabilities": matched,
+        "kev": kev,
+        "errors": len(report.errors),
+    }
     for finding in report.findings:
         key = f"findings_{finding.severity.value}"
         summary[key] = summary.get(key, 0) + 1
@@ -340,28 +369,44 @@ def _component_ids(db: sqlite_utils.Database, components: Iterable[Component]) -
         conn.execute(
             "INSERT OR IGNORE INTO components (name, version, purl, cpe, supplier, kind, licenses) "
             "VALUES (?,?,?,?,?,?,?)",
-            (*ident, comp.supplier, comp.kind, json.dumps(list(comp.licenses))))
-        row = conn.execute("SELECT id FROM components WHERE name=? AND version=? AND purl=? AND cpe=?",
-                           ident).fetchone()
+            (*ident, comp.supplier, comp.kind, json.dumps(list(comp.licenses))),
+        )
+        row = conn.execute(
+            "SELECT id FROM components WHERE name=? AND version=? AND purl=? AND cpe=?", ident
+        ).fetchone()
         ids[ident] = row[0]
     return ids
 
 
-def store_matches(db: sqlite_utils.Database, component_id: int, matches: Iterable[feeds.Match],
-                  now: datetime) -> None:
+def store_matches(
+    db: sqlite_utils.Database, component_id: int, matches: Iterable[feeds.Match], now: datetime
+) -> None:
     """Replace the stored matches of one component (keeping when each was first seen)."""
     conn = db.conn
-    seen = dict(conn.execute("SELECT advisory_id, first_seen FROM component_vulns WHERE component_id = ?",
-                             (component_id,)).fetchall())
+    seen = dict(
+        conn.execute(
+            "SELECT advisory_id, first_seen FROM component_vulns WHERE component_id = ?", (component_id,)
+        ).fetchall()
+    )
     conn.execute("DELETE FROM component_vulns WHERE component_id = ?", (component_id,))
     rows = {}
     for m in matches:
-        rows[m.advisory_id] = (component_id, m.advisory_id, m.severity, int(m.kev), m.kev_date_added,
-                               m.fixed_version, m.summary, seen.get(m.advisory_id, format_utc(now)),
-                               m.cvss_score)
+        rows[m.advisory_id] = (
+            component_id,
+            m.advisory_id,
+            m.severity,
+            int(m.kev),
+            m.kev_date_added,
+            m.fixed_version,
+            m.summary,
+            seen.get(m.advisory_id, format_utc(now)),
+            m.cvss_score,
+        )
     conn.executemany(
         "INSERT INTO component_vulns (component_id, advisory_id, severity, kev, kev_date_added, fixed_version, "
-        "summary, first_seen, cvss_score) VALUES (?,?,?,?,?,?,?,?,?)", list(rows.values()))
+        "summary, first_seen, cvss_score) VALUES (?,?,?,?,?,?,?,?,?)",
+        list(rows.values()),
+    )
 
 
 def _report_matches(report: ScanReport) -> dict[str, list[feeds.Match]]:
@@ -372,9 +417,18 @@ def _report_matches(report: ScanReport) -> dict[str, list[feeds.Match]]:
     return by_key
 
 
-def record_release(db: sqlite_utils.Database, product: str, version: str, report: ScanReport, *,
-                   now: datetime, released_at: datetime | None = None, on_market: bool = True,
-                   report_path: str = "", progress: ProgressFn | None = None) -> Release:
+def record_release(
+    db: sqlite_utils.Database,
+    product: str,
+    version: str,
+    report: ScanReport,
+    *,
+    now: datetime,
+    released_at: datetime | None = None,
+    on_market: bool = True,
+    report_path: str = "",
+    progress: ProgressFn | None = None,
+) -> Release:
     """Record a scanned release with its SBOM, findings and matches, in one transaction.
 
     Matches come from the feeds in ``db`` when they are there (the same matching
@@ -396,25 +450,52 @@ def record_release(db: sqlite_utils.Database, product: str, version: str, report
     conn = db.conn
     with transaction(db):
         prod = get_product(db, product)
-        if conn.execute("SELECT 1 FROM releases WHERE product_id = ? AND version = ?",
-                        (prod.id, version)).fetchone():
-            raise LedgerError(f"{product}@{version} is already recorded; give the new release another version")
+        if conn.execute(
+            "SELECT 1 FROM releases WHERE product_id = ? AND version = ?", (prod.id, version)
+        ).fetchone():
+            raise LedgerError(
+                f"{product}@{version} is already recorded; give the new release another version"
+            )
         cur = conn.execute(
             "INSERT INTO releases (product_id, version, released_at, image_sha256, image_name, on_market_since, "
             "withdrawn_at, created) VALUES (?,?,?,?,?,?,?,?)",
-            (prod.id, version, format_utc(released), report.image.sha256, report.image.name,
-             format_utc(released) if on_market else "", "", format_utc(now)))
+            (
+                prod.id,
+                version,
+                format_utc(released),
+                report.image.sha256,
+                report.image.name,
+                format_utc(released) if on_market else "",
+                "",
+                format_utc(now),
+            ),
+        )
         release_id = int(cur.lastrowid)
         say("release")
         ids = _component_ids(db, unique.values())
-        conn.executemany("INSERT OR IGNORE INTO release_components (release_id, component_id) VALUES (?, ?)",
-                         [(release_id, cid) for cid in sorted(set(ids.values()))])
+        conn.executemany(
+            "INSERT OR IGNORE INTO release_components (release_id, component_id) VALUES (?, ?)",
+            [(release_id, cid) for cid in sorted(set(ids.values()))],
+        )
         say("components")
         conn.executemany(
             "INSERT OR IGNORE INTO release_findings (release_id, key, rule_id, category, severity, title, path, "
             "cra_reference) VALUES (?,?,?,?,?,?,?,?)",
-            [(release_id, finding_key(f), f.rule_id, f.category, f.severity.value, f.title, f.location.path,
-              json.dumps(list(f.cra_reference))) for f in report.findings if not f.suppressed])
+            [
+                (
+                    release_id,
+                    finding_key(f),
+                    f.rule_id,
+                    f.category,
+                    f.severity.value,
+                    f.title,
+                    f.location.path,
+                    json.dumps(list(f.cra_reference)),
+                )
+                for f in report.findings
+                if not f.suppressed
+            ],
+        )
         say("findings")
         for ident, matches in matched.items():
             store_matches(db, ids[ident], matches, now)
@@ -423,9 +504,15 @@ def record_release(db: sqlite_utils.Database, product: str, version: str, report
         conn.execute(
             "INSERT INTO scans (release_id, scanned_at, tool_version, feed_ages, report_path, summary) "
             "VALUES (?,?,?,?,?,?)",
-            (release_id, report.finished or report.started or format_utc(now), report.tool.version,
-             json.dumps(ages, sort_keys=True), report_path,
-             json.dumps(_scan_summary(report, total, kev), sort_keys=True)))
+            (
+                release_id,
+                report.finished or report.started or format_utc(now),
+                report.tool.version,
+                json.dumps(ages, sort_keys=True),
+                report_path,
+                json.dumps(_scan_summary(report, total, kev), sort_keys=True),
+            ),
+        )
         say("vulnerabilities")
         sync_cases(db, now, product_id=prod.id)
         detect_fixes(db, now, product_id=prod.id)
@@ -442,7 +529,9 @@ def withdraw_release(db: sqlite_utils.Database, release: Release, at: datetime) 
 def release_components(db: sqlite_utils.Database, release_id: int) -> list[StoredComponent]:
     rows = db.conn.execute(
         f"SELECT {_COMPONENT_COLS} FROM release_components rc JOIN components c ON c.id = rc.component_id "
-        "WHERE rc.release_id = ? ORDER BY c.name, c.version, c.purl, c.cpe", (release_id,)).fetchall()
+        "WHERE rc.release_id = ? ORDER BY c.name, c.version, c.purl, c.cpe",
+        (release_id,),
+    ).fetchall()
     return [_component_row(r) for r in rows]
 
 
@@ -451,15 +540,21 @@ def release_vulns(db: sqlite_utils.Database, release_id: int) -> list[StoredVuln
         f"SELECT {_COMPONENT_COLS}, v.advisory_id, v.severity, v.kev, v.kev_date_added, v.fixed_version, "
         "v.summary, v.first_seen, v.cvss_score FROM release_components rc "
         "JOIN components c ON c.id = rc.component_id JOIN component_vulns v ON v.component_id = c.id "
-        "WHERE rc.release_id = ? ORDER BY v.advisory_id, c.name, c.version", (release_id,)).fetchall()
-    return [StoredVuln(r[8], _component_row(r[:8]), r[9], bool(r[10]), r[11], r[12], r[13], r[14], r[15])
-            for r in rows]
+        "WHERE rc.release_id = ? ORDER BY v.advisory_id, c.name, c.version",
+        (release_id,),
+    ).fetchall()
+    return [
+        StoredVuln(r[8], _component_row(r[:8]), r[9], bool(r[10]), r[11], r[12], r[13], r[14], r[15])
+        for r in rows
+    ]
 
 
 def release_findings(db: sqlite_utils.Database, release_id: int) -> list[StoredFinding]:
     rows = db.conn.execute(
         "SELECT release_id, key, rule_id, category, severity, title, path, cra_reference FROM release_findings "
-        "WHERE release_id = ? ORDER BY rule_id, path, key", (release_id,)).fetchall()
+        "WHERE release_id = ? ORDER BY rule_id, path, key",
+        (release_id,),
+    ).fetchall()
     return [StoredFinding(*r[:7], tuple(_loads(r[7], []))) for r in rows]
 
 
@@ -467,44 +562,61 @@ def vuln_counts(db: sqlite_utils.Database) -> dict[int, tuple[int, int]]:
     """Per release: (vulnerabilities, KEV-listed ones) matched now, from the stored matches."""
     rows = db.conn.execute(
         "SELECT rc.release_id, COUNT(*), SUM(v.kev) FROM release_components rc "
-        "JOIN component_vulns v ON v.component_id = rc.component_id GROUP BY rc.release_id").fetchall()
+        "JOIN component_vulns v ON v.component_id = rc.component_id GROUP BY rc.release_id"
+    ).fetchall()
     return {r[0]: (r[1], r[2] or 0) for r in rows}
 
 
 def release_scans(db: sqlite_utils.Database, release_id: int) -> list[Scan]:
     rows = db.conn.execute(
         "SELECT id, release_id, scanned_at, tool_version, feed_ages, report_path, summary FROM scans "
-        "WHERE release_id = ? ORDER BY id", (release_id,)).fetchall()
+        "WHERE release_id = ? ORDER BY id",
+        (release_id,),
+    ).fetchall()
     return [Scan(r[0], r[1], r[2], r[3], _loads(r[4], {}), r[5], _loads(r[6], {})) for r in rows]
 
 
 # ---------------------------------------------------------------- support periods
 
 
-def set_support(db: sqlite_utils.Database, product: str, end_month: str, *, start_month: str | None = None,
-                justification: str = "", now: datetime) -> SupportPeriod:
+def set_support(
+    db: sqlite_utils.Database,
+    product: str,
+    end_month: str,
+    *,
+    start_month: str | None = None,
+    justification: str = "",
+    now: datetime,
+) -> SupportPeriod:
     """Declare (or change) a product's support period; start defaults to its first release's month."""
     end_month = check_month(end_month)
     with transaction(db):
         prod = get_product(db, product)
         if start_month is None:
-            row = db.conn.execute("SELECT MIN(released_at) FROM releases WHERE product_id = ?",
-                                  (prod.id,)).fetchone()
+            row = db.conn.execute(
+                "SELECT MIN(released_at) FROM releases WHERE product_id = ?", (prod.id,)
+            ).fetchone()
             start_month = (row[0] or prod.created or format_utc(now))[:7]
         start_month = check_month(start_month)
         if _month(end_month) < _month(start_month):
-            raise LedgerError(f"support end {end_month} is before its start {start_month}; check --end/--start")
+            raise LedgerError(
+                f"support end {end_month} is before its start {start_month}; check --end/--start"
+            )
         db.conn.execute(
             "INSERT INTO support_periods (product_id, start_month, end_month, justification, updated) "
             "VALUES (?,?,?,?,?) ON CONFLICT(product_id) DO UPDATE SET start_month=excluded.start_month, "
             "end_month=excluded.end_month, justification=excluded.justification, updated=excluded.updated",
-            (prod.id, start_month, end_month, justification.strip(), format_utc(now)))
+            (prod.id, start_month, end_month, justification.strip(), format_utc(now)),
+        )
     return get_support(db, prod.id)  # type: ignore[return-value]
 
 
 def get_support(db: sqlite_utils.Database, product_id: int) -> SupportPeriod | None:
-    row = db.conn.execute("SELECT product_id, start_month, end_month, justification, updated "
-                          "FROM support_periods WHERE product_id = ?", (product_id,)).fetchone()
+    row = db.conn.execute(
+        "SELECT product_id, start_month, end_month, justification, updated "
+        "FROM support_periods WHERE product_id = ?",
+        (product_id,),
+    ).fetchone()
     return SupportPeriod(*row) if row else None
 
 
@@ -518,24 +630,40 @@ def list_cases(db: sqlite_utils.Database, *, case_id: int | None = None) -> list
     rows = conn.execute(
         "SELECT c.id, c.product_id, p.name, c.advisory_id, c.aware_at, c.actively_exploited, c.status, c.created, "
         "c.severity, c.summary, c.components, c.fixing_release_id, c.fix_available_at "
-        f"FROM cases c JOIN products p ON p.id = c.product_id {where} ORDER BY c.id", params).fetchall()
+        f"FROM cases c JOIN products p ON p.id = c.product_id {where} ORDER BY c.id",
+        params,
+    ).fetchall()
     releases: dict[int, list[int]] = {}
     filings: dict[int, list[Filing]] = {}
     sub = "WHERE case_id = ?" if case_id is not None else ""
     # one row per case (not per release): this is what keeps `cases` fast on large ledgers
     for cid, rids in conn.execute(
-            f"SELECT case_id, group_concat(release_id) FROM case_releases {sub} GROUP BY case_id", params):
+        f"SELECT case_id, group_concat(release_id) FROM case_releases {sub} GROUP BY case_id", params
+    ):
         releases[cid] = sorted(int(r) for r in rids.split(","))
     order = {s: i for i, s in enumerate(STAGES)}
     for cid, stage, filed_at, ref, note in conn.execute(
-            f"SELECT case_id, stage, filed_at, reference, note FROM filings {sub}", params):
+        f"SELECT case_id, stage, filed_at, reference, note FROM filings {sub}", params
+    ):
         filings.setdefault(cid, []).append(Filing(cid, Stage(stage), filed_at, ref, note))
     return [
-        Case(id=r[0], product_id=r[1], product=r[2], advisory_id=r[3], aware_at=r[4],
-             actively_exploited=bool(r[5]), status=r[6], created=r[7], severity=r[8], summary=r[9],
-             components=tuple(_loads(r[10], [])), release_ids=tuple(releases.get(r[0], ())),
-             fixing_release_id=r[11], fix_available_at=r[12],
-             filings=tuple(sorted(filings.get(r[0], ()), key=lambda f: order[f.stage])))
+        Case(
+            id=r[0],
+            product_id=r[1],
+            product=r[2],
+            advisory_id=r[3],
+            aware_at=r[4],
+            actively_exploited=bool(r[5]),
+            status=r[6],
+            created=r[7],
+            severity=r[8],
+            summary=r[9],
+            components=tuple(_loads(r[10], [])),
+            release_ids=tuple(releases.get(r[0], ())),
+            fixing_release_id=r[11],
+            fix_available_at=r[12],
+            filings=tuple(sorted(filings.get(r[0], ()), key=lambda f: order[f.stage])),
+        )
         for r in rows
     ]
 
@@ -547,8 +675,15 @@ def get_case(db: sqlite_utils.Database, case_id: int) -> Case:
     return found[0]
 
 
-def file_report(db: sqlite_utils.Database, case_id: int, stage: Stage | str, *, filed_at: datetime,
-                reference: str = "", note: str = "") -> Case:
+def file_report(
+    db: sqlite_utils.Database,
+    case_id: int,
+    stage: Stage | str,
+    *,
+    filed_at: datetime,
+    reference: str = "",
+    note: str = "",
+) -> Case:
     """Record that a report was sent; the final report closes the case."""
     try:
         stage = Stage(stage)
@@ -559,10 +694,14 @@ def file_report(db: sqlite_utils.Database, case_id: int, stage: Stage | str, *, 
         if any(f.stage == stage for f in case.filings):
             raise LedgerError(f"the {stage} report of case {case_id} is already recorded as filed")
         if stage == Stage.FINAL and not case.fix_available_at:
-            raise LedgerError(f"case {case_id} has no fix yet: record a fixing release (`cra-fw release add`) "
-                              f"or a mitigation (`cra-fw case fix {case_id} --at TIME`) first")
-        db.conn.execute("INSERT INTO filings (case_id, stage, filed_at, reference, note) VALUES (?,?,?,?,?)",
-                        (case_id, str(stage), format_utc(filed_at), reference, note))
+            raise LedgerError(
+                f"case {case_id} has no fix yet: record a fixing release (`cra-fw release add`) "
+                f"or a mitigation (`cra-fw case fix {case_id} --at TIME`) first"
+            )
+        db.conn.execute(
+            "INSERT INTO filings (case_id, stage, filed_at, reference, note) VALUES (?,?,?,?,?)",
+            (case_id, str(stage), format_utc(filed_at), reference, note),
+        )
         if stage == Stage.FINAL:
             db.conn.execute("UPDATE cases SET status = 'closed' WHERE id = ?", (case_id,))
     return get_case(db, case_id)
@@ -574,8 +713,10 @@ def set_fix(db: sqlite_utils.Database, case_id: int, at: datetime, release: Rele
         case = get_case(db, case_id)
         if release is not None and release.product_id != case.product_id:
             raise LedgerError(f"{release.label} is not a release of {case.product}")
-        db.conn.execute("UPDATE cases SET fix_available_at = ?, fixing_release_id = ? WHERE id = ?",
-                        (format_utc(at), release.id if release else None, case_id))
+        db.conn.execute(
+            "UPDATE cases SET fix_available_at = ?, fixing_release_id = ? WHERE id = ?",
+            (format_utc(at), release.id if release else None, case_id),
+        )
     return get_case(db, case_id)
 
 
@@ -592,17 +733,23 @@ def sync_cases(db: sqlite_utils.Database, now: datetime, *, product_id: int | No
         "FROM component_vulns v JOIN release_components rc ON rc.component_id = v.component_id "
         "JOIN releases r ON r.id = rc.release_id JOIN components c ON c.id = v.component_id "
         "WHERE v.kev = 1 AND r.on_market_since != '' AND r.on_market_since <= ? AND r.withdrawn_at = '' "
-        f"{extra} ORDER BY r.product_id, v.advisory_id, r.id", (stamp, *params)).fetchall()
+        f"{extra} ORDER BY r.product_id, v.advisory_id, r.id",
+        (stamp, *params),
+    ).fetchall()
     grouped: dict[tuple[int, str], dict] = {}
     for pid, rid, advisory, severity, summary, comp in rows:
-        entry = grouped.setdefault((pid, advisory), {"releases": set(), "components": set(),
-                                                     "severity": severity, "summary": summary})
+        entry = grouped.setdefault(
+            (pid, advisory),
+            {"releases": set(), "components": set(), "severity": severity, "summary": summary},
+        )
         entry["releases"].add(rid)
         entry["components"].add(comp)
     if not grouped:
         return []
-    existing = {(r[1], r[2]): (r[0], r[3]) for r in conn.execute(
-        "SELECT id, product_id, advisory_id, status FROM cases")}
+    existing = {
+        (r[1], r[2]): (r[0], r[3])
+        for r in conn.execute("SELECT id, product_id, advisory_id, status FROM cases")
+    }
     opened: list[int] = []
     with transaction(db):
         for (pid, advisory), entry in sorted(grouped.items()):
@@ -611,8 +758,16 @@ def sync_cases(db: sqlite_utils.Database, now: datetime, *, product_id: int | No
                 cur = conn.execute(
                     "INSERT INTO cases (product_id, advisory_id, aware_at, actively_exploited, status, created, "
                     "severity, summary, components) VALUES (?,?,?,1,'open',?,?,?,?)",
-                    (pid, advisory, stamp, stamp, entry["severity"], entry["summary"],
-                     json.dumps(sorted(entry["components"]))))
+                    (
+                        pid,
+                        advisory,
+                        stamp,
+                        stamp,
+                        entry["severity"],
+                        entry["summary"],
+                        json.dumps(sorted(entry["components"])),
+                    ),
+                )
                 case_id = int(cur.lastrowid)
                 opened.append(case_id)
             else:
@@ -622,8 +777,10 @@ def sync_cases(db: sqlite_utils.Database, now: datetime, *, product_id: int | No
                 old = conn.execute("SELECT components FROM cases WHERE id = ?", (case_id,)).fetchone()[0]
                 merged = sorted(set(_loads(old, [])) | entry["components"])
                 conn.execute("UPDATE cases SET components = ? WHERE id = ?", (json.dumps(merged), case_id))
-            conn.executemany("INSERT OR IGNORE INTO case_releases (case_id, release_id) VALUES (?, ?)",
-                             [(case_id, rid) for rid in sorted(entry["releases"])])
+            conn.executemany(
+                "INSERT OR IGNORE INTO case_releases (case_id, release_id) VALUES (?, ?)",
+                [(case_id, rid) for rid in sorted(entry["releases"])],
+            )
     return opened
 
 
@@ -636,8 +793,13 @@ def detect_fixes(db: sqlite_utils.Database, now: datetime, *, product_id: int | 
     """
     conn = db.conn
     fixed: list[int] = []
-    open_cases = [c for c in list_cases(db) if c.status == "open" and c.fix_available_at == ""
-                  and (product_id is None or c.product_id == product_id)]
+    open_cases = [
+        c
+        for c in list_cases(db)
+        if c.status == "open"
+        and c.fix_available_at == ""
+        and (product_id is None or c.product_id == product_id)
+    ]
     if not open_cases:
         return fixed
     stamp = format_utc(now)
@@ -647,24 +809,36 @@ def detect_fixes(db: sqlite_utils.Database, now: datetime, *, product_id: int | 
             if not affected:
                 continue
             marks = ",".join("?" * len(affected))
-            latest = conn.execute(f"SELECT MAX(released_at || printf('%012d', id)) FROM releases "
-                                  f"WHERE id IN ({marks})", tuple(affected)).fetchone()[0]
+            latest = conn.execute(
+                f"SELECT MAX(released_at || printf('%012d', id)) FROM releases WHERE id IN ({marks})",
+                tuple(affected),
+            ).fetchone()[0]
             candidates = conn.execute(
                 "SELECT id, released_at FROM releases WHERE product_id = ? AND on_market_since != '' "
                 "AND on_market_since <= ? AND withdrawn_at = '' AND released_at || printf('%012d', id) > ? "
-                "ORDER BY released_at, id", (case.product_id, stamp, latest)).fetchall()
+                "ORDER BY released_at, id",
+                (case.product_id, stamp, latest),
+            ).fetchall()
             for rid, released_at in candidates:
-                if conn.execute("SELECT 1 FROM release_components WHERE release_id = ? LIMIT 1",
-                                (rid,)).fetchone() is None:
+                if (
+                    conn.execute(
+                        "SELECT 1 FROM release_components WHERE release_id = ? LIMIT 1", (rid,)
+                    ).fetchone()
+                    is None
+                ):
                     continue  # nothing identified in it: no evidence that it fixes anything
                 hit = conn.execute(
                     "SELECT 1 FROM release_components rc JOIN component_vulns v ON v.component_id = rc.component_id "
-                    "WHERE rc.release_id = ? AND v.advisory_id = ? LIMIT 1", (rid, case.advisory_id)).fetchone()
+                    "WHERE rc.release_id = ? AND v.advisory_id = ? LIMIT 1",
+                    (rid, case.advisory_id),
+                ).fetchone()
                 if hit:
                     continue
                 available = max(parse_utc(released_at), parse_utc(case.aware_at))
-                conn.execute("UPDATE cases SET fixing_release_id = ?, fix_available_at = ? WHERE id = ?",
-                             (rid, format_utc(available), case.id))
+                conn.execute(
+                    "UPDATE cases SET fixing_release_id = ?, fix_available_at = ? WHERE id = ?",
+                    (rid, format_utc(available), case.id),
+                )
                 fixed.append(case.id)
                 break
     return fixed

@@ -44,8 +44,9 @@ def end_instant(end_month: str) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
-def support_status(db: sqlite_utils.Database, now: datetime, within_days: int = 90
-                   ) -> tuple[list[ProductSupport], list[SupportIssue]]:
+def support_status(
+    db: sqlite_utils.Database, now: datetime, within_days: int = 90
+) -> tuple[list[ProductSupport], list[SupportIssue]]:
     """Each product's support period, and every problem with it, most serious first."""
     periods: list[ProductSupport] = []
     issues: list[SupportIssue] = []
@@ -56,34 +57,55 @@ def support_status(db: sqlite_utils.Database, now: datetime, within_days: int = 
         on_market = [r for r in releases if r.product_id == product.id and r.on_market(now)]
         if period is None:
             periods.append(ProductSupport(product, "", "", 0, "", None))
-            issues.append(SupportIssue(MISSING, product.name,
-                                       f"no support period declared; set one with `cra-fw support set "
-                                       f"{product.name} --end YYYY-MM`"))
+            issues.append(
+                SupportIssue(
+                    MISSING,
+                    product.name,
+                    f"no support period declared; set one with `cra-fw support set "
+                    f"{product.name} --end YYYY-MM`",
+                )
+            )
         else:
             ends = end_instant(period.end_month)
-            periods.append(ProductSupport(product, period.start_month, period.end_month, period.months,
-                                          period.justification, ends))
+            periods.append(
+                ProductSupport(
+                    product, period.start_month, period.end_month, period.months, period.justification, ends
+                )
+            )
             if period.months < MIN_MONTHS and not period.justification:
-                issues.append(SupportIssue(
-                    SHORT, product.name,
-                    f"support {period.start_month} to {period.end_month} is {period.months} months, under "
-                    f"{MIN_MONTHS}, with no justification; extend it or give --justification"))
+                issues.append(
+                    SupportIssue(
+                        SHORT,
+                        product.name,
+                        f"support {period.start_month} to {period.end_month} is {period.months} months, under "
+                        f"{MIN_MONTHS}, with no justification; extend it or give --justification",
+                    )
+                )
             if ends <= now:
                 for release in on_market:
-                    issues.append(SupportIssue(
-                        ON_MARKET_AFTER_END, product.name,
-                        f"{release.label} is still on the market after support ended {period.end_month}; "
-                        f"withdraw it or extend support"))
+                    issues.append(
+                        SupportIssue(
+                            ON_MARKET_AFTER_END,
+                            product.name,
+                            f"{release.label} is still on the market after support ended {period.end_month}; "
+                            f"withdraw it or extend support",
+                        )
+                    )
             elif ends - now <= timedelta(days=within_days):
                 days = (ends - now).days
-                issues.append(SupportIssue(ENDING, product.name,
-                                           f"support ends {period.end_month} (in {days} days)"))
+                issues.append(
+                    SupportIssue(ENDING, product.name, f"support ends {period.end_month} (in {days} days)")
+                )
         for case in open_cases:
             if case.product_id == product.id and not case.fix_available_at:
-                issues.append(SupportIssue(
-                    UPDATE_DUE, product.name,
-                    f"{case.advisory_id} (case {case.id}) is actively exploited and has no fixing release yet",
-                    "Annex I Part II 2; Article 14"))
+                issues.append(
+                    SupportIssue(
+                        UPDATE_DUE,
+                        product.name,
+                        f"{case.advisory_id} (case {case.id}) is actively exploited and has no fixing release yet",
+                        "Annex I Part II 2; Article 14",
+                    )
+                )
     rank = {ON_MARKET_AFTER_END: 0, UPDATE_DUE: 1, SHORT: 2, MISSING: 3, ENDING: 4}
     issues.sort(key=lambda i: (rank[i.kind], i.product, i.detail))
     return periods, issues

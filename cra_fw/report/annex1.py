@@ -48,59 +48,177 @@ class AnnexPoint:
 
 
 POINTS: tuple[AnnexPoint, ...] = (
-    AnnexPoint("I.2.a", "Annex I Part I (2)(a)", "No known exploitable vulnerabilities",
-               stages=("identify", "vulns"), categories=("vulnerability",), rule_prefixes=("vuln.",),
-               needs="components", needs_reason="no components identified: nothing to match"),
-    AnnexPoint("I.2.b", "Annex I Part I (2)(b)", "Secure by default configuration",
-               stages=("checks",), categories=("credentials", "services")),
-    AnnexPoint("I.2.c", "Annex I Part I (2)(c)", "Vulnerabilities addressable by security updates",
-               stages=("bundles",), categories=("update",), rule_prefixes=("bundle.", "update."),
-               needs="bundles", needs_reason="no update bundle or update verification key found in the image"),
-    AnnexPoint("I.2.d", "Annex I Part I (2)(d)", "Protection from unauthorised access",
-               stages=("checks",), categories=("credentials", "secrets")),
-    AnnexPoint("I.2.e", "Annex I Part I (2)(e)", "Confidentiality of data (encryption at rest and in transit)",
-               stages=("checks",), categories=("secrets",)),
-    AnnexPoint("I.2.f", "Annex I Part I (2)(f)", "Integrity of data, programs and configuration",
-               stages=("bundles",), categories=("update",), rule_prefixes=("bundle.", "update."),
-               needs="bundles", needs_reason="no update bundle or update verification key found in the image"),
-    AnnexPoint("I.2.g", "Annex I Part I (2)(g)", "Data minimisation",
-               scope_note="a design property: not visible in a firmware image"),
-    AnnexPoint("I.2.h", "Annex I Part I (2)(h)", "Availability of essential functions",
-               scope_note="needs testing of the running device"),
-    AnnexPoint("I.2.i", "Annex I Part I (2)(i)", "Limited impact on other devices and networks",
-               scope_note="needs testing of the running device"),
-    AnnexPoint("I.2.j", "Annex I Part I (2)(j)", "Limited attack surface",
-               stages=("checks",), categories=("services",)),
-    AnnexPoint("I.2.k", "Annex I Part I (2)(k)", "Exploit mitigation",
-               stages=("checks",), categories=("hardening",), rule_prefixes=("hardening.",)),
-    AnnexPoint("I.2.l", "Annex I Part I (2)(l)", "Security logging and monitoring",
-               scope_note="not checked by cra-fw"),
-    AnnexPoint("I.2.m", "Annex I Part I (2)(m)", "Secure removal of data and settings",
-               scope_note="needs testing of the running device"),
-    AnnexPoint("II.1", "Annex I Part II 1", "Components and vulnerabilities identified (SBOM)",
-               stages=("identify",), categories=("sbom", "unpack"), rule_prefixes=("sbom.", "unpack."),
-               ignore_rules=("vuln.known-vulnerability", "vuln.actively-exploited"), needs="components", needs_reason="no components identified in the image"),
-    AnnexPoint("II.2", "Annex I Part II 2", "Vulnerabilities remediated without delay",
-               stages=("identify", "vulns"), needs="components", records_only=True,
-               needs_reason="no components identified: nothing to match"),
-    AnnexPoint("II.3", "Annex I Part II 3", "Regular security testing and review",
-               scope_note="a process obligation: evidenced by repeated scans in the ledger"),
-    AnnexPoint("II.4", "Annex I Part II 4", "Public disclosure of fixed vulnerabilities",
-               scope_note="a process obligation"),
-    AnnexPoint("II.5", "Annex I Part II 5", "Coordinated vulnerability disclosure policy",
-               scope_note="a process obligation"),
-    AnnexPoint("II.6", "Annex I Part II 6", "Contact address for vulnerability reports",
-               scope_note="a process obligation"),
-    AnnexPoint("II.7", "Annex I Part II 7", "Secure distribution of updates (signed updates)",
-               stages=("bundles",), categories=("update",), rule_prefixes=("bundle.", "update."),
-               needs="bundles", needs_reason="no update bundle or update verification key found in the image"),
-    AnnexPoint("II.8", "Annex I Part II 8", "Security updates disseminated without delay",
-               scope_note="a process obligation"),
-    AnnexPoint("Art.14(2)", "Article 14(2)", "No actively exploited vulnerability (KEV) to report",
-               stages=("identify", "vulns"), needs="components",
-               needs_reason="no components identified: nothing to match"),
-    AnnexPoint("Art.13(8)", "Article 13(8)", "Support period of at least 5 years, not ended",
-               needs="support", needs_reason="no support period known for this release (see `cra-fw support`)"),
+    AnnexPoint(
+        "I.2.a",
+        "Annex I Part I (2)(a)",
+        "No known exploitable vulnerabilities",
+        stages=("identify", "vulns"),
+        categories=("vulnerability",),
+        rule_prefixes=("vuln.",),
+        needs="components",
+        needs_reason="no components identified: nothing to match",
+    ),
+    AnnexPoint(
+        "I.2.b",
+        "Annex I Part I (2)(b)",
+        "Secure by default configuration",
+        stages=("checks",),
+        categories=("credentials", "services"),
+    ),
+    AnnexPoint(
+        "I.2.c",
+        "Annex I Part I (2)(c)",
+        "Vulnerabilities addressable by security updates",
+        stages=("bundles",),
+        categories=("update",),
+        rule_prefixes=("bundle.", "update."),
+        needs="bundles",
+        needs_reason="no update bundle or update verification key found in the image",
+    ),
+    AnnexPoint(
+        "I.2.d",
+        "Annex I Part I (2)(d)",
+        "Protection from unauthorised access",
+        stages=("checks",),
+        categories=("credentials", "secrets"),
+    ),
+    AnnexPoint(
+        "I.2.e",
+        "Annex I Part I (2)(e)",
+        "Confidentiality of data (encryption at rest and in transit)",
+        stages=("checks",),
+        categories=("secrets",),
+    ),
+    AnnexPoint(
+        "I.2.f",
+        "Annex I Part I (2)(f)",
+        "Integrity of data, programs and configuration",
+        stages=("bundles",),
+        categories=("update",),
+        rule_prefixes=("bundle.", "update."),
+        needs="bundles",
+        needs_reason="no update bundle or update verification key found in the image",
+    ),
+    AnnexPoint(
+        "I.2.g",
+        "Annex I Part I (2)(g)",
+        "Data minimisation",
+        scope_note="a design property: not visible in a firmware image",
+    ),
+    AnnexPoint(
+        "I.2.h",
+        "Annex I Part I (2)(h)",
+        "Availability of essential functions",
+        scope_note="needs testing of the running device",
+    ),
+    AnnexPoint(
+        "I.2.i",
+        "Annex I Part I (2)(i)",
+        "Limited impact on other devices and networks",
+        scope_note="needs testing of the running device",
+    ),
+    AnnexPoint(
+        "I.2.j",
+        "Annex I Part I (2)(j)",
+        "Limited attack surface",
+        stages=("checks",),
+        categories=("services",),
+    ),
+    AnnexPoint(
+        "I.2.k",
+        "Annex I Part I (2)(k)",
+        "Exploit mitigation",
+        stages=("checks",),
+        categories=("hardening",),
+        rule_prefixes=("hardening.",),
+    ),
+    AnnexPoint(
+        "I.2.l",
+        "Annex I Part I (2)(l)",
+        "Security logging and monitoring",
+        scope_note="not checked by cra-fw",
+    ),
+    AnnexPoint(
+        "I.2.m",
+        "Annex I Part I (2)(m)",
+        "Secure removal of data and settings",
+        scope_note="needs testing of the running device",
+    ),
+    AnnexPoint(
+        "II.1",
+        "Annex I Part II 1",
+        "Components and vulnerabilities identified (SBOM)",
+        stages=("identify",),
+        categories=("sbom", "unpack"),
+        rule_prefixes=("sbom.", "unpack."),
+        ignore_rules=("vuln.known-vulnerability", "vuln.actively-exploited"),
+        needs="components",
+        needs_reason="no components identified in the image",
+    ),
+    AnnexPoint(
+        "II.2",
+        "Annex I Part II 2",
+        "Vulnerabilities remediated without delay",
+        stages=("identify", "vulns"),
+        needs="components",
+        records_only=True,
+        needs_reason="no components identified: nothing to match",
+    ),
+    AnnexPoint(
+        "II.3",
+        "Annex I Part II 3",
+        "Regular security testing and review",
+        scope_note="a process obligation: evidenced by repeated scans in the ledger",
+    ),
+    AnnexPoint(
+        "II.4",
+        "Annex I Part II 4",
+        "Public disclosure of fixed vulnerabilities",
+        scope_note="a process obligation",
+    ),
+    AnnexPoint(
+        "II.5",
+        "Annex I Part II 5",
+        "Coordinated vulnerability disclosure policy",
+        scope_note="a process obligation",
+    ),
+    AnnexPoint(
+        "II.6",
+        "Annex I Part II 6",
+        "Contact address for vulnerability reports",
+        scope_note="a process obligation",
+    ),
+    AnnexPoint(
+        "II.7",
+        "Annex I Part II 7",
+        "Secure distribution of updates (signed updates)",
+        stages=("bundles",),
+        categories=("update",),
+        rule_prefixes=("bundle.", "update."),
+        needs="bundles",
+        needs_reason="no update bundle or update verification key found in the image",
+    ),
+    AnnexPoint(
+        "II.8",
+        "Annex I Part II 8",
+        "Security updates disseminated without delay",
+        scope_note="a process obligation",
+    ),
+    AnnexPoint(
+        "Art.14(2)",
+        "Article 14(2)",
+        "No actively exploited vulnerability (KEV) to report",
+        stages=("identify", "vulns"),
+        needs="components",
+        needs_reason="no components identified: nothing to match",
+    ),
+    AnnexPoint(
+        "Art.13(8)",
+        "Article 13(8)",
+        "Support period of at least 5 years, not ended",
+        needs="support",
+        needs_reason="no support period known for this release (see `cra-fw support`)",
+    ),
 )
 
 _POINT_KEYS = {p.key for p in POINTS}
@@ -169,7 +287,8 @@ def finding_points(finding: Finding) -> set[str]:
         return keys
     for point in POINTS:
         if finding.category in point.categories or any(
-                finding.rule_id.startswith(p) for p in point.rule_prefixes):
+            finding.rule_id.startswith(p) for p in point.rule_prefixes
+        ):
             keys.add(point.key)
     return keys
 
@@ -181,7 +300,7 @@ def stages_run(report: ScanReport) -> frozenset[str]:
     and a ``<stage>.stage-failed`` finding for each that broke; a stage whose
     records are present counts as run even without a timing.
     """
-    ran = {key[len("seconds_"):] for key in report.stats if key.startswith("seconds_")}
+    ran = {key[len("seconds_") :] for key in report.stats if key.startswith("seconds_")}
     if report.components:
         ran.add("identify")
     if report.vulnerabilities:
@@ -234,7 +353,9 @@ def _vuln_line(match: Any) -> str:
     sev = vuln_severity(match)
     kev = " KEV" if vuln_is_kev(match) else ""
     fixed = field_of(match, "fixed_version", default="")
-    return f"{adv} in {comp} ({sev.value if sev else 'unscored'}{kev}){f', fixed in {fixed}' if fixed else ''}"
+    return (
+        f"{adv} in {comp} ({sev.value if sev else 'unscored'}{kev}){f', fixed in {fixed}' if fixed else ''}"
+    )
 
 
 def bundle_failures(bundles: Iterable[Any]) -> list[str]:
@@ -245,14 +366,18 @@ def bundle_failures(bundles: Iterable[Any]) -> list[str]:
     """
     out = []
     for b in bundles:
-        verdict = str(getattr(field_of(b, "verdict", default=""), "value", field_of(b, "verdict", default="")))
+        verdict = str(
+            getattr(field_of(b, "verdict", default=""), "value", field_of(b, "verdict", default=""))
+        )
         if not verdict or verdict == "valid":
             continue
         if verdict == "untrusted_signer" and field_of(b, "trusted", default=True) is False:
             continue
         reason = field_of(b, "reason", default="")
-        out.append(f"{field_of(b, 'path', default='?')} ({field_of(b, 'format', default='?')}): {verdict}"
-                   + (f": {reason}" if reason else ""))
+        out.append(
+            f"{field_of(b, 'path', default='?')} ({field_of(b, 'format', default='?')}): {verdict}"
+            + (f": {reason}" if reason else "")
+        )
     return out
 
 
@@ -282,7 +407,10 @@ def support_failures(support: Any, now: Any = None) -> list[str]:
             ends_at = ends_at.replace(tzinfo=dt.UTC)
         if ends_at <= when:
             status = "ended"
-    if status in ("ended", "expired", "end-of-support", "eos") or field_of(support, "ended", default=False) is True:
+    if (
+        status in ("ended", "expired", "end-of-support", "eos")
+        or field_of(support, "ended", default=False) is True
+    ):
         end = field_of(support, "end_month", "end", default="")
         problems.append(f"support has ended{f' ({end})' if end else ''}")
     months = field_of(support, "months", default=None)
@@ -315,8 +443,11 @@ def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = 
     kev = [m for m in open_vulns if vuln_is_kev(m)]
     fixable = [m for m in open_vulns if field_of(m, "fixed_version", default="")]
     support = support if support is not None else getattr(report, "support", None)
-    needs_present = {"components": bool(report.components), "bundles": bool(report.bundles),
-                     "support": support is not None}
+    needs_present = {
+        "components": bool(report.components),
+        "bundles": bool(report.bundles),
+        "support": support is not None,
+    }
 
     results = []
     for point in POINTS:
@@ -343,10 +474,15 @@ def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = 
         if point.records_only:
             failing, rest = [], found + gaps
         if failing or records:
-            reason = "; ".join(filter(None, [
-                f"{len(failing)} finding(s)" if failing else "",
-                f"{len(records)} record(s)" if records else "",
-            ]))
+            reason = "; ".join(
+                filter(
+                    None,
+                    [
+                        f"{len(failing)} finding(s)" if failing else "",
+                        f"{len(records)} record(s)" if records else "",
+                    ],
+                )
+            )
             results.append(PointResult(point, FAIL, reason, tuple(failing + rest), tuple(records)))
             continue
         if point.scope_note:
@@ -354,8 +490,9 @@ def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = 
             continue
         missing = [s for s in point.stages if s not in done]
         if missing:
-            results.append(PointResult(point, NOT_ASSESSED, "stage not run: " + ", ".join(missing),
-                                       tuple(rest)))
+            results.append(
+                PointResult(point, NOT_ASSESSED, "stage not run: " + ", ".join(missing), tuple(rest))
+            )
             continue
         if point.needs and not needs_present.get(point.needs, False):
             results.append(PointResult(point, NOT_ASSESSED, point.needs_reason, tuple(rest)))

@@ -57,8 +57,12 @@ _TECHNIQUE = {
     "filename": AnalysisTechnique.FILENAME,
     "hash": AnalysisTechnique.HASH_COMPARISON,
 }
-_HASH_ALG = {"SHA-256": HashAlgorithm.SHA_256, "SHA-512": HashAlgorithm.SHA_512, "SHA-1": HashAlgorithm.SHA_1,
-             "MD5": HashAlgorithm.MD5}
+_HASH_ALG = {
+    "SHA-256": HashAlgorithm.SHA_256,
+    "SHA-512": HashAlgorithm.SHA_512,
+    "SHA-1": HashAlgorithm.SHA_1,
+    "MD5": HashAlgorithm.MD5,
+}
 
 
 def bom_ref(component: Component) -> str:
@@ -78,8 +82,11 @@ def _licenses(values: Iterable[str]) -> list:
 
 
 def _hashes(hashes: dict[str, str]) -> list[HashType]:
-    return [HashType(alg=_HASH_ALG[alg], content=value) for alg, value in sorted(hashes.items())
-            if alg in _HASH_ALG and value]
+    return [
+        HashType(alg=_HASH_ALG[alg], content=value)
+        for alg, value in sorted(hashes.items())
+        if alg in _HASH_ALG and value
+    ]
 
 
 def _component(c: Component) -> CdxComponent:
@@ -88,22 +95,37 @@ def _component(c: Component) -> CdxComponent:
     for ev in c.evidence:
         by_method.setdefault(ev.method, []).append(ev)
     methods = [
-        Method(technique=_TECHNIQUE.get(m, AnalysisTechnique.OTHER),
-               confidence=Decimal(str(round(max(e.confidence for e in evs), 2))),
-               value=f"{m}: " + "; ".join(sorted({(e.detail or e.path)[:160] for e in evs})[:5]))
+        Method(
+            technique=_TECHNIQUE.get(m, AnalysisTechnique.OTHER),
+            confidence=Decimal(str(round(max(e.confidence for e in evs), 2))),
+            value=f"{m}: " + "; ".join(sorted({(e.detail or e.path)[:160] for e in evs})[:5]),
+        )
         for m, evs in sorted(by_method.items())
     ]
     if methods:
         overall = max(m.confidence for m in methods)
-        identities.append(Identity(field=IdentityField.NAME, confidence=overall, concluded_value=c.name,
-                                   methods=methods))
+        identities.append(
+            Identity(field=IdentityField.NAME, confidence=overall, concluded_value=c.name, methods=methods)
+        )
         if c.version:
-            identities.append(Identity(field=IdentityField.VERSION, confidence=overall,
-                                       concluded_value=c.version, methods=methods))
+            identities.append(
+                Identity(
+                    field=IdentityField.VERSION,
+                    confidence=overall,
+                    concluded_value=c.version,
+                    methods=methods,
+                )
+            )
     occurrences = [Occurrence(location=occ.partition(":")[2] or occ) for occ in c.files]
-    evidence = ComponentEvidence(identity=identities, occurrences=occurrences) if (identities or occurrences) else None
-    props = [Property(name="cra-fw:evidence", value=f"{ev.method} {ev.confidence:.2f} {ev.path}")
-             for ev in c.evidence]
+    evidence = (
+        ComponentEvidence(identity=identities, occurrences=occurrences)
+        if (identities or occurrences)
+        else None
+    )
+    props = [
+        Property(name="cra-fw:evidence", value=f"{ev.method} {ev.confidence:.2f} {ev.path}")
+        for ev in c.evidence
+    ]
     props.extend(Property(name="cra-fw:occurrence", value=occ) for occ in c.files)
     if not c.version:  # say why the version is missing, so a reviewer does not read it as an omission
         props.append(Property(name="cra-fw:version", value=VERSION_UNKNOWN))
@@ -111,9 +133,14 @@ def _component(c: Component) -> CdxComponent:
     main = next(iter(c.files), "")
     if main:
         props.append(Property(name="bsi:component:filename", value=main.rsplit("/", 1)[-1]))
-    props.append(Property(name="bsi:component:executable",
-                          value="executable" if c.kind in ("application", "firmware", "operating-system")
-                          else "non-executable"))
+    props.append(
+        Property(
+            name="bsi:component:executable",
+            value="executable"
+            if c.kind in ("application", "firmware", "operating-system")
+            else "non-executable",
+        )
+    )
     props.append(Property(name="bsi:component:archive", value="no archive"))
     props.append(Property(name="bsi:component:structured", value="unstructured"))
     purl = None
@@ -145,13 +172,23 @@ def build_bom(report: ScanReport) -> Bom:
         type=ComponentType.FIRMWARE,
         bom_ref=f"image:{image.sha256[:16] or 'unknown'}",
         hashes=_hashes({"SHA-256": image.sha256, "SHA-512": image.sha512, "MD5": image.md5}),
-        properties=[Property(name="cra-fw:image-size", value=str(image.size))] + [
-            Property(name="cra-fw:distribution", value=f"{f.extra.get('name', '')} {f.extra.get('version', '')}".strip())
-            for f in report.findings if f.rule_id == "identify.distribution"],
+        properties=[Property(name="cra-fw:image-size", value=str(image.size))]
+        + [
+            Property(
+                name="cra-fw:distribution",
+                value=f"{f.extra.get('name', '')} {f.extra.get('version', '')}".strip(),
+            )
+            for f in report.findings
+            if f.rule_id == "identify.distribution"
+        ],
     )
     meta = BomMetaData(component=root)
-    tool = CdxComponent(name=report.tool.name, version=report.tool.version, type=ComponentType.APPLICATION,
-                        bom_ref=f"tool:{report.tool.name}")
+    tool = CdxComponent(
+        name=report.tool.name,
+        version=report.tool.version,
+        type=ComponentType.APPLICATION,
+        bom_ref=f"tool:{report.tool.name}",
+    )
     meta.tools.components.add(tool)
     bom = Bom(metadata=meta)
     by_key: dict[str, CdxComponent] = {}

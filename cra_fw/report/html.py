@@ -33,8 +33,13 @@ MAX_LAYER_ROWS = 1000
 MAX_RECORD_ROWS = 2000  # components, vulnerability matches, services
 
 SEVERITIES = [s.value for s in Severity]
-_SEV_COLOUR = {"critical": "#7a0019", "high": "#c0392b", "medium": "#d68910", "low": "#2e86c1",
-               "info": "#7f8c8d"}
+_SEV_COLOUR = {
+    "critical": "#7a0019",
+    "high": "#c0392b",
+    "medium": "#d68910",
+    "low": "#2e86c1",
+    "info": "#7f8c8d",
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -130,11 +135,14 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-CSP = ("default-src 'none'; img-src data:; base-uri 'none'; form-action 'none'; "
-       f"style-src {_csp_hash(CSS)}; script-src {_csp_hash(SCRIPT)}")
+CSP = (
+    "default-src 'none'; img-src data:; base-uri 'none'; form-action 'none'; "
+    f"style-src {_csp_hash(CSS)}; script-src {_csp_hash(SCRIPT)}"
+)
 
 
 # ---- small builders -----------------------------------------------------------------------
+
 
 def _sev_badge(sev: str) -> str:
     sev = sev if sev in SEVERITIES else "info"
@@ -152,8 +160,15 @@ def _cell(text: Any, sort: Any = None, raw: bool = False, cls: str = "") -> str:
     return f"<td{attr}>{text if raw else esc(text)}</td>"
 
 
-def _table(table_id: str, headers: Sequence[str], rows: Iterable[str], *, filter_box: bool = True,
-           sev_filter: bool = False, note: str = "") -> str:
+def _table(
+    table_id: str,
+    headers: Sequence[str],
+    rows: Iterable[str],
+    *,
+    filter_box: bool = True,
+    sev_filter: bool = False,
+    note: str = "",
+) -> str:
     rows = list(rows)
     tools = ""
     if filter_box and rows:
@@ -161,14 +176,18 @@ def _table(table_id: str, headers: Sequence[str], rows: Iterable[str], *, filter
         if sev_filter:
             opts = "".join(f'<option value="{s}">{s}</option>' for s in SEVERITIES)
             sel = f'<select class="sevfilter" data-for="{table_id}"><option value="">all severities</option>{opts}</select>'
-        tools = (f'<div class="tools"><input class="filter" type="search" placeholder="filter" '
-                 f'data-for="{table_id}" aria-label="filter {table_id}">{sel}'
-                 f'<span class="count muted" data-for="{table_id}">{len(rows)} shown</span></div>')
+        tools = (
+            f'<div class="tools"><input class="filter" type="search" placeholder="filter" '
+            f'data-for="{table_id}" aria-label="filter {table_id}">{sel}'
+            f'<span class="count muted" data-for="{table_id}">{len(rows)} shown</span></div>'
+        )
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join(rows) if rows else f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>'
     extra = f'<p class="muted">{esc(note)}</p>' if note else ""
-    return (f'{tools}<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>{extra}")
+    return (
+        f'{tools}<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>{extra}"
+    )
 
 
 def _location(f: Finding) -> str:
@@ -179,8 +198,11 @@ def _location(f: Finding) -> str:
         path += f":{loc.line}"
     elif loc.offset is not None:
         path += f" @0x{loc.offset:x}"
-    return f'<span class="mono">{path}</span><br><span class="muted mono">{where}</span>' if where else \
-        f'<span class="mono">{path}</span>'
+    return (
+        f'<span class="mono">{path}</span><br><span class="muted mono">{where}</span>'
+        if where
+        else f'<span class="mono">{path}</span>'
+    )
 
 
 def _sev_value(value: Any) -> str:
@@ -192,14 +214,17 @@ def _sev_value(value: Any) -> str:
 
 # ---- charts -------------------------------------------------------------------------------
 
+
 def _bar_chart(chart_id: str, title: str, items: Sequence[tuple[str, float, str]], unit: str = "") -> str:
     """Horizontal bars: (label, value, colour); values scaled to the largest."""
     width, left, bar_h, gap = 520, 150, 20, 6
     height = max(1, len(items)) * (bar_h + gap) + 24
     top = max((v for _, v, _ in items), default=0) or 1
-    parts = [f'<svg id="{chart_id}" class="chart" role="img" aria-label="{esc(title)}" '
-             f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}"><title>{esc(title)}</title>']
+    parts = [
+        f'<svg id="{chart_id}" class="chart" role="img" aria-label="{esc(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{esc(title)}</title>'
+    ]
     for i, (label, value, colour) in enumerate(items):
         y = 4 + i * (bar_h + gap)
         w = int((width - left - 70) * (value / top))
@@ -207,14 +232,19 @@ def _bar_chart(chart_id: str, title: str, items: Sequence[tuple[str, float, str]
         parts.append(
             f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" font-size="12" fill="#1b1f23">{esc(label)}</text>'
             f'<rect class="bar" x="{left}" y="{y}" width="{max(w, 1)}" height="{bar_h}" fill="{colour}"/>'
-            f'<text x="{left + max(w, 1) + 4}" y="{y + 15}" font-size="12" fill="#1b1f23">{esc(shown)}</text>')
+            f'<text x="{left + max(w, 1) + 4}" y="{y + 15}" font-size="12" fill="#1b1f23">{esc(shown)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
-_HARDENING_METRICS = (("NX", "nx", None, "#1e8449"), ("PIE", "pie", "executables", "#2874a6"),
-                      ("Full RELRO", "relro_full", None, "#7d3c98"), ("Canary", "canary", None, "#b9770e"),
-                      ("FORTIFY", "fortify", None, "#117a65"))
+_HARDENING_METRICS = (
+    ("NX", "nx", None, "#1e8449"),
+    ("PIE", "pie", "executables", "#2874a6"),
+    ("Full RELRO", "relro_full", None, "#7d3c98"),
+    ("Canary", "canary", None, "#b9770e"),
+    ("FORTIFY", "fortify", None, "#117a65"),
+)
 
 
 def _hardening_chart(rows: list[dict[str, Any]]) -> str:
@@ -222,40 +252,53 @@ def _hardening_chart(rows: list[dict[str, Any]]) -> str:
     group_w, bar_w = 5 * 22 + 30, 22
     width = max(520, 60 + len(rows) * group_w)
     height, base = 250, 200
-    parts = [f'<svg id="chart-hardening" class="chart" role="img" aria-label="Hardening per architecture" '
-             f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}"><title>Hardening per architecture (% of ELF files)</title>',
-             f'<line x1="40" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>']
+    parts = [
+        f'<svg id="chart-hardening" class="chart" role="img" aria-label="Hardening per architecture" '
+        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>Hardening per architecture (% of ELF files)</title>',
+        f'<line x1="40" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>',
+    ]
     for pct in (0, 50, 100):
         y = base - pct * 1.8
-        parts.append(f'<text x="34" y="{y + 4:.0f}" text-anchor="end" font-size="10" fill="#555">{pct}%</text>'
-                     f'<line x1="40" y1="{y:.0f}" x2="{width - 10}" y2="{y:.0f}" stroke="#eee"/>')
+        parts.append(
+            f'<text x="34" y="{y + 4:.0f}" text-anchor="end" font-size="10" fill="#555">{pct}%</text>'
+            f'<line x1="40" y1="{y:.0f}" x2="{width - 10}" y2="{y:.0f}" stroke="#eee"/>'
+        )
     for g, row in enumerate(rows):
         x0 = 50 + g * group_w
         for m, (label, key, of, colour) in enumerate(_HARDENING_METRICS):
             denom = row.get(of) if of else row.get("total")
             share = (row.get(key, 0) / denom * 100) if denom else 0.0
             h = share * 1.8
-            parts.append(f'<rect class="bar" x="{x0 + m * bar_w}" y="{base - h:.1f}" width="{bar_w - 3}" '
-                         f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{esc(row["label"])} {label}: '
-                         f'{share:.0f}%</title></rect>')
-        parts.append(f'<text x="{x0 + 2.5 * bar_w}" y="{base + 16}" text-anchor="middle" font-size="12" '
-                     f'fill="#1b1f23">{esc(row["label"])}</text>')
+            parts.append(
+                f'<rect class="bar" x="{x0 + m * bar_w}" y="{base - h:.1f}" width="{bar_w - 3}" '
+                f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{esc(row["label"])} {label}: '
+                f"{share:.0f}%</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x0 + 2.5 * bar_w}" y="{base + 16}" text-anchor="middle" font-size="12" '
+            f'fill="#1b1f23">{esc(row["label"])}</text>'
+        )
     for m, (label, _k, _o, colour) in enumerate(_HARDENING_METRICS):
         x = 50 + m * 90
-        parts.append(f'<rect x="{x}" y="{height - 20}" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{x + 14}" y="{height - 11}" font-size="11" fill="#1b1f23">{label}</text>')
+        parts.append(
+            f'<rect x="{x}" y="{height - 20}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 14}" y="{height - 11}" font-size="11" fill="#1b1f23">{label}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 # ---- sections -----------------------------------------------------------------------------
 
+
 def _header(report: ScanReport, checklist: annex1.Checklist, open_vulns: list, kev: list) -> str:
     img = report.image
     sev = Counter(f.severity.value for f in report.findings if not f.suppressed)
-    hashes = "".join(f"<tr><th>{name}</th><td class=\"mono\">{esc(value)}</td></tr>"
-                     for name, value in (("SHA-256", img.sha256), ("SHA-512", img.sha512), ("MD5", img.md5)))
+    hashes = "".join(
+        f'<tr><th>{name}</th><td class="mono">{esc(value)}</td></tr>'
+        for name, value in (("SHA-256", img.sha256), ("SHA-512", img.sha512), ("MD5", img.md5))
+    )
     cards = [
         ("Checklist fail", checklist.count(annex1.FAIL)),
         ("Checklist pass", checklist.count(annex1.PASS)),
@@ -266,23 +309,34 @@ def _header(report: ScanReport, checklist: annex1.Checklist, open_vulns: list, k
         ("KEV (Article 14)", len(kev)),
     ]
     card_html = "".join(f'<div class="card"><b>{n}</b>{esc(label)}</div>' for label, n in cards)
-    chart = _bar_chart("chart-severity", "Findings by severity",
-                       [(s, sev.get(s, 0), _SEV_COLOUR[s]) for s in SEVERITIES])
-    status_chart = _bar_chart("chart-checklist", "CRA checklist",
-                              [("pass", checklist.count(annex1.PASS), "#1e8449"),
-                               ("fail", checklist.count(annex1.FAIL), "#c0392b"),
-                               ("not assessed", checklist.count(annex1.NOT_ASSESSED), "#7f8c8d")])
+    chart = _bar_chart(
+        "chart-severity", "Findings by severity", [(s, sev.get(s, 0), _SEV_COLOUR[s]) for s in SEVERITIES]
+    )
+    status_chart = _bar_chart(
+        "chart-checklist",
+        "CRA checklist",
+        [
+            ("pass", checklist.count(annex1.PASS), "#1e8449"),
+            ("fail", checklist.count(annex1.FAIL), "#c0392b"),
+            ("not assessed", checklist.count(annex1.NOT_ASSESSED), "#7f8c8d"),
+        ],
+    )
     errors = ""
     if report.errors:
-        errors = '<div class="warn"><b>Scan errors</b><ul>' + "".join(
-            f"<li>{esc(e)}</li>" for e in report.errors[:50]) + "</ul></div>"
-    return (f'<section id="image"><h2>Image</h2><table class="kv"><tr><th>Name</th><td>{esc(img.name)}</td></tr>'
-            f"<tr><th>Size</th><td>{img.size:,} bytes</td></tr>{hashes}"
-            f"<tr><th>Scan</th><td>{esc(report.started)} \u2013 {esc(report.finished)}</td></tr>"
-            f"<tr><th>Tool</th><td>{esc(report.tool.name)} {esc(report.tool.version)}"
-            f" (extractor {esc(report.extractor or '-')}, schema {esc(report.schema_version)})</td></tr></table>"
-            f'{errors}<div class="cards">{card_html}</div>'
-            f'<div class="charts">{chart}{status_chart}</div></section>')
+        errors = (
+            '<div class="warn"><b>Scan errors</b><ul>'
+            + "".join(f"<li>{esc(e)}</li>" for e in report.errors[:50])
+            + "</ul></div>"
+        )
+    return (
+        f'<section id="image"><h2>Image</h2><table class="kv"><tr><th>Name</th><td>{esc(img.name)}</td></tr>'
+        f"<tr><th>Size</th><td>{img.size:,} bytes</td></tr>{hashes}"
+        f"<tr><th>Scan</th><td>{esc(report.started)} \u2013 {esc(report.finished)}</td></tr>"
+        f"<tr><th>Tool</th><td>{esc(report.tool.name)} {esc(report.tool.version)}"
+        f" (extractor {esc(report.extractor or '-')}, schema {esc(report.schema_version)})</td></tr></table>"
+        f'{errors}<div class="cards">{card_html}</div>'
+        f'<div class="charts">{chart}{status_chart}</div></section>'
+    )
 
 
 def _checklist(checklist: annex1.Checklist) -> str:
@@ -292,30 +346,41 @@ def _checklist(checklist: annex1.Checklist) -> str:
         behind = []
         for f in r.findings[:MAX_POINT_FINDINGS]:
             mark = ' class="supp"' if f.suppressed else ""
-            behind.append(f"<li{mark}>{_sev_badge(f.severity.value)} <code>{esc(f.rule_id)}</code> "
-                          f"{esc(f.title, 300)} <span class=\"muted mono\">{esc(f.location.path, 200)}</span></li>")
+            behind.append(
+                f"<li{mark}>{_sev_badge(f.severity.value)} <code>{esc(f.rule_id)}</code> "
+                f'{esc(f.title, 300)} <span class="muted mono">{esc(f.location.path, 200)}</span></li>'
+            )
         if len(r.findings) > MAX_POINT_FINDINGS:
-            behind.append(f"<li class=\"muted\">\u2026 and {len(r.findings) - MAX_POINT_FINDINGS} more "
-                          f"(filter the findings table by <code>{esc(r.point.reference)}</code>)</li>")
+            behind.append(
+                f'<li class="muted">\u2026 and {len(r.findings) - MAX_POINT_FINDINGS} more '
+                f"(filter the findings table by <code>{esc(r.point.reference)}</code>)</li>"
+            )
         for rec in r.records[:MAX_POINT_FINDINGS]:
             behind.append(f"<li>{esc(rec, 300)}</li>")
         if len(r.records) > MAX_POINT_FINDINGS:
-            behind.append(f"<li class=\"muted\">\u2026 and {len(r.records) - MAX_POINT_FINDINGS} more</li>")
+            behind.append(f'<li class="muted">\u2026 and {len(r.records) - MAX_POINT_FINDINGS} more</li>')
         detail = ""
         if behind:
             opened = " open" if r.status == annex1.FAIL and len(behind) <= 8 else ""
-            detail = (f"<details{opened}><summary>{len(r.findings)} finding(s), {len(r.records)} record(s)"
-                      f"</summary><ul>{''.join(behind)}</ul></details>")
+            detail = (
+                f"<details{opened}><summary>{len(r.findings)} finding(s), {len(r.records)} record(s)"
+                f"</summary><ul>{''.join(behind)}</ul></details>"
+            )
         rows.append(
             f'<tr data-status="{esc(r.status)}" data-point="{esc(r.point.key)}">'
             + _cell(r.point.reference, sort=f"{i:03d}")
             + _cell(r.point.title)
             + _cell(_status_badge(r.status), sort=order[r.status], raw=True)
-            + _cell(esc(r.reason) + detail, raw=True) + "</tr>")
-    return ('<section id="checklist-section"><h2>CRA Annex I checklist</h2>'
-            '<p class="muted">pass: assessed and nothing found; fail: findings or records below; '
-            'not assessed: the stage did not run, or static analysis of an image cannot show it.</p>'
-            + _table("checklist", ["Reference", "Requirement", "Status", "Why"], rows) + "</section>")
+            + _cell(esc(r.reason) + detail, raw=True)
+            + "</tr>"
+        )
+    return (
+        '<section id="checklist-section"><h2>CRA Annex I checklist</h2>'
+        '<p class="muted">pass: assessed and nothing found; fail: findings or records below; '
+        "not assessed: the stage did not run, or static analysis of an image cannot show it.</p>"
+        + _table("checklist", ["Reference", "Requirement", "Status", "Why"], rows)
+        + "</section>"
+    )
 
 
 def _findings(report: ScanReport) -> str:
@@ -324,22 +389,36 @@ def _findings(report: ScanReport) -> str:
     for f in items[:MAX_FINDING_ROWS]:
         title = esc(f.title, 300)
         if f.suppressed:
-            title = f'<span class="supp">{title}</span><br><span class="muted">suppressed: ' \
-                    f"{esc(f.suppression_reason, 300)}</span>"
+            title = (
+                f'<span class="supp">{title}</span><br><span class="muted">suppressed: '
+                f"{esc(f.suppression_reason, 300)}</span>"
+            )
         rows.append(
             f'<tr data-sev="{f.severity.value}">'
             + _cell(_sev_badge(f.severity.value), sort=5 - f.severity.rank, raw=True)
-            + _cell(f.category) + _cell(f"<code>{esc(f.rule_id)}</code>", sort=f.rule_id, raw=True)
-            + _cell(title, raw=True) + _cell(_location(f), sort=f.location.path, raw=True)
+            + _cell(f.category)
+            + _cell(f"<code>{esc(f.rule_id)}</code>", sort=f.rule_id, raw=True)
+            + _cell(title, raw=True)
+            + _cell(_location(f), sort=f.location.path, raw=True)
             + _cell("; ".join(f.cra_reference))
             + _cell(f'<span class="mono">{esc(f.evidence, 240)}</span>', raw=True)
-            + _cell(esc(f.remediation, 300), raw=True) + "</tr>")
+            + _cell(esc(f.remediation, 300), raw=True)
+            + "</tr>"
+        )
     note = ""
     if len(items) > MAX_FINDING_ROWS:
         note = f"{len(items) - MAX_FINDING_ROWS} more findings are in report.json and findings.sarif."
-    return ('<section id="findings-section"><h2>Findings</h2>'
-            + _table("findings", ["Severity", "Category", "Rule", "Title", "Location", "CRA", "Evidence",
-                                  "Remediation"], rows, sev_filter=True, note=note) + "</section>")
+    return (
+        '<section id="findings-section"><h2>Findings</h2>'
+        + _table(
+            "findings",
+            ["Severity", "Category", "Rule", "Title", "Location", "CRA", "Evidence", "Remediation"],
+            rows,
+            sev_filter=True,
+            note=note,
+        )
+        + "</section>"
+    )
 
 
 def _vuln_rows(matches: list) -> list[str]:
@@ -367,17 +446,33 @@ def _vuln_rows(matches: list) -> list[str]:
         rows.append(
             f'<tr data-sev="{sev_name}" data-kev="{"1" if kev else "0"}">'
             + _cell(kev_text, sort=0 if kev else 1, raw=True)
-            + _cell(f"<b>{esc(adv)}</b>" + (f'<br><span class="muted">{esc(", ".join(map(str, aliases)), 300)}</span>'
-                                             if aliases else ""), sort=adv, raw=True)
-            + _cell(_sev_badge(sev_name) if sev else '<span class="muted">unscored</span>',
-                    sort=5 - (sev.rank if sev else -1), raw=True)
-            + _cell(f"{score}" + (f'<br><span class="mono muted">{esc(vector)}</span>' if vector else ""),
-                    sort=score if score != "" else -1, raw=True)
+            + _cell(
+                f"<b>{esc(adv)}</b>"
+                + (
+                    f'<br><span class="muted">{esc(", ".join(map(str, aliases)), 300)}</span>'
+                    if aliases
+                    else ""
+                ),
+                sort=adv,
+                raw=True,
+            )
+            + _cell(
+                _sev_badge(sev_name) if sev else '<span class="muted">unscored</span>',
+                sort=5 - (sev.rank if sev else -1),
+                raw=True,
+            )
+            + _cell(
+                f"{score}" + (f'<br><span class="mono muted">{esc(vector)}</span>' if vector else ""),
+                sort=score if score != "" else -1,
+                raw=True,
+            )
             + _cell(field_of(m, "component_key", "component", default="?"))
             + _cell(field_of(m, "fixed_version", default="-"))
             + _cell(state if vuln_is_open(m) else f"{state} (dismissed)")
             + _cell(f"{epss:.3f}" if isinstance(epss, float) else "-", sort=epss if epss is not None else -1)
-            + _cell(esc(field_of(m, "summary", default=""), 200), raw=True) + "</tr>")
+            + _cell(esc(field_of(m, "summary", default=""), 200), raw=True)
+            + "</tr>"
+        )
     return rows
 
 
@@ -385,12 +480,18 @@ def _vulnerabilities(report: ScanReport, ran: frozenset[str]) -> str:
     if not report.vulnerabilities and "vulns" not in ran:
         body = '<p class="muted">not assessed: the vulnerability stage did not run (no feed database?)</p>'
     else:
-        body = _table("vulnerabilities", ["KEV", "Advisory", "Severity", "CVSS", "Component", "Fixed in",
-                                          "Triage", "EPSS", "Summary"], _vuln_rows(report.vulnerabilities),
-                      sev_filter=True, note=_more(len(report.vulnerabilities), "vulnerability matches"))
-    return ('<section id="vulnerabilities-section"><h2>Vulnerabilities (KEV first)</h2>'
-            '<p class="muted">KEV: listed in CISA\u2019s Known Exploited Vulnerabilities catalog: actively '
-            "exploited, the CRA Article 14 reporting clock applies.</p>" + body + "</section>")
+        body = _table(
+            "vulnerabilities",
+            ["KEV", "Advisory", "Severity", "CVSS", "Component", "Fixed in", "Triage", "EPSS", "Summary"],
+            _vuln_rows(report.vulnerabilities),
+            sev_filter=True,
+            note=_more(len(report.vulnerabilities), "vulnerability matches"),
+        )
+    return (
+        '<section id="vulnerabilities-section"><h2>Vulnerabilities (KEV first)</h2>'
+        '<p class="muted">KEV: listed in CISA\u2019s Known Exploited Vulnerabilities catalog: actively '
+        "exploited, the CRA Article 14 reporting clock applies.</p>" + body + "</section>"
+    )
 
 
 def _components(report: ScanReport) -> str:
@@ -399,8 +500,14 @@ def _components(report: ScanReport) -> str:
         if vuln_is_open(m):
             per[str(field_of(m, "component_key", "component", default=""))].append(m)
     rows = []
-    comps = sorted(report.components, key=lambda c: (not any(vuln_is_kev(m) for m in per.get(c.key, [])),
-                                                      -len(per.get(c.key, [])), c.name.lower()))
+    comps = sorted(
+        report.components,
+        key=lambda c: (
+            not any(vuln_is_kev(m) for m in per.get(c.key, [])),
+            -len(per.get(c.key, [])),
+            c.name.lower(),
+        ),
+    )
     for c in comps[:MAX_RECORD_ROWS]:
         vulns = per.get(c.key, [])
         kev = sum(1 for m in vulns if vuln_is_kev(m))
@@ -410,30 +517,64 @@ def _components(report: ScanReport) -> str:
         methods = sorted({e.method for e in c.evidence})
         conf = max((e.confidence for e in c.evidence), default=0.0)
         rows.append(
-            "<tr>" + _cell(c.name) + _cell(c.version or "unknown") + _cell(c.kind)
-            + _cell(f'<span class="mono">{esc(c.purl)}</span><br><span class="mono muted">{esc(c.cpe)}</span>',
-                    sort=c.purl, raw=True)
-            + _cell(c.supplier or "-") + _cell(", ".join(c.licenses) or "-")
+            "<tr>"
+            + _cell(c.name)
+            + _cell(c.version or "unknown")
+            + _cell(c.kind)
+            + _cell(
+                f'<span class="mono">{esc(c.purl)}</span><br><span class="mono muted">{esc(c.cpe)}</span>',
+                sort=c.purl,
+                raw=True,
+            )
+            + _cell(c.supplier or "-")
+            + _cell(", ".join(c.licenses) or "-")
             + _cell(f"{', '.join(methods)} ({conf:.2f})" if methods else "-", sort=conf)
             + _cell(len(c.files))
-            + _cell((f'<span class="kev">KEV {kev}</span> ' if kev else "") + f"{len(vulns)} {esc(ids, 600)}",
-                    sort=len(vulns) + 1000 * kev, raw=True) + "</tr>")
+            + _cell(
+                (f'<span class="kev">KEV {kev}</span> ' if kev else "") + f"{len(vulns)} {esc(ids, 600)}",
+                sort=len(vulns) + 1000 * kev,
+                raw=True,
+            )
+            + "</tr>"
+        )
     if not report.components:
-        note = "No components identified" + ("" if "identify" in annex1.stages_run(report)
-                                             else ": not assessed (the identify stage did not run)")
-        return f'<section id="components-section"><h2>Components</h2><p class="muted">{esc(note)}</p></section>'
-    return ('<section id="components-section"><h2>Components</h2>'
-            + _table("components", ["Name", "Version", "Kind", "purl / CPE", "Supplier", "Licence",
-                                    "Identified by", "Files", "Open vulnerabilities"], rows,
-                     note=_more(len(report.components), "components")) + "</section>")
+        note = "No components identified" + (
+            ""
+            if "identify" in annex1.stages_run(report)
+            else ": not assessed (the identify stage did not run)"
+        )
+        return (
+            f'<section id="components-section"><h2>Components</h2><p class="muted">{esc(note)}</p></section>'
+        )
+    return (
+        '<section id="components-section"><h2>Components</h2>'
+        + _table(
+            "components",
+            [
+                "Name",
+                "Version",
+                "Kind",
+                "purl / CPE",
+                "Supplier",
+                "Licence",
+                "Identified by",
+                "Files",
+                "Open vulnerabilities",
+            ],
+            rows,
+            note=_more(len(report.components), "components"),
+        )
+        + "</section>"
+    )
 
 
 def _more(total: int, what: str) -> str:
     return f"{total - MAX_RECORD_ROWS} more {what} are in report.json." if total > MAX_RECORD_ROWS else ""
 
 
-def _generic_rows(records: Sequence[Any], columns: Sequence[tuple[str, tuple[str, ...]]],
-                  verdict_column: str = "") -> list[str]:
+def _generic_rows(
+    records: Sequence[Any], columns: Sequence[tuple[str, tuple[str, ...]]], verdict_column: str = ""
+) -> list[str]:
     rows = []
     for rec in records[:MAX_RECORD_ROWS]:
         data = to_jsonable(rec) if not isinstance(rec, dict) else rec
@@ -448,21 +589,40 @@ def _generic_rows(records: Sequence[Any], columns: Sequence[tuple[str, tuple[str
                 value = ", ".join(f"{k}={v}" for k, v in value.items())
             if label == verdict_column and value:
                 status = "pass" if str(value) == "valid" else "fail"
-                cells.append(_cell(f'<span class="st st-{status}">{esc(value, 100)}</span>', sort=value, raw=True))
+                cells.append(
+                    _cell(f'<span class="st st-{status}">{esc(value, 100)}</span>', sort=value, raw=True)
+                )
             else:
                 cells.append(_cell(value))
-        rows.append(f'<tr data-verdict="{esc(field_of(data, "verdict", default=""), 100)}">' + "".join(cells)
-                    + "</tr>" if verdict_column else "<tr>" + "".join(cells) + "</tr>")
+        rows.append(
+            f'<tr data-verdict="{esc(field_of(data, "verdict", default=""), 100)}">'
+            + "".join(cells)
+            + "</tr>"
+            if verdict_column
+            else "<tr>" + "".join(cells) + "</tr>"
+        )
     return rows
 
 
 def _attack_surface(report: ScanReport, ran: frozenset[str]) -> str:
-    cols = (("Service", ("name",)), ("Binary", ("binary", "path")), ("Port", ("port",)),
-            ("Bind", ("bind_address",)), ("Protocol", ("protocol",)), ("Started by", ("started_by",)),
-            ("Authentication", ("authentication",)), ("Config", ("config",)), ("Notes", ("notes",)))
+    cols = (
+        ("Service", ("name",)),
+        ("Binary", ("binary", "path")),
+        ("Port", ("port",)),
+        ("Bind", ("bind_address",)),
+        ("Protocol", ("protocol",)),
+        ("Started by", ("started_by",)),
+        ("Authentication", ("authentication",)),
+        ("Config", ("config",)),
+        ("Notes", ("notes",)),
+    )
     if report.services or "checks" in ran:
-        services = _table("services", [c[0] for c in cols], _generic_rows(report.services, cols),
-                          note=_more(len(report.services), "services"))
+        services = _table(
+            "services",
+            [c[0] for c in cols],
+            _generic_rows(report.services, cols),
+            note=_more(len(report.services), "services"),
+        )
     else:
         services = '<p class="muted">not assessed: the checks stage did not run</p>'
     creds = [f for f in report.findings if f.category in ("credentials", "secrets")]
@@ -470,15 +630,25 @@ def _attack_surface(report: ScanReport, ran: frozenset[str]) -> str:
     rows = []
     for f in creds[:MAX_FINDING_ROWS]:
         shown = f.fingerprint or f.extra.get("fingerprint", "")
-        rows.append(f'<tr data-sev="{f.severity.value}">'
-                    + _cell(_sev_badge(f.severity.value), sort=5 - f.severity.rank, raw=True)
-                    + _cell(f.category) + _cell(f.title) + _cell(_location(f), sort=f.location.path, raw=True)
-                    + _cell(f'<span class="mono">{esc(shown)}</span>', raw=True) + "</tr>")
-    return ('<section id="attack-surface"><h2>Attack surface: services and credentials</h2>'
-            '<h3>Services</h3>' + services
-            + '<h3>Credentials, keys and secrets</h3><p class="muted">Secrets are shown as fingerprints.</p>'
-            + _table("credentials", ["Severity", "Category", "Title", "Location", "Fingerprint"], rows,
-                     sev_filter=True) + "</section>")
+        rows.append(
+            f'<tr data-sev="{f.severity.value}">'
+            + _cell(_sev_badge(f.severity.value), sort=5 - f.severity.rank, raw=True)
+            + _cell(f.category)
+            + _cell(f.title)
+            + _cell(_location(f), sort=f.location.path, raw=True)
+            + _cell(f'<span class="mono">{esc(shown)}</span>', raw=True)
+            + "</tr>"
+        )
+    return (
+        '<section id="attack-surface"><h2>Attack surface: services and credentials</h2>'
+        "<h3>Services</h3>"
+        + services
+        + '<h3>Credentials, keys and secrets</h3><p class="muted">Secrets are shown as fingerprints.</p>'
+        + _table(
+            "credentials", ["Severity", "Category", "Title", "Location", "Fingerprint"], rows, sev_filter=True
+        )
+        + "</section>"
+    )
 
 
 def hardening_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
@@ -490,16 +660,57 @@ def hardening_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
     if summaries:
         for d in summaries:
             label = f"{d.get('arch', '?')}/{d.get('bits', '?')}{(d.get('endian') or '?')[:1]}"
-            out.append({"label": label, **{k: d.get(k, 0) or 0 for k in (
-                "total", "executables", "libraries", "static", "nx", "pie", "relro_full", "relro_partial",
-                "canary", "fortify", "rpath", "stripped", "exec_stack")}})
+            out.append(
+                {
+                    "label": label,
+                    **{
+                        k: d.get(k, 0) or 0
+                        for k in (
+                            "total",
+                            "executables",
+                            "libraries",
+                            "static",
+                            "nx",
+                            "pie",
+                            "relro_full",
+                            "relro_partial",
+                            "canary",
+                            "fortify",
+                            "rpath",
+                            "stripped",
+                            "exec_stack",
+                        )
+                    },
+                }
+            )
         return out
     groups: dict[str, dict[str, Any]] = {}
     for d in sorted(data, key=lambda d: (str(d.get("arch")), str(d.get("bits")), str(d.get("endian")))):
         label = f"{d.get('arch', '?')}/{d.get('bits', '?')}{(d.get('endian') or '?')[:1]}"
-        g = groups.setdefault(label, {"label": label, **dict.fromkeys((
-            "total", "executables", "libraries", "static", "nx", "pie", "relro_full", "relro_partial",
-            "canary", "fortify", "rpath", "stripped", "exec_stack"), 0)})
+        g = groups.setdefault(
+            label,
+            {
+                "label": label,
+                **dict.fromkeys(
+                    (
+                        "total",
+                        "executables",
+                        "libraries",
+                        "static",
+                        "nx",
+                        "pie",
+                        "relro_full",
+                        "relro_partial",
+                        "canary",
+                        "fortify",
+                        "rpath",
+                        "stripped",
+                        "exec_stack",
+                    ),
+                    0,
+                ),
+            },
+        )
         g["total"] += 1
         pie = d.get("pie")
         if pie == "dso":
@@ -531,29 +742,73 @@ def _hardening(report: ScanReport, ran: frozenset[str]) -> str:
     trs = []
     for r in rows:
         t = r["total"]
-        trs.append("<tr>" + _cell(r["label"]) + _cell(t) + _cell(r["executables"]) + _cell(r["static"])
-                   + _cell(pct(r["nx"], t), sort=r["nx"]) + _cell(pct(r["pie"], r["executables"]), sort=r["pie"])
-                   + _cell(pct(r["relro_full"], t), sort=r["relro_full"])
-                   + _cell(pct(r["relro_partial"], t), sort=r["relro_partial"])
-                   + _cell(pct(r["canary"], t), sort=r["canary"]) + _cell(pct(r["fortify"], t), sort=r["fortify"])
-                   + _cell(r["exec_stack"]) + _cell(r["rpath"]) + "</tr>")
-    return ('<section id="hardening-section"><h2>Hardening per architecture</h2>' + _hardening_chart(rows)
-            + _table("hardening", ["Architecture", "ELF files", "Executables", "Static", "NX",
-                                   "PIE (of executables)", "Full RELRO", "Partial RELRO", "Canary", "FORTIFY",
-                                   "Exec stack", "RPATH"], trs, filter_box=False) + "</section>")
+        trs.append(
+            "<tr>"
+            + _cell(r["label"])
+            + _cell(t)
+            + _cell(r["executables"])
+            + _cell(r["static"])
+            + _cell(pct(r["nx"], t), sort=r["nx"])
+            + _cell(pct(r["pie"], r["executables"]), sort=r["pie"])
+            + _cell(pct(r["relro_full"], t), sort=r["relro_full"])
+            + _cell(pct(r["relro_partial"], t), sort=r["relro_partial"])
+            + _cell(pct(r["canary"], t), sort=r["canary"])
+            + _cell(pct(r["fortify"], t), sort=r["fortify"])
+            + _cell(r["exec_stack"])
+            + _cell(r["rpath"])
+            + "</tr>"
+        )
+    return (
+        '<section id="hardening-section"><h2>Hardening per architecture</h2>'
+        + _hardening_chart(rows)
+        + _table(
+            "hardening",
+            [
+                "Architecture",
+                "ELF files",
+                "Executables",
+                "Static",
+                "NX",
+                "PIE (of executables)",
+                "Full RELRO",
+                "Partial RELRO",
+                "Canary",
+                "FORTIFY",
+                "Exec stack",
+                "RPATH",
+            ],
+            trs,
+            filter_box=False,
+        )
+        + "</section>"
+    )
 
 
 def _bundles(report: ScanReport, ran: frozenset[str]) -> str:
-    cols = (("Bundle", ("path", "location", "name", "file")), ("Format", ("format", "kind")),
-            ("Verdict", ("verdict", "status")), ("Reason", ("reason", "message", "details", "detail")),
-            ("Signer", ("signer", "signer_subject")), ("Key", ("key_fingerprint",)),
-            ("Algorithms", ("algorithms", "algorithm")), ("Signed at", ("signed_at",)),
-            ("Covered", ("covered",)), ("Not covered", ("uncovered", "not_covered")), ("Notes", ("notes",)))
+    cols = (
+        ("Bundle", ("path", "location", "name", "file")),
+        ("Format", ("format", "kind")),
+        ("Verdict", ("verdict", "status")),
+        ("Reason", ("reason", "message", "details", "detail")),
+        ("Signer", ("signer", "signer_subject")),
+        ("Key", ("key_fingerprint",)),
+        ("Algorithms", ("algorithms", "algorithm")),
+        ("Signed at", ("signed_at",)),
+        ("Covered", ("covered",)),
+        ("Not covered", ("uncovered", "not_covered")),
+        ("Notes", ("notes",)),
+    )
     if report.bundles:
-        body = _table("bundles", [c[0] for c in cols], _generic_rows(report.bundles, cols, "Verdict"),
-                      note=_more(len(report.bundles), "bundle verdicts"))
+        body = _table(
+            "bundles",
+            [c[0] for c in cols],
+            _generic_rows(report.bundles, cols, "Verdict"),
+            note=_more(len(report.bundles), "bundle verdicts"),
+        )
     elif "bundles" in ran:
-        body = '<p class="muted">No update bundle, FIT image or update verification key found in the image.</p>'
+        body = (
+            '<p class="muted">No update bundle, FIT image or update verification key found in the image.</p>'
+        )
     else:
         body = '<p class="muted">not assessed: the bundle verification stage did not run</p>'
     return '<section id="bundles-section"><h2>Update signatures</h2>' + body + "</section>"
@@ -561,13 +816,17 @@ def _bundles(report: ScanReport, ran: frozenset[str]) -> str:
 
 def _support(support: Any) -> str:
     if support is None:
-        body = ('<p class="muted">not assessed: no support period known for this release '
-                '(record one with <code>cra-fw support set</code> and scan with the release).</p>')
+        body = (
+            '<p class="muted">not assessed: no support period known for this release '
+            "(record one with <code>cra-fw support set</code> and scan with the release).</p>"
+        )
     else:
         data = to_jsonable(support) if not isinstance(support, dict) else support
         items = data.items() if isinstance(data, dict) else [("support", data)]
         problems = annex1.support_failures(support)
-        body = "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items) + "</table>"
+        body = (
+            "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items) + "</table>"
+        )
         if problems:
             body += '<div class="warn">' + "<br>".join(esc(p) for p in problems) + "</div>"
     return '<section id="support-section"><h2>Support period (Article 13(8))</h2>' + body + "</section>"
@@ -598,10 +857,12 @@ def _layers(layers: Sequence[Layer]) -> str:
         note = f' <span class="muted">{esc(layer.note, 300)}</span>' if layer.note else ""
         files = f", {layer.file_count} files" if layer.file_count else ""
         ent = f", entropy {layer.entropy:.2f}" if isinstance(layer.entropy, float) else ""
-        out.append(f'<li data-layer="{esc(layer.id)}"><code>{esc(layer.id)}</code> <b>{esc(layer.format)}</b> '
-                   f"@0x{layer.offset:x}{where}, {layer.size:,} bytes, <i>{esc(status)}</i>{files}{ent}"
-                   f'{" via " + esc(layer.extractor) if layer.extractor else ""}'
-                   f' <span class="mono muted">sha256 {esc(layer.sha256[:16])}\u2026</span>{note}')
+        out.append(
+            f'<li data-layer="{esc(layer.id)}"><code>{esc(layer.id)}</code> <b>{esc(layer.format)}</b> '
+            f"@0x{layer.offset:x}{where}, {layer.size:,} bytes, <i>{esc(status)}</i>{files}{ent}"
+            f"{' via ' + esc(layer.extractor) if layer.extractor else ''}"
+            f' <span class="mono muted">sha256 {esc(layer.sha256[:16])}\u2026</span>{note}'
+        )
         kids = children.get(layer.id, [])
         if kids:
             out.append('<ul class="tree">')
@@ -617,8 +878,11 @@ def _layers(layers: Sequence[Layer]) -> str:
         if layer.id not in seen:
             walk(layer)
     out.append("</ul>")
-    more = f'<p class="muted">{count - MAX_LAYER_ROWS} more layers in report.json</p>' \
-        if count > MAX_LAYER_ROWS else ""
+    more = (
+        f'<p class="muted">{count - MAX_LAYER_ROWS} more layers in report.json</p>'
+        if count > MAX_LAYER_ROWS
+        else ""
+    )
     return '<section id="layers-section"><h2>Layer tree</h2>' + "".join(out) + more + "</section>"
 
 
@@ -629,11 +893,20 @@ def render(report: ScanReport, support: Any = None) -> str:
     open_vulns = [m for m in report.vulnerabilities if vuln_is_open(m)]
     kev = [m for m in open_vulns if vuln_is_kev(m)]
     support = support if support is not None else getattr(report, "support", None)
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("checklist-section", "Checklist"), ("findings-section", "Findings"),
-        ("vulnerabilities-section", "Vulnerabilities"), ("components-section", "Components"),
-        ("attack-surface", "Attack surface"), ("hardening-section", "Hardening"),
-        ("bundles-section", "Updates"), ("support-section", "Support"), ("layers-section", "Layers")))
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("checklist-section", "Checklist"),
+            ("findings-section", "Findings"),
+            ("vulnerabilities-section", "Vulnerabilities"),
+            ("components-section", "Components"),
+            ("attack-surface", "Attack surface"),
+            ("hardening-section", "Hardening"),
+            ("bundles-section", "Updates"),
+            ("support-section", "Support"),
+            ("layers-section", "Layers"),
+        )
+    )
     title = f"cra-fw report: {report.image.name}"
     parts = [
         "<!DOCTYPE html>",
@@ -642,7 +915,7 @@ def render(report: ScanReport, support: Any = None) -> str:
         '<meta name="referrer" content="no-referrer">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title, 300)}</title><style>{CSS}</style></head><body>",
-        f"<header><h1>{esc(title, 300)}</h1><div class=\"muted\">CRA evidence report, generated by "
+        f'<header><h1>{esc(title, 300)}</h1><div class="muted">CRA evidence report, generated by '
         f"{esc(report.tool.name)} {esc(report.tool.version)} at {esc(report.finished or report.started)}</div>"
         f"<nav>{nav}</nav></header><main>",
         _header(report, checklist, open_vulns, kev),
@@ -655,7 +928,7 @@ def render(report: ScanReport, support: Any = None) -> str:
         _support(support),
         _findings(report),
         _layers(report.layers),
-        f"</main><footer>sha256 of the image: <span class=\"mono\">{esc(report.image.sha256)}</span>. "
+        f'</main><footer>sha256 of the image: <span class="mono">{esc(report.image.sha256)}</span>. '
         "Machine-readable results: report.json, SBOMs, VEX and SARIF beside this file.</footer>",
         f"<script>{SCRIPT}</script></body></html>",
     ]

@@ -17,15 +17,27 @@ from urllib.parse import quote
 from cra_fw.records import Finding, ScanReport, Severity
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 INFORMATION_URI = "https://github.com/cra-fw/cra-fw"
 FILENAME = "findings.sarif"
 
-_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
-          Severity.LOW: "note", Severity.INFO: "note"}
+_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
 # GitHub code scanning reads properties.security-severity (CVSS-like 0-10) to rank results.
-_SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5",
-                      Severity.LOW: "3.0", Severity.INFO: "0.0"}
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "0.0",
+}
 
 
 def schema() -> dict[str, Any]:
@@ -45,8 +57,11 @@ def _rule(f: Finding) -> dict[str, Any]:
         "shortDescription": {"text": f.title.split(":")[0][:200] or f.rule_id},
         "help": {"text": f.remediation or "See docs/checks.md."},
         "defaultConfiguration": {"level": _LEVEL[f.severity]},
-        "properties": {"category": f.category, "cra_reference": list(f.cra_reference),
-                       "tags": ["security", f.category]},
+        "properties": {
+            "category": f.category,
+            "cra_reference": list(f.cra_reference),
+            "tags": ["security", f.category],
+        },
     }
 
 
@@ -81,12 +96,18 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
             physical["region"] = {"byteOffset": loc.offset}
         location: dict[str, Any] = {"physicalLocation": physical}
         if loc.layer_chain:
-            location["logicalLocations"] = [{"fullyQualifiedName": "/".join(loc.layer_chain) + ":" + loc.path,
-                                             "kind": "module"}]
+            location["logicalLocations"] = [
+                {"fullyQualifiedName": "/".join(loc.layer_chain) + ":" + loc.path, "kind": "module"}
+            ]
         result["locations"] = [location]
     if f.suppressed:
-        result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                   "justification": f.suppression_reason or "suppressed by policy"}]
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f.suppression_reason or "suppressed by policy",
+            }
+        ]
     return result
 
 
@@ -101,16 +122,31 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
             rules.append(_rule(f))
         results.append(_result(f, index[f.rule_id]))
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": report.tool.name or "cra-fw", "version": report.tool.version or "0",
-                            "informationUri": INFORMATION_URI, "rules": rules}},
-        "originalUriBaseIds": {"IMAGE": {"description": {
-            "text": f"Root of the unpacked firmware image {report.image.name} (sha256 {report.image.sha256})"}}},
+        "tool": {
+            "driver": {
+                "name": report.tool.name or "cra-fw",
+                "version": report.tool.version or "0",
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }
+        },
+        "originalUriBaseIds": {
+            "IMAGE": {
+                "description": {
+                    "text": f"Root of the unpacked firmware image {report.image.name} (sha256 {report.image.sha256})"
+                }
+            }
+        },
         "results": results,
-        "properties": {"image": {"name": report.image.name, "sha256": report.image.sha256,
-                                 "size": report.image.size}},
+        "properties": {
+            "image": {"name": report.image.name, "sha256": report.image.sha256, "size": report.image.size}
+        },
     }
     if report.started:
-        invocation: dict[str, Any] = {"executionSuccessful": not report.errors, "startTimeUtc": report.started}
+        invocation: dict[str, Any] = {
+            "executionSuccessful": not report.errors,
+            "startTimeUtc": report.started,
+        }
         if report.finished:
             invocation["endTimeUtc"] = report.finished
         run["invocations"] = [invocation]

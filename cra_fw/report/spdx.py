@@ -18,8 +18,13 @@ from cra_fw.records import Component, ScanReport
 from cra_fw.report import VERSION_UNKNOWN
 
 FILE_NAME = "sbom.spdx.json"
-_PURPOSE = {"library": "LIBRARY", "application": "APPLICATION", "operating-system": "OPERATING-SYSTEM",
-            "firmware": "FIRMWARE", "framework": "FRAMEWORK"}
+_PURPOSE = {
+    "library": "LIBRARY",
+    "application": "APPLICATION",
+    "operating-system": "OPERATING-SYSTEM",
+    "firmware": "FIRMWARE",
+    "framework": "FRAMEWORK",
+}
 _ALG = {"SHA-256": "SHA256", "SHA-512": "SHA512", "SHA-1": "SHA1", "MD5": "MD5"}
 _ID_SAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 _LICENSE_TOKEN = re.compile(r"^[A-Za-z0-9.\-+]+$")
@@ -60,21 +65,28 @@ def _package(c: Component, spdx_id: str) -> dict:
     }
     if c.version:
         pkg["versionInfo"] = c.version
-    checksums = [{"algorithm": _ALG[a], "checksumValue": v} for a, v in sorted(c.hashes.items()) if a in _ALG and v]
+    checksums = [
+        {"algorithm": _ALG[a], "checksumValue": v} for a, v in sorted(c.hashes.items()) if a in _ALG and v
+    ]
     if checksums:
         pkg["checksums"] = checksums
     refs = []
     if c.cpe:
-        refs.append({"referenceCategory": "SECURITY", "referenceType": "cpe23Type", "referenceLocator": c.cpe})
+        refs.append(
+            {"referenceCategory": "SECURITY", "referenceType": "cpe23Type", "referenceLocator": c.cpe}
+        )
     if c.purl:
-        refs.append({"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": c.purl})
+        refs.append(
+            {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": c.purl}
+        )
     if refs:
         pkg["externalRefs"] = refs
     if c.files:
         pkg["sourceInfo"] = "found in: " + ", ".join(occ.partition(":")[2] or occ for occ in c.files)
     if c.evidence:
         pkg["comment"] = "identified by: " + "; ".join(
-            f"{e.method} ({e.confidence:.2f}) {e.path}".strip() for e in c.evidence)
+            f"{e.method} ({e.confidence:.2f}) {e.path}".strip() for e in c.evidence
+        )
         if not c.version:
             pkg["comment"] += f"; version {VERSION_UNKNOWN}"
     return pkg
@@ -96,25 +108,35 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
         "licenseDeclared": "NOASSERTION",
         "copyrightText": "NOASSERTION",
         "primaryPackagePurpose": "FIRMWARE",
-        "checksums": [{"algorithm": _ALG[a], "checksumValue": v}
-                      for a, v in (("SHA-256", image.sha256), ("SHA-512", image.sha512), ("MD5", image.md5)) if v],
+        "checksums": [
+            {"algorithm": _ALG[a], "checksumValue": v}
+            for a, v in (("SHA-256", image.sha256), ("SHA-512", image.sha512), ("MD5", image.md5))
+            if v
+        ],
     }
     packages = [image_pkg]
-    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
-                      "relatedSpdxElement": image_id}]
+    relationships = [
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
+    ]
     ids: dict[str, str] = {}
     for c in report.components:
         if c.key in ids:
             continue
         ids[c.key] = _spdx_id("Package", f"{c.name}-{c.version}", used)
         packages.append(_package(c, ids[c.key]))
-        relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
-                              "relatedSpdxElement": ids[c.key]})
+        relationships.append(
+            {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": ids[c.key]}
+        )
     for dep in report.dependencies:
         for target in dep.depends_on:
             if dep.ref in ids and target in ids:
-                relationships.append({"spdxElementId": ids[dep.ref], "relationshipType": "DEPENDS_ON",
-                                      "relatedSpdxElement": ids[target]})
+                relationships.append(
+                    {
+                        "spdxElementId": ids[dep.ref],
+                        "relationshipType": "DEPENDS_ON",
+                        "relatedSpdxElement": ids[target],
+                    }
+                )
     namespace_seed = f"{image.sha256}:{created}"
     return {
         "spdxVersion": "SPDX-2.3",

@@ -18,8 +18,17 @@ from cra_fw.report import annex1
 from cra_fw.report.annex1 import field_of, vuln_is_kev, vuln_is_open, vuln_severity
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_COLOURS = {"critical": "1;37;41", "high": "1;31", "medium": "33", "low": "36", "info": "2",
-            "fail": "1;31", "pass": "32", "kev": "1;33;40", "bold": "1"}
+_COLOURS = {
+    "critical": "1;37;41",
+    "high": "1;31",
+    "medium": "33",
+    "low": "36",
+    "info": "2",
+    "fail": "1;31",
+    "pass": "32",
+    "kev": "1;33;40",
+    "bold": "1",
+}
 
 
 def clean(text: object, limit: int = 120) -> str:
@@ -47,37 +56,55 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
     lines = [paint(f"{clean(img.name, 60)}", "bold") + f"  {img.size:,} bytes  sha256 {img.sha256}"]
     sev = Counter(f.severity.value for f in report.findings if not f.suppressed)
     suppressed = sum(1 for f in report.findings if f.suppressed)
-    counts = "  ".join(paint(f"{s} {sev.get(s, 0)}", s) if sev.get(s) else f"{s} 0"
-                       for s in (x.value for x in Severity))
+    counts = "  ".join(
+        paint(f"{s} {sev.get(s, 0)}", s) if sev.get(s) else f"{s} 0" for s in (x.value for x in Severity)
+    )
     lines.append(f"Findings: {counts}" + (f"  (suppressed {suppressed})" if suppressed else ""))
     open_vulns = [m for m in report.vulnerabilities if vuln_is_open(m)]
     kev = [m for m in open_vulns if vuln_is_kev(m)]
     vsev = Counter((vuln_severity(m).value if vuln_severity(m) else "unscored") for m in open_vulns)
     ran = annex1.stages_run(report)
     if report.vulnerabilities or "vulns" in ran:
-        vtext = ", ".join(f"{k} {vsev[k]}" for k in ("critical", "high", "medium", "low", "unscored") if vsev[k])
-        lines.append(f"Components: {len(report.components)}  open vulnerabilities: {len(open_vulns)}"
-                     + (f" ({vtext})" if vtext else "") + (f"  {paint(f'KEV {len(kev)}', 'kev')}" if kev else ""))
+        vtext = ", ".join(
+            f"{k} {vsev[k]}" for k in ("critical", "high", "medium", "low", "unscored") if vsev[k]
+        )
+        lines.append(
+            f"Components: {len(report.components)}  open vulnerabilities: {len(open_vulns)}"
+            + (f" ({vtext})" if vtext else "")
+            + (f"  {paint(f'KEV {len(kev)}', 'kev')}" if kev else "")
+        )
     else:
         lines.append(f"Components: {len(report.components)}  vulnerabilities: not assessed")
     checklist = annex1.assess(report, ran=ran)
-    failed = [r.point.reference.replace("Annex I Part II ", "Part II ").replace("Annex I Part I ", "")
-              for r in checklist.results if r.status == annex1.FAIL]
-    lines.append(f"CRA checklist: {paint(str(checklist.count(annex1.FAIL)) + ' fail', 'fail')}, "
-                 f"{paint(str(checklist.count(annex1.PASS)) + ' pass', 'pass')}, "
-                 f"{checklist.count(annex1.NOT_ASSESSED)} not assessed")
+    failed = [
+        r.point.reference.replace("Annex I Part II ", "Part II ").replace("Annex I Part I ", "")
+        for r in checklist.results
+        if r.status == annex1.FAIL
+    ]
+    lines.append(
+        f"CRA checklist: {paint(str(checklist.count(annex1.FAIL)) + ' fail', 'fail')}, "
+        f"{paint(str(checklist.count(annex1.PASS)) + ' pass', 'pass')}, "
+        f"{checklist.count(annex1.NOT_ASSESSED)} not assessed"
+    )
     if failed:
         lines.append(clean("  failing: " + ", ".join(failed), width))
     if kev:
         lines.append(paint("Actively exploited (KEV): CRA Article 14 reporting applies", "kev"))
         for m in kev[:4]:
-            lines.append(clean(f"  {field_of(m, 'advisory_id', 'id', default='?')} in "
-                               f"{field_of(m, 'component_key', 'component', default='?')}"
-                               f"  due {field_of(m, 'kev_due_date', default='-')}", width))
+            lines.append(
+                clean(
+                    f"  {field_of(m, 'advisory_id', 'id', default='?')} in "
+                    f"{field_of(m, 'component_key', 'component', default='?')}"
+                    f"  due {field_of(m, 'kev_due_date', default='-')}",
+                    width,
+                )
+            )
         if len(kev) > 4:
             lines.append(f"  ... and {len(kev) - 4} more")
-    shown = sorted((f for f in report.findings if not f.suppressed and f.severity != Severity.INFO),
-                   key=lambda f: -f.severity.rank)
+    shown = sorted(
+        (f for f in report.findings if not f.suppressed and f.severity != Severity.INFO),
+        key=lambda f: -f.severity.rank,
+    )
     if shown:
         lines.append("Top findings:")
         for f in shown[:top]:
@@ -87,7 +114,9 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
         if len(shown) > top:
             lines.append(f"  ... and {len(shown) - top} more in report.html / report.json")
     if report.errors:
-        lines.append(paint(f"Errors: {len(report.errors)}", "fail") + "  " + clean(report.errors[0], width - 12))
+        lines.append(
+            paint(f"Errors: {len(report.errors)}", "fail") + "  " + clean(report.errors[0], width - 12)
+        )
     return "\n".join(lines)
 
 

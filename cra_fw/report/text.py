@@ -10,12 +10,16 @@ from cra_fw.records import ScanReport
 
 def _layer_line(report: ScanReport, layer_id: str, indent: int) -> list[str]:
     layer = report.layer(layer_id)
-    detail = ", ".join(f"{k}={v}" for k, v in layer.details.items() if k in ("compression", "endianness", "variant", "type"))
+    detail = ", ".join(
+        f"{k}={v}" for k, v in layer.details.items() if k in ("compression", "endianness", "variant", "type")
+    )
     where = f" {layer.parent_path}" if layer.parent_path else ""
     extra = f" entropy={layer.entropy}" if layer.entropy is not None else ""
     files = f" files={layer.file_count}" if layer.file_count else ""
-    head = (f"{'  ' * indent}{layer.id:<5} {layer.format}{f' ({detail})' if detail else ''}"
-            f" @{layer.offset:#x}{where} size={layer.size} {layer.status.value}{files}{extra}")
+    head = (
+        f"{'  ' * indent}{layer.id:<5} {layer.format}{f' ({detail})' if detail else ''}"
+        f" @{layer.offset:#x}{where} size={layer.size} {layer.status.value}{files}{extra}"
+    )
     lines = [head]
     for child in report.layers:
         if child.parent_id == layer_id:

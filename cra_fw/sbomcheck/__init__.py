@@ -71,10 +71,14 @@ def load(path: Path) -> SbomDoc:
             raise SbomFormatError(f"{path}: larger than {MAX_SBOM_BYTES} bytes; not checked")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SbomFormatError(f"{path}: not readable JSON ({exc}); pass a CycloneDX or SPDX JSON file") from exc
+        raise SbomFormatError(
+            f"{path}: not readable JSON ({exc}); pass a CycloneDX or SPDX JSON file"
+        ) from exc
     if isinstance(data, dict) and data.get("bomFormat") == "CycloneDX":
         doc = _from_cyclonedx(data)
-        return dataclasses.replace(doc, schema_error=_cdx_schema_error(path, str(data.get("specVersion", ""))))
+        return dataclasses.replace(
+            doc, schema_error=_cdx_schema_error(path, str(data.get("specVersion", "")))
+        )
     if isinstance(data, dict) and str(data.get("spdxVersion", "")).startswith("SPDX-"):
         return _from_spdx(data)
     raise SbomFormatError(f"{path}: neither CycloneDX (bomFormat) nor SPDX (spdxVersion) JSON")
@@ -102,8 +106,12 @@ def _obj(value: object) -> dict:
 
 
 def _cdx_component(c: dict) -> SbomComponent:
-    supplier = _obj(c.get("supplier")).get("name", "") or _obj(c.get("manufacturer")).get("name", "") \
-        or c.get("author", "") or c.get("publisher", "")
+    supplier = (
+        _obj(c.get("supplier")).get("name", "")
+        or _obj(c.get("manufacturer")).get("name", "")
+        or c.get("author", "")
+        or c.get("publisher", "")
+    )
     ids = tuple(str(x) for x in (c.get("purl"), c.get("cpe"), _obj(c.get("swid")).get("tagId")) if x)
     lics = []
     for lic in _dicts(c.get("licenses")):
@@ -114,9 +122,17 @@ def _cdx_component(c: dict) -> SbomComponent:
             lics.append(str(inner.get("id") or inner.get("name", "")))
     hashes = {str(h.get("alg", "")): str(h.get("content", "")) for h in _dicts(c.get("hashes"))}
     props = {str(p.get("name", "")): str(p.get("value", "")) for p in _dicts(c.get("properties"))}
-    return SbomComponent(str(c.get("bom-ref", c.get("name", ""))), str(c.get("name", "")),
-                         str(c.get("version", "")), str(supplier),
-                         ids, tuple(x for x in lics if x), hashes, props.get("bsi:component:filename", ""), props)
+    return SbomComponent(
+        str(c.get("bom-ref", c.get("name", ""))),
+        str(c.get("name", "")),
+        str(c.get("version", "")),
+        str(supplier),
+        ids,
+        tuple(x for x in lics if x),
+        hashes,
+        props.get("bsi:component:filename", ""),
+        props,
+    )
 
 
 def _from_cyclonedx(data: dict) -> SbomDoc:
@@ -132,11 +148,21 @@ def _from_cyclonedx(data: dict) -> SbomDoc:
         c = stack.pop(0)
         comps.append(_cdx_component(c))
         stack.extend(_dicts(c.get("components")))
-    deps = {str(d.get("ref", "")): tuple(str(x) for x in (d.get("dependsOn") if isinstance(d.get("dependsOn"), list) else [])
-                                            if isinstance(x, str))
-            for d in _dicts(data.get("dependencies"))}
-    return SbomDoc(f"CycloneDX {data.get('specVersion', '?')}", tuple(a for a in authors if a),
-                   str(meta.get("timestamp", "")), tuple(comps), deps)
+    deps = {
+        str(d.get("ref", "")): tuple(
+            str(x)
+            for x in (d.get("dependsOn") if isinstance(d.get("dependsOn"), list) else [])
+            if isinstance(x, str)
+        )
+        for d in _dicts(data.get("dependencies"))
+    }
+    return SbomDoc(
+        f"CycloneDX {data.get('specVersion', '?')}",
+        tuple(a for a in authors if a),
+        str(meta.get("timestamp", "")),
+        tuple(comps),
+        deps,
+    )
 
 
 _NOASSERT = {"", "NOASSERTION", "NONE"}
@@ -144,29 +170,59 @@ _NOASSERT = {"", "NOASSERTION", "NONE"}
 
 def _from_spdx(data: dict) -> SbomDoc:
     info = _obj(data.get("creationInfo"))
-    described = {r.get("relatedSpdxElement") for r in _dicts(data.get("relationships"))
-                 if r.get("relationshipType") == "DESCRIBES"}
+    described = {
+        r.get("relatedSpdxElement")
+        for r in _dicts(data.get("relationships"))
+        if r.get("relationshipType") == "DESCRIBES"
+    }
     comps = []
     for p in _dicts(data.get("packages")):
         if p.get("SPDXID") in described:
             continue  # the product itself, not one of its components
         supplier = str(p.get("supplier", ""))
         supplier = "" if supplier in _NOASSERT else supplier.split(":", 1)[-1].strip()
-        ids = tuple(str(r.get("referenceLocator", "")) for r in _dicts(p.get("externalRefs"))
-                    if r.get("referenceType") in ("purl", "cpe23Type", "cpe22Type", "swid"))
-        lic = [str(x) for x in (p.get("licenseDeclared", ""), p.get("licenseConcluded", "")) if x not in _NOASSERT]
-        hashes = {str(c.get("algorithm", "")): str(c.get("checksumValue", "")) for c in _dicts(p.get("checksums"))}
-        comps.append(SbomComponent(str(p.get("SPDXID", "")), str(p.get("name", "")), str(p.get("versionInfo", "")),
-                                   supplier, ids, tuple(lic[:1]), hashes, str(p.get("packageFileName", ""))))
+        ids = tuple(
+            str(r.get("referenceLocator", ""))
+            for r in _dicts(p.get("externalRefs"))
+            if r.get("referenceType") in ("purl", "cpe23Type", "cpe22Type", "swid")
+        )
+        lic = [
+            str(x)
+            for x in (p.get("licenseDeclared", ""), p.get("licenseConcluded", ""))
+            if x not in _NOASSERT
+        ]
+        hashes = {
+            str(c.get("algorithm", "")): str(c.get("checksumValue", "")) for c in _dicts(p.get("checksums"))
+        }
+        comps.append(
+            SbomComponent(
+                str(p.get("SPDXID", "")),
+                str(p.get("name", "")),
+                str(p.get("versionInfo", "")),
+                supplier,
+                ids,
+                tuple(lic[:1]),
+                hashes,
+                str(p.get("packageFileName", "")),
+            )
+        )
     deps: dict[str, list[str]] = {}
     for r in _dicts(data.get("relationships")):
         if r.get("relationshipType") in ("DEPENDS_ON", "CONTAINS"):
             deps.setdefault(str(r.get("spdxElementId", "")), []).append(str(r.get("relatedSpdxElement", "")))
     creators_raw = info.get("creators", [])
-    creators = tuple(str(c) for c in (creators_raw if isinstance(creators_raw, list) else [])
-                     if not str(c).startswith("Tool:"))
-    return SbomDoc(str(data.get("spdxVersion", "SPDX")), creators, str(info.get("created", "")), tuple(comps),
-                   {k: tuple(v) for k, v in deps.items()})
+    creators = tuple(
+        str(c)
+        for c in (creators_raw if isinstance(creators_raw, list) else [])
+        if not str(c).startswith("Tool:")
+    )
+    return SbomDoc(
+        str(data.get("spdxVersion", "SPDX")),
+        creators,
+        str(info.get("created", "")),
+        tuple(comps),
+        {k: tuple(v) for k, v in deps.items()},
+    )
 
 
 def check(doc: SbomDoc) -> CheckResult:
@@ -216,6 +272,7 @@ class Diff:
 
 def diff(a: SbomDoc, b: SbomDoc) -> Diff:
     """Components added, removed and changed in version from ``a`` to ``b`` (matched by name)."""
+
     def index(doc: SbomDoc) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for c in doc.components:

@@ -47,7 +47,10 @@ class BinwalkBackend(Backend):
         # binwalk calls jefferson / ubireader from PATH; keep the caller's PATH first
         proc = subprocess.run(
             [SYSTEM_PYTHON, str(DRIVER), str(path), str(work)],
-            capture_output=True, check=False, env=env, cwd=str(work),
+            capture_output=True,
+            check=False,
+            env=env,
+            cwd=str(work),
         )
         if proc.returncode != 0:
             tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
@@ -73,10 +76,15 @@ class BinwalkBackend(Backend):
             start = int(item["offset"])
             if start < covered_until:
                 continue  # inside a region already claimed (binwalk reports inner signatures too)
-            if carves and carves[-1].format == spec.name and carves[-1].extracted and not item.get("extracted"):
+            if (
+                carves
+                and carves[-1].format == spec.name
+                and carves[-1].extracted
+                and not item.get("extracted")
+            ):
                 # binwalk lists every member header of an archive; the first one extracted them all
                 continue
-            end = int(item["end"]) if "end" in item else _end_of(item, found[idx + 1:], size)
+            end = int(item["end"]) if "end" in item else _end_of(item, found[idx + 1 :], size)
             covered_until = end
             if not spec.container:
                 carves.append(Carve(spec.name, start, end, item["description"][:120], container=False))
@@ -87,9 +95,15 @@ class BinwalkBackend(Backend):
             if not moved:
                 error = _NO_EXTRACTOR.get(spec.name, "binwalk extracted nothing")
             carves.append(
-                Carve(spec.name, start, end, item["description"][:120],
-                      extracted=str(target) if moved else "", error=error,
-                      unsupported=not moved and spec.name in _NO_EXTRACTOR)
+                Carve(
+                    spec.name,
+                    start,
+                    end,
+                    item["description"][:120],
+                    extracted=str(target) if moved else "",
+                    error=error,
+                    unsupported=not moved and spec.name in _NO_EXTRACTOR,
+                )
             )
         shutil.rmtree(work, ignore_errors=True)
         return BackendResult(carves=tuple(carves))

@@ -13,9 +13,7 @@ def main() -> int:
     import binwalk
 
     path, outdir = sys.argv[1], sys.argv[2]
-    modules = binwalk.scan(
-        path, "--run-as=root", signature=True, extract=True, quiet=True, directory=outdir
-    )
+    modules = binwalk.scan(path, "--run-as=root", signature=True, extract=True, quiet=True, directory=outdir)
     results = []
     for module in modules:
         output = module.extractor.output.get(path) if module.extractor else None

@@ -79,12 +79,28 @@ def load_formats(path: Path | None = None) -> FormatTable:
 SQUASHFS_COMPRESSION = {1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
 UIMAGE_OS = {0: "invalid", 1: "openbsd", 2: "netbsd", 3: "freebsd", 5: "linux", 17: "u-boot", 19: "rtems"}
 UIMAGE_ARCH = {
-    2: "arm", 3: "x86", 5: "mips", 6: "mips64", 7: "powerpc", 15: "sh", 17: "sparc64", 20: "x86_64",
-    22: "arm64", 25: "riscv", 26: "arc",
+    2: "arm",
+    3: "x86",
+    5: "mips",
+    6: "mips64",
+    7: "powerpc",
+    15: "sh",
+    17: "sparc64",
+    20: "x86_64",
+    22: "arm64",
+    25: "riscv",
+    26: "arc",
 }
 UIMAGE_TYPE = {
-    1: "standalone", 2: "kernel", 3: "ramdisk", 4: "multi", 5: "firmware", 6: "script",
-    7: "filesystem", 8: "flat_dt", 14: "kernel_noload",
+    1: "standalone",
+    2: "kernel",
+    3: "ramdisk",
+    4: "multi",
+    5: "firmware",
+    6: "script",
+    7: "filesystem",
+    8: "flat_dt",
+    14: "kernel_noload",
 }
 UIMAGE_COMP = {0: "none", 1: "gzip", 2: "bzip2", 3: "lzma", 4: "lzo", 5: "lz4", 6: "zstd"}
 

@@ -173,7 +173,9 @@ def run_isolated(
         return failure, Sandboxing(False)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        return IsolatedFailure("crash", f"extractor died with signal {signal.Signals(sig).name}"), Sandboxing(False)
+        return IsolatedFailure("crash", f"extractor died with signal {signal.Signals(sig).name}"), Sandboxing(
+            False
+        )
     try:
         kind, value, landlock = pickle.loads(b"".join(chunks))
     except Exception:  # noqa: BLE001
@@ -181,5 +183,7 @@ def run_isolated(
     if kind == "exception":
         return IsolatedFailure("exception", value), Sandboxing(landlock)
     if watch is not None and _dir_bytes(watch, byte_budget, max_file_size) > byte_budget:
-        return IsolatedFailure("budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"), Sandboxing(landlock)
+        return IsolatedFailure(
+            "budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"
+        ), Sandboxing(landlock)
     return value, Sandboxing(landlock)

@@ -44,29 +44,29 @@ def _cpio_entries(data: bytes | mmap.mmap, pos: int = 0, end: int | None = None)
     """(name, mode) of each member of the cpio archive in data[pos:end]."""
     end = len(data) if end is None else end
     while pos + 6 <= end:
-        magic = data[pos:pos + 6]
+        magic = data[pos : pos + 6]
         if magic in (b"070701", b"070702"):
             if pos + 110 > end:
                 return
             try:
-                fields = [int(data[pos + 6 + i * 8: pos + 14 + i * 8], 16) for i in range(13)]
+                fields = [int(data[pos + 6 + i * 8 : pos + 14 + i * 8], 16) for i in range(13)]
             except ValueError:
                 return
             mode, filesize, namesize = fields[1], fields[6], fields[11]
             name_start = pos + 110
-            name = data[name_start:name_start + namesize - 1].decode("utf-8", "surrogateescape")
+            name = data[name_start : name_start + namesize - 1].decode("utf-8", "surrogateescape")
             pos = (name_start + namesize + 3) & ~3
             pos = (pos + filesize + 3) & ~3
         elif magic == b"070707":
             if pos + 76 > end:
                 return
             try:
-                mode = int(data[pos + 18:pos + 24], 8)
-                namesize = int(data[pos + 59:pos + 65], 8)
-                filesize = int(data[pos + 65:pos + 76], 8)
+                mode = int(data[pos + 18 : pos + 24], 8)
+                namesize = int(data[pos + 59 : pos + 65], 8)
+                filesize = int(data[pos + 65 : pos + 76], 8)
             except ValueError:
                 return
-            name = data[pos + 76:pos + 76 + namesize - 1].decode("utf-8", "surrogateescape")
+            name = data[pos + 76 : pos + 76 + namesize - 1].decode("utf-8", "surrogateescape")
             pos = pos + 76 + namesize + filesize
         else:
             return
@@ -90,8 +90,7 @@ def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
     if not debugfs:
         return
     dirs = ["/"] + sorted(
-        "/" + os.path.relpath(os.path.join(d, n), root)
-        for d, names, _files in os.walk(root) for n in names
+        "/" + os.path.relpath(os.path.join(d, n), root) for d, names, _files in os.walk(root) for n in names
     )
     with tempfile.TemporaryDirectory(prefix="cra-fw-ext-", dir=root.parent) as tmp:
         image = path
@@ -101,8 +100,9 @@ def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
         cmds = Path(tmp) / "cmds"
         cmds.write_text("".join(f'ls -p "{d}"\n' for d in dirs if '"' not in d and "\n" not in d))
         try:
-            proc = subprocess.run([debugfs, "-f", str(cmds), str(image)], capture_output=True, timeout=120,
-                                  check=False)
+            proc = subprocess.run(
+                [debugfs, "-f", str(cmds), str(image)], capture_output=True, timeout=120, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return
     current = "/"

@@ -64,7 +64,7 @@ class UImageHandler(NativeHandler):
     def _header(self, data: mmap.mmap, pos: int) -> tuple | None:
         if pos + 64 > len(data):
             return None
-        raw = bytes(data[pos:pos + 64])
+        raw = bytes(data[pos : pos + 64])
         fields = self.HEADER.unpack(raw)
         hcrc = fields[1]
         if zlib.crc32(raw[:4] + b"\0\0\0\0" + raw[8:]) & 0xFFFFFFFF != hcrc:
@@ -78,7 +78,9 @@ class UImageHandler(NativeHandler):
                 return None
             end = pos + 64 + fields[3]
             if end > len(data):
-                return Region(pos, len(data), error=f"uImage payload truncated: header says {fields[3]} bytes")
+                return Region(
+                    pos, len(data), error=f"uImage payload truncated: header says {fields[3]} bytes"
+                )
             return Region(pos, end)
 
         return self._scan(data, self.MAGIC, parse)
@@ -100,7 +102,7 @@ class UImageHandler(NativeHandler):
                     break
                 sizes.append(n)
             for idx, n in enumerate(sizes):
-                chunk = data[pos:min(pos + n, region.end)]
+                chunk = data[pos : min(pos + n, region.end)]
                 (outdir / f"image{idx}.bin").write_bytes(chunk)
                 pos += (n + 3) & ~3
             return
@@ -146,15 +148,18 @@ class FitHandler(NativeHandler):
         confs = fdt.node("/configurations")
         conf_nodes = list(confs.children.values()) if confs is not None else []
         signed_confs = [c.name for c in conf_nodes if any(k.startswith("signature") for k in c.children)]
-        signed_images = [n for n, node in images.children.items()
-                         if any(k.startswith("signature") for k in node.children)]
+        signed_images = [
+            n for n, node in images.children.items() if any(k.startswith("signature") for k in node.children)
+        ]
         details = {
             "images": ",".join(f"{n}:{self._str(images.children[n], 'type')}" for n, _, _ in members),
             "configurations": str(len(conf_nodes)),
             "signed_configurations": ",".join(signed_confs),
             "signed_images": ",".join(signed_images),
             "signed": "yes" if signed_confs or signed_images else "no",
-            "external_data": "yes" if any(images.children[n].prop("data") is None for n, _, _ in members) else "no",
+            "external_data": "yes"
+            if any(images.children[n].prop("data") is None for n, _, _ in members)
+            else "no",
         }
         description = self._str(fdt.root, "description")
         if description:
@@ -198,9 +203,9 @@ class LegacySquashfsProbe(NativeHandler):
             pos = match.start()
             if pos + 96 > len(data):
                 continue
-            endian = "<" if data[pos:pos + 4] in (b"hsqs", b"shsq") else ">"
+            endian = "<" if data[pos : pos + 4] in (b"hsqs", b"shsq") else ">"
             major, minor = struct.unpack_from(endian + "HH", data, pos + 28)
-            standard_v4 = major == 4 and minor == 0 and data[pos:pos + 4] == b"hsqs"
+            standard_v4 = major == 4 and minor == 0 and data[pos : pos + 4] == b"hsqs"
             if standard_v4 or major not in (1, 2, 3, 4) or minor > 1:
                 continue
             if major == 4:
@@ -209,9 +214,16 @@ class LegacySquashfsProbe(NativeHandler):
                 size = struct.unpack_from(endian + "I", data, pos + 8)[0]
             if not 96 < size <= len(data) - pos:
                 continue
-            out.append(Region(pos, pos + size, unsupported=True, error=f"squashfs {major}.{minor} "
-                              f"({'big' if endian == '>' else 'little'}-endian or vendor variant) "
-                              "needs sasquatch, which is not installed"))
+            out.append(
+                Region(
+                    pos,
+                    pos + size,
+                    unsupported=True,
+                    error=f"squashfs {major}.{minor} "
+                    f"({'big' if endian == '>' else 'little'}-endian or vendor variant) "
+                    "needs sasquatch, which is not installed",
+                )
+            )
         return out
 
     def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
@@ -237,7 +249,7 @@ class UbiHandler(NativeHandler):
         if peb <= 0 or peb & (peb - 1) or peb < 4096:
             return []
         end = first
-        while end + 4 <= len(data) and data[end:end + 4] == self.MAGIC:
+        while end + 4 <= len(data) and data[end : end + 4] == self.MAGIC:
             end += peb
         return [Region(first, min(end, len(data)))]
 
@@ -305,8 +317,8 @@ class ExtHandler(NativeHandler):
     def find(self, data: mmap.mmap) -> list[Region]:
         if len(data) < 0x468 or data[0x438:0x43A] != b"\x53\xef":
             return []
-        blocks, = struct.unpack_from("<I", data, 0x404)
-        log_block, = struct.unpack_from("<I", data, 0x418)
+        (blocks,) = struct.unpack_from("<I", data, 0x404)
+        (log_block,) = struct.unpack_from("<I", data, 0x418)
         if log_block > 6:
             return []
         size = blocks * (1024 << log_block)
@@ -328,8 +340,9 @@ class ExtHandler(NativeHandler):
             copy_region(Path(path), region.start, region.end, carved)
             path = str(carved)
         try:
-            subprocess.run([debugfs, "-R", f"rdump / {outdir}", path], capture_output=True, check=False,
-                           timeout=600)
+            subprocess.run(
+                [debugfs, "-R", f"rdump / {outdir}", path], capture_output=True, check=False, timeout=600
+            )
         finally:
             if path != data_path(data):
                 Path(path).unlink(missing_ok=True)
@@ -367,8 +380,9 @@ class Yaffs2Handler(NativeHandler):
         if tool is None:
             raise RuntimeError("unyaffs is missing: apt-get install unyaffs")
         outdir.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([tool, data_path(data), str(outdir)], capture_output=True, check=False,
-                              timeout=600)
+        proc = subprocess.run(
+            [tool, data_path(data), str(outdir)], capture_output=True, check=False, timeout=600
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"unyaffs failed: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}")
 
@@ -386,6 +400,11 @@ def register_path(data: mmap.mmap, path: str) -> None:
 
 
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
-    UImageHandler(), FitHandler(), UbiHandler(), UbifsHandler(), ExtHandler(), Yaffs2Handler(),
+    UImageHandler(),
+    FitHandler(),
+    UbiHandler(),
+    UbifsHandler(),
+    ExtHandler(),
+    Yaffs2Handler(),
     LegacySquashfsProbe(),
 )

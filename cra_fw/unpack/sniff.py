@@ -24,10 +24,17 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0, b"PK\x03\x04"),  # zip
     (0, b"7z\xbc\xaf\x27\x1c"),  # 7z
     (0, b"Rar!"),  # rar
-    (0, b"070701"), (0, b"070702"), (0, b"070707"), (0, b"\xc7\x71"),  # cpio
+    (0, b"070701"),
+    (0, b"070702"),
+    (0, b"070707"),
+    (0, b"\xc7\x71"),  # cpio
     (257, b"ustar"),  # tar
-    (0, b"hsqs"), (0, b"sqsh"), (0, b"shsq"), (0, b"qshs"),  # squashfs
-    (0, b"\x85\x19"), (0, b"\x19\x85"),  # jffs2
+    (0, b"hsqs"),
+    (0, b"sqsh"),
+    (0, b"shsq"),
+    (0, b"qshs"),  # squashfs
+    (0, b"\x85\x19"),
+    (0, b"\x19\x85"),  # jffs2
     (0, b"UBI#"),  # ubi
     (0, b"\x31\x18\x10\x06"),  # ubifs
     (0, b"\x27\x05\x19\x56"),  # uImage
@@ -66,7 +73,7 @@ def worth_unpacking(path: Path, size: int) -> bool:
         if head.startswith(LEAF_HEADS):
             return False
         for offset, magic in HEAD_MAGICS:
-            if head[offset:offset + len(magic)] == magic:
+            if head[offset : offset + len(magic)] == magic:
                 return True
         if looks_like_lzma(head):
             return True

@@ -39,8 +39,19 @@ def _handlers() -> tuple:
             # -no-xattrs: xattrs are not needed for analysis and fail unprivileged.
             # -da/-fr: unsquashfs's queues default to 256 MB each and fill up with large
             # files; 32 MB keeps its memory flat in image size at no measurable cost
-            cmd = Command("unsquashfs", "-no-progress", "-no-xattrs", "-da", "32", "-fr", "32", "-f",
-                          "-d", "{outdir}", "{inpath}")
+            cmd = Command(
+                "unsquashfs",
+                "-no-progress",
+                "-no-xattrs",
+                "-da",
+                "32",
+                "-fr",
+                "32",
+                "-f",
+                "-d",
+                "{outdir}",
+                "{inpath}",
+            )
             try:
                 return cmd.extract(inpath, outdir)
             except Exception as first:
@@ -123,8 +134,11 @@ class UnblobBackend(Backend):
                 error = ""
                 try:
                     res = chunk.extract(inpath, target)
-                    failed = [r for r in (res.reports if res else []) if type(r).__name__.endswith("Report")
-                              and "Fail" in type(r).__name__]
+                    failed = [
+                        r
+                        for r in (res.reports if res else [])
+                        if type(r).__name__.endswith("Report") and "Fail" in type(r).__name__
+                    ]
                     if failed:
                         error = _report_text(failed[0])
                 except ExtractError as exc:
@@ -135,8 +149,14 @@ class UnblobBackend(Backend):
                     if not whole:
                         inpath.unlink(missing_ok=True)
                 carves.append(
-                    Carve(fmt, start, end, chunk.handler.NAME,
-                          extracted=str(target) if target.exists() else "", error=error)
+                    Carve(
+                        fmt,
+                        start,
+                        end,
+                        chunk.handler.NAME,
+                        extracted=str(target) if target.exists() else "",
+                        error=error,
+                    )
                 )
         return BackendResult(carves=tuple(carves))
 

@@ -93,9 +93,19 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                     except Exception as exc:  # noqa: BLE001 - one bad region must not stop the rest
                         error = f"{type(exc).__name__}: {exc}"[:300]
                     extracted = str(target) if target.exists() and any(target.iterdir()) else ""
-                    native.append(Carve(handler.name, region.start, region.end, f"cra-fw:{handler.name}",
-                                        extracted=extracted, error=error, container=region.container,
-                                        unsupported=region.unsupported, details=region.details))
+                    native.append(
+                        Carve(
+                            handler.name,
+                            region.start,
+                            region.end,
+                            f"cra-fw:{handler.name}",
+                            extracted=extracted,
+                            error=error,
+                            container=region.container,
+                            unsupported=region.unsupported,
+                            details=region.details,
+                        )
+                    )
     whole_native = any(c.start == 0 and c.end == size for c in native)
     if whole_native:
         return BackendResult(carves=tuple(native))
@@ -163,8 +173,9 @@ class _State:
 class Walker:
     """Unpacks one image; see :func:`unpack_image`."""
 
-    def __init__(self, backend: Backend, workspace: Path, options: ScanOptions,
-                 progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self, backend: Backend, workspace: Path, options: ScanOptions, progress: ProgressFn | None = None
+    ) -> None:
         self.backend = backend
         self.workspace = workspace
         self.limits: Limits = options.limits
@@ -172,18 +183,44 @@ class Walker:
         self.progress = progress or (lambda _msg: None)
         self.state = _State()
 
-    def _finding(self, rule: str, severity: Severity, title: str, chain: tuple[str, ...], path: str,
-                 evidence: str, remediation: str, offset: int | None = None) -> None:
-        self.state.findings.append(Finding(
-            rule_id=rule, category="unpack", severity=severity, title=title, cra_reference=CRA_UNPACK,
-            location=Location(layer_chain=chain, path=path, offset=offset), evidence=evidence,
-            remediation=remediation,
-        ))
+    def _finding(
+        self,
+        rule: str,
+        severity: Severity,
+        title: str,
+        chain: tuple[str, ...],
+        path: str,
+        evidence: str,
+        remediation: str,
+        offset: int | None = None,
+    ) -> None:
+        self.state.findings.append(
+            Finding(
+                rule_id=rule,
+                category="unpack",
+                severity=severity,
+                title=title,
+                cra_reference=CRA_UNPACK,
+                location=Location(layer_chain=chain, path=path, offset=offset),
+                evidence=evidence,
+                remediation=remediation,
+            )
+        )
 
     def run(self, image: Path, image_sha256: str) -> UnpackResult:
         size = image.stat().st_size
-        root = Layer(id="L0", parent_id=None, format="raw", offset=0, size=size, sha256=image_sha256,
-                     status=LayerStatus.EXTRACTED, depth=0, extractor="", details={})
+        root = Layer(
+            id="L0",
+            parent_id=None,
+            format="raw",
+            offset=0,
+            size=size,
+            sha256=image_sha256,
+            status=LayerStatus.EXTRACTED,
+            depth=0,
+            extractor="",
+            details={},
+        )
         self.state.layers.append(root)
         prepare = getattr(self.backend, "prepare", None)
         if prepare:
@@ -199,9 +236,13 @@ class Walker:
                         pending[pool.submit(self._carve, child)] = child
         layers = sorted(self.state.layers, key=lambda la: int(la.id[1:]))
         return UnpackResult(
-            layers=tuple(layers), findings=tuple(self.state.findings), specials=dict(self.state.specials),
-            backend=self.backend.name, sandboxed=self.state.sandboxed,
-            extracted_bytes=self.state.total_bytes, extracted_files=self.state.total_files,
+            layers=tuple(layers),
+            findings=tuple(self.state.findings),
+            specials=dict(self.state.specials),
+            backend=self.backend.name,
+            sandboxed=self.state.sandboxed,
+            extracted_bytes=self.state.total_bytes,
+            extracted_files=self.state.total_files,
         )
 
     # -- one file --------------------------------------------------------------------------
@@ -217,9 +258,14 @@ class Walker:
         budget = int(min(remaining, max(size, 1) * self.limits.max_ratio))
         job.budget = budget
         result, sandbox = run_isolated(
-            _carve_file, (self.backend, job.path, outdir), writable=[outdir],
-            timeout=self.limits.extractor_timeout, max_memory=self.limits.max_memory,
-            max_file_size=max(budget, 1), byte_budget=max(budget, 1), watch=outdir,
+            _carve_file,
+            (self.backend, job.path, outdir),
+            writable=[outdir],
+            timeout=self.limits.extractor_timeout,
+            max_memory=self.limits.max_memory,
+            max_file_size=max(budget, 1),
+            byte_budget=max(budget, 1),
+            watch=outdir,
         )
         if not sandbox.landlock and not isinstance(result, IsolatedFailure):
             self.state.sandboxed = False
@@ -231,18 +277,35 @@ class Walker:
         if isinstance(result, IsolatedFailure):
             shutil.rmtree(outdir, ignore_errors=True)
             if result.kind == "budget":
-                self._finding("unpack.limit.bytes", Severity.MEDIUM,
-                              "Extraction stopped: output larger than the size limits (possible decompression bomb)",
-                              job.chain, where, result.message,
-                              "Inspect this region by hand; raise --max-ratio/--max-bytes if it is legitimate.")
+                self._finding(
+                    "unpack.limit.bytes",
+                    Severity.MEDIUM,
+                    "Extraction stopped: output larger than the size limits (possible decompression bomb)",
+                    job.chain,
+                    where,
+                    result.message,
+                    "Inspect this region by hand; raise --max-ratio/--max-bytes if it is legitimate.",
+                )
             elif result.kind == "timeout":
-                self._finding("unpack.limit.time", Severity.MEDIUM, "Extraction stopped: extractor time limit",
-                              job.chain, where, result.message,
-                              "Raise --extractor-timeout if the image is just large.")
+                self._finding(
+                    "unpack.limit.time",
+                    Severity.MEDIUM,
+                    "Extraction stopped: extractor time limit",
+                    job.chain,
+                    where,
+                    result.message,
+                    "Raise --extractor-timeout if the image is just large.",
+                )
             else:
-                self._finding("unpack.extractor-failed", Severity.LOW, "Extractor failed on this file",
-                              job.chain, where, result.message,
-                              "The region was not analysed; try the other --extractor.")
+                self._finding(
+                    "unpack.extractor-failed",
+                    Severity.LOW,
+                    "Extractor failed on this file",
+                    job.chain,
+                    where,
+                    result.message,
+                    "The region was not analysed; try the other --extractor.",
+                )
             if job.parent_id == "L0":
                 self._add_gaps(job, [])
             return []
@@ -282,11 +345,16 @@ class Walker:
             job.path, carve.start, carve.end, carve.format, job.budget or self.limits.max_total_bytes
         ):
             limited = True
-            self._finding("unpack.limit.bytes", Severity.MEDIUM,
-                          "Extraction stopped: output larger than the size limits (possible decompression bomb)",
-                          chain, where, f"{carve.format} region at {carve.start:#x} expands past {job.budget} bytes",
-                          "Inspect this region by hand; raise --max-ratio/--max-bytes if it is legitimate.",
-                          offset=carve.start)
+            self._finding(
+                "unpack.limit.bytes",
+                Severity.MEDIUM,
+                "Extraction stopped: output larger than the size limits (possible decompression bomb)",
+                chain,
+                where,
+                f"{carve.format} region at {carve.start:#x} expands past {job.budget} bytes",
+                "Inspect this region by hand; raise --max-ratio/--max-bytes if it is legitimate.",
+                offset=carve.start,
+            )
         elif report is not None:
             with self.state.lock:
                 self.state.total_bytes += report.bytes
@@ -296,45 +364,78 @@ class Walker:
             if report.specials:
                 self.state.specials[lid] = tuple(report.specials)
             for path in report.removed_hardlinks:
-                self._finding("unpack.hardlink-out", Severity.HIGH,
-                              "Hard link pointing outside the extracted tree was removed", chain, path,
-                              "a hard link in the image named a file outside its own tree",
-                              "Treat the image as hostile; it tried to alias host files.")
+                self._finding(
+                    "unpack.hardlink-out",
+                    Severity.HIGH,
+                    "Hard link pointing outside the extracted tree was removed",
+                    chain,
+                    path,
+                    "a hard link in the image named a file outside its own tree",
+                    "Treat the image as hostile; it tried to alias host files.",
+                )
             if over_files or over_bytes:
                 limited = True
                 which = "file count" if over_files else "total extracted bytes"
                 if not self.state.files_limit_hit:
                     self.state.files_limit_hit = True
-                    self._finding("unpack.limit.total", Severity.MEDIUM,
-                                  f"Unpacking stopped descending: {which} limit reached", chain, where,
-                                  f"{self.state.total_files} files, {self.state.total_bytes} bytes",
-                                  "Raise --max-files/--max-bytes to analyse further.")
+                    self._finding(
+                        "unpack.limit.total",
+                        Severity.MEDIUM,
+                        f"Unpacking stopped descending: {which} limit reached",
+                        chain,
+                        where,
+                        f"{self.state.total_files} files, {self.state.total_bytes} bytes",
+                        "Raise --max-files/--max-bytes to analyse further.",
+                    )
             elif job.depth + 1 > self.limits.max_depth:
                 limited = True
-                self._finding("unpack.limit.depth", Severity.MEDIUM,
-                              "Unpacking stopped descending: nesting depth limit reached", chain, where,
-                              f"depth {job.depth} > {self.limits.max_depth}",
-                              "A very deep nesting is a nesting bomb or an odd format; raise --max-depth if legitimate.")
+                self._finding(
+                    "unpack.limit.depth",
+                    Severity.MEDIUM,
+                    "Unpacking stopped descending: nesting depth limit reached",
+                    chain,
+                    where,
+                    f"depth {job.depth} > {self.limits.max_depth}",
+                    "A very deep nesting is a nesting bomb or an odd format; raise --max-depth if legitimate.",
+                )
             else:
                 children = self._children(lid, Path(root), job.depth + 1, chain)
         if not limited and status in (LayerStatus.FAILED, LayerStatus.UNSUPPORTED):
-            self._finding("unpack.unsupported" if status == LayerStatus.UNSUPPORTED else "unpack.extract-failed",
-                          Severity.LOW,
-                          f"{carve.format} region {'not supported' if status == LayerStatus.UNSUPPORTED else 'failed to extract'}"
-                          f" ({self.backend.name})",
-                          chain, where, note or carve.backend_name, "This region was not analysed; try the other --extractor.",
-                          offset=carve.start)
+            self._finding(
+                "unpack.unsupported" if status == LayerStatus.UNSUPPORTED else "unpack.extract-failed",
+                Severity.LOW,
+                f"{carve.format} region {'not supported' if status == LayerStatus.UNSUPPORTED else 'failed to extract'}"
+                f" ({self.backend.name})",
+                chain,
+                where,
+                note or carve.backend_name,
+                "This region was not analysed; try the other --extractor.",
+                offset=carve.start,
+            )
         layer = Layer(
-            id=lid, parent_id=job.parent_id, format=carve.format, offset=carve.start,
-            size=carve.end - carve.start, sha256=region_sha256(job.path, carve.start, carve.end),
-            status=LayerStatus.LIMITED if limited else status, depth=job.depth, parent_path=job.parent_path,
-            extractor=carve.backend_name.split(":")[0] if carve.backend_name.startswith("cra-fw") else self.backend.name,
-            details=details, file_count=report.files if report else 0, note=note[:300], root=root,
+            id=lid,
+            parent_id=job.parent_id,
+            format=carve.format,
+            offset=carve.start,
+            size=carve.end - carve.start,
+            sha256=region_sha256(job.path, carve.start, carve.end),
+            status=LayerStatus.LIMITED if limited else status,
+            depth=job.depth,
+            parent_path=job.parent_path,
+            extractor=carve.backend_name.split(":")[0]
+            if carve.backend_name.startswith("cra-fw")
+            else self.backend.name,
+            details=details,
+            file_count=report.files if report else 0,
+            note=note[:300],
+            root=root,
         )
         with self.state.lock:
             self.state.layers.append(layer)
-        self.progress(f"[{lid}] {carve.format}{_fmt_details(details)} at {carve.start:#x} in "
-                      f"{where}: {layer.status.value}, {layer.file_count} files")
+        self.progress(
+            f"[{lid}] {carve.format}{_fmt_details(details)} at {carve.start:#x} in "
+            f"{where}: {layer.status.value}, {layer.file_count} files"
+        )
         return children
 
     def _children(self, lid: str, root: Path, depth: int, chain: tuple[str, ...]) -> list[_Job]:
@@ -366,26 +467,39 @@ class Walker:
             cursor = max(cursor, carve.end)
         if cursor < size:
             gaps.append((cursor, size))
-        pieces = [piece for start, end in gaps if end > start for piece in _split_padding(job.path, start, end)]
+        pieces = [
+            piece for start, end in gaps if end > start for piece in _split_padding(job.path, start, end)
+        ]
         for start, end, padding in pieces:
             lid = self.state.new_id()
             entropy = None if padding else round(shannon_entropy(job.path, start, end), 3)
             fmt = "padding" if padding else "unknown"
             chain = (*job.chain, f"{lid}:{fmt}")
             layer = Layer(
-                id=lid, parent_id=job.parent_id, format=fmt, offset=start, size=end - start,
-                sha256=region_sha256(job.path, start, end), status=LayerStatus.UNKNOWN if not padding else LayerStatus.IDENTIFIED,
-                depth=job.depth, parent_path=job.parent_path, entropy=entropy,
+                id=lid,
+                parent_id=job.parent_id,
+                format=fmt,
+                offset=start,
+                size=end - start,
+                sha256=region_sha256(job.path, start, end),
+                status=LayerStatus.UNKNOWN if not padding else LayerStatus.IDENTIFIED,
+                depth=job.depth,
+                parent_path=job.parent_path,
+                entropy=entropy,
             )
             with self.state.lock:
                 self.state.layers.append(layer)
             if entropy is not None and entropy >= HIGH_ENTROPY and end - start >= HIGH_ENTROPY_MIN_SIZE:
-                self._finding("unpack.high-entropy", Severity.LOW,
-                              "Unidentified high-entropy region: possibly encrypted or compressed, not analysed",
-                              chain, job.parent_path or job.path.name,
-                              f"{end - start} bytes at {start:#x}, entropy {entropy:.2f} bits/byte",
-                              "Find out what this region holds (vendor encryption, unknown compression) and analyse it separately.",
-                              offset=start)
+                self._finding(
+                    "unpack.high-entropy",
+                    Severity.LOW,
+                    "Unidentified high-entropy region: possibly encrypted or compressed, not analysed",
+                    chain,
+                    job.parent_path or job.path.name,
+                    f"{end - start} bytes at {start:#x}, entropy {entropy:.2f} bits/byte",
+                    "Find out what this region holds (vendor encryption, unknown compression) and analyse it separately.",
+                    offset=start,
+                )
 
 
 def _split_padding(path: Path, start: int, end: int) -> list[tuple[int, int, bool]]:
@@ -407,8 +521,9 @@ def _fmt_details(details: dict[str, str]) -> str:
     return f"({', '.join(keys)})" if keys else ""
 
 
-def unpack_image(image: Path, workspace: Path, options: ScanOptions, image_sha256: str,
-                 progress: ProgressFn | None = None) -> UnpackResult:
+def unpack_image(
+    image: Path, workspace: Path, options: ScanOptions, image_sha256: str, progress: ProgressFn | None = None
+) -> UnpackResult:
     """Unpack ``image`` recursively into ``workspace`` (which must be empty or absent)."""
     backend = get_backend(options.extractor)
     workspace.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,17 @@ from cra_fw.records import Component, Finding, Location, Severity
 from cra_fw.vulns.match import match_components
 from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, VulnResult
 
-__all__ = ["run", "match_components", "vuln_gate", "findings_for", "VulnMatch", "VulnResult", "Triage",
-           "ARTICLE14_NOTE", "GATE_LEVELS"]
+__all__ = [
+    "run",
+    "match_components",
+    "vuln_gate",
+    "findings_for",
+    "VulnMatch",
+    "VulnResult",
+    "Triage",
+    "ARTICLE14_NOTE",
+    "GATE_LEVELS",
+]
 
 CRA_REFS = ("Annex I Part I (2)(a)", "Annex I Part II 1", "Annex I Part II 2")
 KEV_REF = "Article 14(2)"
@@ -63,8 +72,9 @@ def _location(component: Component, ctx: ScanContext | None) -> Location:
     return Location(layer_chain=chain, path=path or component.files[0])
 
 
-def findings_for(components: Iterable[Component], matches: Iterable[VulnMatch],
-                 ctx: ScanContext | None = None) -> list[Finding]:
+def findings_for(
+    components: Iterable[Component], matches: Iterable[VulnMatch], ctx: ScanContext | None = None
+) -> list[Finding]:
     """One Finding per vulnerable component (suppressed when every match is triaged away)."""
     by_key: dict[str, list[VulnMatch]] = {}
     for m in matches:
@@ -87,38 +97,51 @@ def findings_for(components: Iterable[Component], matches: Iterable[VulnMatch],
         ids = ", ".join(m.advisory_id for m in shown[:20]) + (" ..." if len(shown) > 20 else "")
         fixes = sorted({m.fixed_version for m in open_matches if m.fixed_version})
         title = f"{component.name} {component.version}: {len(open_matches)} known vulnerabilit" + (
-            "y" if len(open_matches) == 1 else "ies")
+            "y" if len(open_matches) == 1 else "ies"
+        )
         if kev:
             title += f", {len(kev)} actively exploited (CISA KEV)"
         evidence = f"{ids}"
         if kev:
             evidence += "; KEV: " + ", ".join(
-                f"{m.advisory_id} (added {m.kev_date_added}, due {m.kev_due_date})" for m in kev)
+                f"{m.advisory_id} (added {m.kev_date_added}, due {m.kev_due_date})" for m in kev
+            )
             evidence += f"; {ARTICLE14_NOTE}"
-        remediation = (f"Update {component.name} to a version without these vulnerabilities"
-                       + (f" (fixed in: {', '.join(fixes[:5])})" if fixes else "")
-                       + ", or record a triage decision with `cra-fw triage` when it is not affected.")
+        remediation = (
+            f"Update {component.name} to a version without these vulnerabilities"
+            + (f" (fixed in: {', '.join(fixes[:5])})" if fixes else "")
+            + ", or record a triage decision with `cra-fw triage` when it is not affected."
+        )
         if kev:
-            remediation += " Actively exploited: notify the CSIRT/ENISA within 24 hours of becoming aware (Article 14)."
+            remediation += (
+                " Actively exploited: notify the CSIRT/ENISA within 24 hours of becoming aware (Article 14)."
+            )
         all_dismissed = not open_matches
-        out.append(Finding(
-            rule_id="vuln.actively-exploited" if kev else "vuln.known-vulnerability",
-            category="vulnerability",
-            severity=severity,
-            title=title if open_matches else f"{component.name} {component.version}: all "
-                                              f"{len(found)} matched vulnerabilities triaged as not affecting it",
-            cra_reference=CRA_REFS + ((KEV_REF,) if kev else ()),
-            location=_location(component, ctx),
-            evidence=evidence,
-            remediation=remediation,
-            fingerprint=component.purl or component.key,
-            suppressed=all_dismissed,
-            suppression_reason="triaged: " + ", ".join(sorted({m.triage_state for m in found})) if all_dismissed
-            else "",
-            extra={"component": component.purl or component.key,
-                   "advisories": ",".join(m.advisory_id for m in found),
-                   "kev": ",".join(m.advisory_id for m in kev)},
-        ))
+        out.append(
+            Finding(
+                rule_id="vuln.actively-exploited" if kev else "vuln.known-vulnerability",
+                category="vulnerability",
+                severity=severity,
+                title=title
+                if open_matches
+                else f"{component.name} {component.version}: all "
+                f"{len(found)} matched vulnerabilities triaged as not affecting it",
+                cra_reference=CRA_REFS + ((KEV_REF,) if kev else ()),
+                location=_location(component, ctx),
+                evidence=evidence,
+                remediation=remediation,
+                fingerprint=component.purl or component.key,
+                suppressed=all_dismissed,
+                suppression_reason="triaged: " + ", ".join(sorted({m.triage_state for m in found}))
+                if all_dismissed
+                else "",
+                extra={
+                    "component": component.purl or component.key,
+                    "advisories": ",".join(m.advisory_id for m in found),
+                    "kev": ",".join(m.advisory_id for m in kev),
+                },
+            )
+        )
     return out
 
 
@@ -129,25 +152,33 @@ def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[F
     status = {s.name: s for s in feed_status(db)}
     for name in FEEDS_EXPECTED:
         if name not in status:
-            out.append(Finding(
-                rule_id="vuln.feed-missing", category="vulnerability", severity=Severity.MEDIUM,
-                title=f"No {name.upper()} feed imported: vulnerability results are incomplete",
-                cra_reference=("Annex I Part II 1",),
-                remediation=f"Import the {name.upper()} feed with `cra-fw db import FILE` or `cra-fw db update`.",
-                fingerprint=f"feed:{name}",
-            ))
+            out.append(
+                Finding(
+                    rule_id="vuln.feed-missing",
+                    category="vulnerability",
+                    severity=Severity.MEDIUM,
+                    title=f"No {name.upper()} feed imported: vulnerability results are incomplete",
+                    cra_reference=("Annex I Part II 1",),
+                    remediation=f"Import the {name.upper()} feed with `cra-fw db import FILE` or `cra-fw db update`.",
+                    fingerprint=f"feed:{name}",
+                )
+            )
     for s in status.values():
         age = s.age_days(now)
         if age is not None and age > max_age_days:
-            out.append(Finding(
-                rule_id="vuln.feed-stale", category="vulnerability", severity=Severity.MEDIUM,
-                title=f"The {s.name.upper()} feed is {int(age)} days old (limit {max_age_days})",
-                cra_reference=("Annex I Part II 1",),
-                evidence=f"newest data {s.feed_date or 'unknown'}, imported {s.imported_at}",
-                remediation="Refresh the feeds with `cra-fw db update` (online) or `cra-fw db import FILE`.",
-                fingerprint=f"feed:{s.name}",
-                extra={"feed": s.name, "age_days": f"{age:.1f}"},
-            ))
+            out.append(
+                Finding(
+                    rule_id="vuln.feed-stale",
+                    category="vulnerability",
+                    severity=Severity.MEDIUM,
+                    title=f"The {s.name.upper()} feed is {int(age)} days old (limit {max_age_days})",
+                    cra_reference=("Annex I Part II 1",),
+                    evidence=f"newest data {s.feed_date or 'unknown'}, imported {s.imported_at}",
+                    remediation="Refresh the feeds with `cra-fw db update` (online) or `cra-fw db import FILE`.",
+                    fingerprint=f"feed:{s.name}",
+                    extra={"feed": s.name, "age_days": f"{age:.1f}"},
+                )
+            )
     return out
 
 
@@ -157,15 +188,22 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
 
     path = Path(ctx.options.db_path) if ctx.options.db_path else default_path()
     if not path.exists():
-        return VulnResult((), (Finding(
-            rule_id="vuln.no-database", category="vulnerability", severity=Severity.MEDIUM,
-            title="No vulnerability database: components were not checked for known vulnerabilities",
-            cra_reference=("Annex I Part I (2)(a)", "Annex I Part II 1"),
-            evidence=str(path),
-            remediation="Import feeds with `cra-fw db import FILE...` or `cra-fw db update`, "
-                        "or pass --db PATH.",
-            fingerprint="db:missing",
-        ),))
+        return VulnResult(
+            (),
+            (
+                Finding(
+                    rule_id="vuln.no-database",
+                    category="vulnerability",
+                    severity=Severity.MEDIUM,
+                    title="No vulnerability database: components were not checked for known vulnerabilities",
+                    cra_reference=("Annex I Part I (2)(a)", "Annex I Part II 1"),
+                    evidence=str(path),
+                    remediation="Import feeds with `cra-fw db import FILE...` or `cra-fw db update`, "
+                    "or pass --db PATH.",
+                    fingerprint="db:missing",
+                ),
+            ),
+        )
     try:
         db = open_feed_db(path)
         try:
@@ -174,12 +212,19 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
         finally:
             db.conn.close()
     except (CraFwError, OSError, Exception) as exc:  # noqa: BLE001 - a broken db must not end the scan
-        return VulnResult((), (Finding(
-            rule_id="vuln.database-error", category="vulnerability", severity=Severity.MEDIUM,
-            title="The vulnerability database could not be read",
-            cra_reference=("Annex I Part II 1",),
-            evidence=f"{type(exc).__name__}: {exc}"[:500],
-            remediation="Check the file given with --db, or rebuild it with `cra-fw db import`.",
-            fingerprint="db:error",
-        ),))
+        return VulnResult(
+            (),
+            (
+                Finding(
+                    rule_id="vuln.database-error",
+                    category="vulnerability",
+                    severity=Severity.MEDIUM,
+                    title="The vulnerability database could not be read",
+                    cra_reference=("Annex I Part II 1",),
+                    evidence=f"{type(exc).__name__}: {exc}"[:500],
+                    remediation="Check the file given with --db, or rebuild it with `cra-fw db import`.",
+                    fingerprint="db:error",
+                ),
+            ),
+        )
     return VulnResult(tuple(matches), tuple(feed_findings + findings_for(components, matches, ctx)))

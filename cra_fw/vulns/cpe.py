@@ -20,8 +20,19 @@ from cra_fw.vulns.versions import generic_key
 
 ANY = "*"
 NA = "-"
-_FIELDS = ("part", "vendor", "product", "version", "update", "edition", "language",
-           "sw_edition", "target_sw", "target_hw", "other")
+_FIELDS = (
+    "part",
+    "vendor",
+    "product",
+    "version",
+    "update",
+    "edition",
+    "language",
+    "sw_edition",
+    "target_sw",
+    "target_hw",
+    "other",
+)
 
 
 class CpeError(ValueError):
@@ -52,12 +63,34 @@ class Cpe:
         return f"{self.version}-{self.update}"
 
     def with_version(self, version: str, update: str = ANY) -> Cpe:
-        return Cpe(self.part, self.vendor, self.product, version, update, self.edition,
-                   self.language, self.sw_edition, self.target_sw, self.target_hw, self.other)
+        return Cpe(
+            self.part,
+            self.vendor,
+            self.product,
+            version,
+            update,
+            self.edition,
+            self.language,
+            self.sw_edition,
+            self.target_sw,
+            self.target_hw,
+            self.other,
+        )
 
     def with_vendor_product(self, vendor: str, product: str) -> Cpe:
-        return Cpe(self.part, vendor, product, self.version, self.update, self.edition,
-                   self.language, self.sw_edition, self.target_sw, self.target_hw, self.other)
+        return Cpe(
+            self.part,
+            vendor,
+            product,
+            self.version,
+            self.update,
+            self.edition,
+            self.language,
+            self.sw_edition,
+            self.target_sw,
+            self.target_hw,
+            self.other,
+        )
 
     def to_string(self) -> str:
         return "cpe:2.3:" + ":".join(_escape(getattr(self, f)) for f in _FIELDS)
@@ -132,13 +165,17 @@ class CpeCriterion:
 
     @property
     def has_range(self) -> bool:
-        return bool(self.start_including or self.start_excluding or self.end_including
-                    or self.end_excluding)
+        return bool(self.start_including or self.start_excluding or self.end_including or self.end_excluding)
 
     def describe(self) -> str:
         """The range in words, e.g. ``>=1.0.2 <1.0.2zd`` or ``=2.36``."""
-        return describe_range(self.start_including, self.start_excluding, self.end_including,
-                              self.end_excluding, self.criteria.effective_version)
+        return describe_range(
+            self.start_including,
+            self.start_excluding,
+            self.end_including,
+            self.end_excluding,
+            self.criteria.effective_version,
+        )
 
 
 def describe_range(start_incl: str, start_excl: str, end_incl: str, end_excl: str, version: str) -> str:
@@ -192,9 +229,15 @@ def compile_criterion(criterion: CpeCriterion) -> CompiledCriterion:
         else:
             mode, exact = "with-update", generic_key(crit.effective_version)
     return CompiledCriterion(
-        criterion, all(getattr(crit, f) == ANY for f in _EXTRA_FIELDS), exact, mode,
-        _key(criterion.start_including), _key(criterion.start_excluding),
-        _key(criterion.end_including), _key(criterion.end_excluding))
+        criterion,
+        all(getattr(crit, f) == ANY for f in _EXTRA_FIELDS),
+        exact,
+        mode,
+        _key(criterion.start_including),
+        _key(criterion.start_excluding),
+        _key(criterion.end_including),
+        _key(criterion.end_excluding),
+    )
 
 
 def compiled_matches(cc: CompiledCriterion, target: Cpe, target_key: tuple | None = None) -> bool:

@@ -41,7 +41,9 @@ class FeedSource:
 def nvd_year_sources(first_year: int = 2002, last_year: int | None = None) -> list[FeedSource]:
     """The NVD 2.0 yearly feed files, for a full initial download."""
     last = last_year or datetime.now(UTC).year
-    return [FeedSource(f"nvd-{y}", f"{NVD_FEED_BASE}nvdcve-2.0-{y}.json.gz") for y in range(first_year, last + 1)]
+    return [
+        FeedSource(f"nvd-{y}", f"{NVD_FEED_BASE}nvdcve-2.0-{y}.json.gz") for y in range(first_year, last + 1)
+    ]
 
 
 OSV_BUCKET = "https://osv-vulnerabilities.storage.googleapis.com/"
@@ -81,13 +83,15 @@ def fetch(url: str, dest: Path, timeout: float = 120.0, max_bytes: int = MAX_DOW
         raise FeedError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FeedError(f"{url}: cannot download ({reason}); check the network or import files "
-                        "with `cra-fw db import`") from exc
+        raise FeedError(
+            f"{url}: cannot download ({reason}); check the network or import files with `cra-fw db import`"
+        ) from exc
     return dest
 
 
-def update(db: sqlite_utils.Database, sources: list[FeedSource],
-           timeout: float = 120.0) -> tuple[list[ImportStats], list[str]]:
+def update(
+    db: sqlite_utils.Database, sources: list[FeedSource], timeout: float = 120.0
+) -> tuple[list[ImportStats], list[str]]:
     """Download and import each source; a failing source is reported and the others go on."""
     results: list[ImportStats] = []
     errors: list[str] = []

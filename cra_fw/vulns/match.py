@@ -39,9 +39,19 @@ from cra_fw.vulns.versions import compare, generic_key, scheme_for_ecosystem, so
 
 # purl type -> OSV ecosystem (base name)
 PURL_ECOSYSTEMS = {
-    "deb": "Debian", "apk": "Alpine", "pypi": "PyPI", "npm": "npm", "cargo": "crates.io",
-    "golang": "Go", "maven": "Maven", "gem": "RubyGems", "nuget": "NuGet", "composer": "Packagist",
-    "hex": "Hex", "pub": "Pub", "swift": "SwiftURL",
+    "deb": "Debian",
+    "apk": "Alpine",
+    "pypi": "PyPI",
+    "npm": "npm",
+    "cargo": "crates.io",
+    "golang": "Go",
+    "maven": "Maven",
+    "gem": "RubyGems",
+    "nuget": "NuGet",
+    "composer": "Packagist",
+    "hex": "Hex",
+    "pub": "Pub",
+    "swift": "SwiftURL",
 }
 _DEB_NAMESPACES = {"debian": "Debian", "ubuntu": "Ubuntu"}
 
@@ -195,10 +205,12 @@ class Matcher:
     # b-tree), i.e. feed order: a CVE's first matching range is the one reported.  ``plain``
     # flags rows whose key test is exact (no named version, wildcards after it), so the usual
     # row comes back as eight small values.
-    _CPE_COLS = ("rowid, advisory_id, part, start_incl, start_excl, end_incl, end_excl, "
-                 "(version IN ('*', '') AND edition = '*' AND language = '*' AND sw_edition = '*' "
-                 "AND target_sw = '*' AND target_hw = '*' AND other = '*') AS plain "
-                 "FROM cpe_match WHERE vendor = ?1 AND product = ?2 AND ")
+    _CPE_COLS = (
+        "rowid, advisory_id, part, start_incl, start_excl, end_incl, end_excl, "
+        "(version IN ('*', '') AND edition = '*' AND language = '*' AND sw_edition = '*' "
+        "AND target_sw = '*' AND target_hw = '*' AND other = '*') AS plain "
+        "FROM cpe_match WHERE vendor = ?1 AND product = ?2 AND "
+    )
     _START_OK = "(start_key IS NULL OR start_key < ?3 OR (start_key = ?3 AND start_key_incl = 1))"
     _CPE_SQL = (
         f"SELECT {_CPE_COLS} exact_key IN (?3, ?4)"
@@ -206,8 +218,10 @@ class Matcher:
         f" UNION ALL SELECT {_CPE_COLS} exact_key IS NULL AND end_key >= ?3 AND (end_key > ?3 OR end_key_incl = 1)"
         f" AND {_START_OK}"
     )
-    _ROW_SQL = ("SELECT version, update_, edition, language, sw_edition, target_sw, target_hw, other "
-                "FROM cpe_match WHERE rowid = ?")
+    _ROW_SQL = (
+        "SELECT version, update_, edition, language, sw_edition, target_sw, target_hw, other "
+        "FROM cpe_match WHERE rowid = ?"
+    )
 
     def _cpe_hits(self, component: Component) -> list[_Hit]:
         """NVD criteria the component's CPEs fall under.
@@ -243,7 +257,8 @@ class Matcher:
                 described = described_cache.get(range_key)
                 if described is None:
                     described = described_cache[range_key] = prefix.format(part) + describe_range(
-                        si, se, ei, ee, ANY)
+                        si, se, ei, ee, ANY
+                    )
             else:
                 if gkey is None:
                     gkey = generic_key(target.effective_version)
@@ -263,19 +278,24 @@ class Matcher:
         marks = ",".join("?" * len(names))
         rows = self.db.conn.execute(
             f"SELECT advisory_id, ecosystem, name, range_type, introduced, fixed, last_affected, limit_, "
-            f"versions FROM osv_affected WHERE name IN ({marks})", names).fetchall()
+            f"versions FROM osv_affected WHERE name IN ({marks})",
+            names,
+        ).fetchall()
         affected: dict[str, _Hit] = {}
         covered: set[str] = set()
         for advisory_id, ecosystem, name, *rng in rows:
-            if not any(ecosystem == e or (":" not in e and ecosystem.split(":", 1)[0] == e) for e in ecosystems):
+            if not any(
+                ecosystem == e or (":" not in e and ecosystem.split(":", 1)[0] == e) for e in ecosystems
+            ):
                 continue
             covered.add(advisory_id)
             if _osv_row_affects(tuple(rng), version, scheme):
                 fixed = rng[2] if rng[0] != "VERSIONS" else ""
                 prev = affected.get(advisory_id)
                 if prev is None or (fixed and not prev.fixed):
-                    affected[advisory_id] = _Hit(advisory_id, "purl", _describe_osv(ecosystem, name, tuple(rng)),
-                                                 fixed)
+                    affected[advisory_id] = _Hit(
+                        advisory_id, "purl", _describe_osv(ecosystem, name, tuple(rng)), fixed
+                    )
         not_affected = set()
         for advisory_id in covered - set(affected):
             not_affected.add(advisory_id)
@@ -285,7 +305,8 @@ class Matcher:
     def _alias_of(self, advisory_id: str) -> tuple[str, ...]:
         if advisory_id not in self._aliases:
             row = self.db.conn.execute(
-                "SELECT aliases FROM advisories WHERE id = ? AND source = 'osv'", (advisory_id,)).fetchone()
+                "SELECT aliases FROM advisories WHERE id = ? AND source = 'osv'", (advisory_id,)
+            ).fetchone()
             self._aliases[advisory_id] = tuple(json.loads(row[0])) if row and row[0] else ()
         return self._aliases[advisory_id]
 
@@ -301,7 +322,9 @@ class Matcher:
             if gc_was_enabled:
                 gc.enable()
 
-    def _find(self, components: Iterable[Component]) -> list[tuple[Component, str, _Hit, frozenset[str], str]]:
+    def _find(
+        self, components: Iterable[Component]
+    ) -> list[tuple[Component, str, _Hit, frozenset[str], str]]:
         found: list[tuple[Component, str, _Hit, frozenset[str], str]] = []
         no_aliases: frozenset[str] = frozenset()
         for component in components:
@@ -322,8 +345,10 @@ class Matcher:
                     continue  # the distribution's record says this package version is fixed
                 if hit.advisory_id not in merged:
                     merged[hit.advisory_id] = (hit, no_aliases, "nvd")
-            found.extend((component, canonical, hit, frozenset(aliases) if aliases else no_aliases, source)
-                         for canonical, (hit, aliases, source) in sorted(merged.items()))
+            found.extend(
+                (component, canonical, hit, frozenset(aliases) if aliases else no_aliases, source)
+                for canonical, (hit, aliases, source) in sorted(merged.items())
+            )
         return found
 
     def _fetch(self, sql: str, keys: Iterable[str]) -> list[tuple]:
@@ -331,7 +356,7 @@ class Matcher:
         keys = sorted(set(keys))
         rows: list[tuple] = []
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             rows.extend(self.db.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
         return rows
 
@@ -341,8 +366,11 @@ class Matcher:
         keys = {(canonical, hit.advisory_id, aliases) for _, canonical, hit, aliases, _ in found}
         ids = {k[0] for k in keys} | {k[1] for k in keys}
         adv: dict[tuple[str, str], tuple] = {}
-        for row in self._fetch("SELECT id, source, summary, cvss31_vector, cvss31_score, cvss4_vector, cvss4_score, "
-                               "severity, cvss2_score FROM advisories WHERE id IN ({marks})", ids):
+        for row in self._fetch(
+            "SELECT id, source, summary, cvss31_vector, cvss31_score, cvss4_vector, cvss4_score, "
+            "severity, cvss2_score FROM advisories WHERE id IN ({marks})",
+            ids,
+        ):
             adv[(row[0], row[1])] = row[2:]
         cves = {i for i in ids if i.startswith("CVE-")}
         for _, _, aliases in keys:
@@ -352,8 +380,12 @@ class Matcher:
         kev = {r[0]: r[1:] for r in self.db.conn.execute("SELECT cve_id, date_added, due_date FROM kev")}
         epss = {}
         if self.db.conn.execute("SELECT 1 FROM epss LIMIT 1").fetchone():  # EPSS is optional
-            epss = {r[0]: r[1:] for r in self._fetch(
-                "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves)}
+            epss = {
+                r[0]: r[1:]
+                for r in self._fetch(
+                    "SELECT cve_id, score, percentile FROM epss WHERE cve_id IN ({marks})", cves
+                )
+            }
         facts = {}
         for fact_key in keys:
             canonical, hit_id, aliases = fact_key
@@ -362,7 +394,14 @@ class Matcher:
                 # a purl hit whose CVE is not in the NVD table: use the OSV record's own rating
                 rating = adv.get((hit_id, "osv")) or rating
             summary, v3_vec, v3_score, v4_vec, v4_score, text_sev, v2_score = rating or (
-                "", "", None, "", None, "", None)
+                "",
+                "",
+                None,
+                "",
+                None,
+                "",
+                None,
+            )
             if aliases:
                 alias_list = tuple(sorted(aliases))
                 cve_ids = (canonical, *(a for a in alias_list if a.startswith("CVE-")))
@@ -372,10 +411,20 @@ class Matcher:
                 alias_list, kev_row, epss_row = (), kev.get(canonical), epss.get(canonical)
             score = v3_score if v3_score is not None else v4_score
             facts[fact_key] = (
-                alias_list, summary or "", severity_of(score, text_sev or "", v2_score), v3_vec or "", v3_score,
-                v4_vec or "", v4_score, kev_row is not None, kev_row[0] if kev_row else "",
-                kev_row[1] if kev_row else "", epss_row[0] if epss_row else None,
-                epss_row[1] if epss_row else None, ARTICLE14_NOTE if kev_row else "")
+                alias_list,
+                summary or "",
+                severity_of(score, text_sev or "", v2_score),
+                v3_vec or "",
+                v3_score,
+                v4_vec or "",
+                v4_score,
+                kev_row is not None,
+                kev_row[0] if kev_row else "",
+                kev_row[1] if kev_row else "",
+                epss_row[0] if epss_row else None,
+                epss_row[1] if epss_row else None,
+                ARTICLE14_NOTE if kev_row else "",
+            )
         return facts
 
     def _enrich_all(self, found: list[tuple[Component, str, _Hit, frozenset[str], str]]) -> list[VulnMatch]:
@@ -387,29 +436,66 @@ class Matcher:
             if component is not last_component:  # a component's matches are consecutive
                 last_component = component
                 ident = (component.key, component.purl, component.name, component.version)
-            (alias_list, summary, severity, v3_vec, v3_score, v4_vec, v4_score, kev, kev_added, kev_due, epss,
-             epss_pct, exploited) = facts[(canonical, hit.advisory_id, aliases)]
-            out.append(vuln_match(
-                ident[0], ident[1], ident[2], ident[3], canonical, alias_list, source, summary, severity,
-                v3_vec, v3_score, v4_vec, v4_score, hit.fixed, hit.method, hit.matched_range, kev, kev_added,
-                kev_due, epss, epss_pct, exploited,
-                self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
-            ))
+            (
+                alias_list,
+                summary,
+                severity,
+                v3_vec,
+                v3_score,
+                v4_vec,
+                v4_score,
+                kev,
+                kev_added,
+                kev_due,
+                epss,
+                epss_pct,
+                exploited,
+            ) = facts[(canonical, hit.advisory_id, aliases)]
+            out.append(
+                vuln_match(
+                    ident[0],
+                    ident[1],
+                    ident[2],
+                    ident[3],
+                    canonical,
+                    alias_list,
+                    source,
+                    summary,
+                    severity,
+                    v3_vec,
+                    v3_score,
+                    v4_vec,
+                    v4_score,
+                    hit.fixed,
+                    hit.method,
+                    hit.matched_range,
+                    kev,
+                    kev_added,
+                    kev_due,
+                    epss,
+                    epss_pct,
+                    exploited,
+                    self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
+                )
+            )
         return out
 
     def _triage_table(self) -> dict[tuple[str, str], Triage]:
         table = {}
         for row in self.db.conn.execute(
-                "SELECT advisory_id, component, state, justification, response, detail, source, updated "
-                "FROM triage ORDER BY updated"):
+            "SELECT advisory_id, component, state, justification, response, detail, source, updated "
+            "FROM triage ORDER BY updated"
+        ):
             response = tuple(r for r in (row[4] or "").split(",") if r)
-            table[(row[0], row[1])] = Triage(row[2], row[3] or "", response, row[5] or "", row[6] or "",
-                                             row[7] or "")
+            table[(row[0], row[1])] = Triage(
+                row[2], row[3] or "", response, row[5] or "", row[6] or "", row[7] or ""
+            )
         return table
 
     @staticmethod
-    def _triage_for(table: dict[tuple[str, str], Triage], component: Component,
-                    ids: tuple[str, ...]) -> Triage | None:
+    def _triage_for(
+        table: dict[tuple[str, str], Triage], component: Component, ids: tuple[str, ...]
+    ) -> Triage | None:
         if not table:
             return None
         refs = [component.key]

@@ -31,33 +31,70 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
     )
     db["advisories"].create(
         {
-            "id": str, "source": str, "published": str, "modified": str, "summary": str,
-            "cvss31_vector": str, "cvss31_score": float, "cvss4_vector": str, "cvss4_score": float,
-            "cvss2_score": float, "severity": str, "aliases": str, "withdrawn": int,
+            "id": str,
+            "source": str,
+            "published": str,
+            "modified": str,
+            "summary": str,
+            "cvss31_vector": str,
+            "cvss31_score": float,
+            "cvss4_vector": str,
+            "cvss4_score": float,
+            "cvss2_score": float,
+            "severity": str,
+            "aliases": str,
+            "withdrawn": int,
         },
         pk=("id", "source"),
     )
     db["cpe_match"].create(
         {
-            "advisory_id": str, "part": str, "vendor": str, "product": str, "version": str,
-            "update_": str, "edition": str, "language": str, "sw_edition": str, "target_sw": str,
-            "target_hw": str, "other": str, "start_incl": str, "start_excl": str,
-            "end_incl": str, "end_excl": str,
+            "advisory_id": str,
+            "part": str,
+            "vendor": str,
+            "product": str,
+            "version": str,
+            "update_": str,
+            "edition": str,
+            "language": str,
+            "sw_edition": str,
+            "target_sw": str,
+            "target_hw": str,
+            "other": str,
+            "start_incl": str,
+            "start_excl": str,
+            "end_incl": str,
+            "end_excl": str,
         }
     )
     db["cpe_match"].create_index(["vendor", "product"])
     db["cpe_match"].create_index(["advisory_id"])
     db["osv_affected"].create(
         {
-            "advisory_id": str, "ecosystem": str, "name": str, "range_type": str,
-            "introduced": str, "fixed": str, "last_affected": str, "limit_": str, "versions": str,
+            "advisory_id": str,
+            "ecosystem": str,
+            "name": str,
+            "range_type": str,
+            "introduced": str,
+            "fixed": str,
+            "last_affected": str,
+            "limit_": str,
+            "versions": str,
         }
     )
     db["osv_affected"].create_index(["name"])
     db["osv_affected"].create_index(["advisory_id"])
     db["kev"].create(
-        {"cve_id": str, "vendor_project": str, "product": str, "name": str, "date_added": str,
-         "due_date": str, "ransomware": str, "required_action": str},
+        {
+            "cve_id": str,
+            "vendor_project": str,
+            "product": str,
+            "name": str,
+            "date_added": str,
+            "due_date": str,
+            "ransomware": str,
+            "required_action": str,
+        },
         pk="cve_id",
     )
     db["epss"].create({"cve_id": str, "score": float, "percentile": float, "date": str}, pk="cve_id")
@@ -66,15 +103,22 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
 def _feeds_v2(db: sqlite_utils.Database) -> None:
     """Sortable version keys (versions.sortable) so SQLite filters ranges itself."""
     table = db["cpe_match"]
-    for name, kind in (("exact_key", str), ("start_key", str), ("start_key_incl", int), ("end_key", str),
-                       ("end_key_incl", int)):
+    for name, kind in (
+        ("exact_key", str),
+        ("start_key", str),
+        ("start_key_incl", int),
+        ("end_key", str),
+        ("end_key_incl", int),
+    ):
         if name not in table.columns_dict:
             table.add_column(name, kind)
     rows = db.conn.execute(
-        "SELECT rowid, version, update_, start_incl, start_excl, end_incl, end_excl FROM cpe_match").fetchall()
+        "SELECT rowid, version, update_, start_incl, start_excl, end_incl, end_excl FROM cpe_match"
+    ).fetchall()
     db.conn.executemany(
         "UPDATE cpe_match SET exact_key=?, start_key=?, start_key_incl=?, end_key=?, end_key_incl=? WHERE rowid=?",
-        [(*_range_keys_of(r[1], r[2], r[3], r[4], r[5], r[6]), r[0]) for r in rows])
+        [(*_range_keys_of(r[1], r[2], r[3], r[4], r[5], r[6]), r[0]) for r in rows],
+    )
 
 
 def _feeds_v3(db: sqlite_utils.Database) -> None:
@@ -87,14 +131,23 @@ def _feeds_v3(db: sqlite_utils.Database) -> None:
     db.conn.execute(
         "CREATE INDEX idx_cpe_match_range ON cpe_match (vendor, product, exact_key, end_key, start_key, "
         "start_key_incl, end_key_incl, advisory_id, part, version, update_, edition, language, sw_edition, "
-        "target_sw, target_hw, other, start_incl, start_excl, end_incl, end_excl)")
+        "target_sw, target_hw, other, start_incl, start_excl, end_incl, end_excl)"
+    )
     db.conn.execute("DROP INDEX IF EXISTS idx_cpe_match_vendor_product")
 
 
 def _triage_v1(db: sqlite_utils.Database) -> None:
     db["triage"].create(
-        {"advisory_id": str, "component": str, "state": str, "justification": str, "response": str,
-         "detail": str, "source": str, "updated": str},
+        {
+            "advisory_id": str,
+            "component": str,
+            "state": str,
+            "justification": str,
+            "response": str,
+            "detail": str,
+            "source": str,
+            "updated": str,
+        },
         pk=("advisory_id", "component"),
     )
 
@@ -186,8 +239,10 @@ class ImportStats:
     errors: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        return (f"{self.feed}: {self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.removed} removed (feed date {self.feed_date or 'unknown'}) from {self.source}")
+        return (
+            f"{self.feed}: {self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.removed} removed (feed date {self.feed_date or 'unknown'}) from {self.source}"
+        )
 
 
 def now_iso() -> str:
@@ -207,20 +262,28 @@ _CPE_SQL = (
 )
 
 
-def _range_keys_of(version: str, update: str, start_incl: str, start_excl: str, end_incl: str,
-                   end_excl: str) -> tuple:
+def _range_keys_of(
+    version: str, update: str, start_incl: str, start_excl: str, end_incl: str, end_excl: str
+) -> tuple:
     """(exact_key, start_key, start_incl, end_key, end_incl) for one cpeMatch row."""
     exact = None
     if version not in ("*", "", "-"):
         exact = sortable(version if update in ("*", "", "-") else f"{version}-{update}")
     start = start_incl or start_excl
     end = end_incl or end_excl
-    return (exact, sortable(start) if start else None, 1 if start_incl else 0,
-            sortable(end) if end else None, 1 if end_incl else 0)
+    return (
+        exact,
+        sortable(start) if start else None,
+        1 if start_incl else 0,
+        sortable(end) if end else None,
+        1 if end_incl else 0,
+    )
 
 
 def _range_keys(r: CpeMatchRow) -> tuple:
     return _range_keys_of(r.version, r.update, r.start_incl, r.start_excl, r.end_incl, r.end_excl)
+
+
 _OSV_SQL = (
     "INSERT INTO osv_affected (advisory_id, ecosystem, name, range_type, introduced, fixed, "
     "last_affected, limit_, versions) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -277,18 +340,59 @@ class AdvisoryWriter:
         else:
             self.updated += 1
         self._known[adv.id] = adv.modified
-        self._adv.append((
-            adv.id, adv.source, adv.published, adv.modified, adv.summary[:2000], adv.cvss31_vector,
-            adv.cvss31_score, adv.cvss4_vector, adv.cvss4_score, adv.cvss2_score, adv.severity,
-            json.dumps(list(adv.aliases)), 0,
-        ))
+        self._adv.append(
+            (
+                adv.id,
+                adv.source,
+                adv.published,
+                adv.modified,
+                adv.summary[:2000],
+                adv.cvss31_vector,
+                adv.cvss31_score,
+                adv.cvss4_vector,
+                adv.cvss4_score,
+                adv.cvss2_score,
+                adv.severity,
+                json.dumps(list(adv.aliases)),
+                0,
+            )
+        )
         for r in parsed.cpe_ranges:
-            self._cpe.append((r.advisory_id, r.part, r.vendor, r.product, r.version, r.update, r.edition,
-                              r.language, r.sw_edition, r.target_sw, r.target_hw, r.other,
-                              r.start_incl, r.start_excl, r.end_incl, r.end_excl, *_range_keys(r)))
+            self._cpe.append(
+                (
+                    r.advisory_id,
+                    r.part,
+                    r.vendor,
+                    r.product,
+                    r.version,
+                    r.update,
+                    r.edition,
+                    r.language,
+                    r.sw_edition,
+                    r.target_sw,
+                    r.target_hw,
+                    r.other,
+                    r.start_incl,
+                    r.start_excl,
+                    r.end_incl,
+                    r.end_excl,
+                    *_range_keys(r),
+                )
+            )
         for o in parsed.osv_ranges:
-            self._osv.append((o.advisory_id, o.ecosystem, o.name, o.range_type, o.introduced, o.fixed,
-                              o.last_affected, o.limit, json.dumps(list(o.versions)) if o.versions else ""))
+            self._osv.append(
+                (
+                    o.advisory_id,
+                    o.ecosystem,
+                    o.name,
+                    o.range_type,
+                    o.introduced,
+                    o.fixed,
+                    o.last_affected,
+                    o.limit,
+                    json.dumps(list(o.versions)) if o.versions else "",
+                )
+            )
         if len(self._adv) >= self.BATCH:
             self.flush()
 
@@ -302,8 +406,10 @@ class AdvisoryWriter:
                 # each source owns one range table; OSV may reuse a CVE id as its own
                 table = "cpe_match" if self.source == "nvd" else "osv_affected"
                 conn.executemany(f"DELETE FROM {table} WHERE advisory_id = ?", ids)
-                conn.executemany("DELETE FROM advisories WHERE id = ? AND source = ?",
-                                 [(i, self.source) for i in self._delete])
+                conn.executemany(
+                    "DELETE FROM advisories WHERE id = ? AND source = ?",
+                    [(i, self.source) for i in self._delete],
+                )
             conn.executemany(_ADV_SQL, self._adv)
             if self._cpe:
                 conn.executemany(_CPE_SQL, self._cpe)
@@ -312,16 +418,25 @@ class AdvisoryWriter:
         self._adv, self._cpe, self._osv, self._delete = [], [], [], []
 
     def stats(self) -> ImportStats:
-        return ImportStats(self.feed, self.origin, self.added, self.updated, self.unchanged, self.removed,
-                           self.newest, tuple(self.errors))
+        return ImportStats(
+            self.feed,
+            self.origin,
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.removed,
+            self.newest,
+            tuple(self.errors),
+        )
 
 
 def record_feed(db: sqlite_utils.Database, name: str, feed_date: str, source: str) -> None:
     """Remember when a feed was imported and how fresh its newest data is."""
     if name in ("nvd", "osv"):
         src = name
-        row = db.conn.execute("SELECT COUNT(*), MAX(modified) FROM advisories WHERE source = ?",
-                              (src,)).fetchone()
+        row = db.conn.execute(
+            "SELECT COUNT(*), MAX(modified) FROM advisories WHERE source = ?", (src,)
+        ).fetchone()
         count, newest = row[0], row[1] or ""
         feed_date = max(feed_date or "", newest)
     elif name == "kev":
@@ -333,8 +448,13 @@ def record_feed(db: sqlite_utils.Database, name: str, feed_date: str, source: st
         feed_date = old[0]
     with transaction(db):
         db["feed_meta"].upsert(
-            {"name": name, "imported_at": now_iso(), "feed_date": feed_date, "records": count,
-             "source": source},
+            {
+                "name": name,
+                "imported_at": now_iso(),
+                "feed_date": feed_date,
+                "records": count,
+                "source": source,
+            },
             pk="name",
         )
 

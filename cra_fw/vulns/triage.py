@@ -19,15 +19,33 @@ from cra_fw.errors import FeedError
 from cra_fw.vulns.match import normalize_ref
 from cra_fw.vulns.store import now_iso
 
-CDX_STATES = ("resolved", "resolved_with_pedigree", "exploitable", "in_triage", "false_positive",
-              "not_affected")
-CDX_JUSTIFICATIONS = ("code_not_present", "code_not_reachable", "requires_configuration",
-                      "requires_dependency", "requires_environment", "protected_by_compiler",
-                      "protected_at_runtime", "protected_at_perimeter", "protected_by_mitigating_control")
+CDX_STATES = (
+    "resolved",
+    "resolved_with_pedigree",
+    "exploitable",
+    "in_triage",
+    "false_positive",
+    "not_affected",
+)
+CDX_JUSTIFICATIONS = (
+    "code_not_present",
+    "code_not_reachable",
+    "requires_configuration",
+    "requires_dependency",
+    "requires_environment",
+    "protected_by_compiler",
+    "protected_at_runtime",
+    "protected_at_perimeter",
+    "protected_by_mitigating_control",
+)
 CDX_RESPONSES = ("can_not_fix", "will_not_fix", "update", "rollback", "workaround_available")
 
-_OPENVEX_STATE = {"not_affected": "not_affected", "affected": "exploitable", "fixed": "resolved",
-                  "under_investigation": "in_triage"}
+_OPENVEX_STATE = {
+    "not_affected": "not_affected",
+    "affected": "exploitable",
+    "fixed": "resolved",
+    "under_investigation": "in_triage",
+}
 _OPENVEX_JUSTIFICATION = {
     "component_not_present": "code_not_present",
     "vulnerable_code_not_present": "code_not_present",
@@ -61,8 +79,9 @@ def validate(decision: TriageDecision) -> None:
     if decision.state not in CDX_STATES:
         raise TriageError(f"state {decision.state!r} is not one of: {', '.join(CDX_STATES)}")
     if decision.justification and decision.justification not in CDX_JUSTIFICATIONS:
-        raise TriageError(f"justification {decision.justification!r} is not one of: "
-                          f"{', '.join(CDX_JUSTIFICATIONS)}")
+        raise TriageError(
+            f"justification {decision.justification!r} is not one of: {', '.join(CDX_JUSTIFICATIONS)}"
+        )
     for resp in decision.response:
         if resp not in CDX_RESPONSES:
             raise TriageError(f"response {resp!r} is not one of: {', '.join(CDX_RESPONSES)}")
@@ -75,9 +94,19 @@ def record(db: sqlite_utils.Database, decisions: list[TriageDecision]) -> int:
     stamp = now_iso()
     with transaction(db):
         db["triage"].upsert_all(
-            [{"advisory_id": d.advisory_id.strip(), "component": normalize_ref(d.component), "state": d.state,
-              "justification": d.justification, "response": ",".join(d.response), "detail": d.detail[:4000],
-              "source": d.source, "updated": stamp} for d in decisions],
+            [
+                {
+                    "advisory_id": d.advisory_id.strip(),
+                    "component": normalize_ref(d.component),
+                    "state": d.state,
+                    "justification": d.justification,
+                    "response": ",".join(d.response),
+                    "detail": d.detail[:4000],
+                    "source": d.source,
+                    "updated": stamp,
+                }
+                for d in decisions
+            ],
             pk=("advisory_id", "component"),
         )
     return len(decisions)
@@ -85,9 +114,15 @@ def record(db: sqlite_utils.Database, decisions: list[TriageDecision]) -> int:
 
 def list_decisions(db: sqlite_utils.Database) -> list[TriageDecision]:
     return [
-        TriageDecision(r["advisory_id"], r["component"], r["state"], r["justification"] or "",
-                       tuple(x for x in (r["response"] or "").split(",") if x), r["detail"] or "",
-                       r["source"] or "")
+        TriageDecision(
+            r["advisory_id"],
+            r["component"],
+            r["state"],
+            r["justification"] or "",
+            tuple(x for x in (r["response"] or "").split(",") if x),
+            r["detail"] or "",
+            r["source"] or "",
+        )
         for r in db["triage"].rows_where(order_by="advisory_id, component")
     ]
 
@@ -120,12 +155,22 @@ def _cdx_decisions(doc: dict, source: str) -> list[TriageDecision]:
         for affect in vuln.get("affects") or []:
             ref = str((affect or {}).get("ref", ""))
             # a ref is a bom-ref in this document, a purl, or a BOM-Link (urn:cdx:...#ref)
-            target = refs.get(ref) or refs.get(ref.split("#", 1)[-1]) or (ref if ref.startswith("pkg:") else "")
+            target = (
+                refs.get(ref) or refs.get(ref.split("#", 1)[-1]) or (ref if ref.startswith("pkg:") else "")
+            )
             if not target:
                 continue
-            out.append(TriageDecision(str(vuln["id"]), target, state,
-                                      justification if justification in CDX_JUSTIFICATIONS else "",
-                                      response, str(analysis.get("detail", "")), source))
+            out.append(
+                TriageDecision(
+                    str(vuln["id"]),
+                    target,
+                    state,
+                    justification if justification in CDX_JUSTIFICATIONS else "",
+                    response,
+                    str(analysis.get("detail", "")),
+                    source,
+                )
+            )
     return out
 
 
@@ -140,7 +185,9 @@ def _openvex_decisions(doc: dict, source: str) -> list[TriageDecision]:
         if not vuln_id or not state:
             continue
         justification = _OPENVEX_JUSTIFICATION.get(str(stmt.get("justification", "")), "")
-        detail = str(stmt.get("impact_statement") or stmt.get("status_notes") or stmt.get("action_statement") or "")
+        detail = str(
+            stmt.get("impact_statement") or stmt.get("status_notes") or stmt.get("action_statement") or ""
+        )
         response = ("update",) if state == "exploitable" and stmt.get("action_statement") else ()
         for product in stmt.get("products") or []:
             ids = []
@@ -154,7 +201,9 @@ def _openvex_decisions(doc: dict, source: str) -> list[TriageDecision]:
                         ids.append(str(sub.get("@id", "")))
             for ident in ids:
                 if ident.startswith("pkg:"):
-                    out.append(TriageDecision(str(vuln_id), ident, state, justification, response, detail, source))
+                    out.append(
+                        TriageDecision(str(vuln_id), ident, state, justification, response, detail, source)
+                    )
     return out
 
 
@@ -168,8 +217,10 @@ def import_vex(db: sqlite_utils.Database, path: Path | str) -> int:
     except OSError as exc:
         raise TriageError(f"cannot read {path}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
-        raise TriageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
-                          "pass a CycloneDX VEX or OpenVEX JSON document") from exc
+        raise TriageError(
+            f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
+            "pass a CycloneDX VEX or OpenVEX JSON document"
+        ) from exc
     if not isinstance(doc, dict):
         raise TriageError(f"{path}: expected a JSON object")
     source = f"vex:{path.name}"

@@ -39,8 +39,10 @@ def _rating(match: VulnMatch) -> list[dict[str, Any]]:
     ratings = []
     name = "NVD" if match.source == "nvd" else "OSV"
     if match.cvss_v31_vector or match.cvss_v31_score is not None:
-        rating: dict[str, Any] = {"source": {"name": name}, "method": "CVSSv31"
-                                  if match.cvss_v31_vector.startswith("CVSS:3.1") else "CVSSv3"}
+        rating: dict[str, Any] = {
+            "source": {"name": name},
+            "method": "CVSSv31" if match.cvss_v31_vector.startswith("CVSS:3.1") else "CVSSv3",
+        }
         if match.cvss_v31_score is not None:
             rating["score"] = match.cvss_v31_score
         if match.severity is not None:
@@ -71,7 +73,8 @@ def _vuln_entry(match: VulnMatch) -> dict[str, Any]:
     }
     if match.aliases:
         entry["references"] = [
-            {"id": alias, "source": {"name": "OSV", "url": _SOURCES["osv"][1] + alias}} for alias in match.aliases
+            {"id": alias, "source": {"name": "OSV", "url": _SOURCES["osv"][1] + alias}}
+            for alias in match.aliases
         ]
     ratings = _rating(match)
     if ratings:
@@ -91,10 +94,12 @@ def _vuln_entry(match: VulnMatch) -> dict[str, Any]:
             analysis["detail"] = triage.detail
     entry["analysis"] = analysis
     status = "unaffected" if triage and triage.dismisses else "affected"
-    entry["affects"] = [{
-        "ref": _bom_ref(match.component_key, match.component_purl),
-        "versions": [{"version": match.component_version or "unknown", "status": status}],
-    }]
+    entry["affects"] = [
+        {
+            "ref": _bom_ref(match.component_key, match.component_purl),
+            "versions": [{"version": match.component_version or "unknown", "status": status}],
+        }
+    ]
     props = [
         {"name": "cra-fw:match-method", "value": match.match_method},
         {"name": "cra-fw:matched-range", "value": match.matched_range},
@@ -112,8 +117,12 @@ def _vuln_entry(match: VulnMatch) -> dict[str, Any]:
     return entry
 
 
-def build_vex(matches: Iterable[VulnMatch], components: Iterable[Component] = (),
-              tool_version: str = "", timestamp: str = "") -> dict[str, Any]:
+def build_vex(
+    matches: Iterable[VulnMatch],
+    components: Iterable[Component] = (),
+    tool_version: str = "",
+    timestamp: str = "",
+) -> dict[str, Any]:
     """The CycloneDX 1.6 VEX document for the matches, as a dict."""
     matches = list(matches)
     comp_entries: dict[str, dict[str, Any]] = {}
@@ -140,8 +149,11 @@ def build_vex(matches: Iterable[VulnMatch], components: Iterable[Component] = ()
         "version": 1,
         "metadata": {
             "timestamp": timestamp or datetime.now(UTC).replace(microsecond=0).isoformat(),
-            "tools": {"components": [{"type": "application", "name": "cra-fw",
-                                      "version": tool_version or __version__}]},
+            "tools": {
+                "components": [
+                    {"type": "application", "name": "cra-fw", "version": tool_version or __version__}
+                ]
+            },
         },
         "components": list(comp_entries.values()),
         "vulnerabilities": [_vuln_entry(m) for m in matches],

@@ -25,12 +25,15 @@ def test_valid_exits_zero_with_json() -> None:
     assert out["uncovered"] == []
 
 
-@pytest.mark.parametrize("bundle,trust,verdict", [
-    ("rauc/expired.raucb", "keys/ca.crt", "certificate_expired"),
-    ("fit/image-outside-config.itb", "fit/ctl-rsa.dtb", "partially_signed"),
-    ("mender/unsigned.mender", "keys/signer-rsa.pub.pem", "unsigned"),
-    ("swupdate/truncated.swu", "keys/signer-rsa.pub.pem", "malformed"),
-])
+@pytest.mark.parametrize(
+    "bundle,trust,verdict",
+    [
+        ("rauc/expired.raucb", "keys/ca.crt", "certificate_expired"),
+        ("fit/image-outside-config.itb", "fit/ctl-rsa.dtb", "partially_signed"),
+        ("mender/unsigned.mender", "keys/signer-rsa.pub.pem", "unsigned"),
+        ("swupdate/truncated.swu", "keys/signer-rsa.pub.pem", "malformed"),
+    ],
+)
 def test_not_valid_exits_one(bundle: str, trust: str, verdict: str) -> None:
     proc = run_cli("verify", str(OUT / bundle), "--trust", str(OUT / trust))
     assert proc.returncode == 1
@@ -49,23 +52,38 @@ def test_sidecar_signature_is_found_and_missing_means_unsigned(tmp_path: Path) -
 
 
 def test_explicit_signature_and_format() -> None:
-    proc = run_cli("verify", str(OUT / "detached/payload.bin"), "--signature",
-                   str(OUT / "detached/payload.bin.ecdsa-p384-sha384.sig"),
-                   "--trust", str(OUT / "keys/signer-ec384.pub.pem"), "--json")
+    proc = run_cli(
+        "verify",
+        str(OUT / "detached/payload.bin"),
+        "--signature",
+        str(OUT / "detached/payload.bin.ecdsa-p384-sha384.sig"),
+        "--trust",
+        str(OUT / "keys/signer-ec384.pub.pem"),
+        "--json",
+    )
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["algorithms"] == ["ecdsa-secp384r1-sha384"]
     # forcing the wrong format is malformed, never valid
-    proc = run_cli("verify", str(OUT / "rauc/plain-rsa.raucb"), "--format", "mender", "--trust",
-                   str(OUT / "keys/ca.crt"), "--json")
+    proc = run_cli(
+        "verify",
+        str(OUT / "rauc/plain-rsa.raucb"),
+        "--format",
+        "mender",
+        "--trust",
+        str(OUT / "keys/ca.crt"),
+        "--json",
+    )
     assert proc.returncode == 1 and json.loads(proc.stdout)["verdict"] == "malformed"
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("hello\n")
-    for args in (["verify", str(tmp_path / "missing.bin"), "--trust", str(OUT / "keys/ca.crt")],
-                 ["verify", str(OUT / "rauc/plain-rsa.raucb"), "--trust", str(junk)],
-                 ["verify", str(OUT / "rauc/plain-rsa.raucb"), "--trust", str(OUT / "keys/ca.key")]):
+    for args in (
+        ["verify", str(tmp_path / "missing.bin"), "--trust", str(OUT / "keys/ca.crt")],
+        ["verify", str(OUT / "rauc/plain-rsa.raucb"), "--trust", str(junk)],
+        ["verify", str(OUT / "rauc/plain-rsa.raucb"), "--trust", str(OUT / "keys/ca.key")],
+    ):
         proc = run_cli(*args)
         assert proc.returncode == 2
         assert proc.stderr.startswith("cra-fw: error: ") and len(proc.stderr.strip().splitlines()) == 1

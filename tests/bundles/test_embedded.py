@@ -21,13 +21,31 @@ CRA = ("Annex I Part I (2)(c)", "Annex I Part I (2)(f)", "Annex I Part II 7")
 
 def tree_context(root: Path, trust: tuple[Path, ...] = ()) -> ScanContext:
     options = ScanOptions(workers=2, progress=False, trust=trust)
-    image = Layer(id="L0", parent_id=None, format="raw", offset=0, size=0, sha256="0" * 64,
-                  status=LayerStatus.IDENTIFIED, depth=0)
-    layer = Layer(id="L1", parent_id="L0", format="squashfs", offset=0, size=0, sha256="1" * 64,
-                  status=LayerStatus.EXTRACTED, depth=1, root=str(root))
+    image = Layer(
+        id="L0",
+        parent_id=None,
+        format="raw",
+        offset=0,
+        size=0,
+        sha256="0" * 64,
+        status=LayerStatus.IDENTIFIED,
+        depth=0,
+    )
+    layer = Layer(
+        id="L1",
+        parent_id="L0",
+        format="squashfs",
+        offset=0,
+        size=0,
+        sha256="1" * 64,
+        status=LayerStatus.EXTRACTED,
+        depth=1,
+        root=str(root),
+    )
     inv = build_inventory([image, layer], options=options)
-    info = ImageInfo(name=root.name, size=0, sha256=hashlib.sha256(str(root).encode()).hexdigest(), sha512="",
-                     md5="")
+    info = ImageInfo(
+        name=root.name, size=0, sha256=hashlib.sha256(str(root).encode()).hexdigest(), sha512="", md5=""
+    )
     return ScanContext(image=info, layers=[image, layer], files=list(inv.files), options=options)
 
 
@@ -51,9 +69,12 @@ def tree(tmp_path: Path) -> Path:
     for rel, src in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, root / rel)
-    (root / "etc/rauc/system.conf").write_text("[system]\ncompatible=cra-fw-test\nbootloader=uboot\n\n"
-                                               "[keyring]\npath=ca.cert.pem\n")
-    (root / "etc/swupdate.cfg").write_text('globals :\n{\n\tpublic-key-file = "/etc/swupdate/public.pem";\n};\n')
+    (root / "etc/rauc/system.conf").write_text(
+        "[system]\ncompatible=cra-fw-test\nbootloader=uboot\n\n[keyring]\npath=ca.cert.pem\n"
+    )
+    (root / "etc/swupdate.cfg").write_text(
+        'globals :\n{\n\tpublic-key-file = "/etc/swupdate/public.pem";\n};\n'
+    )
     (root / "etc/mender").mkdir(parents=True)
     (root / "etc/mender/mender.conf").write_text('{"ServerURL": "https://hosted.mender.io"}\n')
     return root
@@ -73,8 +94,11 @@ def test_verdicts_and_findings_with_trust(tree: Path) -> None:
         "L1:/data/app.swu": ("swupdate", Verdict.PARTIALLY_SIGNED),
         "L1:/data/os.mender": ("mender", Verdict.VALID),
     }
-    bundle_findings = {(f.rule_id, f.location.path, f.severity) for f in result.findings
-                       if f.rule_id.startswith("update.bundle")}
+    bundle_findings = {
+        (f.rule_id, f.location.path, f.severity)
+        for f in result.findings
+        if f.rule_id.startswith("update.bundle")
+    }
     assert bundle_findings == {
         ("update.bundle-unsigned", "/boot/old.itb", Severity.HIGH),
         ("update.bundle-unsigned", "/data/rescue.raucb", Severity.HIGH),
@@ -117,8 +141,11 @@ def test_without_trust_bundles_are_checked_against_the_shipped_keys(tree: Path) 
     # same RSA key, but the Mender client would never use it)
     mender = by_path["L1:/data/os.mender"]
     assert (mender.verdict, mender.anchor) == (Verdict.UNTRUSTED_SIGNER, "")
-    shipped = {(f.location.path, f.severity) for f in result.findings
-               if f.rule_id == "update.bundle-verified-shipped-key"}
+    shipped = {
+        (f.location.path, f.severity)
+        for f in result.findings
+        if f.rule_id == "update.bundle-verified-shipped-key"
+    }
     assert shipped == {("/data/update.raucb", Severity.INFO), ("/boot/fit.itb", Severity.INFO)}
     info = [f for f in result.findings if f.location.path == "/data/os.mender"]
     assert len(info) == 1 and info[0].severity is Severity.INFO
@@ -127,11 +154,15 @@ def test_without_trust_bundles_are_checked_against_the_shipped_keys(tree: Path) 
 
 
 def test_bundle_refused_by_the_shipped_keyring_is_high(tree: Path) -> None:
-    shutil.copy(OUT / "keys/other-ca.crt", tree / "etc/rauc/ca.cert.pem")  # a keyring that is not the signer's
+    shutil.copy(
+        OUT / "keys/other-ca.crt", tree / "etc/rauc/ca.cert.pem"
+    )  # a keyring that is not the signer's
     result = scan_embedded(tree_context(tree))
     rauc = {v.path: v for v in result.verdicts}["L1:/data/update.raucb"]
     assert (rauc.verdict, rauc.anchor) == (Verdict.UNTRUSTED_SIGNER, "shipped")
-    assert any("does not verify against the keys shipped in this image: rauc-keyring" in n for n in rauc.notes)
+    assert any(
+        "does not verify against the keys shipped in this image: rauc-keyring" in n for n in rauc.notes
+    )
     found = [f for f in result.findings if f.location.path == "/data/update.raucb"]
     assert [(f.rule_id, f.severity) for f in found] == [("update.bundle-untrusted-signer", Severity.HIGH)]
     # with --trust the shipped keys are not used at all
@@ -168,9 +199,12 @@ def scan_image(image: Path, workspace: Path, trust: tuple[Path, ...] = ()):
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     unpacked = unpack_image(image, workspace, options, digest)
     inv = build_inventory(list(unpacked.layers), options=options)
-    info = ImageInfo(name=image.name, size=image.stat().st_size, sha256=digest, sha512="", md5="", path=str(image))
-    ctx = ScanContext(image=info, layers=list(unpacked.layers), files=list(inv.files), options=options,
-                      workspace=workspace)
+    info = ImageInfo(
+        name=image.name, size=image.stat().st_size, sha256=digest, sha512="", md5="", path=str(image)
+    )
+    ctx = ScanContext(
+        image=info, layers=list(unpacked.layers), files=list(inv.files), options=options, workspace=workspace
+    )
     return ctx, scan_embedded(ctx)
 
 
@@ -179,12 +213,17 @@ def _need_fixtures() -> None:
         pytest.skip("fixtures/bundles/out is missing: run python fixtures/bundles/build.py")
 
 
-@pytest.mark.parametrize(("fixture", "trust", "verdict"), [
-    ("fit/unsigned.itb", (), Verdict.UNSIGNED),
-    ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
-    ("fit/valid-rsa.itb", (), Verdict.UNTRUSTED_SIGNER),
-])
-def test_fit_given_as_the_image(fixture: str, trust: tuple[Path, ...], verdict: Verdict, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "trust", "verdict"),
+    [
+        ("fit/unsigned.itb", (), Verdict.UNSIGNED),
+        ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
+        ("fit/valid-rsa.itb", (), Verdict.UNTRUSTED_SIGNER),
+    ],
+)
+def test_fit_given_as_the_image(
+    fixture: str, trust: tuple[Path, ...], verdict: Verdict, tmp_path: Path
+) -> None:
     _need_fixtures()
     image = tmp_path / "firmware.itb"
     shutil.copy(OUT / fixture, image)
@@ -201,13 +240,17 @@ def test_fit_given_as_the_image(fixture: str, trust: tuple[Path, ...], verdict: 
         assert bundle[0].severity is (Severity.HIGH if verdict is Verdict.UNSIGNED else Severity.INFO)
 
 
-@pytest.mark.parametrize(("fixture", "trust", "verdict"), [
-    ("fit/unsigned.itb", (), Verdict.UNSIGNED),
-    ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
-    ("fit/payload-flipped.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.DIGEST_MISMATCH),
-])
-def test_fit_carved_from_a_flash_image(fixture: str, trust: tuple[Path, ...], verdict: Verdict,
-                                       tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fixture", "trust", "verdict"),
+    [
+        ("fit/unsigned.itb", (), Verdict.UNSIGNED),
+        ("fit/valid-rsa.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.VALID),
+        ("fit/payload-flipped.itb", (OUT / "fit/ctl-rsa.dtb",), Verdict.DIGEST_MISMATCH),
+    ],
+)
+def test_fit_carved_from_a_flash_image(
+    fixture: str, trust: tuple[Path, ...], verdict: Verdict, tmp_path: Path
+) -> None:
     _need_fixtures()
     fit = (OUT / fixture).read_bytes()
     image = tmp_path / "flash.bin"
@@ -234,8 +277,17 @@ def test_fit_inside_an_unpacked_file_is_found_once(tmp_path: Path) -> None:
     entry = ctx.lookup("L1", "/boot/fit.itb")
     assert entry is not None
     # the same file also carved as a fit layer of L1: one verdict, not two
-    fit_layer = Layer(id="L2", parent_id="L1", format="fit", offset=0, size=entry.size, sha256="2" * 64,
-                      status=LayerStatus.EXTRACTED, depth=2, parent_path="/boot/fit.itb")
+    fit_layer = Layer(
+        id="L2",
+        parent_id="L1",
+        format="fit",
+        offset=0,
+        size=entry.size,
+        sha256="2" * 64,
+        status=LayerStatus.EXTRACTED,
+        depth=2,
+        parent_path="/boot/fit.itb",
+    )
     ctx = ScanContext(image=ctx.image, layers=[*ctx.layers, fit_layer], files=ctx.files, options=ctx.options)
     result = scan_embedded(ctx)
     assert [(v.path, v.verdict) for v in result.verdicts] == [("L1:/boot/fit.itb", Verdict.UNSIGNED)]

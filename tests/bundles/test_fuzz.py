@@ -104,7 +104,7 @@ def test_mutants_are_never_valid(tmp_path: Path) -> None:
                 for _ in range(rng.randint(2, 16)):
                     mutant[rng.randrange(len(mutant))] = rng.randrange(256)
             else:
-                del mutant[rng.randrange(len(mutant)):]
+                del mutant[rng.randrange(len(mutant)) :]
             if bytes(mutant) == data:
                 continue
             path = tmp_path / f"m{n}-{i}{src.suffix}"

@@ -30,8 +30,21 @@ MENDER_TRUST = [OUT / "keys/signer-rsa.pub.pem"]
 RAUC = OUT / "rauc/plain-rsa.raucb"
 RAUC_TRUST = [OUT / "keys/ca.crt"]
 
-_FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor", "rdevmajor",
-           "rdevminor", "namesize", "check")
+_FIELDS = (
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
+)
 
 
 def _cpio_layout(data: bytes) -> list[list[tuple[int, str]]]:
@@ -46,9 +59,9 @@ def _cpio_layout(data: bytes) -> list[list[tuple[int, str]]]:
                 if field == "mode":  # the low three hex digits are permission bits
                     label = "mode permission bits" if i >= 5 else "mode type bits"
                 labels.append((pos + 6 + 8 * n + i, label))
-        size = int(data[pos + 54:pos + 62], 16)
-        namesize = int(data[pos + 94:pos + 102], 16)
-        name = data[pos + 110:pos + 110 + namesize - 1]
+        size = int(data[pos + 54 : pos + 62], 16)
+        namesize = int(data[pos + 94 : pos + 102], 16)
+        name = data[pos + 110 : pos + 110 + namesize - 1]
         labels += [(pos + 110 + i, "name") for i in range(namesize)]
         data_off = (pos + 110 + namesize + 3) & ~3
         labels += [(i, "name padding") for i in range(pos + 110 + namesize, data_off)]
@@ -77,7 +90,7 @@ def _cpio_files(path: Path) -> dict[str, bytes] | None:
         size, name = int(cols[4]), cols[8]
         if name in out:
             return None
-        out[name] = content.stdout[pos:pos + size]
+        out[name] = content.stdout[pos : pos + size]
         pos += size
     return out if pos == len(content.stdout) else None
 
@@ -100,8 +113,12 @@ def _valid_original(path: Path, trust_paths: list[Path]) -> tuple[bytes, TrustSt
 
 def _valid_flips(data: bytes, positions: list[int], trust: TrustStore, path: Path) -> list[tuple[int, int]]:
     """(offset, bit) of every single-bit flip at ``positions`` that still verifies ``valid``."""
-    return [(offset, bit) for offset in positions for bit in range(8)
-            if verify_bundle(_flip(data, offset, bit, path), trust).verdict is Verdict.VALID]
+    return [
+        (offset, bit)
+        for offset in positions
+        for bit in range(8)
+        if verify_bundle(_flip(data, offset, bit, path), trust).verdict is Verdict.VALID
+    ]
 
 
 def _entries() -> list[list[tuple[int, str]]]:
@@ -120,8 +137,12 @@ def test_cpio_header_bit_flips(index: int, tmp_path: Path) -> None:
     trust = TrustStore.load(SWU_TRUST)
     assert verify_bundle(SWU, trust).verdict is Verdict.VALID
     original = _cpio_files(SWU)
-    assert original is not None and set(original) == {"sw-description", "sw-description.sig", "rootfs.ext4",
-                                                      "app.bin"}
+    assert original is not None and set(original) == {
+        "sw-description",
+        "sw-description.sig",
+        "rootfs.ext4",
+        "app.bin",
+    }
     tolerated: dict[str, int] = {}
     total = 0
     for offset, label in entries[index]:
@@ -137,8 +158,17 @@ def test_cpio_header_bit_flips(index: int, tmp_path: Path) -> None:
             tolerated[label] = tolerated.get(label, 0) + 1
     assert total >= 8 * 110
     # what must never be tolerated: every field SWUpdate parses, names and padding
-    assert not set(tolerated) & {"magic", "filesize", "namesize", "check", "name", "name padding",
-                                 "data padding", "mode type bits", "after trailer"}
+    assert not set(tolerated) & {
+        "magic",
+        "filesize",
+        "namesize",
+        "check",
+        "name",
+        "name padding",
+        "data padding",
+        "mode type bits",
+        "after trailer",
+    }
 
 
 def _tar_header_offsets(path: Path) -> list[int]:
@@ -173,7 +203,7 @@ def test_rauc_cms_and_trailer_bit_flips(tmp_path: Path) -> None:
     data, trust = _valid_original(RAUC, RAUC_TRUST)
     cms_size = int.from_bytes(data[-8:], "big")
     cms_start = len(data) - 8 - cms_size
-    der = data[cms_start:len(data) - 8]
+    der = data[cms_start : len(data) - 8]
     signer_info = acms.ContentInfo.load(der)["content"]["signer_infos"][0]
     si_start = cms_start + der.find(signer_info.dump())
     sig_start = cms_start + der.find(signer_info["signature"].contents)
@@ -182,8 +212,14 @@ def test_rauc_cms_and_trailer_bit_flips(tmp_path: Path) -> None:
     # in full: the SignedData framing (version, digestAlgorithms, content type), the SignerInfo up
     # to its signature value (version, sid, algorithms, signed attributes), the size trailer;
     # then a sample of the rest (certificates, signature value, squashfs superblock)
-    positions = [*range(cms_start, cms_start + 60), *range(si_start, sig_start), *range(len(data) - 8, len(data))]
-    positions += rng.sample(range(cms_start + 60, si_start), 40) + rng.sample(range(sig_start, len(data) - 8), 8)
+    positions = [
+        *range(cms_start, cms_start + 60),
+        *range(si_start, sig_start),
+        *range(len(data) - 8, len(data)),
+    ]
+    positions += rng.sample(range(cms_start + 60, si_start), 40) + rng.sample(
+        range(sig_start, len(data) - 8), 8
+    )
     positions += rng.sample(range(0, 96), 16)
     # offsets reported relative to the CMS start, as asn1 dumps show them
     assert [(o - cms_start, b) for o, b in _valid_flips(data, positions, trust, tmp_path / "m.raucb")] == []

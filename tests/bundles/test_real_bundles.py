@@ -71,11 +71,15 @@ def test_multilevel_verity_tree_from_rauc(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     run("dd", "if=/dev/urandom", f"of={src / 'rootfs.img'}", "bs=1024", "count=1536")
-    (src / "manifest.raucm").write_text("[update]\ncompatible=cra-fw-test\nversion=2\n\n[bundle]\nformat=verity\n\n"
-                                        "[image.rootfs]\nfilename=rootfs.img\n")
+    (src / "manifest.raucm").write_text(
+        "[update]\ncompatible=cra-fw-test\nversion=2\n\n[bundle]\nformat=verity\n\n"
+        "[image.rootfs]\nfilename=rootfs.img\n"
+    )
     keys = OUT / "keys"
     bundle = tmp_path / "big.raucb"
-    proc = run("rauc", "bundle", "--cert", keys / "signer-rsa.crt", "--key", keys / "signer-rsa.key", src, bundle)
+    proc = run(
+        "rauc", "bundle", "--cert", keys / "signer-rsa.crt", "--key", keys / "signer-rsa.key", src, bundle
+    )
     assert proc.returncode == 0, proc.stderr
     trust = TrustStore.load([keys / "ca.crt"])
     result = verify_bundle(bundle, trust)

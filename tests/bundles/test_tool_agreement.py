@@ -48,25 +48,92 @@ def tool_accepts(case: dict, tmp: Path) -> bool:
         return run(need("signify-openbsd"), "-V", "-p", trust[0], "-m", bundle, "-x", sig).returncode == 0
     if tool.startswith("openssl-dgst:"):
         args = tool.split(":", 1)[1].split()
-        return run(need("openssl"), "dgst", *args, "-verify", trust[0], "-signature", sig, bundle).returncode == 0
+        return (
+            run(need("openssl"), "dgst", *args, "-verify", trust[0], "-signature", sig, bundle).returncode
+            == 0
+        )
     if tool == "openssl-pkeyutl":
-        return run(need("openssl"), "pkeyutl", "-verify", "-pubin", "-inkey", trust[0], "-rawin", "-in", bundle,
-                   "-sigfile", sig).returncode == 0
+        return (
+            run(
+                need("openssl"),
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                trust[0],
+                "-rawin",
+                "-in",
+                bundle,
+                "-sigfile",
+                sig,
+            ).returncode
+            == 0
+        )
     if tool == "openssl-cms":
         sig = sig or bundle.with_name(bundle.name + ".p7s")
-        return run(need("openssl"), "cms", "-verify", "-binary", "-inform", "DER", "-in", sig, "-content", bundle,
-                   "-CAfile", trust[0], "-purpose", "any", "-out", tmp / "content").returncode == 0
+        return (
+            run(
+                need("openssl"),
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                sig,
+                "-content",
+                bundle,
+                "-CAfile",
+                trust[0],
+                "-purpose",
+                "any",
+                "-out",
+                tmp / "content",
+            ).returncode
+            == 0
+        )
     if tool.startswith("openssl-swu-"):
         if not _swu_extract(bundle, tmp):
             return False
         desc, desc_sig = tmp / "sw-description", tmp / "sw-description.sig"
         if tool == "openssl-swu-cms":
-            ok = run(need("openssl"), "cms", "-verify", "-binary", "-inform", "DER", "-in", desc_sig, "-content",
-                     desc, "-CAfile", trust[0], "-purpose", "any", "-out", tmp / "content").returncode == 0
+            ok = (
+                run(
+                    need("openssl"),
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    desc_sig,
+                    "-content",
+                    desc,
+                    "-CAfile",
+                    trust[0],
+                    "-purpose",
+                    "any",
+                    "-out",
+                    tmp / "content",
+                ).returncode
+                == 0
+            )
         else:
             extra = ["-sigopt", "rsa_padding_mode:pss"] if tool == "openssl-swu-pss" else []
-            ok = run(need("openssl"), "dgst", "-sha256", *extra, "-verify", trust[0], "-signature", desc_sig,
-                     desc).returncode == 0
+            ok = (
+                run(
+                    need("openssl"),
+                    "dgst",
+                    "-sha256",
+                    *extra,
+                    "-verify",
+                    trust[0],
+                    "-signature",
+                    desc_sig,
+                    desc,
+                ).returncode
+                == 0
+            )
         return ok and _swu_hashes_ok(tmp)
     raise AssertionError(f"unknown tool {tool}")
 
@@ -88,5 +155,14 @@ def test_real_tool_agrees(case: dict, tmp_path: Path) -> None:
 
 def test_agreement_covers_every_tool() -> None:
     tools = {c["tool"].split(":")[0] for c in TOOL_CASES}
-    assert {"rauc", "mender", "minisign", "signify", "openssl-dgst", "openssl-pkeyutl", "openssl-cms",
-            "openssl-swu-dgst", "openssl-swu-cms"} <= tools
+    assert {
+        "rauc",
+        "mender",
+        "minisign",
+        "signify",
+        "openssl-dgst",
+        "openssl-pkeyutl",
+        "openssl-cms",
+        "openssl-swu-dgst",
+        "openssl-swu-cms",
+    } <= tools

@@ -27,8 +27,10 @@ def test_openssh_key(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_public_key((OUT / "keys/signer-ed25519.pub.pem").read_bytes())
-    pub.write_bytes(key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-                    + b" release@vendor\n")
+    pub.write_bytes(
+        key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        + b" release@vendor\n"
+    )
     store = TrustStore.load([pub])
     assert len(store.keys) == 1
     sig = OUT / "detached/payload.bin.ed25519.sig"
@@ -50,11 +52,14 @@ def test_uboot_dtb_keys() -> None:
     assert ec[0].fingerprint == TrustStore.load([OUT / "keys/signer-ec.pub.pem"]).keys[0].fingerprint
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "holds no certificate"),
-    (b"garbage\x00\x01", "holds no certificate"),
-    (b"\xd0\x0d\xfe\xed" + b"\0" * 60, "unreadable device tree"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "holds no certificate"),
+        (b"garbage\x00\x01", "holds no certificate"),
+        (b"\xd0\x0d\xfe\xed" + b"\0" * 60, "unreadable device tree"),
+    ],
+)
 def test_unusable_files(tmp_path: Path, content: bytes, message: str) -> None:
     f = tmp_path / "t"
     f.write_bytes(content)

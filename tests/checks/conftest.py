@@ -20,13 +20,31 @@ SHARED_FIRMWARE = Path(__file__).resolve().parents[3] / "shared" / "firmware"
 def tree_context(root: Path, options: ScanOptions | None = None, fmt: str = "squashfs") -> ScanContext:
     """A ScanContext for an unpacked tree: image layer L0 with the tree as layer L1."""
     options = options or ScanOptions(workers=2, progress=False)
-    image = Layer(id="L0", parent_id=None, format="raw", offset=0, size=0, sha256="0" * 64,
-                  status=LayerStatus.IDENTIFIED, depth=0)
-    layer = Layer(id="L1", parent_id="L0", format=fmt, offset=0, size=0, sha256="1" * 64,
-                  status=LayerStatus.EXTRACTED, depth=1, root=str(root))
+    image = Layer(
+        id="L0",
+        parent_id=None,
+        format="raw",
+        offset=0,
+        size=0,
+        sha256="0" * 64,
+        status=LayerStatus.IDENTIFIED,
+        depth=0,
+    )
+    layer = Layer(
+        id="L1",
+        parent_id="L0",
+        format=fmt,
+        offset=0,
+        size=0,
+        sha256="1" * 64,
+        status=LayerStatus.EXTRACTED,
+        depth=1,
+        root=str(root),
+    )
     inv = build_inventory([image, layer], options=options)
-    info = ImageInfo(name=root.name, size=0, sha256=hashlib.sha256(str(root).encode()).hexdigest(),
-                     sha512="", md5="")
+    info = ImageInfo(
+        name=root.name, size=0, sha256=hashlib.sha256(str(root).encode()).hexdigest(), sha512="", md5=""
+    )
     return ScanContext(image=info, layers=[image, layer], files=list(inv.files), options=options)
 
 
@@ -52,5 +70,7 @@ def emux_rootfs(tmp_path_factory) -> Path:
         pytest.skip(f"{archive} not present")
     dest = tmp_path_factory.mktemp("emux")
     # GNU tar keeps the firmware's absolute symlinks as links (the inventory never follows them)
-    subprocess.run(["tar", "-xjf", str(archive), "-C", str(dest)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["tar", "-xjf", str(archive), "-C", str(dest)], check=True, capture_output=True, timeout=120
+    )
     return dest

@@ -55,8 +55,12 @@ def unpacked(tmp_path_factory):
             if shutil.which("unsquashfs") is None:
                 pytest.skip("unsquashfs (squashfs-tools) not installed")
             dest = tmp_path_factory.mktemp("img") / "root"
-            subprocess.run(["unsquashfs", "-no-xattrs", "-q", "-d", str(dest), str(image)], check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                ["unsquashfs", "-no-xattrs", "-q", "-d", str(dest), str(image)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             cache[name] = dest
         return cache[name]
 
@@ -71,7 +75,9 @@ def expected_findings(planted: list[dict]) -> list[dict]:
         acc = {"account": p["account"]} if "account" in p and kind != "snmp_community" else {}
         line = {"line": p["line"]} if "line" in p else {}
         if kind == "weak_password":
-            out.append({"rule": "credentials.default-password", "path": path, "password": p["password"], **acc})
+            out.append(
+                {"rule": "credentials.default-password", "path": path, "password": p["password"], **acc}
+            )
             if p["hash_scheme"] in WEAK_SCHEMES:
                 out.append({"rule": "credentials.weak-hash", "path": path, **acc})
         elif kind == "weak_hash_scheme":
@@ -125,15 +131,20 @@ def _matches(f, exp: dict) -> bool:
     return "offset" not in exp or f.location.offset == exp["offset"]
 
 
-@pytest.mark.parametrize("image", _images(lambda im: im["planted"] and _is_squashfs(im)), ids=lambda im: im["name"])
+@pytest.mark.parametrize(
+    "image", _images(lambda im: im["planted"] and _is_squashfs(im)), ids=lambda im: im["name"]
+)
 def test_planted_problems_are_found_exactly(image, unpacked):
     ctx = tree_context(unpacked(image["file"]))
     result = run(ctx, only=CHECK_CATEGORIES)
     found = [f for f in result.findings if f.category in CHECK_CATEGORIES]
     expected = expected_findings(image["planted"])
     unmatched_expected = [e for e in expected if sum(_matches(f, e) for f in found) != 1]
-    extra = [f"{f.rule_id} {f.location.path}:{f.location.line} {f.evidence}" for f in found
-             if not any(_matches(f, e) for e in expected)]
+    extra = [
+        f"{f.rule_id} {f.location.path}:{f.location.line} {f.evidence}"
+        for f in found
+        if not any(_matches(f, e) for e in expected)
+    ]
     assert unmatched_expected == [], "missing or duplicated"
     assert extra == [], "false positives"
     assert len(found) == len(expected)
@@ -161,16 +172,19 @@ def test_set_a_service_inventory(unpacked):
     image = next(im for im in truth["images"] if any(p["kind"] == "telnet" for p in im["planted"]))
     result = run(tree_context(unpacked(image["file"])), only=("services",))
     got = sorted((s.name, s.binary, s.port, s.protocol, s.authentication) for s in result.services)
-    assert got == sorted([
-        ("console-shell", "/bin/sh", None, "serial", "none"),
-        ("telnet", "/usr/sbin/telnetd", 23, "tcp", "password"),
-        ("dns-dhcp", "/usr/sbin/dnsmasq", 53, "udp", "none"),
-        ("snmp", "/usr/sbin/snmpd", 161, "udp", "community"),
-        ("ftp", "/usr/sbin/vsftpd", 21, "tcp", "anonymous"),
-    ])
+    assert got == sorted(
+        [
+            ("console-shell", "/bin/sh", None, "serial", "none"),
+            ("telnet", "/usr/sbin/telnetd", 23, "tcp", "password"),
+            ("dns-dhcp", "/usr/sbin/dnsmasq", 53, "udp", "none"),
+            ("snmp", "/usr/sbin/snmpd", 161, "udp", "community"),
+            ("ftp", "/usr/sbin/vsftpd", 21, "tcp", "anonymous"),
+        ]
+    )
 
 
 # ---- hardening agreement on every ELF of the fixture images ------------------------------
+
 
 def _fixture_elves(unpacked) -> list[tuple[Path, object]]:
     out, seen = [], set()
@@ -224,8 +238,11 @@ _NEUTRAL = ("initramfs-armel.cpio.gz", "jffs2-le-armhf.jffs2")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("image", _images(lambda im: not im["planted"] and not im.get("clean")
-                                          and im["name"] in _NEUTRAL), ids=lambda im: im["name"])
+@pytest.mark.parametrize(
+    "image",
+    _images(lambda im: not im["planted"] and not im.get("clean") and im["name"] in _NEUTRAL),
+    ids=lambda im: im["name"],
+)
 def test_images_without_planted_problems_report_none(image, tmp_path):
     """Every other fixture (neutral systems in other containers) through the real `cra-fw scan`."""
     from tests.conftest import scan_cli
@@ -235,7 +252,10 @@ def test_images_without_planted_problems_report_none(image, tmp_path):
     run_ = scan_cli(IMAGES / image["file"], tmp_path / "out")
     assert run_.returncode == 0, run_.stderr
     report = run_.report
-    ours = [(f["rule_id"], f["location"]["path"]) for f in report["findings"]
-            if f["category"] in (*CHECK_CATEGORIES, "hardening", "checks")]
+    ours = [
+        (f["rule_id"], f["location"]["path"])
+        for f in report["findings"]
+        if f["category"] in (*CHECK_CATEGORIES, "hardening", "checks")
+    ]
     assert ours == []
     assert report["hardening"], "the image's ELF files were judged"

@@ -19,19 +19,43 @@ TRUE_ARCHS = ("armhf", "arm64", "mipsel", "i386", "ppc64el")
 
 
 def info(**kw) -> ElfInfo:
-    base = dict(arch="arm", bits=32, endian="little", elf_type="DYN", static=False, interpreter="/lib/ld.so",
-                gnu_stack=True, exec_stack=False, gnu_relro=True, bind_now=True, pie_flag=True, stack_chk=True,
-                fortify_funcs=("__memcpy_chk",), has_symtab=False, stripped=True)
+    base = dict(
+        arch="arm",
+        bits=32,
+        endian="little",
+        elf_type="DYN",
+        static=False,
+        interpreter="/lib/ld.so",
+        gnu_stack=True,
+        exec_stack=False,
+        gnu_relro=True,
+        bind_now=True,
+        pie_flag=True,
+        stack_chk=True,
+        fortify_funcs=("__memcpy_chk",),
+        has_symtab=False,
+        stripped=True,
+    )
     base.update(kw)
     return ElfInfo(**base)
 
 
 # ---- rules on facts ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch,bits,expect_nx", [
-    ("mips", 32, False), ("arm", 32, False), ("x86", 32, False), ("x86_64", 64, False),
-    ("powerpc", 32, False), ("aarch64", 64, True), ("riscv", 64, True), ("powerpc64", 64, True),
-])
+
+@pytest.mark.parametrize(
+    "arch,bits,expect_nx",
+    [
+        ("mips", 32, False),
+        ("arm", 32, False),
+        ("x86", 32, False),
+        ("x86_64", 64, False),
+        ("powerpc", 32, False),
+        ("aarch64", 64, True),
+        ("riscv", 64, True),
+        ("powerpc64", 64, True),
+    ],
+)
 def test_missing_gnu_stack_uses_the_architecture_default(arch, bits, expect_nx):
     v = verdicts("/bin/x", (), info(arch=arch, bits=bits, gnu_stack=False, exec_stack=False))
     assert v.nx is expect_nx
@@ -55,11 +79,27 @@ def test_pie_relro_variants():
 
 
 def test_static_stripped_binary_cannot_prove_canary_or_fortify():
-    v = verdicts("/x", (), info(elf_type="EXEC", static=True, interpreter="", stack_chk=False, fortify_funcs=(),
-                                has_symtab=False))
+    v = verdicts(
+        "/x",
+        (),
+        info(
+            elf_type="EXEC", static=True, interpreter="", stack_chk=False, fortify_funcs=(), has_symtab=False
+        ),
+    )
     assert (v.canary, v.fortify) == ("unknown", "unknown")
-    v = verdicts("/x", (), info(elf_type="EXEC", static=True, interpreter="", stack_chk=False, fortify_funcs=(),
-                                has_symtab=True, stripped=False))
+    v = verdicts(
+        "/x",
+        (),
+        info(
+            elf_type="EXEC",
+            static=True,
+            interpreter="",
+            stack_chk=False,
+            fortify_funcs=(),
+            has_symtab=True,
+            stripped=False,
+        ),
+    )
     assert (v.canary, v.fortify) == ("no", "no")
     dyn = verdicts("/x", (), info(stack_chk=False, fortify_funcs=()))
     assert (dyn.canary, dyn.fortify) == ("no", "no")
@@ -72,6 +112,7 @@ def test_insecure_rpath_entries():
 
 
 # ---- real Debian 12 binaries through the real inventory --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def debian_ctx(tmp_path_factory):
@@ -96,8 +137,14 @@ def test_debian_dynamic_binaries(debian_verdicts):
     for a in TRUE_ARCHS:
         v = by_name[f"true-{a}"]
         assert v.arch == arch[a]
-        assert (v.pie, v.relro, v.canary, v.fortify, v.static, v.stripped) == \
-            ("yes", "partial", "yes", "yes", False, True), a
+        assert (v.pie, v.relro, v.canary, v.fortify, v.static, v.stripped) == (
+            "yes",
+            "partial",
+            "yes",
+            "yes",
+            False,
+            True,
+        ), a
         assert v.fortified == ("__fprintf_chk", "__printf_chk")
         # Debian's MIPS toolchain still marks PT_GNU_STACK executable (FPU emulation trampolines)
         assert v.nx is (a != "mipsel"), a
@@ -106,8 +153,14 @@ def test_debian_dynamic_binaries(debian_verdicts):
 def test_debian_static_binaries(debian_verdicts):
     by_name, _ = debian_verdicts
     armhf, arm64 = by_name["ldconfig-armhf"], by_name["ldconfig-arm64"]
-    assert (armhf.static, armhf.pie, armhf.relro, armhf.nx, armhf.canary, armhf.fortify) == \
-        (True, "no", "partial", True, "unknown", "unknown")
+    assert (armhf.static, armhf.pie, armhf.relro, armhf.nx, armhf.canary, armhf.fortify) == (
+        True,
+        "no",
+        "partial",
+        True,
+        "unknown",
+        "unknown",
+    )
     # arm64 ldconfig is static-pie: DYN + DF_1_PIE, no interpreter
     assert (arm64.static, arm64.pie, arm64.canary, arm64.fortify) == (True, "yes", "unknown", "unknown")
 
@@ -127,6 +180,7 @@ def test_findings_and_summary_for_debian_binaries(debian_verdicts):
 
 
 # ---- agreement with checksec.py and pwntools --------------------------------------------------
+
 
 def _checksec_py(path: Path):
     elf_mod = pytest.importorskip("checksec.elf", reason="checksec.py not installed")

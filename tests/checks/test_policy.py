@@ -20,8 +20,14 @@ from cra_fw.records import Finding, Location, Severity
 
 
 def f(rule: str, sev: Severity, path: str) -> Finding:
-    return Finding(rule_id=rule, category=rule.split(".")[0], severity=sev, title=rule, cra_reference=(),
-                   location=Location(layer_chain=("L0:raw", "L1:squashfs"), path=path))
+    return Finding(
+        rule_id=rule,
+        category=rule.split(".")[0],
+        severity=sev,
+        title=rule,
+        cra_reference=(),
+        location=Location(layer_chain=("L0:raw", "L1:squashfs"), path=path),
+    )
 
 
 FINDINGS = [
@@ -40,7 +46,8 @@ def test_yaml_policy_suppresses_by_id_and_path(tmp_path):
         "suppress:\n"
         "  - id: hardening.pie\n    path: /bin/*\n    reason: busybox is rebuilt as PIE in 2.1\n"
         "    expires: 2027-06-30\n"
-        "  - id: services.telnet\n    reason: factory test image only\n    expires: 2027-01-31\n")
+        "  - id: services.telnet\n    reason: factory test image only\n    expires: 2027-01-31\n"
+    )
     policy = load_policy(p)
     assert policy.fail_on == Severity.HIGH
     out, expired = apply_policy(FINDINGS, policy, today=TODAY)
@@ -61,8 +68,12 @@ def test_toml_policy_and_finding_id(tmp_path):
 def test_fail_on_counts_only_unsuppressed_at_or_above():
     assert exit_status(FINDINGS, Severity.CRITICAL) == POLICY_FAILED_EXIT == 1
     assert exit_status(FINDINGS, None) == 0
-    sup = Policy((Suppression("credentials.default-password", "x", dt.date(2030, 1, 1)),
-                  Suppression("services.telnet", "x", dt.date(2030, 1, 1))))
+    sup = Policy(
+        (
+            Suppression("credentials.default-password", "x", dt.date(2030, 1, 1)),
+            Suppression("services.telnet", "x", dt.date(2030, 1, 1)),
+        )
+    )
     out, _ = apply_policy(FINDINGS, sup, today=TODAY)
     assert exit_status(out, Severity.HIGH) == 0
     assert exit_status(out, Severity.LOW) == 1
@@ -71,13 +82,16 @@ def test_fail_on_counts_only_unsuppressed_at_or_above():
         parse_fail_on("info")
 
 
-@pytest.mark.parametrize("text,message", [
-    ("suppress:\n  - id: x\n    reason: r\n", "missing expires"),
-    ("suppress:\n  - id: x\n    reason: r\n    expires: soon\n", "not a date"),
-    ("suppress: 3\n", "must be a list"),
-    ("- just a list\n", "expected a mapping"),
-    ("suppress: [\n", "not valid"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("suppress:\n  - id: x\n    reason: r\n", "missing expires"),
+        ("suppress:\n  - id: x\n    reason: r\n    expires: soon\n", "not a date"),
+        ("suppress: 3\n", "must be a list"),
+        ("- just a list\n", "expected a mapping"),
+        ("suppress: [\n", "not valid"),
+    ],
+)
 def test_malformed_policy_says_what_is_wrong(tmp_path, text, message):
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -97,7 +111,9 @@ def test_apply_to_report_in_place(tmp_path):
     report = ScanReport(image=ImageInfo("x.bin", 0, "", "", ""), tool=ToolInfo("cra-fw", "0"), started="")
     report.findings = list(FINDINGS)
     p = tmp_path / "p.toml"
-    p.write_text('fail_on = "low"\n[[suppress]]\nid = "services.telnet"\nreason = "r"\nexpires = 2099-01-01\n')
+    p.write_text(
+        'fail_on = "low"\n[[suppress]]\nid = "services.telnet"\nreason = "r"\nexpires = 2099-01-01\n'
+    )
     policy, expired = apply_to_report(report, p)
     assert policy.fail_on == Severity.LOW and expired == []
     assert [x.suppressed for x in report.findings] == [False, True, False, False]

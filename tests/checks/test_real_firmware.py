@@ -13,19 +13,25 @@ def test_emux_router_rootfs(emux_rootfs):
     root = emux_rootfs / "rootfs-mipsel"
     result = run(tree_context(root), only=("credentials", "secrets", "services"))
     got = sorted((f.rule_id, f.location.path, f.location.line) for f in result.findings)
-    assert got == sorted([
-        ("credentials.empty-password", "/etc/shadow", 1),  # root::0:0:99999:7:::
-        ("services.shell-no-login", "/etc/inittab", 3),  # tts/0::askfirst:/bin/ash --login
-        ("services.shell-no-login", "/etc/inittab", 4),  # ttyS0
-        ("services.shell-no-login", "/etc/inittab", 5),  # ttyS1
-        ("services.shell-no-login", "/etc/inittab", 6),  # ttyS2
-        ("services.shell-no-login", "/etc/inittab", 7),  # tty1
-        ("services.ssh-root-password", "/etc/config/dropbear", 1),  # PasswordAuth + RootPasswordAuth on
-    ])
+    assert got == sorted(
+        [
+            ("credentials.empty-password", "/etc/shadow", 1),  # root::0:0:99999:7:::
+            ("services.shell-no-login", "/etc/inittab", 3),  # tts/0::askfirst:/bin/ash --login
+            ("services.shell-no-login", "/etc/inittab", 4),  # ttyS0
+            ("services.shell-no-login", "/etc/inittab", 5),  # ttyS1
+            ("services.shell-no-login", "/etc/inittab", 6),  # ttyS2
+            ("services.shell-no-login", "/etc/inittab", 7),  # tty1
+            ("services.ssh-root-password", "/etc/config/dropbear", 1),  # PasswordAuth + RootPasswordAuth on
+        ]
+    )
     # its dropbear host key file is empty (generated on first boot): nothing to report there
     ssh = next(s for s in result.services if s.name == "ssh")
-    assert (ssh.binary, ssh.port, ssh.started_by, ssh.config) == \
-        ("/usr/sbin/dropbear", 22, "procd:/etc/init.d/dropbear:71", "/etc/config/dropbear")
+    assert (ssh.binary, ssh.port, ssh.started_by, ssh.config) == (
+        "/usr/sbin/dropbear",
+        22,
+        "procd:/etc/init.d/dropbear:71",
+        "/etc/config/dropbear",
+    )
 
 
 def test_emux_hardening_summary(emux_rootfs):
@@ -65,8 +71,12 @@ def wr841_ctx(tmp_path_factory):
     start = data.find(b"hsqs")  # the rootfs squashfs after the TP-Link header and kernel
     tmp = tmp_path_factory.mktemp("wr841")
     (tmp / "root.sqfs").write_bytes(data[start:])
-    subprocess.run(["unsquashfs", "-no-xattrs", "-q", "-d", str(tmp / "root"), str(tmp / "root.sqfs")],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["unsquashfs", "-no-xattrs", "-q", "-d", str(tmp / "root"), str(tmp / "root.sqfs")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return tree_context(tmp / "root")
 
 
@@ -106,9 +116,11 @@ def test_mips_big_endian_relro_without_section_headers(wr841_ctx):
 def test_openwrt_1209_router_findings(wr841_ctx):
     result = run(wr841_ctx, only=("credentials", "secrets", "services"))
     got = sorted((f.rule_id, f.location.path, f.location.line) for f in result.findings)
-    assert got == sorted([
-        ("services.http-admin", "/etc/config/uhttpd", 5),  # list listen_http 0.0.0.0:80
-        ("services.ssh-root-password", "/etc/config/dropbear", 1),
-        # OpenWrt 12.09 starts telnetd while root has no password (shadow field 'x')
-        ("services.telnet", "/etc/init.d/telnet", 31),
-    ])  # and nothing from the chilli captive-portal JavaScript (password = obj.field; str2hex(...))
+    assert got == sorted(
+        [
+            ("services.http-admin", "/etc/config/uhttpd", 5),  # list listen_http 0.0.0.0:80
+            ("services.ssh-root-password", "/etc/config/dropbear", 1),
+            # OpenWrt 12.09 starts telnetd while root has no password (shadow field 'x')
+            ("services.telnet", "/etc/init.d/telnet", 31),
+        ]
+    )  # and nothing from the chilli captive-portal JavaScript (password = obj.field; str2hex(...))

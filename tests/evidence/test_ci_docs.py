@@ -16,8 +16,9 @@ DOCS = [ROOT / "docs" / "ci" / "github-actions.yml", ROOT / "docs" / "ci" / "git
 
 def _commands(text: str) -> list[list[str]]:
     out = []
-    code = "\n".join(line for line in text.splitlines()
-                    if not line.lstrip().startswith("#") and "name:" not in line)
+    code = "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith("#") and "name:" not in line
+    )
     for line in re.findall(r"cra-fw ([a-z][^\n;|&]*)", code):
         words = [w for w in line.replace("\\", " ").split() if w]
         out.append(words)

@@ -29,7 +29,11 @@ def report():
 
 def test_statuses_agree_with_the_cli():
     assert (gate.EXIT_OK, gate.EXIT_GATE, gate.EXIT_USAGE, gate.EXIT_NOT_ANALYSED) == (
-        common.EXIT_OK, common.EXIT_GATE, common.EXIT_USAGE, common.EXIT_NOT_ANALYSED)
+        common.EXIT_OK,
+        common.EXIT_GATE,
+        common.EXIT_USAGE,
+        common.EXIT_NOT_ANALYSED,
+    )
 
 
 def test_documented_table_lists_every_status():
@@ -47,15 +51,43 @@ def test_no_gate_is_exit_0_even_with_critical_findings(report):
 
 # Sample report: unsuppressed critical (empty password, KEV finding), high (key, telnet), low (canary),
 # info (high entropy); the medium one is suppressed.
-@pytest.mark.parametrize("level, status, rules", [
-    ("critical", 1, ["credentials.empty-password", "vuln.actively-exploited"]),
-    ("high", 1, ["credentials.empty-password", "vuln.actively-exploited", "secrets.private-key",
-                 "services.telnet"]),
-    ("medium", 1, ["credentials.empty-password", "vuln.actively-exploited", "secrets.private-key",
-                   "services.telnet"]),
-    ("low", 1, ["credentials.empty-password", "vuln.actively-exploited", "secrets.private-key",
-                "services.telnet", "hardening.canary"]),
-])
+@pytest.mark.parametrize(
+    "level, status, rules",
+    [
+        ("critical", 1, ["credentials.empty-password", "vuln.actively-exploited"]),
+        (
+            "high",
+            1,
+            [
+                "credentials.empty-password",
+                "vuln.actively-exploited",
+                "secrets.private-key",
+                "services.telnet",
+            ],
+        ),
+        (
+            "medium",
+            1,
+            [
+                "credentials.empty-password",
+                "vuln.actively-exploited",
+                "secrets.private-key",
+                "services.telnet",
+            ],
+        ),
+        (
+            "low",
+            1,
+            [
+                "credentials.empty-password",
+                "vuln.actively-exploited",
+                "secrets.private-key",
+                "services.telnet",
+                "hardening.canary",
+            ],
+        ),
+    ],
+)
 def test_fail_on_each_level(report, level, status, rules):
     result = gate.evaluate(report, fail_on=level)
     assert result.exit_status == status
@@ -70,11 +102,14 @@ def test_fail_on_passes_when_nothing_reaches_it(report):
     assert gate.evaluate(report, fail_on="low").exit_status == 1
 
 
-@pytest.mark.parametrize("level, advisories", [
-    ("critical", {"CVE-2021-3711", "CVE-2021-3449"}),  # critical score, and KEV (medium score) trips too
-    ("high", {"CVE-2021-3711", "CVE-2021-3449"}),  # CVE-2021-23840 (high) is triaged not_affected
-    ("kev", {"CVE-2021-3449"}),
-])
+@pytest.mark.parametrize(
+    "level, advisories",
+    [
+        ("critical", {"CVE-2021-3711", "CVE-2021-3449"}),  # critical score, and KEV (medium score) trips too
+        ("high", {"CVE-2021-3711", "CVE-2021-3449"}),  # CVE-2021-23840 (high) is triaged not_affected
+        ("kev", {"CVE-2021-3449"}),
+    ],
+)
 def test_fail_on_vuln_each_level(report, level, advisories):
     result = gate.evaluate(report, fail_on_vuln=level)
     assert result.exit_status == 1
@@ -83,8 +118,9 @@ def test_fail_on_vuln_each_level(report, level, advisories):
 
 
 def test_fail_on_vuln_passes_without_open_matches(report):
-    report.vulnerabilities = [dataclasses.replace(m, kev=False) for m in report.vulnerabilities
-                              if m.advisory_id != "CVE-2021-3711"]
+    report.vulnerabilities = [
+        dataclasses.replace(m, kev=False) for m in report.vulnerabilities if m.advisory_id != "CVE-2021-3711"
+    ]
     assert gate.evaluate(report, fail_on_vuln="kev").exit_status == 0
     assert gate.evaluate(report, fail_on_vuln="critical").exit_status == 0
     # CVE-2021-3449 is medium: passes high, fails medium
@@ -125,8 +161,10 @@ def test_not_analysed_wins_over_the_gate():
     assert gate.evaluate(report).exit_status == 3
 
 
-@pytest.mark.parametrize("kwargs", [{"fail_on": "info"}, {"fail_on": "severe"}, {"fail_on_vuln": "epss"},
-                                    {"fail_on_vuln": "high,bogus"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"fail_on": "info"}, {"fail_on": "severe"}, {"fail_on_vuln": "epss"}, {"fail_on_vuln": "high,bogus"}],
+)
 def test_bad_gate_values_are_clear_errors(report, kwargs):
     with pytest.raises(gate.GateError, match="use one of"):
         gate.evaluate(report, **kwargs)
@@ -151,11 +189,18 @@ def test_junit_failures_mirror_the_gate(report, tmp_path):
     assert result.exit_status == 1
     failures = [tc for tc in root.iter("testcase") if tc.find("failure") is not None]
     names = sorted(tc.get("name").split(" ")[0] for tc in failures)
-    assert names == ["CVE-2021-3449", "credentials.empty-password", "secrets.private-key",
-                     "services.telnet", "vuln.actively-exploited"]
+    assert names == [
+        "CVE-2021-3449",
+        "credentials.empty-password",
+        "secrets.private-key",
+        "services.telnet",
+        "vuln.actively-exploited",
+    ]
     assert int(root.get("failures")) == 5
     assert int(root.get("tests")) == 1 + len(report.findings) + len(report.vulnerabilities)
-    skipped = sorted(tc.get("name").split(" ")[0] for tc in root.iter("testcase") if tc.find("skipped") is not None)
+    skipped = sorted(
+        tc.get("name").split(" ")[0] for tc in root.iter("testcase") if tc.find("skipped") is not None
+    )
     assert skipped == ["CVE-2021-23840", "services.ssh-root-password"]  # triaged and suppressed
 
 
@@ -186,8 +231,15 @@ def test_finish_scan_writes_junit_and_pack_and_returns_the_status(report, tmp_pa
 
     (tmp_path / "report.json").write_text(jsonout.dumps(report))
     junit = tmp_path / "junit.xml"
-    status = finish_scan(report, tmp_path, fail_on="high", fail_on_vuln=("kev",), junit=junit, pack=True,
-                         db_path=tmp_path / "no-such.db")
+    status = finish_scan(
+        report,
+        tmp_path,
+        fail_on="high",
+        fail_on_vuln=("kev",),
+        junit=junit,
+        pack=True,
+        db_path=tmp_path / "no-such.db",
+    )
     assert status == 1
     assert ET.parse(junit).getroot().get("failures") == "5"
     with zipfile.ZipFile(tmp_path / "evidence.zip") as zf:

@@ -75,7 +75,9 @@ def signed_pack(tmp_path, keys):
     return path
 
 
-def rezip(src: Path, dst: Path, change: dict[str, bytes] | None = None, add: dict[str, bytes] | None = None) -> None:
+def rezip(
+    src: Path, dst: Path, change: dict[str, bytes] | None = None, add: dict[str, bytes] | None = None
+) -> None:
     """Copy a pack member by member, replacing or adding members (what an editor of the zip does)."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -93,6 +95,7 @@ def fails(path: Path, trust: Path, signature: Path | None = None) -> list[str]:
 
 # ---- the good path ------------------------------------------------------------------------------
 
+
 def test_pack_members_and_manifest(signed_pack):
     with zipfile.ZipFile(signed_pack) as zf:
         names = zf.namelist()
@@ -105,9 +108,15 @@ def test_pack_members_and_manifest(signed_pack):
             assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     report = sample_report()
     assert manifest["format"] == "cra-fw-evidence/1"
-    assert manifest["image"]["sha256"] == report.image.sha256 and manifest["image"]["size"] == report.image.size
+    assert (
+        manifest["image"]["sha256"] == report.image.sha256 and manifest["image"]["size"] == report.image.size
+    )
     assert manifest["tool"]["version"] == report.tool.version
-    assert manifest["scan"] == {"started": report.started, "finished": report.finished, "schema_version": "1.0"}
+    assert manifest["scan"] == {
+        "started": report.started,
+        "finished": report.finished,
+        "schema_version": "1.0",
+    }
     assert manifest["feeds"] == {"nvd": {"age_days": 1.5}}
     assert [m["path"] for m in manifest["members"]] == ["report.json", "report.html", "findings.sarif"]
 
@@ -137,8 +146,14 @@ def test_sign_then_verify_each_algorithm(tmp_path, keys, alg):
     result = verify_evidence(path, [pub])
     assert result.ok, result.text()
     assert result.signer == doc["key_fingerprint"]
-    assert {c.name for c in result.checks} >= {"signature", "file", "manifest", "member report.json",
-                                                "member report.html", "member findings.sarif"}
+    assert {c.name for c in result.checks} >= {
+        "signature",
+        "file",
+        "manifest",
+        "member report.json",
+        "member report.html",
+        "member findings.sarif",
+    }
     # the private key and several trust keys are accepted as the trust anchor too
     assert verify_evidence(path, [keys["other"][1], priv]).ok
 
@@ -163,10 +178,13 @@ def test_plain_file_sign_and_verify(tmp_path, keys):
     assert any("is not the signed file" in m for m in fails(target, keys["ecdsa-p256-sha256"][1]))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], "too weak"),
-    (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], "not supported; use P-256"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], "too weak"),
+        (["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"], "not supported; use P-256"),
+    ],
+)
 def test_weak_or_unsupported_keys_are_refused(tmp_path, args, message):
     priv, pub = make_key(tmp_path, "bad", args)
     with pytest.raises(KeyFileError, match=message):
@@ -176,6 +194,7 @@ def test_weak_or_unsupported_keys_are_refused(tmp_path, args, message):
 
 
 # ---- tampering ----------------------------------------------------------------------------------
+
 
 def test_other_key_fails(signed_pack, keys):
     messages = fails(signed_pack, keys["other"][1])
@@ -251,8 +270,9 @@ def test_every_member_changed_is_named(signed_pack, keys, tmp_path):
             bad = tmp_path / "bad.zip"
             rezip(signed_pack, bad, change={name: bytes(data)})
             messages = fails(bad, trust, signature=sig)
-            assert any(m.startswith(f"member {name}: sha256") and "changed after packing" in m
-                       for m in messages), messages
+            assert any(
+                m.startswith(f"member {name}: sha256") and "changed after packing" in m for m in messages
+            ), messages
             assert any(m.startswith("file: ") for m in messages)
 
 
@@ -267,8 +287,14 @@ def test_member_changed_and_manifest_updated_is_caught(signed_pack, keys, tmp_pa
         if entry["path"] == "report.json":
             entry.update(sha256=hashlib.sha256(report).hexdigest(), size=len(report))
     bad = tmp_path / "bad.zip"
-    rezip(signed_pack, bad, change={"report.json": report,
-                                    "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode()})
+    rezip(
+        signed_pack,
+        bad,
+        change={
+            "report.json": report,
+            "manifest.json": json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        },
+    )
     messages = fails(bad, keys["ed25519"][1], signature=Path(str(signed_pack) + ".sig"))
     assert any("manifest.json was changed after signing" in m for m in messages)
     assert not any(m.startswith("member report.json") for m in messages)  # it matches the forged manifest
@@ -320,10 +346,13 @@ def test_image_check(signed_pack, keys, tmp_path):
     img = tmp_path / "router-fw.bin"
     img.write_bytes(b"\0" * 100)
     result = verify_evidence(signed_pack, [keys["ed25519"][1]], image=img)
-    assert not result.ok and any("is not the scanned image router-fw.bin" in c.message for c in result.failures)
+    assert not result.ok and any(
+        "is not the scanned image router-fw.bin" in c.message for c in result.failures
+    )
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
+
 
 def test_cli_sign_verify_and_exit_statuses(tmp_path, keys):
     outdir = scan_outputs(tmp_path / "out")

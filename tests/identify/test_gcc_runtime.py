@@ -54,7 +54,8 @@ def test_openwrt_libgcc_is_one_component_from_its_package_and_its_symbol_version
     assert libgcc.files == ("rootfs:/lib/libgcc_s.so.1",)
     assert sorted((e.method, e.path, e.detail) for e in libgcc.evidence) == [
         ("package-db", "/usr/lib/opkg/status", "opkg: libgcc 4.6-linaro-1"),
-        ("symbol", "/lib/libgcc_s.so.1", "GCC_3.0")]
+        ("symbol", "/lib/libgcc_s.so.1", "GCC_3.0"),
+    ]
     assert libgcc.cpe == "cpe:2.3:a:gnu:gcc:4.6-linaro:*:*:*:*:*:*:*"
     assert libgcc.purl == "pkg:generic/libgcc@4.6-linaro"
     assert libgcc.licenses == ("GPL-3.0-or-later WITH GCC-exception-3.1",)
@@ -67,12 +68,27 @@ def test_openwrt_libgcc_is_one_component_from_its_package_and_its_symbol_version
     assert "libgcc@4.6-linaro" in deps["busybox@1.23.2"]
 
 
-@pytest.mark.skipif(not LIBRARYBOX.exists() or shutil.which("unsquashfs") is None,
-                    reason="librarybox OpenWrt image (shared firmware) or unsquashfs not present")
+@pytest.mark.skipif(
+    not LIBRARYBOX.exists() or shutil.which("unsquashfs") is None,
+    reason="librarybox OpenWrt image (shared firmware) or unsquashfs not present",
+)
 def test_openwrt_12_09_libgcc_joins_its_package(tmp_path):
     data = LIBRARYBOX.read_bytes()
-    subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(data.find(b"hsqs")), "-d",
-                    str(tmp_path / "root"), str(LIBRARYBOX)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "unsquashfs",
+            "-q",
+            "-n",
+            "-no-xattrs",
+            "-o",
+            str(data.find(b"hsqs")),
+            "-d",
+            str(tmp_path / "root"),
+            str(LIBRARYBOX),
+        ],
+        check=True,
+        capture_output=True,
+    )
     comps = identify(tree_context(tmp_path / "root"), use_cache=False).components
     libgcc = _only(comps, "libgcc")
     assert (libgcc.version, libgcc.files) == ("4.6-linaro", ("rootfs:/lib/libgcc_s.so.1",))
@@ -84,8 +100,12 @@ def test_openwrt_12_09_libgcc_joins_its_package(tmp_path):
 def stripped_debian_tree(tmp_path) -> Path:
     """This machine's Debian libgcc_s/libstdc++ (stripped: no .comment) and a C++ program and library
     that link them, laid out as a firmware rootfs."""
-    if not HOST_LIBGCC.exists() or not HOST_LIBSTDCXX or not HOST_CXX_PROGRAM.exists() \
-            or not HOST_CXX_LIBRARY.exists():
+    if (
+        not HOST_LIBGCC.exists()
+        or not HOST_LIBSTDCXX
+        or not HOST_CXX_PROGRAM.exists()
+        or not HOST_CXX_LIBRARY.exists()
+    ):
         pytest.skip("needs a Debian amd64 host with libgcc-s1, libstdc++6 and apt")
     root = tmp_path / "root"
     _copy(HOST_LIBGCC, root, str(HOST_LIBGCC))
@@ -128,7 +148,10 @@ def test_stripped_debian_runtime_libraries_take_their_release_from_dpkg(stripped
         _copy(p, stripped_debian_tree, str(p))
     status = Path("/var/lib/dpkg/status").read_text(errors="replace")
     comps = identify(tree_context(stripped_debian_tree), use_cache=False).components
-    for name, package, lib in (("libgcc", "libgcc-s1", HOST_LIBGCC), ("libstdc++", "libstdc++6", HOST_LIBSTDCXX[0])):
+    for name, package, lib in (
+        ("libgcc", "libgcc-s1", HOST_LIBGCC),
+        ("libstdc++", "libstdc++6", HOST_LIBSTDCXX[0]),
+    ):
         full = _dpkg_version(status, package)  # e.g. 12.2.0-14+deb12u1
         release = full.split(":")[-1].rsplit("-", 1)[0]
         comp = _only(comps, name)

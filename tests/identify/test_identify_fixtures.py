@@ -36,7 +36,9 @@ GT = _ground_truth()
 
 def expected_components(image: dict) -> set[tuple[str, str]]:
     """(name, version) pairs an SBOM of ``image`` must hold exactly ("" where no release is recorded)."""
-    return {(c["name"], "" if c["name"] in VERSION_NOT_IN_IMAGE else c["version"]) for c in image["components"]}
+    return {
+        (c["name"], "" if c["name"] in VERSION_NOT_IN_IMAGE else c["version"]) for c in image["components"]
+    }
 
 
 def _unpack(name: str, dest: Path) -> list[Path]:
@@ -45,42 +47,68 @@ def _unpack(name: str, dest: Path) -> list[Path]:
     root = dest / "rootfs"
     extra: list[Path] = []
     if name.endswith(".sqfs"):
-        subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(root), str(img)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(root), str(img)],
+            check=True,
+            capture_output=True,
+        )
     elif name.endswith(".tar.gz"):
         with tarfile.open(img) as tf:
             tf.extractall(root, filter="tar")
     elif name.endswith(".cpio.gz"):
         root.mkdir(parents=True)
-        subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], input=gzip.decompress(img.read_bytes()),
-                       cwd=root, check=True, capture_output=True)
+        subprocess.run(
+            ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+            input=gzip.decompress(img.read_bytes()),
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
     elif name.startswith("flash-"):
         im = GT[name]
         sq = next(layer for layer in im["layers"] if layer["format"] == "squashfs")
-        subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(sq["offset"]), "-d", str(root), str(img)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(sq["offset"]), "-d", str(root), str(img)],
+            check=True,
+            capture_output=True,
+        )
         ui = next(layer for layer in im["layers"] if layer["format"] == "uimage")
         blob = dest / "uimage.bin"
-        blob.write_bytes(img.read_bytes()[ui["offset"]:ui["offset"] + ui["size"]])
+        blob.write_bytes(img.read_bytes()[ui["offset"] : ui["offset"] + ui["size"]])
         extra.append(blob)
     else:
         pytest.skip(f"{name}: no plain extractor for this format in the identify tests")
     return extra
 
 
-CASES = [n for n in ("sqfs-lzo-armhf.sqfs", "sqfs-gzip-arm64.sqfs", "sqfs-xz-mipsel.sqfs", "sqfs-xz-armhf-libs.sqfs",
-                     "rootfs-armhf.tar.gz",
-                     "initramfs-armel.cpio.gz", "flash-armel-uimage-squashfs.bin") if n in GT]
+CASES = [
+    n
+    for n in (
+        "sqfs-lzo-armhf.sqfs",
+        "sqfs-gzip-arm64.sqfs",
+        "sqfs-xz-mipsel.sqfs",
+        "sqfs-xz-armhf-libs.sqfs",
+        "rootfs-armhf.tar.gz",
+        "initramfs-armel.cpio.gz",
+        "flash-armel-uimage-squashfs.bin",
+    )
+    if n in GT
+]
 
 
-@pytest.mark.skipif(not GT or shutil.which("unsquashfs") is None, reason="fixture images or unsquashfs missing")
+@pytest.mark.skipif(
+    not GT or shutil.which("unsquashfs") is None, reason="fixture images or unsquashfs missing"
+)
 @pytest.mark.parametrize("name", CASES)
 def test_fixture_sbom_is_exactly_the_ground_truth(name, tmp_path):
     extra = _unpack(name, tmp_path)
     ctx = tree_context(tmp_path / "rootfs", cache_dir=tmp_path / "cache")
     for blob in extra:  # what the unpacker would hand over as a kernel layer
-        ctx.files.append(FileEntry("kernel", "/" + blob.name, FileKind.KERNEL, blob.stat().st_size, 0o644,
-                                   abs_path=str(blob)))
+        ctx.files.append(
+            FileEntry(
+                "kernel", "/" + blob.name, FileKind.KERNEL, blob.stat().st_size, 0o644, abs_path=str(blob)
+            )
+        )
     ctx.__post_init__()
     result = identify(ctx)
     got = {(c.name, c.version) for c in result.components}
@@ -99,7 +127,9 @@ def test_fixture_sbom_is_exactly_the_ground_truth(name, tmp_path):
     assert bool(distribution) == bool(GT[name]["os_release"]), distribution
 
 
-@pytest.mark.skipif("sqfs-gzip-arm64.sqfs" not in GT or shutil.which("unsquashfs") is None, reason="fixture missing")
+@pytest.mark.skipif(
+    "sqfs-gzip-arm64.sqfs" not in GT or shutil.which("unsquashfs") is None, reason="fixture missing"
+)
 def test_dependencies_follow_the_elf_link_graph(tmp_path):
     _unpack("sqfs-gzip-arm64.sqfs", tmp_path)
     result = identify(tree_context(tmp_path / "rootfs"), use_cache=False)
@@ -110,8 +140,9 @@ def test_dependencies_follow_the_elf_link_graph(tmp_path):
     assert "busybox@1.35.0" not in {d for v in deps.values() for d in v}
 
 
-@pytest.mark.skipif("sqfs-xz-armhf-libs.sqfs" not in GT or shutil.which("unsquashfs") is None,
-                    reason="fixture missing")
+@pytest.mark.skipif(
+    "sqfs-xz-armhf-libs.sqfs" not in GT or shutil.which("unsquashfs") is None, reason="fixture missing"
+)
 def test_a_library_built_against_openssl_is_not_openssl(tmp_path):
     """libssh carries the OpenSSL headers' version text; it loads libcrypto, so that text is a
     mention, not an embedded OpenSSL (the peers' classic false positive)."""

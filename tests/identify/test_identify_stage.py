@@ -21,7 +21,13 @@ from tests.identify.treectx import tree_context
 
 EMUX = SHARED_FIRMWARE / "emux" / "DV-MIPSEL-rootfs-mipsel.tar.bz2"
 if not EMUX.exists():
-    EMUX = Path(__file__).resolve().parents[3] / "shared" / "firmware" / "emux" / "DV-MIPSEL-rootfs-mipsel.tar.bz2"
+    EMUX = (
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "firmware"
+        / "emux"
+        / "DV-MIPSEL-rootfs-mipsel.tar.bz2"
+    )
 
 
 def _copy(src: Path, root: Path, dest: str) -> None:
@@ -52,7 +58,11 @@ def test_dpkg_package_and_binary_signature_are_one_component(debian_tree):
     assert len(zlib) == 1, zlib
     z = zlib[0]
     assert {e.method for e in z.evidence} == {"package-db", "signature"}
-    assert z.purl.startswith("pkg:deb/debian/zlib1g@") and "arch=amd64" in z.purl and "distro=debian-12" in z.purl
+    assert (
+        z.purl.startswith("pkg:deb/debian/zlib1g@")
+        and "arch=amd64" in z.purl
+        and "distro=debian-12" in z.purl
+    )
     assert z.cpe == f"cpe:2.3:a:zlib:zlib:{z.version}:*:*:*:*:*:*:*"
     assert z.hashes["SHA-256"] and len(z.hashes["SHA-512"]) == 128
     # every installed Debian package is listed; no package appears twice, none under a Debian name
@@ -96,7 +106,8 @@ def test_transitional_package_takes_the_source_version(tmp_path):
         "Package: ntp\nStatus: install ok installed\nArchitecture: all\n"
         "Source: ntpsec (1.2.2+dfsg1-1+deb12u1)\nVersion: 1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1\n\n"
         "Package: ntpsec\nStatus: install ok installed\nArchitecture: amd64\n"
-        "Version: 1.2.2+dfsg1-1+deb12u1\n\n")
+        "Version: 1.2.2+dfsg1-1+deb12u1\n\n"
+    )
     comps = identify(tree_context(tmp_path / "root"), use_cache=False).components
     assert [(c.name, c.version) for c in comps] == [("ntpsec", "1.2.2")]
     assert not any(c.version.startswith("4.2.8") for c in comps)
@@ -111,7 +122,9 @@ def test_upstream_versions_from_package_managers():
     assert upstream_version("2.12.7+dfsg+really2.9.14-2.1+deb13u3", "dpkg") == "2.9.14"
     assert upstream_version("1.23.2-1", "opkg") == "1.23.2"
     assert upstream_version("2016-06-15-2", "opkg") == "2016-06-15"
-    assert upstream_version("2013-06-29", "opkg") == "2013-06-29"  # firewall, OpenWrt 12.09 (librarybox image)
+    assert (
+        upstream_version("2013-06-29", "opkg") == "2013-06-29"
+    )  # firewall, OpenWrt 12.09 (librarybox image)
     assert upstream_version("3.18.109-1-17b4dfc3b6a3f8ba1f8b7c8c0dd1b3a5", "opkg") == "3.18.109"
 
 
@@ -122,9 +135,16 @@ def test_openwrt_rootfs_opkg_and_binaries_merge(tmp_path):
     result = identify(tree_context(tmp_path / "rootfs-mipsel"), use_cache=False)
     comps = {c.name: c for c in result.components}
     by_key = {(c.name, c.version) for c in result.components}
-    assert {("busybox", "1.23.2"), ("uclibc", "0.9.33.2"), ("openssl", "1.0.2n"), ("zlib", "1.2.8"),
-            ("dropbear", "2017.75"), ("linux", "3.18.109"), ("util-linux", "2.25.2"),
-            ("hostapd", "2.6-devel")} <= by_key
+    assert {
+        ("busybox", "1.23.2"),
+        ("uclibc", "0.9.33.2"),
+        ("openssl", "1.0.2n"),
+        ("zlib", "1.2.8"),
+        ("dropbear", "2017.75"),
+        ("linux", "3.18.109"),
+        ("util-linux", "2.25.2"),
+        ("hostapd", "2.6-devel"),
+    } <= by_key
     # one component per program: the opkg names (libc, kernel, agetty, wpad-mini) are merged away
     assert not {"libc", "kernel", "agetty", "wpad-mini"} & set(comps)
     assert {e.method for e in comps["uclibc"].evidence} == {"package-db", "filename"}
@@ -153,7 +173,9 @@ def test_split_root_finds_package_databases_below_a_wrapping_folder():
     assert split_root("/rootfs-mipsel/usr/lib/opkg/status") == ("/rootfs-mipsel", "/usr/lib/opkg/status")
     assert split_root("/fs/rootfs/var/lib/dpkg/status") == ("/fs/rootfs", "/var/lib/dpkg/status")
     assert split_root("/rootfs/usr/lib/opkg/info/dropbear.control") == (
-        "/rootfs", "/usr/lib/opkg/info/dropbear.control")
+        "/rootfs",
+        "/usr/lib/opkg/info/dropbear.control",
+    )
     # too deep to be a system root, or not a database at all: unchanged
     assert split_root("/usr/share/doc/x/etc/os-release") == ("", "/usr/share/doc/x/etc/os-release")
     assert split_root("/rootfs/usr/bin/busybox") == ("", "/rootfs/usr/bin/busybox")
@@ -164,25 +186,62 @@ def test_split_root_finds_package_databases_below_a_wrapping_folder():
 LIBRARYBOX = EMUX.parents[1] / "librarybox" / "openwrt-ar71xx-generic-tl-mr3020-v1-squashfs-factory.bin"
 
 
-@pytest.mark.skipif(not LIBRARYBOX.exists() or shutil.which("unsquashfs") is None,
-                    reason="librarybox OpenWrt image (shared firmware) or unsquashfs not present")
+@pytest.mark.skipif(
+    not LIBRARYBOX.exists() or shutil.which("unsquashfs") is None,
+    reason="librarybox OpenWrt image (shared firmware) or unsquashfs not present",
+)
 def test_openwrt_packages_join_their_source_component(tmp_path):
     """OpenWrt 12.09 (librarybox MR3020): packages built from one source are one component, as the
     image's own opkg database says (Source: in info/*.control)."""
     data = LIBRARYBOX.read_bytes()
-    subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(data.find(b"hsqs")), "-d",
-                    str(tmp_path / "root"), str(LIBRARYBOX)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "unsquashfs",
+            "-q",
+            "-n",
+            "-no-xattrs",
+            "-o",
+            str(data.find(b"hsqs")),
+            "-d",
+            str(tmp_path / "root"),
+            str(LIBRARYBOX),
+        ],
+        check=True,
+        capture_output=True,
+    )
     comps = identify(tree_context(tmp_path / "root"), use_cache=False).components
     by_key = {(c.name, c.version) for c in comps}
     names = {c.name for c in comps}
     # hostapd-mini (/usr/sbin/hostapd, a link to wpad) and wpad-mini: one hostapd, the binary's release
     assert [c.version for c in comps if c.name == "hostapd"] == ["2.1-devel"]
-    assert {("firewall", "2013-06-29"), ("iptables", "1.4.10"), ("util-linux", "2.21.2"),
-            ("linux", "3.3.8"), ("busybox", "1.19.4"), ("dropbear", "2011.54"), ("dnsmasq", "2.66"),
-            ("zlib", "1.2.7"), ("uclibc", "0.9.33.2")} <= by_key
+    assert {
+        ("firewall", "2013-06-29"),
+        ("iptables", "1.4.10"),
+        ("util-linux", "2.21.2"),
+        ("linux", "3.3.8"),
+        ("busybox", "1.19.4"),
+        ("dropbear", "2011.54"),
+        ("dnsmasq", "2.66"),
+        ("zlib", "1.2.7"),
+        ("uclibc", "0.9.33.2"),
+    } <= by_key
     # Source: package/iptables, package/util-linux, package/kernel, package/hostapd
-    assert not {"libip4tc", "libip6tc", "libxtables", "iptables-mod-extra", "libblkid", "libuuid",
-                "kmod-crypto-aes", "kmod-usb-core", "hostapd-mini", "wpad-mini", "kernel"} & names
+    assert (
+        not {
+            "libip4tc",
+            "libip6tc",
+            "libxtables",
+            "iptables-mod-extra",
+            "libblkid",
+            "libuuid",
+            "kmod-crypto-aes",
+            "kmod-usb-core",
+            "hostapd-mini",
+            "wpad-mini",
+            "kernel",
+        }
+        & names
+    )
     # built from other sources (mac80211 backport, batman-adv): not the kernel itself
     assert {"kmod-ath9k", "kmod-batman-adv"} <= names
     # uClibc 0.9.33.2 is uClibc, whose CVEs NVD files under uclibc:uclibc, not its successor uClibc-ng
@@ -219,9 +278,15 @@ def test_hostile_files_are_bounded_and_never_raise(tmp_path):
     (root / "boot/zImage").write_bytes(b"\x1f\x8b\x08" + b"\xff" * 300_000)  # broken gzip in a kernel
     (root / "boot/uImage").write_bytes(b"\xfd7zXZ\x00" + bytes(range(256)) * 2000)
     ctx = tree_context(root)
-    ctx.files = [dataclasses.replace(f, kind=FileKind.ELF) if f.path.startswith("/bin/") else
-                 dataclasses.replace(f, kind=FileKind.KERNEL) for f in ctx.files]
-    ctx.files.append(FileEntry("rootfs", "/bin/missing", FileKind.ELF, 10, 0o755, abs_path=str(root / "nope")))
+    ctx.files = [
+        dataclasses.replace(f, kind=FileKind.ELF)
+        if f.path.startswith("/bin/")
+        else dataclasses.replace(f, kind=FileKind.KERNEL)
+        for f in ctx.files
+    ]
+    ctx.files.append(
+        FileEntry("rootfs", "/bin/missing", FileKind.ELF, 10, 0o755, abs_path=str(root / "nope"))
+    )
     ctx.__post_init__()
     t = time.perf_counter()
     result = identify(ctx, use_cache=False)

@@ -39,7 +39,17 @@ def test_uhttpd_binary_and_opkg_record_are_one_component(om2p_scan):
 def test_openwrt_lookalikes_are_not_listed(om2p_scan):
     names = {c["name"] for c in om2p_scan.report["components"]}
     # /usr/sbin/ntpd is busybox's applet, /sbin/udevtrigger is OpenWrt's own tool, no web server but uHTTPd
-    assert not names & {"ntp", "ntpsec", "udev", "systemd", "thttpd", "boa", "goahead", "mini-httpd", "libressl"}
+    assert not names & {
+        "ntp",
+        "ntpsec",
+        "udev",
+        "systemd",
+        "thttpd",
+        "boa",
+        "goahead",
+        "mini-httpd",
+        "libressl",
+    }
 
 
 def test_uhttpd_pattern_needs_the_uhttpd_file_name(om2p_scan):
@@ -48,7 +58,7 @@ def test_uhttpd_pattern_needs_the_uhttpd_file_name(om2p_scan):
     data = binaries[0].read_bytes()
     matcher = Matcher(default_signatures())
     assert [(h.name, h.version, h.method) for h in matcher.scan(data, "/usr/sbin/uhttpd")] == [
-        ("uhttpd", "", "symbol")]
+        ("uhttpd", "", "symbol")
+    ]
     # the same bytes under another name: the versionless evidence is not used outside its file globs
     assert [h.name for h in matcher.scan(data, "/usr/bin/other")] == []
-

@@ -49,10 +49,13 @@ def test_sbom_lists_exactly_the_ground_truth(image, tmp_path):
     assert next(h["content"] for h in top["hashes"] if h["alg"] == "SHA-256") == image["sha256"]
 
     spdx_doc = json.loads((tmp_path / "out" / "sbom.spdx.json").read_text())
-    described = {r["relatedSpdxElement"] for r in spdx_doc["relationships"] if r["relationshipType"] == "DESCRIBES"}
+    described = {
+        r["relatedSpdxElement"] for r in spdx_doc["relationships"] if r["relationshipType"] == "DESCRIBES"
+    }
     assert len(described) == 1
-    spdx_got = {(p["name"], p.get("versionInfo", "")) for p in spdx_doc["packages"]
-                if p["SPDXID"] not in described}
+    spdx_got = {
+        (p["name"], p.get("versionInfo", "")) for p in spdx_doc["packages"] if p["SPDXID"] not in described
+    }
     assert spdx_got == expected, f"extra: {spdx_got - expected}, missing: {expected - spdx_got}"
 
     # schema-valid, and `sbom check` misses nothing for a component whose data is known: only the
@@ -65,8 +68,10 @@ def test_sbom_lists_exactly_the_ground_truth(image, tmp_path):
     for doc in ("sbom.cdx.json", "sbom.spdx.json"):
         result = check(load(out / doc))
         assert {(m.component, m.field) for m in result.missing if m.component} == unknown, doc
-        assert {m.field for m in result.missing if not m.component} <= {"author of SBOM data",
-                                                                         "SBOM creator (e-mail or URL)"}
+        assert {m.field for m in result.missing if not m.component} <= {
+            "author of SBOM data",
+            "SBOM creator (e-mail or URL)",
+        }
 
 
 @pytest.mark.slow

@@ -20,9 +20,35 @@ def _path(sig, vec) -> str:
 
 def test_coverage_at_least_80_components():
     assert len(SIGS.signatures) >= 80
-    for required in ("busybox", "glibc", "musl", "uclibc-ng", "linux", "u-boot", "openssl", "wolfssl", "mbedtls",
-                     "gnutls", "dropbear", "openssh", "curl", "dnsmasq", "hostapd", "zlib", "xz", "sqlite",
-                     "expat", "json-c", "lighttpd", "nginx", "libssh", "libssh2", "c-ares", "nghttp2", "icu"):
+    for required in (
+        "busybox",
+        "glibc",
+        "musl",
+        "uclibc-ng",
+        "linux",
+        "u-boot",
+        "openssl",
+        "wolfssl",
+        "mbedtls",
+        "gnutls",
+        "dropbear",
+        "openssh",
+        "curl",
+        "dnsmasq",
+        "hostapd",
+        "zlib",
+        "xz",
+        "sqlite",
+        "expat",
+        "json-c",
+        "lighttpd",
+        "nginx",
+        "libssh",
+        "libssh2",
+        "c-ares",
+        "nghttp2",
+        "icu",
+    ):
         assert required in BY_NAME, required
 
 
@@ -59,8 +85,13 @@ def test_negative_vectors_do_not_match(sig):
 
 
 def test_loader_rejects_bad_data(tmp_path):
-    good = {"name": "x", "cpe": "a:b", "purl": "pkg:generic/x@{version}", "supplier": "s",
-            "pattern": [{"anchor": "abcd", "regex": "abcd(?P<version>\\d+)"}]}
+    good = {
+        "name": "x",
+        "cpe": "a:b",
+        "purl": "pkg:generic/x@{version}",
+        "supplier": "s",
+        "pattern": [{"anchor": "abcd", "regex": "abcd(?P<version>\\d+)"}],
+    }
     assert parse_signature(good, "t").name == "x"
     for bad, why in [
         ({**good, "pattern": [{"anchor": "abcd", "regex": "abcd(\\d+)"}]}, "named group"),
@@ -70,22 +101,38 @@ def test_loader_rejects_bad_data(tmp_path):
         ({**good, "pattern": [{"anchor": "", "regex": "(?P<version>1)"}]}, "files. globs"),
         ({**good, "colour": 1}, "unknown field"),
         ({**good, "pattern": []}, "at least one"),
-        ({**good, "files": ["*/libx.so*"], "pattern": [{"anchor": "abcd", "versionless": True, "regex": "a"}]},
-         "versionless pattern has"),
+        (
+            {
+                **good,
+                "files": ["*/libx.so*"],
+                "pattern": [{"anchor": "abcd", "versionless": True, "regex": "a"}],
+            },
+            "versionless pattern has",
+        ),
         ({**good, "pattern": [{"anchor": "abcd", "versionless": True}]}, "restricted with 'files'"),
-        ({**good, "files": ["*/libx.so*"], "pattern": [{"anchor": "abc", "versionless": True}]},
-         "versionless pattern has"),
+        (
+            {**good, "files": ["*/libx.so*"], "pattern": [{"anchor": "abc", "versionless": True}]},
+            "versionless pattern has",
+        ),
     ]:
         with pytest.raises(SignatureDataError, match=why.replace("{", "\\{").replace("}", "\\}")):
             parse_signature(bad, "t")
     # a versionless signature's positive vectors say version = "" and match without a version
-    vsig = parse_signature({**good, "files": ["*/libx.so*"], "pattern": [{"anchor": "\0XV_1\0", "versionless": True}],
-                            "vector": [{"text": "\0XV_1\0", "version": "", "source": "s", "path": "/lib/libx.so.1"}]},
-                           "t")
+    vsig = parse_signature(
+        {
+            **good,
+            "files": ["*/libx.so*"],
+            "pattern": [{"anchor": "\0XV_1\0", "versionless": True}],
+            "vector": [{"text": "\0XV_1\0", "version": "", "source": "s", "path": "/lib/libx.so.1"}],
+        },
+        "t",
+    )
     assert vsig.vectors[0].version == "" and vsig.patterns[0].versionless
     with pytest.raises(SignatureDataError, match="'version' must be"):
         parse_signature({**good, "vector": [{"text": "abcd1", "version": "", "source": "s"}]}, "t")
-    (tmp_path / "a.toml").write_text('name = "x"\ncpe = "a:b"\npurl = "pkg:generic/x@{version}"\n[[pattern]]\n')
+    (tmp_path / "a.toml").write_text(
+        'name = "x"\ncpe = "a:b"\npurl = "pkg:generic/x@{version}"\n[[pattern]]\n'
+    )
     with pytest.raises(SignatureDataError, match="a.toml"):
         load_signatures(tmp_path)
     (tmp_path / "a.toml").write_text("name = [")
@@ -96,12 +143,24 @@ def test_loader_rejects_bad_data(tmp_path):
 def test_versionless_hit_gives_way_to_a_versioned_one_in_the_same_file():
     from cra_fw.identify.signatures import SignatureSet
 
-    sig = parse_signature({"name": "x", "cpe": "a:b", "purl": "pkg:generic/x@{version}", "supplier": "s",
-                           "files": ["*/libx.so*"],
-                           "pattern": [{"anchor": "\0XV_1\0", "versionless": True},
-                                       {"anchor": "libx ", "regex": r"libx (?P<version>\d+\.\d+)"}]}, "t")
+    sig = parse_signature(
+        {
+            "name": "x",
+            "cpe": "a:b",
+            "purl": "pkg:generic/x@{version}",
+            "supplier": "s",
+            "files": ["*/libx.so*"],
+            "pattern": [
+                {"anchor": "\0XV_1\0", "versionless": True},
+                {"anchor": "libx ", "regex": r"libx (?P<version>\d+\.\d+)"},
+            ],
+        },
+        "t",
+    )
     matcher = Matcher(SignatureSet((sig,), "d"))
     scan = matcher.scan
-    assert [(h.name, h.version, h.method) for h in scan(b"\0XV_1\0", "/lib/libx.so.1")] == [("x", "", "symbol")]
+    assert [(h.name, h.version, h.method) for h in scan(b"\0XV_1\0", "/lib/libx.so.1")] == [
+        ("x", "", "symbol")
+    ]
     assert [(h.name, h.version) for h in scan(b"\0XV_1\0libx 1.4\0", "/lib/libx.so.1")] == [("x", "1.4")]
     assert scan(b"\0XV_1\0", "/usr/bin/prog") == []  # outside the signature's files

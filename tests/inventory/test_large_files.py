@@ -13,8 +13,17 @@ from cra_fw.records import FileKind, Layer, LayerStatus
 
 
 def _layer(root: Path) -> Layer:
-    return Layer(id="L1", parent_id="L0", format="squashfs", offset=0, size=0, sha256="",
-                 status=LayerStatus.EXTRACTED, depth=1, root=str(root))
+    return Layer(
+        id="L1",
+        parent_id="L0",
+        format="squashfs",
+        offset=0,
+        size=0,
+        sha256="",
+        status=LayerStatus.EXTRACTED,
+        depth=1,
+        root=str(root),
+    )
 
 
 def _facts(root: Path):

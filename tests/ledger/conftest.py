@@ -33,16 +33,26 @@ DROPBEAR = Component("dropbear", "2022.83", purl="pkg:generic/dropbear@2022.83")
 
 
 def finding(rule: str, path: str, severity: Severity = Severity.HIGH) -> Finding:
-    return Finding(rule_id=rule, category="credentials", severity=severity, title=f"{rule} at {path}",
-                   cra_reference=("Annex I Part I (2)(d)",), location=Location(("L0:raw", "L1:squashfs"), path))
+    return Finding(
+        rule_id=rule,
+        category="credentials",
+        severity=severity,
+        title=f"{rule} at {path}",
+        cra_reference=("Annex I Part I (2)(d)",),
+        location=Location(("L0:raw", "L1:squashfs"), path),
+    )
 
 
 def make_report(image: str, components: list[Component], findings: list[Finding] = ()) -> ScanReport:
     digest = hashlib.sha256(image.encode()).hexdigest()
     return ScanReport(
         image=ImageInfo(name=image, size=1000, sha256=digest, sha512="0" * 128, md5="0" * 32),
-        tool=ToolInfo("cra-fw", "0.1.0"), started="2026-11-02T09:00:00Z", finished="2026-11-02T09:01:00Z",
-        components=list(components), findings=list(findings))
+        tool=ToolInfo("cra-fw", "0.1.0"),
+        started="2026-11-02T09:00:00Z",
+        finished="2026-11-02T09:01:00Z",
+        components=list(components),
+        findings=list(findings),
+    )
 
 
 def import_feed(db, path: Path) -> None:

@@ -22,8 +22,9 @@ def run(tmp_path: Path):
     runner = CliRunner()
 
     def invoke(*args: str, now: str = "2026-11-02T09:30:00Z", code: int = 0):
-        result = runner.invoke(main, [*args], env={"CRA_FW_DB": str(db), "CRA_FW_NOW": now},
-                               catch_exceptions=False)
+        result = runner.invoke(
+            main, [*args], env={"CRA_FW_DB": str(db), "CRA_FW_NOW": now}, catch_exceptions=False
+        )
         assert result.exit_code == code, result.output
         assert "Traceback" not in result.output
         return result
@@ -42,7 +43,17 @@ def test_product_and_support_commands(run):
     status = json.loads(run("support", "status", "--json").output)
     assert [i["kind"] for i in status["issues"]] == ["short-without-justification"]
     run("support", "status", "--fail", code=1)
-    run("support", "set", "router", "--end", "2029-12", "--start", "2026-11", "--justification", "2-year event")
+    run(
+        "support",
+        "set",
+        "router",
+        "--end",
+        "2029-12",
+        "--start",
+        "2026-11",
+        "--justification",
+        "2-year event",
+    )
     assert json.loads(run("support", "status", "--json").output)["issues"] == []
     run("support", "status", "--fail")
     assert "no product named 'nas'" in run("support", "set", "nas", "--end", "2031-01", code=2).output
@@ -72,8 +83,10 @@ def test_cases_file_draft_diff_export_import(run, tmp_path: Path):
     drafts = tmp_path / "drafts"
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert "choose another path" in run("case", "draft", "1", "--stage", "early-warning", "-o",
-                                        str(blocker / "sub"), code=2).output
+    assert (
+        "choose another path"
+        in run("case", "draft", "1", "--stage", "early-warning", "-o", str(blocker / "sub"), code=2).output
+    )
     out = run("case", "draft", "1", "--stage", "early-warning", "-o", str(drafts)).output
     assert "case-1-early-warning.md" in out
     assert json.loads((drafts / "case-1-early-warning.json").read_text())["manufacturer"] == "Example GmbH"
@@ -86,17 +99,25 @@ def test_cases_file_draft_diff_export_import(run, tmp_path: Path):
     record_release(db, "router", "1.1", make_report("r2.bin", [GLIBC_239]), now=T0)
     listed = json.loads(run("release", "list", "--json").output)
     assert [(r["version"], r["vulnerabilities"], r["kev"], len(r["scans"])) for r in listed] == [
-        ("1.0", 3, 1, 1), ("1.1", 0, 0, 1)]
+        ("1.0", 3, 1, 1),
+        ("1.1", 0, 0, 1),
+    ]
     diff = json.loads(run("diff", "router@1.0", "router@1.1", "--json").output)
-    assert diff["vulnerabilities_fixed"] == ["CVE-2022-37434 zlib@1.2.11", "CVE-2023-45853 zlib@1.2.11",
-                                             "CVE-2023-4911 glibc@2.36"]
+    assert diff["vulnerabilities_fixed"] == [
+        "CVE-2022-37434 zlib@1.2.11",
+        "CVE-2023-45853 zlib@1.2.11",
+        "CVE-2023-4911 glibc@2.36",
+    ]
     assert diff["components_changed"][0]["new_version"] == "2.39"
     assert "PRODUCT@VERSION" in run("diff", "router", "router@1.1", code=2).output
     assert "has no release '9'" in run("diff", "router@9", "router@1.1", code=2).output
     shown = json.loads(run("case", "show", "1").output)
     # the fix is recorded (final clock started) but the notification is still the next report due
     assert (shown["stage"], shown["fixing_release_id"], shown["fix_available_at"]) == (
-        "notification", 2, "2026-11-02T09:30:00Z")
+        "notification",
+        2,
+        "2026-11-02T09:30:00Z",
+    )
     assert shown["clocks"][2]["due"] == "2026-11-16T09:30:00Z"
 
     export = tmp_path / "ledger.json"
@@ -113,7 +134,9 @@ def test_cases_file_draft_diff_export_import(run, tmp_path: Path):
 def test_release_add_with_missing_image_or_product(run, tmp_path: Path):
     assert "no product named" in run("release", "add", "nope", "1.0", str(tmp_path / "x.bin"), code=2).output
     run("product", "add", "router")
-    assert "no such file" in run("release", "add", "router", "1.0", str(tmp_path / "x.bin"), "-q", code=2).output
+    assert (
+        "no such file" in run("release", "add", "router", "1.0", str(tmp_path / "x.bin"), "-q", code=2).output
+    )
     assert "no releases yet" in run("release", "list").output
     assert "matched 0 components" in run("monitor").output
 
@@ -129,8 +152,9 @@ def test_times_are_shown_in_the_local_zone(tmp_path: Path):
     import_path(ledger, KEV)
     record_release(ledger, "router", "1.0", make_report("r1.bin", [GLIBC_236]), now=T0)
     env = dict(os.environ, CRA_FW_DB=str(db), CRA_FW_NOW="2026-11-02T10:00:00Z", TZ="Europe/Berlin")
-    out = subprocess.run([sys.executable, "-m", "cra_fw", "cases"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "cra_fw", "cases"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     # aware 09:30 UTC = 10:30 CET; early warning due 24 h later
     assert "aware: 2026-11-02 10:30 CET" in out
     assert "due 2026-11-03 10:30 CET, 23h 30m left" in out

@@ -75,11 +75,16 @@ def test_overdue_cases_sort_first():
     overdue_b = clocks(now - timedelta(hours=80), None)  # early warning 56 h late: most overdue
     running = clocks(now - timedelta(hours=1), None)  # 23 h left
     later = clocks(now, None)  # 24 h left
-    all_filed = clocks(now - timedelta(days=40), now - timedelta(days=30),
-                       {s: now - timedelta(days=1) for s in Stage})
-    keys = {"a": urgency_key(overdue_a, now, 1), "b": urgency_key(overdue_b, now, 2),
-            "run": urgency_key(running, now, 3), "later": urgency_key(later, now, 4),
-            "done": urgency_key(all_filed, now, 5)}
+    all_filed = clocks(
+        now - timedelta(days=40), now - timedelta(days=30), {s: now - timedelta(days=1) for s in Stage}
+    )
+    keys = {
+        "a": urgency_key(overdue_a, now, 1),
+        "b": urgency_key(overdue_b, now, 2),
+        "run": urgency_key(running, now, 3),
+        "later": urgency_key(later, now, 4),
+        "done": urgency_key(all_filed, now, 5),
+    }
     assert sorted(keys, key=keys.get) == ["b", "a", "run", "later", "done"]
 
 

@@ -17,7 +17,9 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def _components(prefix: str, n: int) -> list[Component]:
-    return [Component(f"{prefix}-lib{i}", f"1.{i}", purl=f"pkg:generic/{prefix}-lib{i}@1.{i}") for i in range(n)]
+    return [
+        Component(f"{prefix}-lib{i}", f"1.{i}", purl=f"pkg:generic/{prefix}-lib{i}@1.{i}") for i in range(n)
+    ]
 
 
 def _writer(db_path: str, version: str, start_at: float) -> None:
@@ -41,8 +43,9 @@ def test_two_writers_at_the_same_time_both_land(tmp_path: Path):
     assert [p.exitcode for p in procs] == [0, 0]
     assert sorted(r.version for r in list_releases(db, "router")) == ["1.0", "2.0"]
     for release in list_releases(db):
-        count = db.conn.execute("SELECT COUNT(*) FROM release_components WHERE release_id = ?",
-                                (release.id,)).fetchone()[0]
+        count = db.conn.execute(
+            "SELECT COUNT(*) FROM release_components WHERE release_id = ?", (release.id,)
+        ).fetchone()[0]
         assert count == 401
     # glibc is shared, the rest is per release
     assert db.conn.execute("SELECT COUNT(*) FROM components").fetchone()[0] == 801

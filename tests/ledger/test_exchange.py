@@ -37,8 +37,13 @@ def _full_ledger(path: Path):
     add_product(db, "router", manufacturer="Exämple GmbH", markets=["DE"], now=T0)
     add_product(db, "camera", now=T0)
     set_support(db, "router", "2029-12", start_month="2026-01", justification="", now=T0)
-    record_release(db, "router", "1.0", make_report("r1.bin", [GLIBC_236, ZLIB_1211],
-                                                    [finding("cred.empty", "/etc/shadow")]), now=T0)
+    record_release(
+        db,
+        "router",
+        "1.0",
+        make_report("r1.bin", [GLIBC_236, ZLIB_1211], [finding("cred.empty", "/etc/shadow")]),
+        now=T0,
+    )
     import_feed(db, NVD)
     import_feed(db, KEV)
     run_monitor(db, T0 + timedelta(hours=1))
@@ -59,8 +64,9 @@ def test_export_import_round_trip_is_exact(tmp_path: Path):
     assert export_ledger(fresh) == doc
     assert dumps(export_ledger(fresh)) == out.read_text(encoding="utf-8")
     # the imported ledger works: same cases, same clocks
-    assert [(c.id, c.stage, c.fix_available_at) for c in list_cases(fresh)] == \
-           [(c.id, c.stage, c.fix_available_at) for c in list_cases(db)]
+    assert [(c.id, c.stage, c.fix_available_at) for c in list_cases(fresh)] == [
+        (c.id, c.stage, c.fix_available_at) for c in list_cases(db)
+    ]
     # feeds are not part of the export
     assert fresh.conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0] == 0
 
@@ -77,14 +83,19 @@ def test_import_refuses_a_non_empty_ledger_unless_replace(tmp_path: Path):
     assert export_ledger(other) == doc
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(format="something"), "not a cra-fw ledger export"),
-    (lambda d: d.update(schema_version=1), "schema 1"),
-    (lambda d: d["tables"]["products"]["columns"].append("evil; DROP TABLE x"), "unknown columns"),
-    (lambda d: d["tables"]["releases"]["rows"][0].pop(), "malformed rows"),
-    (lambda d: d["tables"]["case_releases"]["rows"].append(d["tables"]["case_releases"]["rows"][0]),
-     "cannot import table case_releases"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(format="something"), "not a cra-fw ledger export"),
+        (lambda d: d.update(schema_version=1), "schema 1"),
+        (lambda d: d["tables"]["products"]["columns"].append("evil; DROP TABLE x"), "unknown columns"),
+        (lambda d: d["tables"]["releases"]["rows"][0].pop(), "malformed rows"),
+        (
+            lambda d: d["tables"]["case_releases"]["rows"].append(d["tables"]["case_releases"]["rows"][0]),
+            "cannot import table case_releases",
+        ),
+    ],
+)
 def test_damaged_exports_are_refused_and_change_nothing(tmp_path: Path, mutate, message):
     doc = export_ledger(_full_ledger(tmp_path / "a.db"))
     mutate(doc)

@@ -85,8 +85,12 @@ def test_monitor_opens_a_case_when_a_component_becomes_kev_listed(ledger):
     first = run_monitor(ledger, t1)
     assert first.components_matched == 4
     got = sorted((c.kind, c.advisory_id, c.component, c.releases) for c in first.changes)
-    assert got == [(NEW, "CVE-2022-37434", "zlib@1.2.11", 1), (NEW, "CVE-2023-45853", "zlib@1.2.11", 1),
-                   (NEW, "CVE-2023-48795", "dropbear@2022.83", 1), (NEW, "CVE-2023-4911", "glibc@2.36", 2)]
+    assert got == [
+        (NEW, "CVE-2022-37434", "zlib@1.2.11", 1),
+        (NEW, "CVE-2023-45853", "zlib@1.2.11", 1),
+        (NEW, "CVE-2023-48795", "dropbear@2022.83", 1),
+        (NEW, "CVE-2023-4911", "glibc@2.36", 2),
+    ]
     assert first.cases_opened == () and list_cases(ledger) == []  # nothing actively exploited yet
 
     # nothing changed in the feeds: nothing to report
@@ -96,12 +100,17 @@ def test_monitor_opens_a_case_when_a_component_becomes_kev_listed(ledger):
     t2 = T0 + timedelta(days=2, hours=3)
     second = run_monitor(ledger, t2)
     assert [(c.kind, c.advisory_id, c.component, c.kev) for c in second.changes] == [
-        (NOW_EXPLOITED, "CVE-2023-4911", "glibc@2.36", True)]
+        (NOW_EXPLOITED, "CVE-2023-4911", "glibc@2.36", True)
+    ]
     assert second.changes[0].release_labels == ("router@1.0", "router@1.1-beta")
     [case] = list_cases(ledger)
     assert second.cases_opened == (case.id,)
     assert (case.product, case.advisory_id, case.severity, case.components) == (
-        "router", "CVE-2023-4911", "high", ("glibc@2.36",))
+        "router",
+        "CVE-2023-4911",
+        "high",
+        ("glibc@2.36",),
+    )
     # only the release on the market is affected for Article 14 purposes; the beta was never placed on it
     assert case.release_ids == (r1.id,)
     assert case.aware_at == "2026-11-04T12:30:00Z"
@@ -129,8 +138,9 @@ def test_fixing_release_starts_the_final_report_clock(ledger):
         file_report(ledger, case.id, "final", filed_at=T0 + timedelta(days=4))
 
     # still vulnerable (same glibc), released later: not a fix, but now affected too
-    r2 = record_release(ledger, "router", "1.1", make_report("r2.bin", [GLIBC_236, ZLIB_131]),
-                        now=T0 + timedelta(days=3))
+    r2 = record_release(
+        ledger, "router", "1.1", make_report("r2.bin", [GLIBC_236, ZLIB_131]), now=T0 + timedelta(days=3)
+    )
     case = get_case(ledger, case.id)
     assert case.fix_available_at == "" and case.release_ids == (r1.id, r2.id)
 
@@ -154,8 +164,14 @@ def test_release_before_the_affected_one_is_not_a_fix(ledger):
     import_feed(ledger, NVD)
     import_feed(ledger, KEV)
     # 0.9 (older, without glibc 2.36) exists before 1.0 is recorded: it cannot be the fix for 1.0
-    record_release(ledger, "router", "0.9", make_report("r09.bin", [ZLIB_1211]), now=T0,
-                   released_at=T0 - timedelta(days=90))
+    record_release(
+        ledger,
+        "router",
+        "0.9",
+        make_report("r09.bin", [ZLIB_1211]),
+        now=T0,
+        released_at=T0 - timedelta(days=90),
+    )
     record_release(ledger, "router", "1.0", make_report("r1.bin", [GLIBC_236]), now=T0)
     [case] = list_cases(ledger)
     assert case.fix_available_at == "" and case.stage == "early-warning"
@@ -186,7 +202,9 @@ def test_monitor_without_feeds_says_what_to_do(ledger):
 def test_list_releases(ledger):
     _router(ledger)
     record_release(ledger, "router", "2.0", make_report("b.bin", []), now=T0)
-    record_release(ledger, "router", "1.0", make_report("a.bin", []), now=T0, released_at=T0 - timedelta(days=9))
+    record_release(
+        ledger, "router", "1.0", make_report("a.bin", []), now=T0, released_at=T0 - timedelta(days=9)
+    )
     assert [r.version for r in list_releases(ledger, "router")] == ["1.0", "2.0"]
     with pytest.raises(LedgerError, match="product add nas"):
         list_releases(ledger, "nas")
@@ -210,15 +228,19 @@ def test_triaged_away_match_is_reported_gone_and_opens_no_case(ledger):
     record_release(ledger, "router", "1.0", make_report("r1.bin", [GLIBC_236, ZLIB_1211]), now=T0)
     import_feed(ledger, NVD)
     run_monitor(ledger, T0 + timedelta(hours=1))
-    record(ledger, [TriageDecision("CVE-2023-4911", "glibc@2.36", "not_affected",
-                                   justification="code_not_reachable")])
+    record(
+        ledger,
+        [TriageDecision("CVE-2023-4911", "glibc@2.36", "not_affected", justification="code_not_reachable")],
+    )
     import_feed(ledger, KEV)
     result = run_monitor(ledger, T0 + timedelta(hours=2))
     assert [(c.kind, c.advisory_id, c.component) for c in result.changes] == [
-        ("gone", "CVE-2023-4911", "glibc@2.36")]
+        ("gone", "CVE-2023-4911", "glibc@2.36")
+    ]
     assert result.cases_opened == () and list_cases(ledger) == []
-    stored = ledger.conn.execute("SELECT kind, advisory_id, releases FROM monitor_changes WHERE run_id = ?",
-                                 (result.run_id,)).fetchall()
+    stored = ledger.conn.execute(
+        "SELECT kind, advisory_id, releases FROM monitor_changes WHERE run_id = ?", (result.run_id,)
+    ).fetchall()
     assert stored == [("gone", "CVE-2023-4911", 1)]
 
 
@@ -231,15 +253,36 @@ def test_without_feed_tables_the_scans_own_matches_are_kept(tmp_path):
     _router(db)
 
     def vm(advisory: str, kev: bool, triage: Triage | None = None) -> VulnMatch:
-        return VulnMatch("glibc@2.36", GLIBC_236.purl, "glibc", "2.36", advisory, (), "nvd", "s", Severity.HIGH,
-                         "", 7.8, "", None, "", "cpe", "", kev=kev, kev_date_added="2023-11-21" if kev else "",
-                         triage=triage)
+        return VulnMatch(
+            "glibc@2.36",
+            GLIBC_236.purl,
+            "glibc",
+            "2.36",
+            advisory,
+            (),
+            "nvd",
+            "s",
+            Severity.HIGH,
+            "",
+            7.8,
+            "",
+            None,
+            "",
+            "cpe",
+            "",
+            kev=kev,
+            kev_date_added="2023-11-21" if kev else "",
+            triage=triage,
+        )
 
     report = make_report("r1.bin", [GLIBC_236, ZLIB_131])
-    report.vulnerabilities = [vm("CVE-2023-4911", True),
-                              vm("CVE-2099-0001", False, Triage("not_affected", "code_not_present"))]
+    report.vulnerabilities = [
+        vm("CVE-2023-4911", True),
+        vm("CVE-2099-0001", False, Triage("not_affected", "code_not_present")),
+    ]
     rel = record_release(db, "router", "1.0", report, now=T0)
     assert [(v.advisory_id, v.kev, v.cvss_score) for v in release_vulns(db, rel.id)] == [
-        ("CVE-2023-4911", True, 7.8)]  # the triaged-away match is not kept
+        ("CVE-2023-4911", True, 7.8)
+    ]  # the triaged-away match is not kept
     [case] = list_cases(db)
     assert case.advisory_id == "CVE-2023-4911"

@@ -27,13 +27,24 @@ R1, R2, R3 = "sqfs-xz-mipsel.sqfs", "sqfs-gzip-arm64.sqfs", "sqfs-lzo-armhf.sqfs
 # (Terrapin); the scenario needs a KEV listing of a component that one fixture release drops.
 HYPOTHETICAL_KEV = {
     "title": "CISA Catalog of Known Exploited Vulnerabilities (scenario test, hypothetical entry)",
-    "catalogVersion": "2026.11.20", "dateReleased": "2026-11-20T00:00:00.000Z", "count": 1,
-    "vulnerabilities": [{
-        "cveID": "CVE-2023-48795", "vendorProject": "OpenSSH", "product": "OpenSSH",
-        "vulnerabilityName": "SSH Transport Protocol Prefix Truncation (Terrapin)", "dateAdded": "2026-11-20",
-        "shortDescription": "The SSH transport protocol with certain OpenSSH extensions allows prefix truncation.",
-        "requiredAction": "Apply updates per vendor instructions.", "dueDate": "2026-12-11",
-        "knownRansomwareCampaignUse": "Unknown", "notes": "", "cwes": ["CWE-354"]}],
+    "catalogVersion": "2026.11.20",
+    "dateReleased": "2026-11-20T00:00:00.000Z",
+    "count": 1,
+    "vulnerabilities": [
+        {
+            "cveID": "CVE-2023-48795",
+            "vendorProject": "OpenSSH",
+            "product": "OpenSSH",
+            "vulnerabilityName": "SSH Transport Protocol Prefix Truncation (Terrapin)",
+            "dateAdded": "2026-11-20",
+            "shortDescription": "The SSH transport protocol with certain OpenSSH extensions allows prefix truncation.",
+            "requiredAction": "Apply updates per vendor instructions.",
+            "dueDate": "2026-12-11",
+            "knownRansomwareCampaignUse": "Unknown",
+            "notes": "",
+            "cwes": ["CWE-354"],
+        }
+    ],
 }
 
 
@@ -56,8 +67,14 @@ def cli(tmp_path: Path):
     env = dict(os.environ, CRA_FW_DB=str(tmp_path / "ledger.db"), TZ="UTC")
 
     def run(*args: str, now: str, code: int = 0) -> str:
-        proc = subprocess.run([sys.executable, "-m", "cra_fw", *args], env=env | {"CRA_FW_NOW": now},
-                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cra_fw", *args],
+            env=env | {"CRA_FW_NOW": now},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
         assert proc.returncode == code, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
         return proc.stdout
@@ -78,17 +95,46 @@ def _components(run, label: str) -> set[str]:
 
 def test_new_user_scenario(cli, tmp_path: Path):
     run = cli
-    run("product", "add", "router", "--manufacturer", "Example GmbH", "--market", "DE", now="2026-11-01T08:00:00Z")
+    run(
+        "product",
+        "add",
+        "router",
+        "--manufacturer",
+        "Example GmbH",
+        "--market",
+        "DE",
+        now="2026-11-01T08:00:00Z",
+    )
     run("support", "set", "router", "--end", "2031-12", now="2026-11-01T08:00:00Z")
-    out = run("release", "add", "router", "1.0", str(IMAGES / R1), "-q", "--date", "2026-11-01T12:00:00Z",
-              now="2026-11-01T12:05:00Z")
+    out = run(
+        "release",
+        "add",
+        "router",
+        "1.0",
+        str(IMAGES / R1),
+        "-q",
+        "--date",
+        "2026-11-01T12:00:00Z",
+        now="2026-11-01T12:05:00Z",
+    )
     assert "release router@1.0 recorded" in out
     have = _components(run, "router@1.0")
     if "dropbear@2022.83" not in have:
-        pytest.skip(f"the identify stage does not report dropbear@2022.83 in {R1} yet (found: {sorted(have)})")
+        pytest.skip(
+            f"the identify stage does not report dropbear@2022.83 in {R1} yet (found: {sorted(have)})"
+        )
     assert "dropbear@2022.83" in _ground_truth_components(R1)
-    run("release", "add", "router", "1.1", str(IMAGES / R2), "-q", "--date", "2026-11-10T12:00:00Z",
-        now="2026-11-10T12:05:00Z")
+    run(
+        "release",
+        "add",
+        "router",
+        "1.1",
+        str(IMAGES / R2),
+        "-q",
+        "--date",
+        "2026-11-10T12:00:00Z",
+        now="2026-11-10T12:05:00Z",
+    )
     assert "dropbear@2022.83" in _components(run, "router@1.1")
 
     # feeds: first NVD (Terrapin matches dropbear 2022.83), nothing actively exploited yet
@@ -114,7 +160,11 @@ def test_new_user_scenario(cli, tmp_path: Path):
     run("case", "draft", "1", "--stage", "early-warning", "-o", str(drafts), now="2026-11-20T16:00:00Z")
     draft = json.loads((drafts / "case-1-early-warning.json").read_text())
     assert (draft["advisory_id"], draft["manufacturer"], draft["markets"], draft["due_at"]) == (
-        "CVE-2023-48795", "Example GmbH", ["DE"], "2026-11-21T10:00:00Z")
+        "CVE-2023-48795",
+        "Example GmbH",
+        ["DE"],
+        "2026-11-21T10:00:00Z",
+    )
     assert [r["version"] for r in draft["affected_releases"]] == ["1.0", "1.1"]
     assert "CVE-2023-48795" in (drafts / "case-1-early-warning.md").read_text()
     run("case", "file", "1", "--stage", "early-warning", now="2026-11-20T17:00:00Z")
@@ -124,12 +174,26 @@ def test_new_user_scenario(cli, tmp_path: Path):
 
     # the fixing release: dropbear is gone
     assert "dropbear@2022.83" not in _ground_truth_components(R3)
-    run("release", "add", "router", "1.2", str(IMAGES / R3), "-q", "--date", "2026-11-25T12:00:00Z",
-        now="2026-11-25T12:05:00Z")
+    run(
+        "release",
+        "add",
+        "router",
+        "1.2",
+        str(IMAGES / R3),
+        "-q",
+        "--date",
+        "2026-11-25T12:00:00Z",
+        now="2026-11-25T12:05:00Z",
+    )
     [case] = json.loads(run("cases", "--json", now="2026-11-26T12:00:00Z"))
     assert case["stage"] == "final" and case["fix_available_at"] == "2026-11-25T12:00:00Z"
-    assert case["clocks"][2] == {"stage": "final", "due": "2026-12-09T12:00:00Z", "filed_at": "",
-                                 "state": "running", "seconds_left": 13 * 86400}
+    assert case["clocks"][2] == {
+        "stage": "final",
+        "due": "2026-12-09T12:00:00Z",
+        "filed_at": "",
+        "state": "running",
+        "seconds_left": 13 * 86400,
+    }
     diff = json.loads(run("diff", "router@1.1", "router@1.2", "--json", now="2026-11-26T12:00:00Z"))
     assert "CVE-2023-48795 dropbear@2022.83" in diff["vulnerabilities_fixed"]
 
@@ -138,10 +202,17 @@ def test_two_release_add_processes_at_once(cli, tmp_path: Path):
     run = cli
     run("product", "add", "router", now="2026-11-01T08:00:00Z")
     env = dict(os.environ, CRA_FW_DB=str(tmp_path / "ledger.db"), CRA_FW_NOW="2026-11-02T00:00:00Z")
-    procs = [subprocess.Popen([sys.executable, "-m", "cra_fw", "release", "add", "router", version,
-                               str(IMAGES / image), "-q"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for version, image in (("1.0", R1), ("2.0", R2))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cra_fw", "release", "add", "router", version, str(IMAGES / image), "-q"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for version, image in (("1.0", R1), ("2.0", R2))
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     releases = json.loads(run("release", "list", "--json", now="2026-11-02T00:00:00Z"))

@@ -43,16 +43,25 @@ def test_from_empty(tmp_path: Path):
 def test_from_version_1_keeps_data(tmp_path: Path):
     path = tmp_path / "v1.db"
     old = _db_at(path, 1)
-    old.conn.execute("INSERT INTO products (name, markets, created) VALUES ('router', '[\"DE\"]', '2026-01-01T00:00:00Z')")
-    old.conn.execute("INSERT INTO cases (product_id, advisory_id, aware_at, created) "
-                     "VALUES (1, 'CVE-2023-4911', '2026-01-02T00:00:00Z', '2026-01-02T00:00:00Z')")
+    old.conn.execute(
+        "INSERT INTO products (name, markets, created) VALUES ('router', '[\"DE\"]', '2026-01-01T00:00:00Z')"
+    )
+    old.conn.execute(
+        "INSERT INTO cases (product_id, advisory_id, aware_at, created) "
+        "VALUES (1, 'CVE-2023-4911', '2026-01-02T00:00:00Z', '2026-01-02T00:00:00Z')"
+    )
     assert "monitor_runs" not in old.table_names()
     old.conn.close()
     db = open_ledger(path)
     assert schema_versions(db)["ledger"] == 3
     assert [p.name for p in list_products(db)] == ["router"]
     [case] = list_cases(db)
-    assert (case.advisory_id, case.severity, case.components, case.status) == ("CVE-2023-4911", "", (), "open")
+    assert (case.advisory_id, case.severity, case.components, case.status) == (
+        "CVE-2023-4911",
+        "",
+        (),
+        "open",
+    )
     assert "monitor_runs" in db.table_names()
     assert "idx_cases_status" in _index_names(db)
 
@@ -73,10 +82,16 @@ def test_from_version_2_keeps_data(tmp_path: Path):
 
 def test_every_version_reaches_the_same_schema(tmp_path: Path):
     def shape(db: sqlite_utils.Database) -> list[tuple]:
-        tables = [r[0] for r in db.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return [(t, [(c[1], c[2], c[3], c[4], c[5]) for c in db.conn.execute(f"PRAGMA table_info({t})")])
-                for t in tables] + sorted(_index_names(db))
+        tables = [
+            r[0]
+            for r in db.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return [
+            (t, [(c[1], c[2], c[3], c[4], c[5]) for c in db.conn.execute(f"PRAGMA table_info({t})")])
+            for t in tables
+        ] + sorted(_index_names(db))
 
     shapes = []
     for version in range(schema.VERSION + 1):

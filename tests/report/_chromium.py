@@ -55,12 +55,27 @@ class Chromium:
             raise FileNotFoundError("chromium is not installed (Debian package `chromium`)")
         self.timeout = timeout
         self.profile = Path(tempfile.mkdtemp(prefix="cra-fw-chromium-"))
-        args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--disable-extensions", "--mute-audio", "--no-default-browser-check",
-                "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "--window-size=1280,900",
-                "about:blank"]
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-extensions",
+            "--mute-audio",
+            "--no-default-browser-check",
+            "--proxy-server=http://127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={self.profile}",
+            "--window-size=1280,900",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
@@ -76,8 +91,9 @@ class Chromium:
             self.close()
             raise TimeoutError("chromium did not open its DevTools port")
         port, path = lines[0], lines[1]
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=timeout,
-                                              suppress_origin=True)
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{port}{path}", timeout=timeout, suppress_origin=True
+        )
         self._id = 0
         self.events: list[dict[str, Any]] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
@@ -156,8 +172,9 @@ class Chromium:
         return load
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result.get("result", {}).get("value")
@@ -168,21 +185,39 @@ class Chromium:
         The viewport is made as tall as the shot first, so content that the page
         renders lazily (``content-visibility: auto``) is on screen and painted.
         """
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=900,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         metrics = self.call("Page.getLayoutMetrics", session=True)
         size = metrics.get("cssContentSize") or metrics.get("contentSize")
         height = min(int(size["height"]), max_height)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         try:
             # two animation frames: layout and paint of everything now in the viewport
             self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))")
             metrics = self.call("Page.getLayoutMetrics", session=True)
             size = metrics.get("cssContentSize") or metrics.get("contentSize")
             height = min(int(size["height"]), max_height)
-            self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                      deviceScaleFactor=1, mobile=False)
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                session=True,
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))")
             shot = self.call("Page.captureScreenshot", session=True, format="png")
         finally:

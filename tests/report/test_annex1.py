@@ -12,17 +12,20 @@ from cra_fw.report import annex1, terminal
 from tests.evidence.sample import sample_report
 
 
-@pytest.mark.parametrize("text, keys", [
-    ("Annex I Part I (2)(a)", {"I.2.a"}),
-    ("Annex I Part I (2)(b), (2)(d)", {"I.2.b", "I.2.d"}),
-    ("Annex I Part I (2)(a); Part II 1-2", {"I.2.a", "II.1", "II.2"}),
-    ("Annex I Part I (2)(c), (2)(f); Part II 7", {"I.2.c", "I.2.f", "II.7"}),
-    ("Annex I Part II 1", {"II.1"}),
-    ("Article 14(2)", {"Art.14(2)"}),
-    ("Article 13(8)", {"Art.13(8)"}),
-    ("Annex I Part II 9", set()),  # no such point
-    ("something else", set()),
-])
+@pytest.mark.parametrize(
+    "text, keys",
+    [
+        ("Annex I Part I (2)(a)", {"I.2.a"}),
+        ("Annex I Part I (2)(b), (2)(d)", {"I.2.b", "I.2.d"}),
+        ("Annex I Part I (2)(a); Part II 1-2", {"I.2.a", "II.1", "II.2"}),
+        ("Annex I Part I (2)(c), (2)(f); Part II 7", {"I.2.c", "I.2.f", "II.7"}),
+        ("Annex I Part II 1", {"II.1"}),
+        ("Article 14(2)", {"Art.14(2)"}),
+        ("Article 13(8)", {"Art.13(8)"}),
+        ("Annex I Part II 9", set()),  # no such point
+        ("something else", set()),
+    ],
+)
 def test_parse_reference(text, keys):
     assert annex1.parse_reference(text) == keys
 
@@ -46,11 +49,14 @@ def test_sample_checklist_exactly():
 
 def test_suppressed_and_info_findings_do_not_fail():
     report = sample_report()
-    report.findings = [dataclasses.replace(f, suppressed=True) if f.category == "services" else f
-                       for f in report.findings]
+    report.findings = [
+        dataclasses.replace(f, suppressed=True) if f.category == "services" else f for f in report.findings
+    ]
     got = statuses(report)
     assert got["I.2.j"] == annex1.PASS
-    report.findings.append(Finding("hardening.note", "hardening", Severity.INFO, "note", ("Annex I Part I (2)(k)",)))
+    report.findings.append(
+        Finding("hardening.note", "hardening", Severity.INFO, "note", ("Annex I Part I (2)(k)",))
+    )
     report.findings = [f for f in report.findings if f.rule_id != "hardening.canary"]
     assert statuses(report)["I.2.k"] == annex1.PASS
 
@@ -64,8 +70,9 @@ def test_finding_without_reference_falls_back_to_category():
 
 def test_missing_stage_is_not_assessed():
     report = sample_report(with_checks=False)
-    report.findings = [f for f in report.findings if f.category not in ("credentials", "secrets", "services",
-                                                                        "hardening")]
+    report.findings = [
+        f for f in report.findings if f.category not in ("credentials", "secrets", "services", "hardening")
+    ]
     got = statuses(report)
     for key in ("I.2.b", "I.2.d", "I.2.e", "I.2.j", "I.2.k"):
         assert got[key] == annex1.NOT_ASSESSED
@@ -80,8 +87,16 @@ def test_missing_stage_is_not_assessed():
 def test_no_database_is_not_assessed_not_fail():
     report = sample_report(with_vulns=False)
     report.stats["seconds_vulns"] = 0.01
-    report.findings.append(Finding("vuln.no-database", "vulnerability", Severity.MEDIUM, "no db",
-                                   ("Annex I Part I (2)(a)", "Annex I Part II 1"), Location()))
+    report.findings.append(
+        Finding(
+            "vuln.no-database",
+            "vulnerability",
+            Severity.MEDIUM,
+            "no db",
+            ("Annex I Part I (2)(a)", "Annex I Part II 1"),
+            Location(),
+        )
+    )
     got = statuses(report)
     assert got["I.2.a"] == got["II.2"] == got["Art.14(2)"] == annex1.NOT_ASSESSED
     assert got["II.1"] == annex1.FAIL  # vulnerabilities were not identified
@@ -91,19 +106,27 @@ def test_triaged_vulnerabilities_do_not_fail():
     report = sample_report()
     from cra_fw.vulns.records import Triage
 
-    report.vulnerabilities = [dataclasses.replace(m, triage=Triage("not_affected", "code_not_present"))
-                              for m in report.vulnerabilities]
+    report.vulnerabilities = [
+        dataclasses.replace(m, triage=Triage("not_affected", "code_not_present"))
+        for m in report.vulnerabilities
+    ]
     report.findings = [f for f in report.findings if f.category != "vulnerability"]
     got = statuses(report)
     assert got["I.2.a"] == got["II.2"] == got["Art.14(2)"] == annex1.PASS
 
 
-@pytest.mark.parametrize("support, status", [
-    ({"end": "2031-12", "years": 5, "status": "active"}, annex1.PASS),
-    ({"end": "2028-12", "years": 2, "status": "active"}, annex1.FAIL),
-    ({"end": "2028-12", "years": 2, "status": "active", "justification": "expected use 2 years"}, annex1.PASS),
-    ({"end": "2025-01", "years": 5, "status": "ended"}, annex1.FAIL),
-])
+@pytest.mark.parametrize(
+    "support, status",
+    [
+        ({"end": "2031-12", "years": 5, "status": "active"}, annex1.PASS),
+        ({"end": "2028-12", "years": 2, "status": "active"}, annex1.FAIL),
+        (
+            {"end": "2028-12", "years": 2, "status": "active", "justification": "expected use 2 years"},
+            annex1.PASS,
+        ),
+        ({"end": "2025-01", "years": 5, "status": "ended"}, annex1.FAIL),
+    ],
+)
 def test_support_period(support, status):
     assert statuses(sample_report(), support=support)["Art.13(8)"] == status
 
@@ -156,7 +179,13 @@ def test_support_from_the_ledger_records():
     ended = ProductSupport(product, "2018-01", "2024-12", 84, "", end_instant("2024-12"))
     assert statuses(sample_report(), support=ok)["Art.13(8)"] == annex1.PASS
     assert statuses(sample_report(), support=short)["Art.13(8)"] == annex1.FAIL
-    assert annex1.support_failures(ended, now=datetime(2026, 11, 27, tzinfo=UTC)) == ["support has ended (2024-12)"]
-    issue = {"issues": [SupportIssue(SHORT, "router", "24 months, no justification"),
-                        SupportIssue("ending-soon", "router", "ends in 30 days")]}
+    assert annex1.support_failures(ended, now=datetime(2026, 11, 27, tzinfo=UTC)) == [
+        "support has ended (2024-12)"
+    ]
+    issue = {
+        "issues": [
+            SupportIssue(SHORT, "router", "24 months, no justification"),
+            SupportIssue("ending-soon", "router", "ends in 30 days"),
+        ]
+    }
     assert annex1.support_failures(issue) == [f"{SHORT}: 24 months, no justification"]

@@ -25,12 +25,17 @@ from tests.report._chromium import Chromium, chromium_path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "images"
-ARTIFACTS = Path(os.environ.get("CRA_FW_ARTIFACTS", Path(tempfile.gettempdir()) / "cra-fw-artifacts")) / "html"
+ARTIFACTS = (
+    Path(os.environ.get("CRA_FW_ARTIFACTS", Path(tempfile.gettempdir()) / "cra-fw-artifacts")) / "html"
+)
 
-needs_chromium = pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (Debian `chromium`)")
+needs_chromium = pytest.mark.skipif(
+    chromium_path() is None, reason="chromium not installed (Debian `chromium`)"
+)
 
 
 # ---- the page as text -------------------------------------------------------------------------
+
 
 def test_esc_neutralises_markup_controls_and_surrogates():
     assert html.esc('<a href="x">&</a>') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
@@ -84,8 +89,10 @@ def test_large_report_is_bounded():
     base = report.findings[3]
     from cra_fw.records import Location
 
-    report.findings = [dataclasses.replace(base, location=Location(("L0:raw",), f"/usr/bin/p{i}"),
-                                           evidence="E" * 5000) for i in range(html.MAX_FINDING_ROWS + 1000)]
+    report.findings = [
+        dataclasses.replace(base, location=Location(("L0:raw",), f"/usr/bin/p{i}"), evidence="E" * 5000)
+        for i in range(html.MAX_FINDING_ROWS + 1000)
+    ]
     page = html.render(report)
     assert page.count('<tr data-sev="low"') == html.MAX_FINDING_ROWS
     assert "1000 more findings are in report.json" in page
@@ -93,6 +100,7 @@ def test_large_report_is_bounded():
 
 
 # ---- the page in a browser --------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -139,8 +147,10 @@ def test_sample_report_in_chromium(browser, tmp_path):
     ev = browser.evaluate
     # checklist: one row per point, statuses as assessed
     expected = {r.point.key: r.status for r in annex1.assess(report).results}
-    rows = ev("Array.from(document.querySelectorAll('#checklist tbody tr')).map("
-              "r => [r.dataset.point, r.dataset.status])")
+    rows = ev(
+        "Array.from(document.querySelectorAll('#checklist tbody tr')).map("
+        "r => [r.dataset.point, r.dataset.status])"
+    )
     assert dict(rows) == expected and len(rows) == len(annex1.POINTS)
     assert expected["I.2.a"] == "fail" and expected["I.2.k"] == "fail" and expected["II.1"] == "pass"
     assert expected["I.2.c"] == "not assessed" and expected["Art.13(8)"] == "not assessed"
@@ -149,17 +159,30 @@ def test_sample_report_in_chromium(browser, tmp_path):
     assert ev("document.querySelectorAll('#chart-checklist rect.bar').length") == 3
     assert ev("document.querySelectorAll('#chart-hardening rect.bar').length") == 10  # 2 arches x 5
     # tables
-    counts = ev("Object.fromEntries(['findings','vulnerabilities','components','services','credentials',"
-                "'hardening'].map(id => [id, document.querySelectorAll('#' + id + ' tbody tr').length]))")
-    assert counts == {"findings": len(report.findings), "vulnerabilities": 3, "components": 3, "services": 2,
-                      "credentials": 2, "hardening": 2}
+    counts = ev(
+        "Object.fromEntries(['findings','vulnerabilities','components','services','credentials',"
+        "'hardening'].map(id => [id, document.querySelectorAll('#' + id + ' tbody tr').length]))"
+    )
+    assert counts == {
+        "findings": len(report.findings),
+        "vulnerabilities": 3,
+        "components": 3,
+        "services": 2,
+        "credentials": 2,
+        "hardening": 2,
+    }
     # KEV first, then by severity; the triaged match last
-    order = ev("Array.from(document.querySelectorAll('#vulnerabilities tbody tr')).map("
-               "r => r.cells[1].querySelector('b').textContent)")
+    order = ev(
+        "Array.from(document.querySelectorAll('#vulnerabilities tbody tr')).map("
+        "r => r.cells[1].querySelector('b').textContent)"
+    )
     assert order == ["CVE-2021-3449", "CVE-2021-3711", "CVE-2021-23840"]
     # hostile strings are text, never markup
     assert ev("document.querySelectorAll('script').length") == 1
-    assert ev("document.querySelectorAll('img,iframe,base,object,embed,link,meta[http-equiv=refresh]').length") == 0
+    assert (
+        ev("document.querySelectorAll('img,iframe,base,object,embed,link,meta[http-equiv=refresh]').length")
+        == 0
+    )
     assert ev("document.body.textContent.includes('<script>alert(\"x\")</script>')") is True
     assert_png(browser.screenshot(artifact("sample-report")))
 
@@ -168,22 +191,28 @@ def test_sample_report_in_chromium(browser, tmp_path):
 def test_tables_sort_and_filter(browser, tmp_path):
     browser.load(html.write(sample_report(), tmp_path))
     ev = browser.evaluate
-    rules = ("Array.from(document.querySelectorAll('#findings tbody tr')).map(r => r.cells[2].textContent)")
+    rules = "Array.from(document.querySelectorAll('#findings tbody tr')).map(r => r.cells[2].textContent)"
     ev("document.querySelectorAll('#findings th')[2].click()")
     ascending = ev(rules)
     assert ascending == sorted(ascending)
     ev("document.querySelectorAll('#findings th')[2].click()")
     assert ev(rules) == sorted(ascending, reverse=True)
-    shown = ("Array.from(document.querySelectorAll('#findings tbody tr')).filter(r => "
-             "getComputedStyle(r).display !== 'none').length")
-    ev("var s = document.querySelector('select.sevfilter[data-for=findings]'); s.value = 'high';"
-       "s.dispatchEvent(new Event('input'))")
+    shown = (
+        "Array.from(document.querySelectorAll('#findings tbody tr')).filter(r => "
+        "getComputedStyle(r).display !== 'none').length"
+    )
+    ev(
+        "var s = document.querySelector('select.sevfilter[data-for=findings]'); s.value = 'high';"
+        "s.dispatchEvent(new Event('input'))"
+    )
     high = sum(1 for f in sample_report().findings if f.severity == Severity.HIGH)
     assert ev(shown) == high == 2
-    ev("var s = document.querySelector('select.sevfilter[data-for=findings]'); s.value = '';"
-       "s.dispatchEvent(new Event('input'));"
-       "var i = document.querySelector('input.filter[data-for=findings]'); i.value = 'telnetd';"
-       "i.dispatchEvent(new Event('input'))")
+    ev(
+        "var s = document.querySelector('select.sevfilter[data-for=findings]'); s.value = '';"
+        "s.dispatchEvent(new Event('input'));"
+        "var i = document.querySelector('input.filter[data-for=findings]'); i.value = 'telnetd';"
+        "i.dispatchEvent(new Event('input'))"
+    )
     assert ev(shown) == 1
     assert ev("document.querySelector('.count[data-for=findings]').textContent") == "1 shown"
 
@@ -206,8 +235,12 @@ def test_not_assessed_report_in_chromium(browser, tmp_path):
     report = sample_report(with_vulns=False, with_checks=False, with_bundles=False)
     load = browser.load(html.write(report, tmp_path))
     assert_no_network(load)
-    statuses = dict(browser.evaluate("Array.from(document.querySelectorAll('#checklist tbody tr')).map("
-                                     "r => [r.dataset.point, r.dataset.status])"))
+    statuses = dict(
+        browser.evaluate(
+            "Array.from(document.querySelectorAll('#checklist tbody tr')).map("
+            "r => [r.dataset.point, r.dataset.status])"
+        )
+    )
     # findings still fail their points; the points only the missing stages decide are not assessed
     assert statuses["I.2.b"] == "fail" and statuses["I.2.a"] == "not assessed"
     assert statuses["II.2"] == "not assessed" and statuses["I.2.c"] == "not assessed"
@@ -239,9 +272,12 @@ def _render_fixture(browser, image: Path, tmp_path: Path) -> None:
     assert ev("document.querySelectorAll('#checklist tbody tr').length") == len(annex1.POINTS)
     assert ev("document.querySelectorAll('#chart-severity rect.bar').length") == 5
     assert ev("document.querySelector('#image td.mono').textContent") == report.image.sha256
-    assert ev("document.querySelectorAll('#layers li').length") == min(len(report.layers), html.MAX_LAYER_ROWS)
+    assert ev("document.querySelectorAll('#layers li').length") == min(
+        len(report.layers), html.MAX_LAYER_ROWS
+    )
     assert ev("document.querySelectorAll('#findings tbody tr[data-sev]').length") == min(
-        len(report.findings), html.MAX_FINDING_ROWS)
+        len(report.findings), html.MAX_FINDING_ROWS
+    )
     if report.hardening:
         assert ev("document.querySelectorAll('#chart-hardening rect.bar').length") > 0
     assert_png(browser.screenshot(artifact(f"fixture-{image.name}")))
@@ -265,18 +301,29 @@ def test_hardening_rows_from_per_file_verdicts_match_the_checks_summary():
     from cra_fw.checks.interface import ElfHardening
 
     def elf(path, arch, pie, relro, canary, fortify, nx=True, static=False):
-        return ElfHardening(path, ("L0:raw",), arch, 32, "little", "DYN", static, nx, not nx, pie, relro, canary,
-                            fortify)
+        return ElfHardening(
+            path, ("L0:raw",), arch, 32, "little", "DYN", static, nx, not nx, pie, relro, canary, fortify
+        )
 
-    files = [elf("/bin/a", "arm", "yes", "full", "yes", "yes"), elf("/bin/b", "arm", "no", "partial", "no", "no"),
-             elf("/lib/c.so", "arm", "dso", "full", "yes", "n/a"), elf("/m.ko", "arm", "rel", "none", "no", "n/a"),
-             elf("/bin/d", "mips", "no", "none", "unknown", "unknown", nx=False, static=True)]
+    files = [
+        elf("/bin/a", "arm", "yes", "full", "yes", "yes"),
+        elf("/bin/b", "arm", "no", "partial", "no", "no"),
+        elf("/lib/c.so", "arm", "dso", "full", "yes", "n/a"),
+        elf("/m.ko", "arm", "rel", "none", "no", "n/a"),
+        elf("/bin/d", "mips", "no", "none", "unknown", "unknown", nx=False, static=True),
+    ]
     from_files = html.hardening_rows(files)
     from_summary = html.hardening_rows(summarize(files))
     assert from_files == from_summary
     arm = from_files[0]
-    assert (arm["total"], arm["executables"], arm["libraries"], arm["pie"], arm["relro_full"], arm["canary"]) == (
-        4, 3, 1, 1, 2, 2)
+    assert (
+        arm["total"],
+        arm["executables"],
+        arm["libraries"],
+        arm["pie"],
+        arm["relro_full"],
+        arm["canary"],
+    ) == (4, 3, 1, 1, 2, 2)
 
 
 @needs_chromium
@@ -285,23 +332,44 @@ def test_update_signature_verdicts_in_chromium(browser, tmp_path):
 
     report = sample_report()
     report.bundles = [
-        BundleVerdict("/boot/fit.itb", "fit", Verdict.VALID, signer="CN=Vendor", key_fingerprint="sha256:ab12",
-                      algorithms=("sha256", "rsa2048"), covered=("kernel-1", "fdt-1")),
-        BundleVerdict("/tmp/" + HOSTILE, "swupdate", Verdict.PARTIALLY_SIGNED, reason="rootfs not covered",
-                      uncovered=("rootfs.ext4",)),
+        BundleVerdict(
+            "/boot/fit.itb",
+            "fit",
+            Verdict.VALID,
+            signer="CN=Vendor",
+            key_fingerprint="sha256:ab12",
+            algorithms=("sha256", "rsa2048"),
+            covered=("kernel-1", "fdt-1"),
+        ),
+        BundleVerdict(
+            "/tmp/" + HOSTILE,
+            "swupdate",
+            Verdict.PARTIALLY_SIGNED,
+            reason="rootfs not covered",
+            uncovered=("rootfs.ext4",),
+        ),
     ]
     load = browser.load(html.write(report, tmp_path))
     assert_no_network(load)
-    rows = browser.evaluate("Array.from(document.querySelectorAll('#bundles tbody tr')).map("
-                            "r => [r.dataset.verdict, r.cells[2].querySelector('.st').className])")
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#bundles tbody tr')).map("
+        "r => [r.dataset.verdict, r.cells[2].querySelector('.st').className])"
+    )
     assert rows == [["valid", "st st-pass"], ["partially_signed", "st st-fail"]]
-    statuses = dict(browser.evaluate("Array.from(document.querySelectorAll('#checklist tbody tr')).map("
-                                     "r => [r.dataset.point, r.dataset.status])"))
+    statuses = dict(
+        browser.evaluate(
+            "Array.from(document.querySelectorAll('#checklist tbody tr')).map("
+            "r => [r.dataset.point, r.dataset.status])"
+        )
+    )
     # a partially signed bundle fails the update points by its verdict alone
     assert statuses["I.2.c"] == statuses["I.2.f"] == statuses["II.7"] == "fail"
     assert browser.evaluate("document.querySelectorAll('img,iframe,base').length") == 0
     # only valid bundles (or unverifiable ones, no trust anchor given): assessed and pass
-    report.bundles = [report.bundles[0], BundleVerdict("/fw.raucb", "rauc", Verdict.UNTRUSTED_SIGNER, trusted=False)]
+    report.bundles = [
+        report.bundles[0],
+        BundleVerdict("/fw.raucb", "rauc", Verdict.UNTRUSTED_SIGNER, trusted=False),
+    ]
     got = {r.point.key: r.status for r in annex1.assess(report).results}
     assert got["I.2.c"] == got["I.2.f"] == got["II.7"] == "pass"
     report.bundles[1] = dataclasses.replace(report.bundles[1], trusted=True)
@@ -314,9 +382,13 @@ def test_layer_tree_survives_loops_and_deep_chains():
 
     report = sample_report()
     deep = [Layer("L0", None, "raw", 0, 10, "00", LayerStatus.EXTRACTED, 0)]
-    deep += [Layer(f"L{i}", f"L{i - 1}", "gzip", 0, 10, "00", LayerStatus.EXTRACTED, i) for i in range(1, 500)]
-    deep += [Layer("X1", "X2", "loop", 0, 1, "00", LayerStatus.UNKNOWN, 1),
-             Layer("X2", "X1", "loop", 0, 1, "00", LayerStatus.UNKNOWN, 1)]
+    deep += [
+        Layer(f"L{i}", f"L{i - 1}", "gzip", 0, 10, "00", LayerStatus.EXTRACTED, i) for i in range(1, 500)
+    ]
+    deep += [
+        Layer("X1", "X2", "loop", 0, 1, "00", LayerStatus.UNKNOWN, 1),
+        Layer("X2", "X1", "loop", 0, 1, "00", LayerStatus.UNKNOWN, 1),
+    ]
     report.layers = deep
     page = html.render(report)
     # every layer once: the chain is cut into nested lists of at most 101 levels, the loop is listed too

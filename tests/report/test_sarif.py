@@ -17,18 +17,25 @@ from tests.checks.conftest import DATA, tree_context, write_tree
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    root = write_tree(tmp_path_factory.mktemp("sarif"), {
-        "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n",
-        "/etc/shadow": "root::19000:0:99999:7:::\ntoor:!:19000:0:99999:7:::\n",
-        "/etc/inittab": "ttyS0::respawn:/bin/sh\n::respawn:/usr/sbin/telnetd -l /bin/sh\n",
-        "/opt/my app/bin/true-mipsel": (DATA / "debian" / "true-mipsel").read_bytes(),
-    })
+    root = write_tree(
+        tmp_path_factory.mktemp("sarif"),
+        {
+            "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n",
+            "/etc/shadow": "root::19000:0:99999:7:::\ntoor:!:19000:0:99999:7:::\n",
+            "/etc/inittab": "ttyS0::respawn:/bin/sh\n::respawn:/usr/sbin/telnetd -l /bin/sh\n",
+            "/opt/my app/bin/true-mipsel": (DATA / "debian" / "true-mipsel").read_bytes(),
+        },
+    )
     ctx = tree_context(root)
     result = run(ctx)
     policy = Policy((Suppression("services.telnet", "lab image", dt.date(2999, 1, 1)),))
     findings, _ = apply_policy(result.findings, policy)
-    rep = ScanReport(image=ctx.image, tool=ToolInfo("cra-fw", "0.1.0"), started="2026-11-27T00:00:00Z",
-                     finished="2026-11-27T00:00:05Z")
+    rep = ScanReport(
+        image=ctx.image,
+        tool=ToolInfo("cra-fw", "0.1.0"),
+        started="2026-11-27T00:00:00Z",
+        finished="2026-11-27T00:00:05Z",
+    )
     rep.findings = list(findings)
     return rep
 
@@ -55,8 +62,9 @@ def test_every_finding_is_a_result_and_suppressed_ones_stay(report):
         assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
     suppressed = [r for r in results if "suppressions" in r]
     assert [r["ruleId"] for r in suppressed] == ["services.telnet"]
-    assert suppressed[0]["suppressions"] == [{"kind": "external", "status": "accepted",
-                                              "justification": "lab image (until 2999-01-01)"}]
+    assert suppressed[0]["suppressions"] == [
+        {"kind": "external", "status": "accepted", "justification": "lab image (until 2999-01-01)"}
+    ]
     by_rule = {r["ruleId"]: r for r in results}
     empty = by_rule["credentials.empty-password"]
     loc = empty["locations"][0]

@@ -21,24 +21,39 @@ from tests.identify.treectx import tree_context
 IMAGES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
 IMAGE = IMAGES / "sqfs-gzip-arm64.sqfs"
 
-pytestmark = pytest.mark.skipif(not IMAGE.exists() or shutil.which("unsquashfs") is None,
-                                reason="fixture image or unsquashfs missing")
+pytestmark = pytest.mark.skipif(
+    not IMAGE.exists() or shutil.which("unsquashfs") is None, reason="fixture image or unsquashfs missing"
+)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> ScanReport:
     tmp = tmp_path_factory.mktemp("sbom")
-    subprocess.run(["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(tmp / "root"), str(IMAGE)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["unsquashfs", "-q", "-n", "-no-xattrs", "-d", str(tmp / "root"), str(IMAGE)],
+        check=True,
+        capture_output=True,
+    )
     ctx = tree_context(tmp / "root")
     result = identify(ctx, use_cache=False)
     import hashlib
 
     data = IMAGE.read_bytes()
-    image = ImageInfo(IMAGE.name, len(data), hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest(),
-                      hashlib.md5(data).hexdigest())
-    return ScanReport(image=image, tool=ToolInfo("cra-fw", "0.1.0"), started="2026-11-27T00:00:00Z",
-                      components=result.components, dependencies=result.dependencies, files=ctx.files)
+    image = ImageInfo(
+        IMAGE.name,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        hashlib.sha512(data).hexdigest(),
+        hashlib.md5(data).hexdigest(),
+    )
+    return ScanReport(
+        image=image,
+        tool=ToolInfo("cra-fw", "0.1.0"),
+        started="2026-11-27T00:00:00Z",
+        components=result.components,
+        dependencies=result.dependencies,
+        files=ctx.files,
+    )
 
 
 def test_cyclonedx_json_and_xml_validate_against_the_1_6_schema(report, tmp_path):
@@ -89,7 +104,11 @@ def test_spdx_2_3_is_valid_and_carries_the_same_components(report, tmp_path):
     assert refs["cpe23Type"].startswith("cpe:2.3:a:dropbear_ssh_project:dropbear_ssh:2022.83")
     assert {c["algorithm"] for c in db["checksums"]} == {"SHA256", "SHA512"}
     xc = next(p for p in doc["packages"] if p["name"] == "libxcrypt")
-    assert "versionInfo" not in xc and "version unknown" in xc["comment"] and "version unknown" not in db["comment"]
+    assert (
+        "versionInfo" not in xc
+        and "version unknown" in xc["comment"]
+        and "version unknown" not in db["comment"]
+    )
     assert any(r["relationshipType"] == "DEPENDS_ON" for r in doc["relationships"])
 
 
@@ -103,16 +122,27 @@ def test_sbom_check_passes_for_known_components_and_names_what_is_missing(report
         # nothing else is missing for it or for any component whose data is known
         assert {(m.component, m.field) for m in comp_missing} == {("libxcrypt", "version")}, comp_missing
         # the image's author is not known to the scanner: reported at document level, nothing else
-        assert {m.field for m in result.missing if not m.component} <= {"author of SBOM data",
-                                                                         "SBOM creator (e-mail or URL)"}
+        assert {m.field for m in result.missing if not m.component} <= {
+            "author of SBOM data",
+            "SBOM creator (e-mail or URL)",
+        }
     # a supplier's thin SBOM: the checker lists the gaps per component
-    thin = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-            "components": [{"type": "library", "name": "libfoo"}]}
+    thin = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "version": 1,
+        "components": [{"type": "library", "name": "libfoo"}],
+    }
     (tmp_path / "thin.json").write_text(json.dumps(thin))
     res = check(load(tmp_path / "thin.json"))
     fields = {m.field for m in res.missing_for("libfoo")}
-    assert {"version", "supplier name", "other unique identifiers (purl/CPE/SWID)",
-            "SHA-512 hash of the deployable component", "distribution licences"} <= fields
+    assert {
+        "version",
+        "supplier name",
+        "other unique identifiers (purl/CPE/SWID)",
+        "SHA-512 hash of the deployable component",
+        "distribution licences",
+    } <= fields
     assert "dependency relationships" in {m.field for m in res.missing if not m.component}
     # an image in which nothing was identified has no relationship to state
     empty = {**thin, "components": []}
@@ -121,7 +151,11 @@ def test_sbom_check_passes_for_known_components_and_names_what_is_missing(report
     out = CliRunner().invoke(main, ["sbom", "check", str(tmp_path / "thin.json")])
     assert out.exit_code == 1 and "libfoo: missing" in out.output
     assert not [m for m in res.missing if m.standard == "schema"]
-    broken = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": "libbar", "hashes": "x"}]}
+    broken = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "components": [{"name": "libbar", "hashes": "x"}],
+    }
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     assert [m for m in check(load(tmp_path / "broken.json")).missing if m.standard == "schema"]
     bad = CliRunner().invoke(main, ["sbom", "check", str(tmp_path / "nope.json")])
@@ -157,8 +191,15 @@ def test_sbom_check_survives_hostile_documents(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(SbomFormatError, match="not readable JSON"):
         load(tmp_path / "deep.json")
-    (tmp_path / "odd.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3", "packages": [1, {"name": 5,
-                                                   "checksums": "x", "externalRefs": [None]}], "relationships": {}}))
+    (tmp_path / "odd.json").write_text(
+        json.dumps(
+            {
+                "spdxVersion": "SPDX-2.3",
+                "packages": [1, {"name": 5, "checksums": "x", "externalRefs": [None]}],
+                "relationships": {},
+            }
+        )
+    )
     res = check(load(tmp_path / "odd.json"))
     assert {m.field for m in res.missing_for("5")} >= {"version", "supplier name"}
     out = CliRunner().invoke(main, ["sbom", "diff", str(tmp_path / "odd.json"), str(tmp_path / "deep.json")])
@@ -168,16 +209,35 @@ def test_sbom_check_survives_hostile_documents(tmp_path):
 def test_writers_stay_valid_with_sparse_components(tmp_path):
     from cra_fw.records import Component, Evidence
 
-    sparse = [Component(name="mystery-lib", version="", evidence=(Evidence("soname", 0.5, "/lib/libm.so"),),
-                        files=("L1:/lib/libm.so",)),
-              Component(name="libstdc++", version="12.2.0", licenses=("GPL-3.0-or-later WITH GCC-exception-3.1",),
-                        purl="pkg:generic/libstdc%2B%2B@12.2.0", supplier="GNU project",
-                        hashes={"SHA-256": "a" * 64, "SHA-512": "b" * 128})]
-    rep = ScanReport(image=ImageInfo("fw.bin", 1, "c" * 64, "d" * 128, "e" * 32), tool=ToolInfo("cra-fw", "0.1.0"),
-                     started="2026-11-27T00:00:00Z", components=sparse)
+    sparse = [
+        Component(
+            name="mystery-lib",
+            version="",
+            evidence=(Evidence("soname", 0.5, "/lib/libm.so"),),
+            files=("L1:/lib/libm.so",),
+        ),
+        Component(
+            name="libstdc++",
+            version="12.2.0",
+            licenses=("GPL-3.0-or-later WITH GCC-exception-3.1",),
+            purl="pkg:generic/libstdc%2B%2B@12.2.0",
+            supplier="GNU project",
+            hashes={"SHA-256": "a" * 64, "SHA-512": "b" * 128},
+        ),
+    ]
+    rep = ScanReport(
+        image=ImageInfo("fw.bin", 1, "c" * 64, "d" * 128, "e" * 32),
+        tool=ToolInfo("cra-fw", "0.1.0"),
+        started="2026-11-27T00:00:00Z",
+        components=sparse,
+    )
     path = cyclonedx.write(rep, tmp_path)
     assert cyclonedx.validate_json(path.read_text()) is None
     assert cyclonedx.validate_xml((tmp_path / "sbom.cdx.xml").read_text()) is None
     assert spdx.validate(spdx.write(rep, tmp_path)) == []
     missing = check(load(path)).missing_for("mystery-lib")
-    assert {m.field for m in missing} >= {"version", "supplier name", "other unique identifiers (purl/CPE/SWID)"}
+    assert {m.field for m in missing} >= {
+        "version",
+        "supplier name",
+        "other unique identifiers (purl/CPE/SWID)",
+    }

@@ -49,8 +49,12 @@ def test_signed_fit_fixture_layer(tmp_path, ground_truth, backend):
 
 def test_hostile_fit_node_names_and_pointers(tmp_path):
     dtb = tmp_path / "hostile.itb"
-    subprocess.run(["dtc", "-I", "dts", "-O", "dtb", "-o", str(dtb), "-"], input=HOSTILE_DTS.encode(),
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dtc", "-I", "dts", "-O", "dtb", "-o", str(dtb), "-"],
+        input=HOSTILE_DTS.encode(),
+        check=True,
+        capture_output=True,
+    )
     run = scan_cli(dtb, tmp_path / "out", command="unpack")
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr

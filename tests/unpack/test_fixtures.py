@@ -15,13 +15,16 @@ from tests.conftest import FIXTURE_IMAGES, ROOT, scan_cli
 SCHEMA = json.loads((ROOT / "cra_fw" / "schemas" / "report.schema.json").read_text())
 BACKENDS = ["unblob", "binwalk"]
 # formats a backend cannot extract here, and what the report must say instead
-UNSUPPORTED: dict[tuple[str, str], str] = {
-
-}
+UNSUPPORTED: dict[tuple[str, str], str] = {}
 # jefferson (the jffs2 extractor both backends use) does not restore folder modes
 DIR_MODES_LOST = {"jffs2"}
-ARCH = {"armhf": ("arm", 32, "little"), "armel": ("arm", 32, "little"), "arm64": ("aarch64", 64, "little"),
-        "mipsel": ("mips", 32, "little"), "s390x": ("s390", 64, "big")}
+ARCH = {
+    "armhf": ("arm", 32, "little"),
+    "armel": ("arm", 32, "little"),
+    "arm64": ("aarch64", 64, "little"),
+    "mipsel": ("mips", 32, "little"),
+    "s390x": ("s390", 64, "big"),
+}
 
 
 def _truth() -> dict:
@@ -120,12 +123,17 @@ def test_fixture_filesystems(scans, image, backend):
             # the backend cannot extract this format: the report must say so, not stay silent
             assert candidates, f"{fs_name}: no {want_chain} layer at all"
             assert any(la["status"] in ("unsupported", "failed") for la in candidates)
-            assert any(f["rule_id"] in ("unpack.unsupported", "unpack.extract-failed") for f in report["findings"])
+            assert any(
+                f["rule_id"] in ("unpack.unsupported", "unpack.extract-failed") for f in report["findings"]
+            )
             continue
         assert candidates, f"{fs_name}: expected chain {want_chain}, got " + str(
-            sorted({tuple(chain_of(report, la['id'])) for la in report['layers']}))
+            sorted({tuple(chain_of(report, la["id"])) for la in report["layers"]})
+        )
         # the right offset inside its parent
-        assert any(la["offset"] == gt_layer["offset"] for la in candidates), [la["offset"] for la in candidates]
+        assert any(la["offset"] == gt_layer["offset"] for la in candidates), [
+            la["offset"] for la in candidates
+        ]
         extracted = [la for la in candidates if la["status"] == "extracted"]
         assert len(extracted) == 1, candidates
         layer = extracted[0]
@@ -173,8 +181,9 @@ def test_fixture_kernel_and_elf_facts(scans, image, backend):
 
 
 def test_unknown_high_entropy_gap_is_reported(scans):
-    image = next((img for img in _truth()["images"] if any(la["format"] == "unknown" for la in img["layers"])),
-                 None)
+    image = next(
+        (img for img in _truth()["images"] if any(la["format"] == "unknown" for la in img["layers"])), None
+    )
     if image is None:
         pytest.skip("no fixture with an unknown region")
     report = scans(image["name"], "unblob")
@@ -186,8 +195,11 @@ def test_unknown_high_entropy_gap_is_reported(scans):
     assert [f["location"]["offset"] for f in hits] == [gt["offset"]]
 
 
-GAP_IMAGES = [img for img in _truth()["images"] if any(la["format"] == "padding" for la in img["layers"])] \
-    if IMAGES else []
+GAP_IMAGES = (
+    [img for img in _truth()["images"] if any(la["format"] == "padding" for la in img["layers"])]
+    if IMAGES
+    else []
+)
 
 
 @pytest.mark.parametrize("image", GAP_IMAGES, ids=lambda img: img["name"])
@@ -196,8 +208,14 @@ def test_raw_gaps_are_exactly_the_builders_padding_and_unknown_regions(scans, im
     # binwalk 2.3 does not know where a squashfs or jffs2 ends, so its gaps start elsewhere
     report = scans(image["name"], "unblob")
     root = next(la["id"] for la in report["layers"] if la["parent_id"] is None)
-    got = sorted((la["format"], la["offset"], la["size"], la["sha256"]) for la in report["layers"]
-                 if la["parent_id"] == root and la["format"] in ("padding", "unknown"))
-    want = sorted((la["format"], la["offset"], la["size"], la["sha256"]) for la in image["layers"]
-                  if la["parent"] is None and la["format"] in ("padding", "unknown"))
+    got = sorted(
+        (la["format"], la["offset"], la["size"], la["sha256"])
+        for la in report["layers"]
+        if la["parent_id"] == root and la["format"] in ("padding", "unknown")
+    )
+    want = sorted(
+        (la["format"], la["offset"], la["size"], la["sha256"])
+        for la in image["layers"]
+        if la["parent"] is None and la["format"] in ("padding", "unknown")
+    )
     assert got == want

@@ -89,11 +89,15 @@ def test_dotdot_and_absolute_paths(arena, backend):
     tmp_path, canary, out = arena
     abs_target = tmp_path / "abs-escape.txt"
     image = tmp_path / "evil.tar"
-    image.write_bytes(_tar_bytes([
-        _file("../../canary/pwned", b"x"),
-        _file("../escape.txt", b"x"),
-        _file(str(abs_target), b"x"),
-    ]))
+    image.write_bytes(
+        _tar_bytes(
+            [
+                _file("../../canary/pwned", b"x"),
+                _file("../escape.txt", b"x"),
+                _file(str(abs_target), b"x"),
+            ]
+        )
+    )
     before = snapshot(tmp_path, out)
     start = time.monotonic()
     run = scan_cli(image, out, "--extractor", backend)
@@ -111,12 +115,16 @@ def test_dotdot_and_absolute_paths(arena, backend):
 def test_symlink_out_then_write_through_it(arena, backend):
     tmp_path, canary, out = arena
     image = tmp_path / "evil.tar"
-    image.write_bytes(_tar_bytes([
-        _link("escape", str(canary), tarfile.SYMTYPE),
-        _file("escape/pwned", b"written through a symlink\n"),
-        _link("rel", "../../../../../../canary", tarfile.SYMTYPE),
-        _file("rel/pwned2", b"x"),
-    ]))
+    image.write_bytes(
+        _tar_bytes(
+            [
+                _link("escape", str(canary), tarfile.SYMTYPE),
+                _file("escape/pwned", b"written through a symlink\n"),
+                _link("rel", "../../../../../../canary", tarfile.SYMTYPE),
+                _file("rel/pwned2", b"x"),
+            ]
+        )
+    )
     before = snapshot(tmp_path, out)
     run = scan_cli(image, out, "--extractor", backend)
     _no_traceback(run)
@@ -134,10 +142,14 @@ def test_symlink_out_then_write_through_it(arena, backend):
 def test_hardlink_out_of_tree(arena, backend):
     tmp_path, canary, out = arena
     image = tmp_path / "evil.tar"
-    image.write_bytes(_tar_bytes([
-        _link("stolen", str(canary / "secret"), tarfile.LNKTYPE),
-        _link("stolen2", "../../canary/secret", tarfile.LNKTYPE),
-    ]))
+    image.write_bytes(
+        _tar_bytes(
+            [
+                _link("stolen", str(canary / "secret"), tarfile.LNKTYPE),
+                _link("stolen2", "../../canary/secret", tarfile.LNKTYPE),
+            ]
+        )
+    )
     before = snapshot(tmp_path, out)
     run = scan_cli(image, out, "--extractor", backend)
     _no_traceback(run)

@@ -24,15 +24,17 @@ def test_real_yaffs2_image_is_unpacked(tmp_path, backend):
     report = run.report
     layers = [la for la in report["layers"] if la["format"] == "yaffs2"]
     assert [(la["offset"], la["size"], la["status"], la["details"]) for la in layers] == [
-        (0, SHARED_YAFFS.stat().st_size, "extracted", {"endianness": "little"})]
+        (0, SHARED_YAFFS.stat().st_size, "extracted", {"endianness": "little"})
+    ]
     files = {f["path"]: f for f in report["files"] if f["layer_id"] == layers[0]["id"]}
     # the listing the image's own tool gives, independently of cra-fw
-    listing = subprocess.run(["unyaffs", "-t", str(SHARED_YAFFS)], capture_output=True, text=True,
-                             check=True, cwd=tmp_path).stdout.split()
+    listing = subprocess.run(
+        ["unyaffs", "-t", str(SHARED_YAFFS)], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.split()
     assert sorted(files) == sorted(f"/{name}" for name in listing)
     assert len(files) == 13
     assert files["/mkyaffs2image.c"]["size"] == 15107
-    text = (tmp_path / "ref")
+    text = tmp_path / "ref"
     text.mkdir()
     subprocess.run(["unyaffs", str(SHARED_YAFFS), str(text)], check=True, capture_output=True)
     want = hashlib.sha256((text / "yaffs_guts.h").read_bytes()).hexdigest()

@@ -13,7 +13,12 @@ from cra_fw.vulns.match import component_cpes
 def test_parse_full_and_short_forms() -> None:
     full = parse("cpe:2.3:o:linux:linux_kernel:6.8:rc1:*:*:*:*:*:*")
     assert (full.part, full.vendor, full.product, full.version, full.update) == (
-        "o", "linux", "linux_kernel", "6.8", "rc1")
+        "o",
+        "linux",
+        "linux_kernel",
+        "6.8",
+        "rc1",
+    )
     assert full.effective_version == "6.8-rc1"
     short = parse("cpe:2.3:a:gnu:glibc:2.36")
     assert (short.version, short.update, short.other) == ("2.36", "*", "*")
@@ -26,8 +31,17 @@ def test_parse_escapes_and_round_trip() -> None:
     assert parse(cpe.to_string()) == cpe
 
 
-@pytest.mark.parametrize("bad", ["", "cpe:/a:openssl:openssl:1.0.2", "cpe:2.3:x:a:b:1", "cpe:2.3:a",
-                                 "cpe:2.3:a:b:c:d:e:f:g:h:i:j:k:l:m", "openssl 1.0.2"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "cpe:/a:openssl:openssl:1.0.2",
+        "cpe:2.3:x:a:b:1",
+        "cpe:2.3:a",
+        "cpe:2.3:a:b:c:d:e:f:g:h:i:j:k:l:m",
+        "openssl 1.0.2",
+    ],
+)
 def test_parse_rejects(bad: str) -> None:
     with pytest.raises(CpeError):
         parse(bad)
@@ -40,27 +54,30 @@ def crit(cpe: str, **kw: str) -> CpeCriterion:
 ANY_OPENSSL = "cpe:2.3:a:openssl:openssl:*:*:*:*:*:*:*:*"
 
 
-@pytest.mark.parametrize(("target", "criterion", "expected"), [
-    # excluded end: 1.0.2zd is fixed, 1.0.2zc is not
-    ("1.0.2zc", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), True),
-    ("1.0.2zd", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), False),
-    ("1.0.2", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), True),
-    ("1.0.1u", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), False),
-    # included end
-    ("1.35.0", crit("cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*", end_including="1.35.0"), True),
-    ("1.35.1", crit("cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*", end_including="1.35.0"), False),
-    # excluded start
-    ("1.0", crit(ANY_OPENSSL, start_excluding="1.0"), False),
-    ("1.0a", crit(ANY_OPENSSL, start_excluding="1.0"), True),
-    # exact version; "1.0.2:*" names release 1.0.2 only, not its letter releases
-    ("1.0.2", crit("cpe:2.3:a:openssl:openssl:1.0.2:*:*:*:*:*:*:*"), True),
-    ("1.0.2k", crit("cpe:2.3:a:openssl:openssl:1.0.2:*:*:*:*:*:*:*"), False),
-    # the update field carries the letter release
-    ("1.0.2k", crit("cpe:2.3:a:openssl:openssl:1.0.2:k:*:*:*:*:*:*"), True),
-    ("1.0.2l", crit("cpe:2.3:a:openssl:openssl:1.0.2:k:*:*:*:*:*:*"), False),
-    # no version in the criterion and no range: every version
-    ("0.9.28", crit("cpe:2.3:a:uclibc:uclibc:*:*:*:*:*:*:*:*"), True),
-])
+@pytest.mark.parametrize(
+    ("target", "criterion", "expected"),
+    [
+        # excluded end: 1.0.2zd is fixed, 1.0.2zc is not
+        ("1.0.2zc", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), True),
+        ("1.0.2zd", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), False),
+        ("1.0.2", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), True),
+        ("1.0.1u", crit(ANY_OPENSSL, start_including="1.0.2", end_excluding="1.0.2zd"), False),
+        # included end
+        ("1.35.0", crit("cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*", end_including="1.35.0"), True),
+        ("1.35.1", crit("cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*", end_including="1.35.0"), False),
+        # excluded start
+        ("1.0", crit(ANY_OPENSSL, start_excluding="1.0"), False),
+        ("1.0a", crit(ANY_OPENSSL, start_excluding="1.0"), True),
+        # exact version; "1.0.2:*" names release 1.0.2 only, not its letter releases
+        ("1.0.2", crit("cpe:2.3:a:openssl:openssl:1.0.2:*:*:*:*:*:*:*"), True),
+        ("1.0.2k", crit("cpe:2.3:a:openssl:openssl:1.0.2:*:*:*:*:*:*:*"), False),
+        # the update field carries the letter release
+        ("1.0.2k", crit("cpe:2.3:a:openssl:openssl:1.0.2:k:*:*:*:*:*:*"), True),
+        ("1.0.2l", crit("cpe:2.3:a:openssl:openssl:1.0.2:k:*:*:*:*:*:*"), False),
+        # no version in the criterion and no range: every version
+        ("0.9.28", crit("cpe:2.3:a:uclibc:uclibc:*:*:*:*:*:*:*:*"), True),
+    ],
+)
 def test_matches_openssl_style(target: str, criterion: CpeCriterion, expected: bool) -> None:
     cpe = criterion.criteria.with_version(target)
     assert matches(criterion, cpe) is expected
@@ -99,7 +116,9 @@ def test_mapping_vectors(vector: dict) -> None:
 def test_kernel_packaging_version_is_trimmed() -> None:
     comp = Component("kernel", "5.15.167-1-92569b1c", purl="pkg:openwrt/kernel@5.15.167-1-92569b1c")
     cpes = component_cpes(comp)
-    assert [(c.part, c.vendor, c.product, c.version) for c in cpes] == [("o", "linux", "linux_kernel", "5.15.167")]
+    assert [(c.part, c.vendor, c.product, c.version) for c in cpes] == [
+        ("o", "linux", "linux_kernel", "5.15.167")
+    ]
 
 
 def test_debian_version_becomes_upstream_for_cpe() -> None:

@@ -63,8 +63,10 @@ def test_modified_feed_rewrites_only_newer_records(db) -> None:
     # an older copy does not roll a record back
     stats = import_path(db, FEEDS / "nvd/nvdcve-2.0-fixture.json.gz")
     assert (stats.updated, stats.unchanged) == (0, 21)
-    assert db.conn.execute("SELECT modified FROM advisories WHERE id='CVE-2023-45853'").fetchone()[0] == \
-        "2024-12-20T10:15:08.000"
+    assert (
+        db.conn.execute("SELECT modified FROM advisories WHERE id='CVE-2023-45853'").fetchone()[0]
+        == "2024-12-20T10:15:08.000"
+    )
 
 
 def test_rejected_cve_is_removed(db, tmp_path: Path) -> None:
@@ -86,10 +88,15 @@ def test_osv_zip_and_folder_are_the_same(db, tmp_path: Path) -> None:
     assert (stats.added, stats.feed) == (3, "osv")
     again = import_path(db, FEEDS / "osv/debian")
     assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
-    rows = db.conn.execute("SELECT ecosystem, name, introduced, fixed FROM osv_affected "
-                           "ORDER BY name, ecosystem").fetchall()
-    assert rows == [("Debian:12", "dropbear", "0", "2022.83-1+deb12u1"), ("Debian:12", "glibc", "0", "2.36-9+deb12u3"),
-                    ("Debian:12", "zlib", "0", ""), ("Debian:13", "zlib", "0", "1:1.3.dfsg-2")]
+    rows = db.conn.execute(
+        "SELECT ecosystem, name, introduced, fixed FROM osv_affected ORDER BY name, ecosystem"
+    ).fetchall()
+    assert rows == [
+        ("Debian:12", "dropbear", "0", "2022.83-1+deb12u1"),
+        ("Debian:12", "glibc", "0", "2.36-9+deb12u3"),
+        ("Debian:12", "zlib", "0", ""),
+        ("Debian:13", "zlib", "0", "1:1.3.dfsg-2"),
+    ]
 
 
 def test_kev_and_epss_skip_when_not_newer(db) -> None:
@@ -99,7 +106,9 @@ def test_kev_and_epss_skip_when_not_newer(db) -> None:
     epss = import_path(db, FEEDS / "epss/epss_scores-fixture.csv.gz")
     assert epss.updated == 3 and epss.feed_date.startswith("2024-12-01")
     assert import_path(db, FEEDS / "epss/epss_scores-fixture.csv.gz").updated == 0
-    assert db.conn.execute("SELECT due_date FROM kev WHERE cve_id='CVE-2024-1086'").fetchone()[0] == "2024-06-20"
+    assert (
+        db.conn.execute("SELECT due_date FROM kev WHERE cve_id='CVE-2024-1086'").fetchone()[0] == "2024-06-20"
+    )
 
 
 def test_feed_age_is_recorded(db) -> None:
@@ -128,22 +137,31 @@ def test_plain_and_gzip_give_identical_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
 def test_stream_reader_handles_any_chunk_boundary(chunk: int) -> None:
-    doc = {"format": "NVD_CVE", "n": 12345, "vulnerabilities": [{"a": i, "s": "x\"]},{" * i} for i in range(20)],
-           "after": 1.5}
+    doc = {
+        "format": "NVD_CVE",
+        "n": 12345,
+        "vulnerabilities": [{"a": i, "s": 'x"]},{' * i} for i in range(20)],
+        "after": 1.5,
+    }
     meta: dict = {}
     items = list(iter_array(io.StringIO(json.dumps(doc)), "vulnerabilities", meta, chunk=chunk))
     assert items == doc["vulnerabilities"]
     assert meta == {"format": "NVD_CVE", "n": 12345, "after": 1.5}
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("empty.json", b"", "not a recognised feed"),
-    ("garbage.bin", b"\x00\x01garbage", "not a recognised feed"),
-    ("old.json", b'{"CVE_data_type": "CVE", "CVE_Items": []}', "NVD 1.1"),
-    ("trunc.json", b'{"format": "NVD_CVE", "vulnerabilities": [{"cve": {"id": "CVE-1"', "malformed JSON"),
-    ("bad.zip", b"PK\x03\x04notreallyazip", "broken zip"),
-])
-def test_malformed_inputs_raise_feed_error(db, tmp_path: Path, name: str, content: bytes, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.json", b"", "not a recognised feed"),
+        ("garbage.bin", b"\x00\x01garbage", "not a recognised feed"),
+        ("old.json", b'{"CVE_data_type": "CVE", "CVE_Items": []}', "NVD 1.1"),
+        ("trunc.json", b'{"format": "NVD_CVE", "vulnerabilities": [{"cve": {"id": "CVE-1"', "malformed JSON"),
+        ("bad.zip", b"PK\x03\x04notreallyazip", "broken zip"),
+    ],
+)
+def test_malformed_inputs_raise_feed_error(
+    db, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(FeedError, match=message):
@@ -198,10 +216,26 @@ def test_schema_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
     old.conn.execute("CREATE TABLE schema_versions (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)")
     old.conn.execute("INSERT INTO schema_versions VALUES ('feeds', 1)")
     old["advisories"].insert({"id": "CVE-2022-0778", "source": "nvd", "modified": "2024", "aliases": "[]"})
-    old["cpe_match"].insert({"advisory_id": "CVE-2022-0778", "part": "a", "vendor": "openssl", "product": "openssl",
-                             "version": "*", "update_": "*", "edition": "*", "language": "*", "sw_edition": "*",
-                             "target_sw": "*", "target_hw": "*", "other": "*", "start_incl": "1.0.2",
-                             "start_excl": "", "end_incl": "", "end_excl": "1.0.2zd"})
+    old["cpe_match"].insert(
+        {
+            "advisory_id": "CVE-2022-0778",
+            "part": "a",
+            "vendor": "openssl",
+            "product": "openssl",
+            "version": "*",
+            "update_": "*",
+            "edition": "*",
+            "language": "*",
+            "sw_edition": "*",
+            "target_sw": "*",
+            "target_hw": "*",
+            "other": "*",
+            "start_incl": "1.0.2",
+            "start_excl": "",
+            "end_incl": "",
+            "end_excl": "1.0.2zd",
+        }
+    )
     old.conn.close()
     from cra_fw.records import Component
 
@@ -209,7 +243,9 @@ def test_schema_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
     assert db.conn.execute("SELECT version FROM schema_versions WHERE namespace='feeds'").fetchone()[0] == 3
     indexes = {r[1] for r in db.conn.execute("PRAGMA index_list(cpe_match)")}
     assert "idx_cpe_match_range" in indexes and "idx_cpe_match_vendor_product" not in indexes
-    assert [m.advisory_id for m in match_components([Component("openssl", "1.0.2k")], db)] == ["CVE-2022-0778"]
+    assert [m.advisory_id for m in match_components([Component("openssl", "1.0.2k")], db)] == [
+        "CVE-2022-0778"
+    ]
     assert match_components([Component("openssl", "1.0.2zd")], db) == []
 
 
@@ -217,7 +253,9 @@ def test_matcher_query_reads_ranges_from_the_covering_index_only(feed_db) -> Non
     """Each branch of the range test is an index-only search; the table is read for hits alone."""
     from cra_fw.vulns.match import Matcher
 
-    plan = [r[3] for r in feed_db.conn.execute("EXPLAIN QUERY PLAN " + Matcher._CPE_SQL, ("a", "b", "c", "d"))]
+    plan = [
+        r[3] for r in feed_db.conn.execute("EXPLAIN QUERY PLAN " + Matcher._CPE_SQL, ("a", "b", "c", "d"))
+    ]
     searches = [p for p in plan if "cpe_match" in p]
     assert sum("COVERING INDEX idx_cpe_match_range" in p for p in searches) == 3
     assert not any(p.startswith("SCAN") for p in searches), plan

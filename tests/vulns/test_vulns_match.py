@@ -29,13 +29,17 @@ CASES = [
     (Component("openssl", "1.0.2zg"), set()),
     (Component("openssl", "1.0.1u"), set()),
     (Component("openssl", "1.1.0l"), {"CVE-2022-0778"}),
-    (Component("libssl3", "3.0.1", cpe="cpe:2.3:a:openssl:openssl:3.0.1:*:*:*:*:*:*:*"),
-     {"CVE-2022-0778", "CVE-2023-0286"}),
+    (
+        Component("libssl3", "3.0.1", cpe="cpe:2.3:a:openssl:openssl:3.0.1:*:*:*:*:*:*:*"),
+        {"CVE-2022-0778", "CVE-2023-0286"},
+    ),
     (Component("openssl", "3.0.2"), {"CVE-2023-0286"}),
     (Component("openssl", "3.0.8"), set()),
     # dnsmasq with the wrong vendor in common use: corrected to thekelleys
-    (Component("dnsmasq", "2.89", cpe="cpe:2.3:a:dnsmasq:dnsmasq:2.89:*:*:*:*:*:*:*"),
-     {"CVE-2023-28450", "CVE-2023-50387"}),
+    (
+        Component("dnsmasq", "2.89", cpe="cpe:2.3:a:dnsmasq:dnsmasq:2.89:*:*:*:*:*:*:*"),
+        {"CVE-2023-28450", "CVE-2023-50387"},
+    ),
     (Component("dnsmasq", "2.90"), set()),
     # dropbear: year.release versions; 0.52 through 2012.54 (0920), through 2022.83 (48795)
     (Component("dropbear", "2022.83"), {"CVE-2023-48795"}),
@@ -45,10 +49,20 @@ CASES = [
     (Component("dropbear", "0.52"), {"CVE-2023-48795", "CVE-2012-0920"}),
     (Component("dropbear", "0.51"), {"CVE-2023-48795"}),
     # Debian fixed Terrapin in 2022.83-1+deb12u1 (a backport): the upstream range must not report it
-    (Component("dropbear", "2022.83-1", purl=f"pkg:deb/debian/dropbear-bin@2022.83-1?{DEB12}&upstream=dropbear"),
-     {"CVE-2023-48795"}),
-    (Component("dropbear", "2022.83-1+deb12u3",
-               purl=f"pkg:deb/debian/dropbear-bin@2022.83-1%2Bdeb12u3?{DEB12}&upstream=dropbear"), set()),
+    (
+        Component(
+            "dropbear", "2022.83-1", purl=f"pkg:deb/debian/dropbear-bin@2022.83-1?{DEB12}&upstream=dropbear"
+        ),
+        {"CVE-2023-48795"},
+    ),
+    (
+        Component(
+            "dropbear",
+            "2022.83-1+deb12u3",
+            purl=f"pkg:deb/debian/dropbear-bin@2022.83-1%2Bdeb12u3?{DEB12}&upstream=dropbear",
+        ),
+        set(),
+    ),
     # glibc: >=2.34 <2.39
     (Component("glibc", "2.36"), {"CVE-2023-4911"}),
     (Component("glibc", "2.34"), {"CVE-2023-4911"}),
@@ -56,17 +70,29 @@ CASES = [
     (Component("glibc", "2.33"), set()),
     (Component("glibc", "2.39"), set()),
     # Debian packages: the distribution's OSV record decides (backported fix in +deb12u3)
-    (Component("glibc", "2.36-9+deb12u2", purl=f"pkg:deb/debian/libc6@2.36-9%2Bdeb12u2?{DEB12}"),
-     {"CVE-2023-4911"}),
+    (
+        Component("glibc", "2.36-9+deb12u2", purl=f"pkg:deb/debian/libc6@2.36-9%2Bdeb12u2?{DEB12}"),
+        {"CVE-2023-4911"},
+    ),
     (Component("glibc", "2.36-9+deb12u3", purl=f"pkg:deb/debian/libc6@2.36-9%2Bdeb12u3?{DEB12}"), set()),
     # zlib: bookworm has no fix (every version affected); trixie is fixed in 1:1.3.dfsg-2, which the
     # NVD range (<=1.3 upstream) would still report
-    (Component("zlib", "1:1.2.13.dfsg-1", purl=f"pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?{DEB12}"),
-     {"CVE-2023-45853"}),
-    (Component("zlib", "1:1.3.dfsg-1", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-1?arch=armhf&distro=debian-13"),
-     {"CVE-2023-45853"}),
-    (Component("zlib", "1:1.3.dfsg-2", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-2?arch=armhf&distro=debian-13"),
-     set()),
+    (
+        Component("zlib", "1:1.2.13.dfsg-1", purl=f"pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?{DEB12}"),
+        {"CVE-2023-45853"},
+    ),
+    (
+        Component(
+            "zlib", "1:1.3.dfsg-1", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-1?arch=armhf&distro=debian-13"
+        ),
+        {"CVE-2023-45853"},
+    ),
+    (
+        Component(
+            "zlib", "1:1.3.dfsg-2", purl="pkg:deb/debian/zlib1g@1:1.3.dfsg-2?arch=armhf&distro=debian-13"
+        ),
+        set(),
+    ),
     # zlib upstream: <=1.2.12 (37434), <=1.3 (45853)
     (Component("zlib", "1.2.12"), {"CVE-2022-37434", "CVE-2023-45853"}),
     (Component("zlib", "1.2.13"), {"CVE-2023-45853"}),
@@ -220,7 +246,10 @@ def _images() -> list[dict]:
 @pytest.mark.skipif(not GROUND_TRUTH.exists(), reason="fixtures/images/ground-truth.json not built")
 @pytest.mark.parametrize("image", _images(), ids=lambda im: im["name"])
 def test_fixture_image_expected_matches(feed_db, image: dict) -> None:
-    comps = [Component(c["name"], c["version"], files=tuple(c.get("files", ()))) for c in image.get("components", [])]
+    comps = [
+        Component(c["name"], c["version"], files=tuple(c.get("files", ())))
+        for c in image.get("components", [])
+    ]
     got: dict[str, set[str]] = {c.key: set() for c in comps}
     for m in match_components(comps, feed_db):
         got[m.component_key].add(m.advisory_id)

@@ -15,8 +15,10 @@ from cra_fw.vulns.triage import TriageDecision, record
 from .conftest import load_all
 
 IMAGE = ImageInfo("fw.bin", 10, "0" * 64, "0" * 128, "0" * 32)
-LAYERS = [Layer("L0", None, "raw", 0, 10, "0" * 64, LayerStatus.EXTRACTED, 0),
-          Layer("L1", "L0", "squashfs", 0, 10, "0" * 64, LayerStatus.EXTRACTED, 1)]
+LAYERS = [
+    Layer("L0", None, "raw", 0, 10, "0" * 64, LayerStatus.EXTRACTED, 0),
+    Layer("L1", "L0", "squashfs", 0, 10, "0" * 64, LayerStatus.EXTRACTED, 1),
+]
 COMPONENTS = [
     Component("busybox", "1.35.0", files=("L1:/bin/busybox",)),
     Component("glibc", "2.36", files=("L1:/lib/libc.so.6",)),
@@ -33,17 +35,29 @@ def test_one_finding_per_vulnerable_component(tmp_path: Path) -> None:
     load_all(tmp_path / "f.db").conn.close()
     result = run(COMPONENTS, ctx_for(tmp_path / "f.db"))
     assert {(m.component_key, m.advisory_id) for m in result.matches} == {
-        ("busybox@1.35.0", "CVE-2022-28391"), ("busybox@1.35.0", "CVE-2022-30065"), ("busybox@1.35.0", "CVE-2022-48174"),
-        ("glibc@2.36", "CVE-2023-4911"), ("dropbear@2022.83", "CVE-2023-48795")}
-    vuln = [f for f in result.findings if f.category == "vulnerability" and f.rule_id.startswith("vuln.")
-            and f.rule_id not in ("vuln.feed-stale", "vuln.feed-missing")]
+        ("busybox@1.35.0", "CVE-2022-28391"),
+        ("busybox@1.35.0", "CVE-2022-30065"),
+        ("busybox@1.35.0", "CVE-2022-48174"),
+        ("glibc@2.36", "CVE-2023-4911"),
+        ("dropbear@2022.83", "CVE-2023-48795"),
+    }
+    vuln = [
+        f
+        for f in result.findings
+        if f.category == "vulnerability"
+        and f.rule_id.startswith("vuln.")
+        and f.rule_id not in ("vuln.feed-stale", "vuln.feed-missing")
+    ]
     by_comp = {f.extra["component"]: f for f in vuln}
     assert set(by_comp) == {"busybox@1.35.0", "glibc@2.36", "dropbear@2022.83"}  # dnsmasq 2.90: none
     busybox = by_comp["busybox@1.35.0"]
     assert busybox.rule_id == "vuln.known-vulnerability"
     assert busybox.severity is Severity.CRITICAL  # CVE-2022-48174, CVSS 9.8
     assert busybox.cra_reference == ("Annex I Part I (2)(a)", "Annex I Part II 1", "Annex I Part II 2")
-    assert busybox.location.path == "/bin/busybox" and busybox.location.layer_chain == ("L0:raw", "L1:squashfs")
+    assert busybox.location.path == "/bin/busybox" and busybox.location.layer_chain == (
+        "L0:raw",
+        "L1:squashfs",
+    )
     glibc = by_comp["glibc@2.36"]
     assert glibc.rule_id == "vuln.actively-exploited" and glibc.severity is Severity.CRITICAL
     assert "Article 14(2)" in glibc.cra_reference
@@ -60,7 +74,11 @@ def test_stale_feeds_warn(tmp_path: Path) -> None:
     # newest data: nvd 2026-06-17 (40 days); osv 2024-09-18, kev and epss 2024-12-01 (about 600 days)
     assert stale == {"nvd", "osv", "kev", "epss"}
     fresh = run(COMPONENTS[:1], ctx_for(tmp_path / "f.db", max_age=45), now=now)
-    assert {f.extra["feed"] for f in fresh.findings if f.rule_id == "vuln.feed-stale"} == {"osv", "kev", "epss"}
+    assert {f.extra["feed"] for f in fresh.findings if f.rule_id == "vuln.feed-stale"} == {
+        "osv",
+        "kev",
+        "epss",
+    }
 
 
 def test_missing_database_is_a_finding_not_a_crash(tmp_path: Path) -> None:
@@ -90,7 +108,9 @@ def test_missing_feed_is_reported(tmp_path: Path) -> None:
 
 
 def test_vuln_gate_levels(feed_db) -> None:
-    busybox = match_components([Component("busybox", "1.35.0")], feed_db)  # critical (CVE-2022-48174), not KEV
+    busybox = match_components(
+        [Component("busybox", "1.35.0")], feed_db
+    )  # critical (CVE-2022-48174), not KEV
     glibc = match_components([Component("glibc", "2.36")], feed_db)  # high, KEV
     uclibc = match_components([Component("uclibc", "0.9.33.2")], feed_db)  # critical
     dropbear = match_components([Component("dropbear", "2022.83")], feed_db)  # medium

@@ -63,14 +63,17 @@ def sniff(path: Path) -> str:
         if '"cveID"' in head or '"catalogVersion"' in head:
             return "kev"
         if '"CVE_Items"' in head:
-            raise FeedError(f"{path} is an NVD 1.1 feed, which NVD retired; download the 2.0 feeds "
-                            "(nvdcve-2.0-*.json.gz) or use `cra-fw db update`")
+            raise FeedError(
+                f"{path} is an NVD 1.1 feed, which NVD retired; download the 2.0 feeds "
+                "(nvdcve-2.0-*.json.gz) or use `cra-fw db update`"
+            )
         if '"NVD_CVE"' in head or '"cve"' in head:
             return "nvd"
         if '"affected"' in head or ('"modified"' in head and '"id"' in head):
             return "osv"
-    raise FeedError(f"{path}: not a recognised feed (NVD CVE JSON 2.0, OSV JSON/zip/folder, "
-                    "CISA KEV JSON or EPSS CSV)")
+    raise FeedError(
+        f"{path}: not a recognised feed (NVD CVE JSON 2.0, OSV JSON/zip/folder, CISA KEV JSON or EPSS CSV)"
+    )
 
 
 def _load_json(data: bytes, name: str) -> dict:
@@ -125,8 +128,10 @@ def import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") -
     try:
         return _import_path(db, path, origin)
     except sqlite3.Error as exc:
-        raise FeedError(f"database error while importing {path}: {exc}; check the --db file "
-                        "(or move it away and import again)") from exc
+        raise FeedError(
+            f"database error while importing {path}: {exc}; check the --db file "
+            "(or move it away and import again)"
+        ) from exc
 
 
 def _import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") -> ImportStats:
@@ -142,7 +147,9 @@ def _import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") 
                 for parsed in iter_nvd(fh, errors):
                     writer.add(parsed)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise FeedError(f"{path}: cannot read ({exc}); the file may be truncated, download it again") from exc
+            raise FeedError(
+                f"{path}: cannot read ({exc}); the file may be truncated, download it again"
+            ) from exc
         writer.errors.extend(errors)
         record_feed(db, "nvd", writer.newest, origin)
         return writer.stats()
@@ -159,8 +166,9 @@ def _import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") 
         released = str(doc.get("dateReleased") or doc.get("catalogVersion") or "")
         old = db.conn.execute("SELECT feed_date FROM feed_meta WHERE name='kev'").fetchone()
         if old and old[0] and released and old[0] >= released:
-            return ImportStats("kev", origin, unchanged=len(doc.get("vulnerabilities") or []),
-                               feed_date=old[0])
+            return ImportStats(
+                "kev", origin, unchanged=len(doc.get("vulnerabilities") or []), feed_date=old[0]
+            )
         rows = kev_rows(doc)
         known = {r[0] for r in db.conn.execute("SELECT cve_id FROM kev")}
         replace_rows(db, "kev", rows, "cve_id")

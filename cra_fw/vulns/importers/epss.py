@@ -26,7 +26,11 @@ def iter_epss(fh: IO[str], meta: dict[str, str]) -> Iterator[dict]:
         if not cve.startswith("CVE-"):
             continue
         try:
-            yield {"cve_id": cve, "score": float(rec.get("epss", "")),
-                   "percentile": float(rec.get("percentile", "") or 0), "date": meta.get("score_date", "")[:10]}
+            yield {
+                "cve_id": cve,
+                "score": float(rec.get("epss", "")),
+                "percentile": float(rec.get("percentile", "") or 0),
+                "date": meta.get("score_date", "")[:10],
+            }
         except ValueError:
             continue

@@ -28,14 +28,15 @@ class _Reader:
     def _fill(self) -> None:
         pending = len(self.buf) - self.pos
         if pending > MAX_ITEM_CHARS:
-            raise FeedError(f"one JSON item is larger than {MAX_ITEM_CHARS} characters; the file is not a "
-                            "usable feed")
+            raise FeedError(
+                f"one JSON item is larger than {MAX_ITEM_CHARS} characters; the file is not a usable feed"
+            )
         want = max(self.chunk, pending)  # grow for items larger than a chunk
         data = self.fh.read(want)
         if not data:
             self.eof = True
             return
-        self.buf = self.buf[self.pos:] + data
+        self.buf = self.buf[self.pos :] + data
         self.pos = 0
 
     def peek(self) -> str:
@@ -71,8 +72,9 @@ class _Reader:
             return obj
 
 
-def iter_array(fh: IO[str], key: str, meta: dict[str, Any] | None = None,
-               chunk: int = 1 << 20) -> Iterator[Any]:
+def iter_array(
+    fh: IO[str], key: str, meta: dict[str, Any] | None = None, chunk: int = 1 << 20
+) -> Iterator[Any]:
     """Yield the items of ``obj[key]`` for the top-level object in ``fh``.
 
     Scalar members seen before (and after) the array are stored in ``meta``.

@@ -66,12 +66,26 @@ def parse_cve(item: dict) -> ParsedAdvisory:
                 c = try_parse(str(m.get("criteria", "")))
                 if c is None:
                     continue
-                ranges.append(CpeMatchRow(
-                    cve_id, c.part, c.vendor, c.product, c.version, c.update, c.edition, c.language,
-                    c.sw_edition, c.target_sw, c.target_hw, c.other,
-                    str(m.get("versionStartIncluding", "")), str(m.get("versionStartExcluding", "")),
-                    str(m.get("versionEndIncluding", "")), str(m.get("versionEndExcluding", "")),
-                ))
+                ranges.append(
+                    CpeMatchRow(
+                        cve_id,
+                        c.part,
+                        c.vendor,
+                        c.product,
+                        c.version,
+                        c.update,
+                        c.edition,
+                        c.language,
+                        c.sw_edition,
+                        c.target_sw,
+                        c.target_hw,
+                        c.other,
+                        str(m.get("versionStartIncluding", "")),
+                        str(m.get("versionStartExcluding", "")),
+                        str(m.get("versionEndIncluding", "")),
+                        str(m.get("versionEndExcluding", "")),
+                    )
+                )
     # the same criterion often appears in several configurations
     return ParsedAdvisory(advisory, tuple(dict.fromkeys(ranges)))
 

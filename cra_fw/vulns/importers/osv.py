@@ -27,14 +27,26 @@ def _ranges(advisory_id: str, affected: dict) -> list[OsvRangeRow]:
             if "introduced" in event:
                 introduced, open_range = str(event["introduced"]), True
             elif "fixed" in event and open_range:
-                rows.append(OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced, fixed=str(event["fixed"])))
+                rows.append(
+                    OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced, fixed=str(event["fixed"]))
+                )
                 open_range = False
             elif "last_affected" in event and open_range:
-                rows.append(OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced,
-                                        last_affected=str(event["last_affected"])))
+                rows.append(
+                    OsvRangeRow(
+                        advisory_id,
+                        ecosystem,
+                        name,
+                        rtype,
+                        introduced,
+                        last_affected=str(event["last_affected"]),
+                    )
+                )
                 open_range = False
             elif "limit" in event and open_range:
-                rows.append(OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced, limit=str(event["limit"])))
+                rows.append(
+                    OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced, limit=str(event["limit"]))
+                )
                 open_range = False
         if open_range:
             rows.append(OsvRangeRow(advisory_id, ecosystem, name, rtype, introduced))
