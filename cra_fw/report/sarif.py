@@ -9,11 +9,11 @@ filesystem is still unambiguous.  Suppressed findings stay, with a
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from cra_fw.paths import schema_path
 from cra_fw.records import Finding, ScanReport, Severity
 
 SARIF_VERSION = "2.1.0"
@@ -42,7 +42,7 @@ _SECURITY_SEVERITY = {
 
 def schema() -> dict[str, Any]:
     """The official OASIS SARIF 2.1.0 JSON schema (errata01) shipped with cra-fw."""
-    text = resources.files("cra_fw").joinpath("schemas/sarif-schema-2.1.0.json").read_text(encoding="utf-8")
+    text = schema_path("sarif-schema-2.1.0.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -15,11 +15,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from cra_fw.paths import package_file
 from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
 
 SYSTEM_PYTHON = os.environ.get("CRA_FW_BINWALK_PYTHON", "/usr/bin/python3")
-DRIVER = Path(__file__).with_name("binwalk_driver.py")
 _SIZE = re.compile(r"(?:image |)size:\s*(\d+)\s*bytes", re.IGNORECASE)
 _FOOTER = re.compile(r"^End of Zip archive, footer length:\s*(\d+)")
 # binwalk 2.3 lists these formats but has no working extractor for them here
@@ -43,10 +43,15 @@ class BinwalkBackend(Backend):
     def carve(self, path: Path, outdir: Path) -> BackendResult:
         work = outdir / ".binwalk"
         work.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+        # binwalk reads and creates ~/.config/binwalk (magic, plugins, extract.conf): give it a
+        # fresh one inside the sandbox's own folder, so it runs where HOME is empty or read-only
+        # and a user's binwalk plugins never run on hostile input.
+        home = work / ".home"
+        (home / ".config").mkdir(parents=True, exist_ok=True)
         # binwalk calls jefferson / ubireader from PATH; keep the caller's PATH first
+        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
         proc = subprocess.run(
-            [SYSTEM_PYTHON, str(DRIVER), str(path), str(work)],
+            [SYSTEM_PYTHON, str(package_file("unpack/binwalk_driver.py")), str(path), str(work)],
             capture_output=True,
             check=False,
             env=env,
