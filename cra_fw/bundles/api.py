@@ -12,6 +12,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import InvalidVersion
 
+from cra_fw.bundles import knownkeys
 from cra_fw.bundles.cms import utcnow
 from cra_fw.bundles.detect import detect_format
 from cra_fw.bundles.interface import BundleError, BundleVerdict, Evidence, UnknownFormat, Verdict
@@ -45,11 +46,14 @@ def verify_bundle(
     signature: Path | None = None,
     fmt: str | None = None,
     now: dt.datetime | None = None,
+    known_keys: bool = True,
 ) -> BundleVerdict:
     """Verify ``path`` against ``trust``; never raises for bad bundle content.
 
     Raises :class:`InputError` when ``path`` (or ``signature``) cannot be read
-    and :class:`UnknownFormat` for an unknown ``fmt``.
+    and :class:`UnknownFormat` for an unknown ``fmt``.  With ``known_keys`` a bundle
+    signed with a publicly known key (``signatures/keys``) says so in ``known_key``,
+    whatever the trust anchors.
     """
     path = Path(path)
     if not path.is_file():
@@ -63,21 +67,8 @@ def verify_bundle(
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if name not in VERIFIERS:
         raise UnknownFormat(f"unknown format {name!r}; choose one of {', '.join(sorted(VERIFIERS))}")
-    ev = Evidence()
-    verdict = Verdict.VALID
-    reason = "every installable byte is covered by a signature chaining to a trust anchor"
-    try:
-        VERIFIERS[name]().verify(path, trust, ev, signature=signature, now=now)
-        if trust.empty:  # belt and braces: nothing is valid without an anchor
-            verdict, reason = Verdict.UNTRUSTED_SIGNER, "no trust anchor given"
-    except BundleError as exc:
-        verdict, reason = exc.verdict, str(exc)
-    except _PARSE_ERRORS as exc:
-        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be parsed: {type(exc).__name__}: {exc}"
-    except PermissionError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    except OSError as exc:
-        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be read: {exc.strerror or exc}"
+    ev, verdict, reason = _run(name, path, trust, signature, now)
+    known = _known_signer(name, path, signature, now, ev, verdict) if known_keys else None
     return BundleVerdict(
         path=str(path),
         format=name,
@@ -94,4 +85,57 @@ def verify_bundle(
         verified_at=now.isoformat(timespec="seconds"),
         trusted=not trust.empty,
         notes=tuple(ev.notes),
+        known_key=known.id if known is not None else "",
+        known_key_text=known.summary if known is not None else "",
     )
+
+
+def _run(
+    name: str, path: Path, trust: TrustStore, signature: Path | None, now: dt.datetime
+) -> tuple[Evidence, Verdict, str]:
+    ev = Evidence()
+    verdict = Verdict.VALID
+    reason = "every installable byte is covered by a signature chaining to a trust anchor"
+    try:
+        VERIFIERS[name]().verify(path, trust, ev, signature=signature, now=now)
+        if trust.empty:  # belt and braces: nothing is valid without an anchor
+            verdict, reason = Verdict.UNTRUSTED_SIGNER, "no trust anchor given"
+    except BundleError as exc:
+        verdict, reason = exc.verdict, str(exc)
+    except _PARSE_ERRORS as exc:
+        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be parsed: {type(exc).__name__}: {exc}"
+    except PermissionError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except OSError as exc:
+        verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be read: {exc.strerror or exc}"
+    return ev, verdict, reason
+
+
+# a signature that verifies under a known key, even if its certificate is out of date or
+# its algorithm weak, was made with that key
+_SIGNED_BY_ANCHOR = frozenset(
+    {Verdict.VALID, Verdict.CERTIFICATE_EXPIRED, Verdict.CERTIFICATE_NOT_YET_VALID, Verdict.WEAK_ALGORITHM}
+)
+
+
+def _known_signer(
+    name: str, path: Path, signature: Path | None, now: dt.datetime, ev: Evidence, verdict: Verdict
+) -> knownkeys.KnownKey | None:
+    """The publicly known key the bundle is signed with, proven by a verifying signature, or None."""
+    if verdict in _SIGNED_BY_ANCHOR:
+        hit = _first_known(ev)
+        if hit is not None:
+            return hit
+    if verdict not in (Verdict.UNTRUSTED_SIGNER, Verdict.INVALID_SIGNATURE):
+        return None  # tampered or unparsable: no signature to attribute
+    # the signer is not among the given anchors: does it verify under a published key?
+    ev2, verdict2, _ = _run(name, path, knownkeys.trust_store(), signature, now)
+    return _first_known(ev2) if verdict2 in _SIGNED_BY_ANCHOR else None
+
+
+def _first_known(ev: Evidence) -> knownkeys.KnownKey | None:
+    for fp in (ev.key_fingerprint, *ev.chain_fingerprints):
+        hit = knownkeys.find(fp)
+        if hit is not None:
+            return hit
+    return None

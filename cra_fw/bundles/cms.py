@@ -288,6 +288,7 @@ def _verify_signer(
     chain = build_chain(cert, certs, trust)
     if chain is None:
         raise UntrustedSigner(f"signer {ev.signer} does not chain to any trust anchor")
+    ev.chain_fingerprints = [key_fingerprint(c.public_key()) for c in chain[1:]]
     for c in chain:
         check_validity(c, now, "now")
     if signing_time is not None:

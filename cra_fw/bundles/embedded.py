@@ -135,11 +135,18 @@ def scan_embedded(ctx: ScanContext) -> EmbeddedBundles:
         verdict = _verify_target(target, trust)
         candidates = shipped.get(target.fmt, [])
         if candidates and verdict.verdict is Verdict.UNTRUSTED_SIGNER:
+            first = verdict
             verdict = _verify_shipped(target, candidates)
+            if not verdict.known_key:
+                verdict = dataclasses.replace(
+                    verdict, known_key=first.known_key, known_key_text=first.known_key_text
+                )
         verdicts.append(verdict)
         finding = _bundle_finding(ctx, target, verdict, trusted=not trust.empty or bool(verdict.anchor))
         if finding is not None:
             findings.append(finding)
+        if verdict.known_key:
+            findings.append(_known_key_finding(ctx, target, verdict))
     for key in keys:
         findings.append(_key_finding(ctx, key))
     return EmbeddedBundles(verdicts=tuple(verdicts), findings=tuple(findings), keys=tuple(keys))
@@ -247,10 +254,10 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _verify_target(target: _Target, trust: TrustStore) -> BundleVerdict:
+def _verify_target(target: _Target, trust: TrustStore, known_keys: bool = True) -> BundleVerdict:
     try:
         if target.offset == 0 and target.size == target.file.stat().st_size:
-            verdict = verify_bundle(target.file, trust, fmt=target.fmt)
+            verdict = verify_bundle(target.file, trust, fmt=target.fmt, known_keys=known_keys)
         elif target.size > MAX_REGION:
             return BundleVerdict(
                 path=target.label,
@@ -264,7 +271,7 @@ def _verify_target(target: _Target, trust: TrustStore) -> BundleVerdict:
             with tempfile.TemporaryDirectory(prefix="cra-fw-region-") as tmp:
                 region = Path(tmp) / "region.bin"
                 copy_region(target.file, target.offset, target.offset + target.size, region)
-                verdict = verify_bundle(region, trust, fmt=target.fmt)
+                verdict = verify_bundle(region, trust, fmt=target.fmt, known_keys=known_keys)
     except (CraFwError, OSError) as exc:
         return BundleVerdict(
             path=target.label,
@@ -309,7 +316,7 @@ def _verify_shipped(target: _Target, candidates: list[tuple[UpdateKey, TrustStor
     """Verify against each key the image ships for this format; the first that accepts it wins."""
     verdict: BundleVerdict | None = None
     for key, store in candidates:
-        verdict = _verify_target(target, store)
+        verdict = _verify_target(target, store, known_keys=False)
         anchor = f"{key.kind}:{key.layer_id}:{key.path}"
         if verdict.verdict is Verdict.VALID:
             return dataclasses.replace(
@@ -373,6 +380,24 @@ def _bundle_finding(ctx: ScanContext, target: _Target, v: BundleVerdict, trusted
         remediation=remediation,
         fingerprint=v.key_fingerprint,
         extra={"format": v.format, "verdict": v.verdict.value, "signer": v.signer},
+    )
+
+
+def _known_key_finding(ctx: ScanContext, target: _Target, v: BundleVerdict) -> Finding:
+    return Finding(
+        rule_id="update.publicly-known-key",
+        category=CATEGORY,
+        severity=Severity.HIGH,
+        title=f"Update signed with a publicly known key ({v.format}): as good as unsigned",
+        cra_reference=CRA_UPDATE,
+        location=Location(
+            layer_chain=ctx.layer_chain(target.layer_id), path=target.path, offset=target.report_offset
+        ),
+        evidence=f"{v.format}: signature verifies under {v.known_key_text}"[:1000],
+        remediation="Generate a private release signing key, keep it out of public repositories, "
+        "provision its public half in the bootloader or update client, and re-sign.",
+        fingerprint=v.key_fingerprint,
+        extra={"format": v.format, "verdict": v.verdict.value, "known_key": v.known_key},
     )
 
 

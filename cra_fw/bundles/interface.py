@@ -41,7 +41,9 @@ class BundleVerdict:
     all (without them nothing can be ``valid``).  ``anchor`` is set only by
     ``cra-fw scan`` without ``--trust``: the key shipped in the image that the
     bundle verified against (``kind:layer:path``), or ``shipped`` when none of
-    them accepts it.
+    them accepts it.  ``known_key`` is set when the signature verifies under a key
+    whose private half is public: then the bundle is as good as unsigned and
+    ``ok`` is False even for a ``valid`` verdict.
     """
 
     path: str
@@ -60,10 +62,13 @@ class BundleVerdict:
     trusted: bool = True
     notes: tuple[str, ...] = ()
     anchor: str = ""  # set by the scan stage without --trust: the shipped key (kind:layer:path) used
+    known_key: str = ""  # id of the publicly known key (signatures/keys) the signature verifies under
+    known_key_text: str = ""  # that key's name and where its private half was published
 
     @property
     def ok(self) -> bool:
-        return self.verdict is Verdict.VALID
+        """Valid, and not signed with a key anyone can sign with."""
+        return self.verdict is Verdict.VALID and not self.known_key
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class Evidence:
         self.cert_not_before = ""
         self.cert_not_after = ""
         self.notes: list[str] = []
+        self.chain_fingerprints: list[str] = []  # keys of the certificates the signer chains through
 
     def algorithm(self, name: str) -> None:
         if name and name not in self.algorithms:

@@ -35,17 +35,20 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
     "--format",
     "fmt",
     default=None,
-    type=click.Choice(["fit", "rauc", "swupdate", "mender", "detached"]),
+    type=click.Choice(
+        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "detached"]
+    ),
     help="Skip content detection and verify as this format.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(
     bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None, as_json: bool
 ) -> None:
-    """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, or any file with a detached signature).
+    """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, MCUboot, ESP secure boot, Nordic DFU,
+    or any file with a detached signature).
 
-    Exit status 0 only when the verdict is `valid`; 1 for any other verdict;
-    2 for unusable options or unreadable files.
+    Exit status 0 only when the verdict is `valid` and the signing key is not a
+    publicly known one; 1 otherwise; 2 for unusable options or unreadable files.
     """
     from cra_fw.bundles import TrustStore, verify_bundle
 
@@ -66,6 +69,8 @@ def verify(
 def _print_text(result) -> None:
     click.echo(f"{result.path}: {result.verdict.value} ({result.format})")
     click.echo(f"  reason:      {result.reason}")
+    if result.known_key:
+        click.echo(f"  KNOWN KEY:   signed with a publicly known key, as good as unsigned: {result.known_key_text}")
     if not result.trusted:
         click.echo("  note:        no --trust given: nothing can be valid")
     for label, value in (
