@@ -1,11 +1,13 @@
 """The scan stage: update bundles and update verification keys inside a firmware image.
 
-Finds FIT images, RAUC bundles, SWUpdate and Mender artifacts among the
-unpacked files, in the image file itself and in carved ``fit`` layers, verifies them
+Finds FIT images, RAUC bundles, SWUpdate and Mender artifacts, MCUboot and signed ESP
+images among the unpacked files, in the image file itself and in carved ``fit``,
+``mcuboot`` and ``esp-app``/``esp-bootloader`` layers, verifies them
 (against ``--trust`` when given, else against the update keys the image ships), and lists the keys the
 device uses to verify what it installs: RAUC keyring (``/etc/rauc/system.conf``),
 SWUpdate public key, Mender ``ArtifactVerifyKey``, and U-Boot control DTBs
-with a ``/signature`` node.
+with a ``/signature`` node.  Whatever verifies under a publicly known key
+(``signatures/keys``) is a high finding, ``update.publicly-known-key``.
 """
 
 from __future__ import annotations
@@ -204,8 +206,17 @@ class _Target:
     report_offset: int | None = None
 
 
+# layers the unpacker carves whose region is a signed image: layer format -> verifier
+_LAYER_VERIFIER = {
+    "fit": "fit",
+    "mcuboot": "mcuboot",
+    "esp-app": "esp-secure-boot",
+    "esp-bootloader": "esp-secure-boot",
+}
+
+
 def _region_targets(ctx: ScanContext) -> list[_Target]:
-    """The image file itself when it is a bundle, and every carved ``fit`` layer."""
+    """The image file itself when it is a bundle, and every carved layer that is a signed image."""
     out: list[_Target] = []
     image_path = Path(ctx.image.path) if ctx.image.path else None
     if image_path is not None and _is_regular(image_path):
@@ -218,7 +229,8 @@ def _region_targets(ctx: ScanContext) -> list[_Target]:
             root = ctx.layers[0].id if ctx.layers else "L0"
             out.append(_Target(root, ctx.image.name, image_path, 0, size, fmt, f"{root}:{ctx.image.name}"))
     for layer in ctx.layers:
-        if layer.format != "fit" or layer.size <= 0:
+        fmt = _LAYER_VERIFIER.get(layer.format)
+        if fmt is None or layer.size <= 0:
             continue
         # a child layer is the region [offset, offset+size) of its parent's file: the
         # image when parent_path is empty, else that file inside the parent layer
@@ -239,7 +251,7 @@ def _region_targets(ctx: ScanContext) -> list[_Target]:
                 parent,
                 layer.offset,
                 layer.size,
-                "fit",
+                fmt,
                 f"{layer.id}:{where}@{layer.offset:#x}",
                 report_offset=layer.offset,
             )
