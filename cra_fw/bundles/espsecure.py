@@ -108,7 +108,9 @@ class _Block:
 @register
 class EspSecureBootVerifier(Verifier):
     name = "esp-secure-boot"
-    description = "ESP32-family image with Secure Boot v2 signature blocks or an ESP32 Secure Boot v1 signature"
+    description = (
+        "ESP32-family image with Secure Boot v2 signature blocks or an ESP32 Secure Boot v1 signature"
+    )
     priority = 40
 
     @classmethod
@@ -198,7 +200,9 @@ def _check_v2(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence
         )
         ev.algorithm(b.label)
         if b.digest != digests[b.hash_name]:
-            raise DigestMismatch(f"signature block {b.index}: image digest does not match the image (altered image)")
+            raise DigestMismatch(
+                f"signature block {b.index}: image digest does not match the image (altered image)"
+            )
     trusted = {tk.fingerprint: tk for tk in trust.all_keys()}
     weak = ""
     for b in blocks:
@@ -217,7 +221,9 @@ def _check_v2(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence
         raise WeakAlgorithm(weak)
     # no trusted key: still tell an intact signature from a broken one
     intact = [
-        b for b in blocks if verify_prehashed(b.key, b.signature, digests[b.hash_name], b.hash_name, b.scheme, 32)
+        b
+        for b in blocks
+        if verify_prehashed(b.key, b.signature, digests[b.hash_name], b.hash_name, b.scheme, 32)
     ]
     if not intact:
         raise InvalidSignature("no signature block verifies under the key it carries")

@@ -72,9 +72,7 @@ def _load_tlv_key(raw: bytes) -> PublicKeyTypes | None:
         pass
     try:
         return serialization.load_pem_public_key(
-            b"-----BEGIN RSA PUBLIC KEY-----\n"
-            + base64.encodebytes(raw)
-            + b"-----END RSA PUBLIC KEY-----\n"
+            b"-----BEGIN RSA PUBLIC KEY-----\n" + base64.encodebytes(raw) + b"-----END RSA PUBLIC KEY-----\n"
         )
     except (ValueError, TypeError):
         return None
@@ -149,7 +147,9 @@ def check_image(data: bytes, img: reader.McubootImage, trust: TrustStore, ev: Ev
     ev.cover(f"MCUboot header, payload and protected TLVs (bytes 0..{img.hashed_end - img.offset})")
     tail = len(data) - img.end
     if tail > 0:
-        ev.notes.append(f"{tail} bytes after the TLV area (slot padding or swap trailer) are not part of the image")
+        ev.notes.append(
+            f"{tail} bytes after the TLV area (slot padding or swap trailer) are not part of the image"
+        )
     sigs = img.signature_tlvs
     if not sigs:
         raise Unsigned(
@@ -190,7 +190,9 @@ def check_image(data: bytes, img: reader.McubootImage, trust: TrustStore, ev: Ev
                 if tlv.type == ECDSA224:
                     raise WeakAlgorithm("ECDSA P-224 signature (112-bit security; MCUboot deprecated it)")
                 return
-    raise InvalidSignature(f"signature TLV ({names}) does not verify under the trusted key(s) named by the image")
+    raise InvalidSignature(
+        f"signature TLV ({names}) does not verify under the trusted key(s) named by the image"
+    )
 
 
 def _keyhash(key: PublicKeyTypes, hash_name: str) -> bytes:
