@@ -1,10 +1,11 @@
-"""Hashing in chunks and signature primitives shared by the verifiers."""
+"""Hashing in chunks, signature primitives and bounded image reading shared by the verifiers."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalid
 from cryptography.hazmat.primitives import hashes
@@ -12,8 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from cra_fw.bundles.interface import Evidence, MalformedBundle, WeakAlgorithm
+from cra_fw.parsers import ParseError
 
 CHUNK = 1024 * 1024
+MAX_MCU_IMAGE = 64 * 1024 * 1024  # far above any microcontroller flash slot
+_T = TypeVar("_T")
 WEAK_HASHES = frozenset({"md5", "sha1"})
 MIN_RSA_BITS = 2048
 
@@ -124,3 +128,14 @@ def raw_to_der_ecdsa(signature: bytes, key: ec.EllipticCurvePublicKey) -> bytes:
     return utils.encode_dss_signature(
         int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
     )
+
+
+def read_image(path: Path, parse: Callable[[bytes, int], _T], what: str) -> tuple[bytes, _T]:
+    """Read a (small) microcontroller image whole and parse it; too big or unreadable is malformed."""
+    if path.stat().st_size > MAX_MCU_IMAGE:
+        raise MalformedBundle(f"file is larger than {MAX_MCU_IMAGE} bytes; no {what} is")
+    data = path.read_bytes()
+    try:
+        return data, parse(data, 0)
+    except ParseError as exc:
+        raise MalformedBundle(f"not a readable {what}: {exc}") from exc

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from cra_fw.bundles.crypto import verify_prehashed
+from cra_fw.bundles.crypto import read_image, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
     Evidence,
@@ -37,10 +37,8 @@ from cra_fw.bundles.interface import (
 )
 from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore, key_fingerprint
-from cra_fw.parsers import ParseError
 from cra_fw.parsers import esp_image as reader
 
-MAX_IMAGE = 64 * 1024 * 1024
 SECTOR = reader.SECTOR
 BLOCK = reader.SIG_BLOCK_SIZE
 _CURVES: dict[int, tuple[ec.EllipticCurve, int, str]] = {
@@ -115,25 +113,19 @@ class EspSecureBootVerifier(Verifier):
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
-        if len(head) < 24 or head[0] != reader.MAGIC:
+        """An ESP32-family image header: only those chips have secure boot."""
+        if len(head) < 32 or head[0] != reader.MAGIC or not 0 < head[1] <= reader.MAX_SEGMENTS:
             return False
-        try:
-            reader.parse(head, 0)
-        except ParseError as exc:
-            # a real image is longer than the head: only "runs past the data" is expected
-            return "past" in str(exc) or "missing" in str(exc) or "truncated" in str(exc)
-        return True
+        chip_id, reserved, hash_appended = struct.unpack_from("<H4xI", head, 12)[0], head[19:23], head[23]
+        if chip_id not in reader.CHIPS or reserved != b"\0\0\0\0" or hash_appended not in (0, 1):
+            return False
+        _addr, seg_size = struct.unpack_from("<II", head, 24)
+        return 0 < seg_size <= min(reader.MAX_SEGMENT_SIZE, size)
 
     def verify(
         self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
     ) -> None:
-        if path.stat().st_size > MAX_IMAGE:
-            raise MalformedBundle(f"file is larger than {MAX_IMAGE} bytes")
-        data = path.read_bytes()
-        try:
-            img = reader.parse(data, 0)
-        except ParseError as exc:
-            raise MalformedBundle(f"not a readable ESP image: {exc}") from exc
+        data, img = read_image(path, reader.parse, "ESP image")
         check_image(data, img, trust, ev)
 
 

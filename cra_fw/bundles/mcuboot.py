@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from cra_fw.bundles import knownkeys
-from cra_fw.bundles.crypto import verify_ed25519, verify_prehashed
+from cra_fw.bundles.crypto import read_image, verify_ed25519, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
     Evidence,
@@ -37,7 +37,6 @@ from cra_fw.bundles.trust import TrustedKey, TrustStore, key_description, key_fi
 from cra_fw.parsers import ParseError
 from cra_fw.parsers import mcuboot as reader
 
-MAX_IMAGE = 64 * 1024 * 1024  # the largest MCU flash slot is far below this
 _HASHES = {0x10: "sha256", 0x11: "sha384", 0x12: "sha512"}
 KEYHASH, PUBKEY, SIG_PURE = 0x01, 0x02, 0x25
 RSA2048_PSS, ECDSA224, ECDSA_SIG, RSA3072_PSS, ED25519 = 0x20, 0x21, 0x22, 0x23, 0x24
@@ -97,13 +96,7 @@ class McubootVerifier(Verifier):
     def verify(
         self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
     ) -> None:
-        if path.stat().st_size > MAX_IMAGE:
-            raise MalformedBundle(f"file is larger than {MAX_IMAGE} bytes; no MCUboot slot is")
-        data = path.read_bytes()
-        try:
-            img = reader.parse(data, 0)
-        except ParseError as exc:
-            raise MalformedBundle(f"not a readable MCUboot image: {exc}") from exc
+        data, img = read_image(path, reader.parse, "MCUboot image")
         check_image(data, img, trust, ev)
 
 
