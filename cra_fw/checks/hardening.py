@@ -9,8 +9,11 @@ Verdict rules (and where they differ from other tools, why):
   (AArch64, RISC-V, IA-64, 64-bit PowerPC).  An explicit executable
   ``PT_GNU_STACK`` counts as NX off (newer x86/ARM kernels would still map data
   non-executable, but the stack itself stays executable).
-- PIE: ``EXEC`` = no; ``DYN`` with an interpreter or ``DF_1_PIE`` = yes (also
-  static-pie); other ``DYN`` = "dso" (a shared library, PIC by nature).
+- PIE: ``EXEC`` = no; ``DYN`` with ``DF_1_PIE`` (also static-pie), or with an
+  interpreter and no ``DT_SONAME`` (a PIE linked before ``DF_1_PIE`` existed) = yes;
+  other ``DYN`` = "dso": a shared library, PIC by nature, even when it carries
+  ``PT_INTERP`` (glibc's ``libc.so.6``, uClibc's ``libuClibc-0.9.33.2.so`` can be run,
+  but are libraries).
 - RELRO: ``PT_GNU_RELRO`` and BIND_NOW = full; ``PT_GNU_RELRO`` alone = partial.
 - Canary: ``__stack_chk_fail``/``__stack_chk_guard`` referenced or defined; a
   static stripped binary has no symbols left to tell, so "unknown".
@@ -65,7 +68,7 @@ def is_executable(info: ElfInfo) -> bool:
     """A program (not a shared library or object)."""
     if info.elf_type == "EXEC":
         return True
-    return info.elf_type == "DYN" and (bool(info.interpreter) or info.pie_flag)
+    return info.elf_type == "DYN" and (info.pie_flag or (bool(info.interpreter) and not info.soname))
 
 
 def is_static(info: ElfInfo) -> bool:
@@ -85,7 +88,7 @@ def verdicts(path: str, layer_chain: tuple[str, ...], info: ElfInfo) -> ElfHarde
         exec_stack = not _nx_default(info)
     if info.elf_type == "EXEC":
         pie = "no"
-    elif info.interpreter or info.pie_flag:
+    elif is_executable(info):
         pie = "yes"
     else:
         pie = "dso"

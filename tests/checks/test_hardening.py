@@ -72,6 +72,10 @@ def test_pie_relro_variants():
     assert verdicts("/x", (), info(elf_type="EXEC", pie_flag=False)).pie == "no"
     assert verdicts("/x", (), info(pie_flag=False)).pie == "yes"  # DYN with an interpreter: old-style PIE
     assert verdicts("/lib/a.so", (), info(interpreter="", pie_flag=False)).pie == "dso"
+    # a library that can also be run (uClibc's libuClibc-0.9.33.2.so, glibc's libc.so.6) is a library
+    lib = info(pie_flag=False, soname="libc.so.6")
+    assert lib.interpreter and verdicts("/lib/libc.so.6", (), lib).pie == "dso"
+    assert verdicts("/bin/x", (), info(pie_flag=True, soname="x.so")).pie == "yes"  # DF_1_PIE decides
     assert verdicts("/x", (), info(gnu_relro=False)).relro == "none"
     assert verdicts("/x", (), info(bind_now=False)).relro == "partial"
     assert verdicts("/x", (), info()).relro == "full"
