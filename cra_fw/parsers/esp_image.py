@@ -134,6 +134,7 @@ class EspImage:
     signature_sector: int | None = None  # Secure Boot v2 sector offset, when one is present
     signature_blocks: tuple[SignatureBlock, ...] = ()
     sbv1_signature: int | None = None  # offset of a plausible Secure Boot v1 signature
+    esp8266_boot: bool = False  # an ESP8266 v1 image that prints a 2nd-stage boot banner
 
     @property
     def checksum_ok(self) -> bool:
@@ -148,8 +149,10 @@ class EspImage:
         """A 2nd-stage bootloader: every segment loads into RAM, none is flash-mapped."""
         if self.bootloader is not None:
             return True
-        if self.app is not None or self.format != "esp32":
+        if self.app is not None or self.format == "esp8266-v2":
             return False
+        if self.format == "esp8266-v1":
+            return self.esp8266_boot
         return not any(_flash_mapped(self.chip, s.load_addr) for s in self.segments)
 
     @property
@@ -300,9 +303,16 @@ def _parse_esp8266_v1(data: bytes, offset: int) -> EspImage:
     cpos = _checksum_pos(offset, pos)
     if cpos >= len(data):
         raise ParseError("checksum byte missing")
+    # Espressif's boot_v1.x prints "2nd boot version", rBoot "rBoot v": a bootloader, not an app
+    banner = any(
+        data.find(marker, s.offset, s.offset + s.size) != -1
+        for s in segs
+        for marker in (b"2nd boot version", b"rBoot v")
+    )
     return EspImage(
         offset=offset,
         format="esp8266-v1",
+        esp8266_boot=banner,
         chip="esp8266",
         chip_id=None,
         flash_mode=FLASH_MODES.get(mode, str(mode)),

@@ -70,6 +70,10 @@ class Partition:
     def encrypted(self) -> bool:
         return bool(self.flags & FLAG_ENCRYPTED)
 
+    def describe(self) -> str:
+        text = f"{self.label} {self.type_name}/{self.subtype_name} {self.offset:#x}+{self.size:#x}"
+        return text + (" encrypted" if self.encrypted else "")
+
 
 @dataclass(frozen=True)
 class PartitionTable:

@@ -30,6 +30,7 @@ class Region:
     unsupported: bool = False
     details: dict[str, str] = field(default_factory=dict)
     members: tuple[tuple[str, int, int], ...] = ()  # (name, start, size) found while recognising it
+    format: str = ""  # layer format when one handler recognises several (esp-app / esp-bootloader)
 
 
 class NativeHandler:
@@ -399,7 +400,26 @@ def register_path(data: mmap.mmap, path: str) -> None:
     _PATHS[id(data)] = path
 
 
+# microcontroller formats (one module each under cra_fw/unpack/handlers/)
+from cra_fw.unpack.handlers.esp_flash import EspFlashHandler  # noqa: E402
+from cra_fw.unpack.handlers.esp_image import EspImageHandler  # noqa: E402
+from cra_fw.unpack.handlers.esp_partition_table import EspPartitionTableHandler  # noqa: E402
+from cra_fw.unpack.handlers.intel_hex import IntelHexHandler  # noqa: E402
+from cra_fw.unpack.handlers.mcuboot import McubootHandler  # noqa: E402
+from cra_fw.unpack.handlers.nordic_dfu import NordicDfuHandler  # noqa: E402
+from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
+from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
+from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
+
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
+    EspFlashHandler(),
+    EspImageHandler(),
+    EspPartitionTableHandler(),
+    IntelHexHandler(),
+    Uf2Handler(),
+    NordicDfuHandler(),
+    McubootHandler(),
+    QuantennaUbootHandler(),
     UImageHandler(),
     FitHandler(),
     UbiHandler(),
@@ -407,4 +427,5 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     ExtHandler(),
     Yaffs2Handler(),
     LegacySquashfsProbe(),
+    VxWorksHandler(),
 )

@@ -75,7 +75,7 @@ def worth_unpacking(path: Path, size: int) -> bool:
         for offset, magic in HEAD_MAGICS:
             if head[offset : offset + len(magic)] == magic:
                 return True
-        if looks_like_lzma(head):
+        if looks_like_lzma(head) or looks_like_mcu_image(head):
             return True
         if size < EMBEDDED_MIN_SIZE or _looks_textual(head):
             return False
@@ -95,6 +95,23 @@ def _looks_textual(head: bytes) -> bool:
         return False
     printable = sum(1 for b in sample if 32 <= b < 127 or b in (9, 10, 13))
     return printable / len(sample) > 0.95
+
+
+MCU_HEADS = (
+    b"\x3d\xb8\xf3\x96",  # MCUboot (little-endian)
+    b"\x96\xf3\xb8\x3d",  # MCUboot (big-endian)
+    b"UF2\nWQ]\x9e",  # UF2 block
+    b"\xaa\x50",  # ESP-IDF partition table entry
+)
+_INTEL_HEX = re.compile(rb":[0-9A-Fa-f]{10}")
+
+
+def looks_like_mcu_image(head: bytes) -> bool:
+    """Microcontroller images: an ESP image header (magic, 1-16 segments, flash mode),
+    MCUboot, UF2, an ESP partition table or an Intel HEX record."""
+    if len(head) >= 24 and head[0] in (0xE9, 0xEA) and 1 <= head[1] <= 16 and head[2] <= 5:
+        return True
+    return head.startswith(MCU_HEADS) or _INTEL_HEX.match(head) is not None
 
 
 def looks_like_lzma(head: bytes) -> bool:

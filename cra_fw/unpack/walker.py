@@ -86,7 +86,8 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                 for region in handler.find(data):
                     if any(c.start <= region.start < c.end for c in native):
                         continue
-                    target = outdir / f"{region.start:08x}.{handler.name}"
+                    fmt = region.format or handler.name
+                    target = outdir / f"{region.start:08x}.{fmt}"
                     error = region.error
                     try:
                         handler.extract(data, region, target)
@@ -95,10 +96,10 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                     extracted = str(target) if target.exists() and any(target.iterdir()) else ""
                     native.append(
                         Carve(
-                            handler.name,
+                            fmt,
                             region.start,
                             region.end,
-                            f"cra-fw:{handler.name}",
+                            f"cra-fw:{fmt}",
                             extracted=extracted,
                             error=error,
                             container=region.container,
