@@ -15,6 +15,7 @@ from pathlib import Path
 from cra_fw.context import ScanContext
 from cra_fw.errors import SignatureDataError
 from cra_fw.identify import kernel
+from cra_fw.identify.application import identify_application
 from cra_fw.identify.cache import HitCache
 from cra_fw.identify.matcher import Matcher
 from cra_fw.identify.merge import build_components, build_dependencies, soname_matches
@@ -133,6 +134,9 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
         ]
     detections.extend(modules)
     components = build_components(ctx, sigset or SignatureSet((), ""), detections, packages, file_hashes)
+    application = identify_application(ctx, components)
+    if application is not None:
+        findings.append(application)
     dependencies = build_dependencies(ctx, components)
     stats["components"] = len(components)
     stats["seconds"] = round(time.perf_counter() - started, 3)

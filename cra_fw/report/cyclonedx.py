@@ -35,7 +35,7 @@ from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
 from cra_fw.records import Component, ScanReport
-from cra_fw.report import VERSION_UNKNOWN
+from cra_fw.report import VERSION_UNKNOWN, application
 
 JSON_NAME = "sbom.cdx.json"
 XML_NAME = "sbom.cdx.xml"
@@ -167,12 +167,16 @@ def _component(c: Component) -> CdxComponent:
 def build_bom(report: ScanReport) -> Bom:
     """The CycloneDX model of ``report`` (no I/O)."""
     image = report.image
+    app = application(report)
     root = CdxComponent(
-        name=image.name or "firmware",
+        name=(app.name if app else "") or image.name or "firmware",
+        version=(app.version or None) if app else None,
         type=ComponentType.FIRMWARE,
         bom_ref=f"image:{image.sha256[:16] or 'unknown'}",
         hashes=_hashes({"SHA-256": image.sha256, "SHA-512": image.sha512, "MD5": image.md5}),
         properties=[Property(name="cra-fw:image-size", value=str(image.size))]
+        + ([Property(name="cra-fw:image-name", value=image.name)] if app else [])
+        + ([Property(name="cra-fw:identity-source", value=app.source)] if app else [])
         + [
             Property(
                 name="cra-fw:distribution",
@@ -198,6 +202,15 @@ def build_bom(report: ScanReport) -> Bom:
         cdx = _component(c)
         by_key[c.key] = cdx
         bom.components.add(cdx)
+    if app and app.device:
+        device = CdxComponent(
+            name=app.device,
+            type=ComponentType.DEVICE,
+            bom_ref=f"device:{app.device}",
+            properties=[Property(name="cra-fw:role", value="the chip the firmware runs on")],
+        )
+        bom.components.add(device)
+        by_key[f"device:{app.device}"] = device
     bom.register_dependency(root, list(by_key.values()))
     for dep in report.dependencies:
         parent = by_key.get(dep.ref)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cra_fw.records import Component, ScanReport
-from cra_fw.report import VERSION_UNKNOWN
+from cra_fw.report import VERSION_UNKNOWN, application
 
 FILE_NAME = "sbom.spdx.json"
 _PURPOSE = {
@@ -97,10 +97,11 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
     image = report.image
     created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     used: set[str] = {"SPDXRef-DOCUMENT"}
+    app = application(report)
     image_id = _spdx_id("Image", image.name or "firmware", used)
     image_pkg = {
         "SPDXID": image_id,
-        "name": image.name or "firmware",
+        "name": (app.name if app else "") or image.name or "firmware",
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": False,
         "supplier": "NOASSERTION",
@@ -114,10 +115,33 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
             if v
         ],
     }
+    if app:
+        if app.version:
+            image_pkg["versionInfo"] = app.version
+        image_pkg["comment"] = f"image file {image.name}; identity from {app.source}"
     packages = [image_pkg]
     relationships = [
         {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
     ]
+    if app and app.device:
+        device_id = _spdx_id("Device", app.device, used)
+        packages.append(
+            {
+                "SPDXID": device_id,
+                "name": app.device,
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": False,
+                "supplier": "NOASSERTION",
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "primaryPackagePurpose": "DEVICE",
+                "comment": "the chip the firmware runs on",
+            }
+        )
+        relationships.append(
+            {"spdxElementId": device_id, "relationshipType": "CONTAINS", "relatedSpdxElement": image_id}
+        )
     ids: dict[str, str] = {}
     for c in report.components:
         if c.key in ids:
@@ -138,6 +162,7 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
                     }
                 )
     namespace_seed = f"{image.sha256}:{created}"
+    extracted = _extracted_licences(packages)
     return {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -147,7 +172,28 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
         "creationInfo": {"created": created, "creators": [f"Tool: {report.tool.name}-{report.tool.version}"]},
         "packages": packages,
         "relationships": relationships,
+        **({"hasExtractedLicensingInfos": extracted} if extracted else {}),
     }
+
+
+def _extracted_licences(packages: list[dict]) -> list[dict]:
+    """SPDX 2.3 needs every ``LicenseRef-`` it names declared (vendor licences of MCU SDKs)."""
+    refs = sorted(
+        {
+            ref
+            for p in packages
+            for key in ("licenseDeclared", "licenseConcluded")
+            for ref in re.findall(r"LicenseRef-[A-Za-z0-9.\-]+", str(p.get(key, "")))
+        }
+    )
+    return [
+        {
+            "licenseId": ref,
+            "name": ref.removeprefix("LicenseRef-"),
+            "extractedText": f"{ref.removeprefix('LicenseRef-')}: the supplier's own licence (not on the SPDX list)",
+        }
+        for ref in refs
+    ]
 
 
 def write(report: ScanReport, outdir: Path) -> Path:

@@ -146,7 +146,8 @@ def _from_cyclonedx(data: dict) -> SbomDoc:
     stack = _dicts(data.get("components"))
     while stack and len(comps) < 1_000_000:
         c = stack.pop(0)
-        comps.append(_cdx_component(c))
+        if c.get("type") != "device":  # hardware (the chip): TR-03183-2 fields are for software
+            comps.append(_cdx_component(c))
         stack.extend(_dicts(c.get("components")))
     deps = {
         str(d.get("ref", "")): tuple(
@@ -179,6 +180,8 @@ def _from_spdx(data: dict) -> SbomDoc:
     for p in _dicts(data.get("packages")):
         if p.get("SPDXID") in described:
             continue  # the product itself, not one of its components
+        if p.get("primaryPackagePurpose") == "DEVICE":
+            continue  # hardware (the chip): TR-03183-2 fields are for software
         supplier = str(p.get("supplier", ""))
         supplier = "" if supplier in _NOASSERT else supplier.split(":", 1)[-1].strip()
         ids = tuple(

@@ -61,6 +61,9 @@ def _details(doc: dict) -> dict[str, str]:
                 )
             )
         details["files"] = "; ".join(parts)
+        socs = {str(i["soc"]) for i in doc["files"] if isinstance(i, dict) and isinstance(i.get("soc"), str)}
+        if len(socs) == 1:
+            details["soc"] = socs.pop()
         if isinstance(doc.get("name"), str):
             details["name"] = doc["name"][:100]
     elif isinstance(doc.get("manifest"), dict):
