@@ -173,3 +173,83 @@ def mcuboot_image(workdir: Path, payload: bytes, *args: str, name: str = "signed
         str(out),
     )
     return out
+
+
+_BOOT_S = """
+    .section .iram0.text, "ax"
+    .globl _start
+_start:
+    j _start
+    .section .dram0.data, "aw"
+    .asciz "fixture 2nd stage bootloader"
+    .word 1, 2, 3
+"""
+_LD_ESP32C3_BOOT = """
+ENTRY(_start)
+SECTIONS {
+  .iram0.text 0x403CE000 : { *(.iram0.text) }
+  .dram0.data 0x3FCD5800 : { *(.dram0.data) }
+}
+"""
+
+
+def esp32c3_bootloader(workdir: Path) -> Path:
+    """A RAM-only ESP32-C3 image, as a 2nd-stage bootloader is (``esptool elf2image``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "boot.S").write_text(_BOOT_S)
+    (workdir / "boot.ld").write_text(_LD_ESP32C3_BOOT)
+    run(
+        tool("riscv64-unknown-elf-as"), "-march=rv32imc", "-mabi=ilp32", "-o", "boot.o", "boot.S", cwd=workdir
+    )
+    run(
+        tool("riscv64-unknown-elf-ld"),
+        "-m",
+        "elf32lriscv",
+        "-T",
+        "boot.ld",
+        "-o",
+        "boot.elf",
+        "boot.o",
+        cwd=workdir,
+    )
+    out = workdir / "boot.bin"
+    run(
+        tool("esptool"),
+        "--chip",
+        "esp32c3",
+        "elf2image",
+        "--flash-size",
+        "4MB",
+        "-o",
+        str(out),
+        str(workdir / "boot.elf"),
+    )
+    return out
+
+
+def partition_table(rows: list[tuple[str, int, int, int, int, int]]) -> bytes:
+    """An ESP-IDF partition table binary (label, type, subtype, offset, size, flags) with its MD5
+    entry, laid out as ESP-IDF's gen_esp32part.py writes it (the tool is not on PyPI)."""
+    import hashlib
+    import struct
+
+    body = b"".join(
+        struct.pack("<2sBBII16sI", b"\xaa\x50", t, st, off, size, label.encode(), flags)
+        for label, t, st, off, size, flags in rows
+    )
+    body += b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(body).digest()
+    return body + b"\xff" * (0xC00 - len(body))
+
+
+def merge_bin(
+    workdir: Path, chip: str, parts: list[tuple[int, Path]], size: str = "2MB", fmt: str = "raw"
+) -> Path:
+    """``esptool merge-bin`` of (flash offset, file) pairs: a whole flash image (or UF2)."""
+    out = workdir / ("flash.uf2" if fmt == "uf2" else "flash.bin")
+    args = [tool("esptool"), "--chip", chip, "merge-bin", "-o", str(out), "--format", fmt]
+    if fmt == "raw":
+        args += ["--pad-to-size", size]
+    for offset, path in parts:
+        args += [hex(offset), str(path)]
+    run(*args)
+    return out
