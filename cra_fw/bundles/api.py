@@ -14,7 +14,7 @@ from cryptography.x509 import InvalidVersion
 
 from cra_fw.bundles import knownkeys
 from cra_fw.bundles.cms import utcnow
-from cra_fw.bundles.detect import detect_format
+from cra_fw.bundles.detect import detect_format, detect_signature_format
 from cra_fw.bundles.interface import BundleError, BundleVerdict, Evidence, UnknownFormat, Verdict
 from cra_fw.bundles.registry import VERIFIERS
 from cra_fw.bundles.trust import TrustStore
@@ -62,7 +62,7 @@ def verify_bundle(
         raise InputError(f"signature {signature} is not a readable file")
     now = now or utcnow()
     try:
-        name = fmt or ("detached" if signature is not None else detect_format(path))
+        name = fmt or (detect_signature_format(signature) if signature is not None else detect_format(path))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if name not in VERIFIERS:

@@ -39,3 +39,13 @@ def sniff_bytes(head: bytes, tail: bytes, size: int, path: Path = Path("")) -> s
         if cls.sniff(head, tail, size, path):
             return cls.name
     return None
+
+
+def detect_signature_format(signature: Path) -> str:
+    """Verifier for a file given with ``--signature``: the first that claims it, else ``detached``."""
+    with open(signature, "rb") as fh:
+        head = fh.read(HEAD)
+    for cls in sorted(VERIFIERS.values(), key=lambda c: c.priority):
+        if cls.claims_signature(head):
+            return cls.name
+    return "detached"

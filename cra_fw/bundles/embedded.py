@@ -56,6 +56,8 @@ _SEVERITY = {
     Verdict.WEAK_ALGORITHM: Severity.MEDIUM,
     Verdict.CERTIFICATE_EXPIRED: Severity.MEDIUM,
     Verdict.CERTIFICATE_NOT_YET_VALID: Severity.MEDIUM,
+    Verdict.REVOKED: Severity.HIGH,
+    Verdict.SIGNATURE_EXPIRED: Severity.MEDIUM,
     Verdict.MALFORMED: Severity.LOW,
 }
 _TITLE = {
@@ -67,6 +69,8 @@ _TITLE = {
     Verdict.WEAK_ALGORITHM: "Update bundle signed with a weak algorithm",
     Verdict.CERTIFICATE_EXPIRED: "Update bundle signer certificate expired",
     Verdict.CERTIFICATE_NOT_YET_VALID: "Update bundle signer certificate not yet valid",
+    Verdict.REVOKED: "Update bundle signed by a revoked key",
+    Verdict.SIGNATURE_EXPIRED: "Update bundle signature has expired",
     Verdict.MALFORMED: "Update bundle could not be parsed",
 }
 

@@ -26,6 +26,8 @@ class Verdict(enum.StrEnum):
     CERTIFICATE_EXPIRED = "certificate_expired"
     CERTIFICATE_NOT_YET_VALID = "certificate_not_yet_valid"
     WEAK_ALGORITHM = "weak_algorithm"
+    REVOKED = "revoked"
+    SIGNATURE_EXPIRED = "signature_expired"
     UNSIGNED = "unsigned"
     PARTIALLY_SIGNED = "partially_signed"
     MALFORMED = "malformed"
@@ -170,6 +172,18 @@ class WeakAlgorithm(BundleError):
     verdict = Verdict.WEAK_ALGORITHM
 
 
+class Revoked(BundleError):
+    """The signing key (or its certificate) was revoked."""
+
+    verdict = Verdict.REVOKED
+
+
+class SignatureExpired(BundleError):
+    """The signature carries an expiry time that has passed."""
+
+    verdict = Verdict.SIGNATURE_EXPIRED
+
+
 class Unsigned(BundleError):
     """The bundle carries no signature at all."""
 
@@ -200,6 +214,8 @@ ERROR_FOR_VERDICT: dict[Verdict, type[BundleError]] = {
         CertificateExpired,
         CertificateNotYetValid,
         WeakAlgorithm,
+        Revoked,
+        SignatureExpired,
         Unsigned,
         PartiallySigned,
     )
@@ -216,6 +232,8 @@ __all__ = [
     "InvalidSignature",
     "MalformedBundle",
     "PartiallySigned",
+    "Revoked",
+    "SignatureExpired",
     "TrustStoreError",
     "UnknownFormat",
     "Unsigned",

@@ -25,6 +25,11 @@ class Verifier(ABC):
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         """True when the first/last bytes of the file look like this format."""
 
+    @classmethod
+    def claims_signature(cls, head: bytes) -> bool:
+        """True when a signature file given with ``--signature`` is this format's (default: no)."""
+        return False
+
     @abstractmethod
     def verify(
         self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime

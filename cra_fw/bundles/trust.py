@@ -2,8 +2,10 @@
 
 Accepted files: PEM certificates (any number per file), DER certificates,
 PEM/DER public keys (SubjectPublicKeyInfo or PKCS#1 RSA), OpenSSH public
-keys, minisign and signify public keys, and U-Boot control DTBs whose
-``/signature`` node holds the keys ``mkimage -K`` wrote.
+keys, minisign and signify public keys, U-Boot control DTBs whose
+``/signature`` node holds the keys ``mkimage -K`` wrote, and OpenPGP
+certificates or keyrings (armored or binary; kept as bytes for the OpenPGP
+verifier, which parses them with Sequoia).
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class TrustedKey:
         return key_fingerprint(self.key)
 
 
+@dataclass(frozen=True)
+class OpenPgpCert:
+    """One trusted OpenPGP certificate (transferable public key), as bytes."""
+
+    data: bytes
+    fingerprint: str  # primary key, upper-case hex
+    source: str
+
+
 @dataclass
 class TrustStore:
     """The certificates and keys a verification may chain to."""
@@ -69,10 +80,11 @@ class TrustStore:
     certificates: list[x509.Certificate] = field(default_factory=list)
     keys: list[TrustedKey] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    openpgp: list[OpenPgpCert] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.certificates and not self.keys
+        return not self.certificates and not self.keys and not self.openpgp
 
     @classmethod
     def load(cls, paths: list[Path] | tuple[Path, ...]) -> TrustStore:
@@ -89,18 +101,22 @@ class TrustStore:
             raise TrustStoreError(f"cannot read trust file {path}: {exc.strerror or exc}") from exc
         if len(data) > _MAX_TRUST_FILE:
             raise TrustStoreError(f"trust file {path} is larger than 16 MiB; pass a certificate or key file")
-        before = (len(self.certificates), len(self.keys))
+        before = (len(self.certificates), len(self.keys), len(self.openpgp))
         self.add_bytes(data, str(path))
-        if (len(self.certificates), len(self.keys)) == before:
+        if (len(self.certificates), len(self.keys), len(self.openpgp)) == before:
             raise TrustStoreError(
                 f"{path} holds no certificate or public key cra-fw can use "
-                "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, or U-Boot DTB)"
+                "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, "
+                "OpenPGP certificate or keyring, or U-Boot DTB)"
             )
         self.sources.append(str(path))
 
     def add_bytes(self, data: bytes, source: str) -> None:
         if data[:4] == b"\xd0\x0d\xfe\xed":
             self._add_dtb(data, source)
+            return
+        if _is_openpgp_keys(data):
+            self._add_openpgp(data, source)
             return
         blocks = list(_PEM_BLOCK.finditer(data))
         if blocks:
@@ -171,6 +187,20 @@ class TrustStore:
             if len(raw) == 42 and raw[:2] == b"Ed":
                 self._add_key(ed25519.Ed25519PublicKey.from_public_bytes(raw[10:]), source, key_id=raw[2:10])
 
+    def _add_openpgp(self, data: bytes, source: str) -> None:
+        if b"-----BEGIN PGP PRIVATE KEY BLOCK-----" in data[:4096] or data[:1] in _SECRET_KEY_TAGS:
+            raise TrustStoreError(
+                f"{source} holds an OpenPGP PRIVATE key; pass the public key (gpg --export)"
+            )
+        from pysequoia import Cert  # Sequoia parses the certificates; imported only when one is given
+
+        try:
+            certs = Cert.split_bytes(data)
+        except Exception as exc:  # noqa: BLE001 - pysequoia raises plain exceptions for any parse error
+            raise TrustStoreError(f"{source}: unreadable OpenPGP certificate: {exc}".split("\n")[0]) from exc
+        for cert in certs:
+            self.openpgp.append(OpenPgpCert(bytes(cert), cert.fingerprint.upper(), source))
+
     def _add_dtb(self, data: bytes, source: str) -> None:
         import io
 
@@ -238,6 +268,29 @@ def uboot_key_from_node(node) -> PublicKeyTypes | None:
             int.from_bytes(x.value, "big"), int.from_bytes(y.value, "big"), _CURVES[curve]
         ).public_key()
     return None
+
+
+# first byte of an OpenPGP public-key packet (old format tag 6, length types 0-2; new format tag 6)
+_PUBLIC_KEY_TAGS = (b"\x98", b"\x99", b"\x9a", b"\xc6")
+_SECRET_KEY_TAGS = (b"\x94", b"\x95", b"\x96", b"\xc5")
+
+
+def _is_openpgp_keys(data: bytes) -> bool:
+    head = data[:4096].lstrip()
+    if head.startswith((b"-----BEGIN PGP PUBLIC KEY BLOCK-----", b"-----BEGIN PGP PRIVATE KEY BLOCK-----")):
+        return True
+    # a binary certificate: a public-key packet of version 4 or 6 (gpg --export, keyrings)
+    return data[:1] in _PUBLIC_KEY_TAGS + _SECRET_KEY_TAGS and _key_version(data) in (4, 6)
+
+
+def _key_version(data: bytes) -> int:
+    """Version byte of the first packet's body (old or new packet header)."""
+    first = data[0]
+    if first & 0x40:  # new format: one-octet length below 192, two octets below 224
+        off = 2 if len(data) > 1 and data[1] < 192 else 3
+    else:
+        off = 1 + {0: 1, 1: 2, 2: 4}.get(first & 0x03, 0)
+    return data[off] if len(data) > off else 0
 
 
 def _is_b64_ed_key(text: bytes) -> bool:

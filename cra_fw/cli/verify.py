@@ -22,21 +22,21 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
     "trust",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify) "
-    "or U-Boot control DTB. Repeatable.",
+    help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify), "
+    "OpenPGP certificate or keyring (armored or binary), or U-Boot control DTB. Repeatable.",
 )
 @click.option(
     "--signature",
     type=click.Path(path_type=Path),
     default=None,
-    help="Detached signature (default: BUNDLE.minisig, .sig or .p7s next to the file).",
+    help="Detached signature (default: BUNDLE.asc/.sig/.gpg (OpenPGP), .minisig, .sig or .p7s next to the file).",
 )
 @click.option(
     "--format",
     "fmt",
     default=None,
     type=click.Choice(
-        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "detached"]
+        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "openpgp", "detached"]
     ),
     help="Skip content detection and verify as this format.",
 )
@@ -45,7 +45,7 @@ def verify(
     bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None, as_json: bool
 ) -> None:
     """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, MCUboot, ESP secure boot, Nordic DFU,
-    or any file with a detached signature).
+    OpenPGP-signed, or any file with a detached signature).
 
     Exit status 0 only when the verdict is `valid` and the signing key is not a
     publicly known one; 1 otherwise; 2 for unusable options or unreadable files.
