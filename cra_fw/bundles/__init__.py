@@ -7,7 +7,17 @@ and :func:`scan_embedded` (the scan pipeline's stage).
 from __future__ import annotations
 
 # Importing the verifier modules registers them.
-from cra_fw.bundles import detached, espsecure, fit, mcuboot, mender, openpgp, rauc, swupdate  # noqa: F401
+from cra_fw.bundles import (  # noqa: F401
+    detached,
+    espsecure,
+    fit,
+    mcuboot,
+    mender,
+    openpgp,
+    rauc,
+    sigstore,
+    swupdate,
+)
 from cra_fw.bundles.api import verify_bundle
 from cra_fw.bundles.detect import detect_format
 from cra_fw.bundles.embedded import scan_embedded

@@ -81,10 +81,14 @@ class TrustStore:
     keys: list[TrustedKey] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     openpgp: list[OpenPgpCert] = field(default_factory=list)
+    # Sigstore trusted_root.json documents (bytes, source) and the identity policy
+    # (SAN, OIDC issuer) a keyless signer must match
+    sigstore_roots: list[tuple[bytes, str]] = field(default_factory=list)
+    identities: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.certificates and not self.keys and not self.openpgp
+        return not (self.certificates or self.keys or self.openpgp or self.sigstore_roots or self.identities)
 
     @classmethod
     def load(cls, paths: list[Path] | tuple[Path, ...]) -> TrustStore:
@@ -101,13 +105,13 @@ class TrustStore:
             raise TrustStoreError(f"cannot read trust file {path}: {exc.strerror or exc}") from exc
         if len(data) > _MAX_TRUST_FILE:
             raise TrustStoreError(f"trust file {path} is larger than 16 MiB; pass a certificate or key file")
-        before = (len(self.certificates), len(self.keys), len(self.openpgp))
+        before = self._counts()
         self.add_bytes(data, str(path))
-        if (len(self.certificates), len(self.keys), len(self.openpgp)) == before:
+        if self._counts() == before:
             raise TrustStoreError(
                 f"{path} holds no certificate or public key cra-fw can use "
                 "(expected PEM/DER certificate or public key, OpenSSH, minisign/signify key, "
-                "OpenPGP certificate or keyring, or U-Boot DTB)"
+                "OpenPGP certificate or keyring, Sigstore trusted_root.json, or U-Boot DTB)"
             )
         self.sources.append(str(path))
 
@@ -117,6 +121,9 @@ class TrustStore:
             return
         if _is_openpgp_keys(data):
             self._add_openpgp(data, source)
+            return
+        if data[:1] == b"{" and b"application/vnd.dev.sigstore." in data[:4096]:
+            self._add_sigstore_root(data, source)
             return
         blocks = list(_PEM_BLOCK.finditer(data))
         if blocks:
@@ -200,6 +207,32 @@ class TrustStore:
             raise TrustStoreError(f"{source}: unreadable OpenPGP certificate: {exc}".split("\n")[0]) from exc
         for cert in certs:
             self.openpgp.append(OpenPgpCert(bytes(cert), cert.fingerprint.upper(), source))
+
+    def _counts(self) -> tuple[int, ...]:
+        return (len(self.certificates), len(self.keys), len(self.openpgp), len(self.sigstore_roots))
+
+    def _add_sigstore_root(self, data: bytes, source: str) -> None:
+        import json
+
+        try:
+            doc = json.loads(data)
+        except ValueError as exc:
+            raise TrustStoreError(f"{source}: not JSON: {exc}") from exc
+        if isinstance(doc, dict) and "trustedRoot" in doc:  # a ClientTrustConfig (sigstore --trust-config)
+            doc = doc["trustedRoot"]
+        media = doc.get("mediaType", "") if isinstance(doc, dict) else ""
+        if not media.startswith("application/vnd.dev.sigstore.trustedroot"):
+            raise TrustStoreError(f"{source} is a Sigstore {media or 'document'}, not a trusted root")
+        from cra_fw.bundles.sigstore import load_root
+
+        raw = json.dumps(doc).encode()
+        try:
+            load_root(raw)
+        except Exception as exc:  # noqa: BLE001 - pydantic and sigstore raise several types
+            raise TrustStoreError(
+                f"{source}: unusable Sigstore trusted root: {str(exc).splitlines()[0]}"
+            ) from exc
+        self.sigstore_roots.append((raw, source))
 
     def _add_dtb(self, data: bytes, source: str) -> None:
         import io

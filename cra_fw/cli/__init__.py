@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "verify-evidence": "cra_fw.cli.evidence:verify_evidence_cmd",
     "pack": "cra_fw.cli.evidence:pack",
     "sbom": "cra_fw.cli.sbom:sbom",
+    "dtrack": "cra_fw.cli.dtrack:dtrack",
 }
 
 

@@ -31,14 +31,24 @@ def _password(env_name: str | None) -> bytes | None:
     "key_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="Private key (PEM, DER or OpenSSH): Ed25519, ECDSA P-256 or RSA >= 2048 (RSA-PSS).",
+    help="native: private key (PEM, DER or OpenSSH: Ed25519, ECDSA P-256, RSA >= 2048); "
+    "openpgp: OpenPGP secret key (gpg --export-secret-keys --armor); sigstore: ECDSA P-256 PEM key.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["native", "openpgp", "sigstore"]),
+    default="native",
+    show_default=True,
+    help="native: cra-fw's FILE.sig; openpgp: FILE.asc for gpgv/sqv; sigstore: FILE.sigstore.json "
+    "(bundle v0.3) for sigstore verifiers, against the private trust root --write-trust-root writes.",
 )
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Signature file (default: FILE.sig).",
+    help="Signature file (default: FILE.sig, FILE.asc or FILE.sigstore.json).",
 )
 @click.option(
     "--password-env",
@@ -46,18 +56,66 @@ def _password(env_name: str | None) -> bytes | None:
     default=None,
     help="Read the key's password from this environment variable.",
 )
-def sign(target: Path, key_path: Path, output: Path | None, password_env: str | None) -> None:
+@click.option(
+    "--identity", default=None, help="sigstore: the signer identity in the certificate (e-mail or URI)."
+)
+@click.option("--issuer", default=None, help="sigstore: the OIDC issuer recorded in the certificate.")
+@click.option(
+    "--tlog",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="sigstore: append to this local log file (default: a one-entry log per signature).",
+)
+@click.option(
+    "--write-trust-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="sigstore: also write the trusted_root.json verifiers need for this key.",
+)
+def sign(
+    target: Path,
+    key_path: Path,
+    fmt: str,
+    output: Path | None,
+    password_env: str | None,
+    identity: str | None,
+    issuer: str | None,
+    tlog: Path | None,
+    write_trust_root: Path | None,
+) -> None:
     """Write a detached signature of FILE (or of an evidence pack and its manifest)."""
-    from cra_fw.evidence.sign import fingerprint, load_private_key, sign_file
+    from cra_fw.evidence import sigstore as sigstore_fmt
+    from cra_fw.evidence.sign import fingerprint, load_private_key, sign_file, sign_openpgp
 
+    if fmt != "sigstore" and (identity or issuer or tlog or write_trust_root):
+        fail("--identity, --issuer, --tlog and --write-trust-root go with --format sigstore")
+    password = _password(password_env)
     try:
-        key = load_private_key(key_path, _password(password_env))
-        out = sign_file(target, key, output)
+        if fmt == "openpgp":
+            out = sign_openpgp(target, key_path, password.decode() if password else None, output)
+            signer = "OpenPGP key " + str(key_path)
+        else:
+            key = load_private_key(key_path, password)
+            signer = f"key {fingerprint(key)}"
+            if fmt == "native":
+                out = sign_file(target, key, output)
+            else:
+                out = sigstore_fmt.sign_sigstore(
+                    target,
+                    key,  # type: ignore[arg-type] - checked to be P-256 inside
+                    output,
+                    identity=identity or sigstore_fmt.DEFAULT_IDENTITY,
+                    issuer=issuer or sigstore_fmt.DEFAULT_ISSUER,
+                    tlog=tlog,
+                )
+                if write_trust_root:
+                    root = sigstore_fmt.write_trusted_root(key, write_trust_root)  # type: ignore[arg-type]
+                    click.echo(f"trusted root for this key -> {root}")
     except CraFwError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{target}: {exc.strerror}")
-    click.echo(f"signed {target} -> {out} (key {fingerprint(key)})")
+    click.echo(f"signed {target} -> {out} ({fmt}, {signer})")
     sys.exit(EXIT_OK)
 
 
@@ -69,10 +127,14 @@ def sign(target: Path, key_path: Path, output: Path | None, password_env: str | 
     multiple=True,
     required=True,
     type=click.Path(path_type=Path),
-    help="Trusted public key, certificate or private key of the signer (repeatable).",
+    help="Trusted public key, certificate or private key of the signer; for OpenPGP signatures the "
+    "signer's OpenPGP certificate, for Sigstore bundles the trusted_root.json (repeatable).",
 )
 @click.option(
-    "--signature", type=click.Path(path_type=Path), default=None, help="Signature file (default: PACK.sig)."
+    "--signature",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Signature file (default: PACK.sig, else PACK.asc or PACK.sigstore.json).",
 )
 @click.option(
     "--image",

@@ -36,24 +36,56 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
     "fmt",
     default=None,
     type=click.Choice(
-        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "openpgp", "detached"]
+        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "openpgp", "sigstore", "detached"]
     ),
     help="Skip content detection and verify as this format.",
 )
+@click.option(
+    "--trust-root",
+    "trust_roots",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Sigstore trusted_root.json (or a sigstore --trust-config file) of a private instance "
+    "(default: the public-good root sigstore-python ships). Repeatable.",
+)
+@click.option(
+    "--certificate-identity",
+    "identities",
+    multiple=True,
+    help="Sigstore keyless: the signer identity (certificate SAN) to accept. Repeatable.",
+)
+@click.option(
+    "--certificate-oidc-issuer",
+    "oidc_issuers",
+    multiple=True,
+    help="Sigstore keyless: the OIDC issuer that goes with each --certificate-identity.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(
-    bundle: Path, trust: tuple[Path, ...], signature: Path | None, fmt: str | None, as_json: bool
+    bundle: Path,
+    trust: tuple[Path, ...],
+    signature: Path | None,
+    fmt: str | None,
+    trust_roots: tuple[Path, ...],
+    identities: tuple[str, ...],
+    oidc_issuers: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, MCUboot, ESP secure boot, Nordic DFU,
-    OpenPGP-signed, or any file with a detached signature).
+    OpenPGP- or Sigstore-signed, or any file with a detached signature).
 
     Exit status 0 only when the verdict is `valid` and the signing key is not a
     publicly known one; 1 otherwise; 2 for unusable options or unreadable files.
     """
     from cra_fw.bundles import TrustStore, verify_bundle
 
+    if oidc_issuers and len(oidc_issuers) != len(identities):
+        fail("give one --certificate-oidc-issuer per --certificate-identity")
     try:
-        store = TrustStore.load(list(trust))
+        store = TrustStore.load([*trust, *trust_roots])
+        if trust_roots and len(store.sigstore_roots) < len(trust_roots):
+            fail("--trust-root takes a Sigstore trusted_root.json")
+        store.identities = list(zip(identities, oidc_issuers or [""] * len(identities), strict=True))
         result = verify_bundle(bundle, store, signature=signature, fmt=fmt)
     except CraFwError as exc:
         fail(str(exc))

@@ -366,3 +366,45 @@ def read_signature(path: Path) -> SignatureFile:
     if base64.b64encode(decoded).decode("ascii") != doc["signature"]:  # unused padding bits changed
         raise SignatureFileError(f"the signature in {path} is not canonical base64 (edited after signing)")
     return SignatureFile(path, doc)
+
+
+# ---- the same statement in the ecosystem's formats --------------------------------------------
+
+FORMATS = ("native", "openpgp", "sigstore")
+
+
+def sign_openpgp(path: Path, key_path: Path, password: str | None = None, out: Path | None = None) -> Path:
+    """Write an armored detached OpenPGP signature ``path.asc`` (checkable with ``gpgv``/``sqv``).
+
+    ``key_path`` is an OpenPGP secret key (``gpg --export-secret-keys --armor``); Sequoia
+    signs with its signing-capable (sub)key under its standard policy.
+    """
+    from pysequoia import SignatureMode, Tsk
+    from pysequoia import sign_file as pgp_sign_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvidenceError(f"{path}: no such file to sign")
+    data = _read_small(Path(key_path), MAX_KEY_FILE, "key file")
+    try:
+        tsk = Tsk.from_bytes(data)
+    except Exception as exc:  # noqa: BLE001 - pysequoia raises plain exceptions
+        raise KeyFileError(
+            f"{key_path} is not an OpenPGP secret key (export one with gpg --export-secret-keys --armor): "
+            + str(exc).split("\n")[0]
+        ) from exc
+    try:
+        signer = tsk.signer(password)
+    except Exception as exc:  # noqa: BLE001
+        reason = str(exc).split("\n")[0]
+        hint = "; set the password with --password-env VAR" if "encrypted" in reason else ""
+        raise KeyFileError(f"{key_path}: cannot sign with this key: {reason}{hint}") from exc
+    out = Path(out) if out else Path(str(path) + ".asc")
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        pgp_sign_file(signer, str(path), str(tmp), mode=SignatureMode.DETACHED, armor=True)
+    except Exception as exc:  # noqa: BLE001
+        tmp.unlink(missing_ok=True)
+        raise EvidenceError(f"OpenPGP signing failed: {str(exc).splitlines()[0]}") from exc
+    os.replace(tmp, out)
+    return out

@@ -232,11 +232,14 @@ def verify_evidence(
     everything about the pack and its signature becomes a failed :class:`Check`.
     """
     path = Path(path)
+    sig_path = Path(signature) if signature else _find_signature(path)
+    foreign = _foreign_format(sig_path)
+    if foreign:
+        return _verify_foreign(path, sig_path, foreign, trust, image)
     keys = _load_trust(trust)
     checks: list[Check] = []
     if not path.is_file():
         return VerifyResult(path, (Check("file", False, f"{path}: no such file"),))
-    sig_path = Path(signature) if signature else default_signature_path(path)
     statement: dict[str, Any] | None = None
     signer = ""
     try:
@@ -331,3 +334,67 @@ def verify_evidence(
                     )
                 )
     return VerifyResult(path, tuple(checks), signer, kind, manifest)
+
+
+# ---- signatures in the ecosystem's formats (cra-fw sign --format openpgp|sigstore) -------------
+
+_FOREIGN_SUFFIXES = (".asc", ".sigstore.json", ".sigstore")
+
+
+def _find_signature(path: Path) -> Path:
+    """PATH.sig (cra-fw's own), else PATH.asc or PATH.sigstore.json when one of those exists."""
+    native = default_signature_path(path)
+    if native.exists():
+        return native
+    for suffix in _FOREIGN_SUFFIXES:
+        cand = Path(str(path) + suffix)
+        if cand.exists():
+            return cand
+    return native
+
+
+def _foreign_format(sig_path: Path) -> str:
+    """``openpgp`` or ``sigstore`` when the signature file is one of those, else ``""``."""
+    if not sig_path.is_file():
+        return ""
+    from cra_fw.bundles.detect import detect_signature_format
+
+    try:
+        fmt = detect_signature_format(sig_path)
+    except OSError:
+        return ""
+    return fmt if fmt in ("openpgp", "sigstore") else ""
+
+
+def _verify_foreign(
+    path: Path, sig_path: Path, fmt: str, trust: Sequence[Path], image: Path | None
+) -> VerifyResult:
+    """The signature through cra-fw's verifier for that format, then the pack's manifest and members."""
+    from cra_fw.bundles import TrustStore, TrustStoreError, verify_bundle
+
+    try:
+        store = TrustStore.load(list(trust))
+    except TrustStoreError as exc:
+        raise KeyFileError(str(exc)) from exc
+    if store.empty:
+        raise KeyFileError(f"give the {fmt} trust anchor with --trust")
+    if not path.is_file():
+        return VerifyResult(path, (Check("file", False, f"{path}: no such file"),))
+    verdict = verify_bundle(path, store, signature=sig_path, fmt=fmt)
+    who = f" by {verdict.signer}" if verdict.signer else ""
+    checks = [
+        Check(
+            "signature",
+            verdict.ok,
+            f"{fmt} signature {sig_path.name}{who}: {verdict.verdict.value}: {verdict.reason}",
+        )
+    ]
+    kind = "evidence-pack" if zipfile.is_zipfile(path) else "file"
+    manifest = None
+    if kind == "evidence-pack":
+        if verdict.ok:
+            checks.append(
+                Check("manifest", True, f"{PACK_MANIFEST} is covered by the signature over the whole pack")
+            )
+        manifest = _check_pack(path, None, checks, image)
+    return VerifyResult(path, tuple(checks), verdict.key_fingerprint, kind, manifest)
