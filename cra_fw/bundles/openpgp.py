@@ -43,8 +43,9 @@ _ARMOR_SIG = b"-----BEGIN PGP SIGNATURE-----"
 _INLINE_ARMOR = (b"-----BEGIN PGP SIGNED MESSAGE-----", b"-----BEGIN PGP MESSAGE-----")
 # first byte of a binary signature packet (old format tag 2, new format tag 2)
 _SIG_TAGS = frozenset({0x88, 0x89, 0x8A, 0xC2})
-# first byte of a binary inline-signed message: one-pass signature, compressed data, signature
-_MESSAGE_TAGS = frozenset({0x90, 0x91, 0xC4, 0xA0, 0xA1, 0xA2, 0xA3, 0xC8}) | _SIG_TAGS
+# first byte of a binary inline-signed message (gpg --sign): one-pass signature or compressed
+# data; a file that starts with a signature packet is a detached signature, not a message
+_MESSAGE_TAGS = frozenset({0x90, 0x91, 0xC4, 0xA0, 0xA1, 0xA2, 0xA3, 0xC8})
 # RFC 9580 public-key algorithm ids whose first MPI's bit count is the key size
 _MPI_SIZED = {1: "rsa", 2: "rsa", 3: "rsa", 16: "elgamal", 17: "dsa", 20: "elgamal"}
 _ALGO_NAMES = {

@@ -220,3 +220,19 @@ def test_scan_verifies_signatures_shipped_next_to_files(tmp_path: Path) -> None:
     }
     bad = [f for f in result.findings if f.rule_id == "update.bundle-invalid-signature"]
     assert [f.location.path for f in bad] == ["/opt/fw/radio.bin"]
+
+
+def test_a_detached_signature_named_gpg_is_not_taken_for_a_signed_message(tmp_path: Path) -> None:
+    if not CASES:
+        pytest.skip("fixtures/openpgp/out is missing")
+    from cra_fw.bundles.detect import read_head_tail, sniff_bytes
+
+    sig = tmp_path / "fw.bin.gpg"
+    shutil.copy(OUT / "data.txt.sig", sig)  # binary detached signature, gpg's other suffix
+    head, tail, size = read_head_tail(sig)
+    assert sniff_bytes(head, tail, size, sig) is None
+    shutil.copy(OUT / "data.txt", tmp_path / "fw.bin")  # ... but it makes fw.bin an OpenPGP-signed file
+    head, tail, size = read_head_tail(tmp_path / "fw.bin")
+    assert sniff_bytes(head, tail, size, tmp_path / "fw.bin") == "openpgp"
+    v = verify_bundle(tmp_path / "fw.bin", TrustStore.load([OUT / "keys/release.asc"]))
+    assert v.verdict is Verdict.VALID and "signature file: fw.bin.gpg" in v.notes

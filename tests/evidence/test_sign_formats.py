@@ -4,10 +4,8 @@ sigstore-python's verifier, and accepted back by `cra-fw verify-evidence`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from cra_fw.report import cyclonedx
 from cra_fw.report.jsonout import dumps
 from cra_fw.vulns import vex
 
+from ..bundles.test_sigstore import sigstore_cli
 from .sample import sample_report
 
 
@@ -155,47 +154,6 @@ def _sigstore_python_accepts(artifact: Path, bundle: Path, root: Path, identity:
     return True
 
 
-def _sigstore_cli_accepts(
-    artifact: Path, bundle: Path, root: Path, identity: str, issuer: str, tmp: Path
-) -> bool:
-    import sigstore
-
-    cli = Path(sys.executable).with_name("sigstore")
-    store = Path(sigstore.__file__).parent / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
-    cfg = tmp / "trust-config.json"
-    cfg.write_text(
-        json.dumps(
-            {
-                "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
-                "trustedRoot": json.loads(root.read_text()),
-                "signingConfig": json.loads((store / "signing_config.v0.2.json").read_text()),
-            }
-        )
-    )
-    proc = subprocess.run(
-        [
-            cli,
-            "--trust-config",
-            cfg,
-            "verify",
-            "identity",
-            "--offline",
-            "--bundle",
-            bundle,
-            "--cert-identity",
-            identity,
-            "--cert-oidc-issuer",
-            issuer,
-            artifact,
-        ],
-        capture_output=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, "HOME": str(tmp)},
-    )
-    return proc.returncode == 0
-
-
 @pytest.mark.parametrize("member", ["sbom.cdx.json", "evidence.zip"])
 def test_sigstore_bundle_verifies_with_sigstore_python(outputs, p256, tmp_path, member) -> None:
     target = tmp_path / member
@@ -233,7 +191,7 @@ def test_sigstore_bundle_verifies_with_sigstore_python(outputs, p256, tmp_path, 
     assert entry["logIndex"] == "5" and entry["inclusionProof"]["treeSize"] == "6"
     assert len(entry["inclusionProof"]["hashes"]) == 2  # RFC 6962 path of leaf 5 in a 6-leaf tree
     assert _sigstore_python_accepts(target, bundle, root, ident, issuer)
-    assert _sigstore_cli_accepts(target, bundle, root, ident, issuer, tmp_path)
+    assert sigstore_cli(target, bundle, ident, issuer, root, tmp_path)
     assert not _sigstore_python_accepts(target, bundle, root, "mallory@example.org", issuer)
     res = CliRunner().invoke(main, ["verify-evidence", str(target), "--trust", str(root), "--json"])
     assert res.exit_code == 0, res.output
