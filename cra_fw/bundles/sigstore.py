@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -42,7 +41,7 @@ from cra_fw.bundles.interface import (
     UntrustedSigner,
 )
 from cra_fw.bundles.registry import Verifier, register
-from cra_fw.bundles.trust import TrustStore
+from cra_fw.bundles.trust import TrustStore, key_fingerprint
 
 SIDECARS = (".sigstore.json", ".sigstore")
 MAX_BUNDLE = 16 * 1024 * 1024
@@ -139,7 +138,7 @@ def _verify_keyless(raw: bytes, digest: bytes, trust: TrustStore, ev: Evidence) 
     cert = bundle.signing_certificate
     sans, issuer = _identity(cert)
     ev.signer = ", ".join(sans) + (f" (issuer {issuer})" if issuer else "")
-    ev.key_fingerprint = "sha256:" + hashlib.sha256(cert.public_bytes(_der())).hexdigest()
+    ev.key_fingerprint = key_fingerprint(cert.public_key())
     ev.cert_not_before = cert.not_valid_before_utc.isoformat(timespec="seconds")
     ev.cert_not_after = cert.not_valid_after_utc.isoformat(timespec="seconds")
     entry = bundle.log_entry._inner
@@ -167,6 +166,9 @@ def _verify_keyless(raw: bytes, digest: bytes, trust: TrustStore, ev: Evidence) 
             errors.append((source, _first_line(exc)))
             continue
         ev.notes.append(f"trusted root: {source}")
+        # the CA keys the certificate chains through, for the publicly-known-key check
+        issuers = [c for c in load_root(root_bytes).get_fulcio_certs() if c.subject == cert.issuer]
+        ev.chain_fingerprints = [key_fingerprint(c.public_key()) for c in issuers]
         if not identities:
             if source == PUBLIC_GOOD:
                 raise UntrustedSigner(
@@ -271,12 +273,6 @@ def _identity(cert: Any) -> tuple[list[str], str]:
         issuer = (value[2:] if der and len(value) > 2 else value).decode("utf-8", "replace")
         break
     return sans, issuer
-
-
-def _der() -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.Encoding.DER
 
 
 # ------------------------------------------------------------------ key-based (public key hint)

@@ -36,7 +36,18 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
     "fmt",
     default=None,
     type=click.Choice(
-        ["fit", "rauc", "swupdate", "mender", "mcuboot", "esp-secure-boot", "nordic-dfu", "openpgp", "sigstore", "detached"]
+        [
+            "fit",
+            "rauc",
+            "swupdate",
+            "mender",
+            "mcuboot",
+            "esp-secure-boot",
+            "nordic-dfu",
+            "openpgp",
+            "sigstore",
+            "detached",
+        ]
     ),
     help="Skip content detection and verify as this format.",
 )
@@ -102,7 +113,9 @@ def _print_text(result) -> None:
     click.echo(f"{result.path}: {result.verdict.value} ({result.format})")
     click.echo(f"  reason:      {result.reason}")
     if result.known_key:
-        click.echo(f"  KNOWN KEY:   signed with a publicly known key, as good as unsigned: {result.known_key_text}")
+        click.echo(
+            f"  KNOWN KEY:   signed with a publicly known key, as good as unsigned: {result.known_key_text}"
+        )
     if not result.trusted:
         click.echo("  note:        no --trust given: nothing can be valid")
     for label, value in (
