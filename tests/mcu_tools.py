@@ -253,3 +253,21 @@ def merge_bin(
         args += [hex(offset), str(path)]
     run(*args)
     return out
+
+
+def nvs_partition(workdir: Path, csv_text: str, size: int = 0x6000) -> Path:
+    """An NVS partition made by Espressif's ``esp-idf-nvs-partition-gen`` from a CSV."""
+    pytest.importorskip("esp_idf_nvs_partition_gen", reason="pip install esp-idf-nvs-partition-gen")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "nvs.csv").write_text(csv_text)
+    out = workdir / "nvs.bin"
+    run(
+        sys.executable,
+        "-m",
+        "esp_idf_nvs_partition_gen",
+        "generate",
+        str(workdir / "nvs.csv"),
+        str(out),
+        hex(size),
+    )
+    return out

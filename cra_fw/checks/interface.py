@@ -136,7 +136,7 @@ def register(cls: type[Check]) -> type[Check]:
 
 def registered() -> dict[str, type[Check]]:
     """Registered checks by name (imports the built-in check modules first)."""
-    from cra_fw.checks import credentials, hardening, secrets, services  # noqa: F401
+    from cra_fw.checks import credentials, hardening, mcu, secrets, services  # noqa: F401
 
     return dict(_REGISTRY)
 

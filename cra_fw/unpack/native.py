@@ -403,6 +403,7 @@ def register_path(data: mmap.mmap, path: str) -> None:
 # microcontroller formats (one module each under cra_fw/unpack/handlers/)
 from cra_fw.unpack.handlers.esp_flash import EspFlashHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_image import EspImageHandler  # noqa: E402
+from cra_fw.unpack.handlers.esp_nvs import EspNvsHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_partition_table import EspPartitionTableHandler  # noqa: E402
 from cra_fw.unpack.handlers.intel_hex import IntelHexHandler  # noqa: E402
 from cra_fw.unpack.handlers.mcuboot import McubootHandler  # noqa: E402
@@ -415,6 +416,7 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspFlashHandler(),
     EspImageHandler(),
     EspPartitionTableHandler(),
+    EspNvsHandler(),
     IntelHexHandler(),
     Uf2Handler(),
     NordicDfuHandler(),

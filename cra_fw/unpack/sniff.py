@@ -111,6 +111,8 @@ def looks_like_mcu_image(head: bytes) -> bool:
     MCUboot, UF2, an ESP partition table or an Intel HEX record."""
     if len(head) >= 24 and head[0] in (0xE9, 0xEA) and 1 <= head[1] <= 16 and head[2] <= 5:
         return True
+    if head[:4] in (b"\xfe\xff\xff\xff", b"\xfc\xff\xff\xff") and len(head) > 8 and head[8] in (0xFE, 0xFF):
+        return True  # ESP-IDF NVS page header (active / full page)
     return head.startswith(MCU_HEADS) or _INTEL_HEX.match(head) is not None
 
 
