@@ -409,6 +409,7 @@ from cra_fw.unpack.handlers.intel_hex import IntelHexHandler  # noqa: E402
 from cra_fw.unpack.handlers.mcuboot import McubootHandler  # noqa: E402
 from cra_fw.unpack.handlers.nordic_dfu import NordicDfuHandler  # noqa: E402
 from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
+from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
 from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
 from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
 
@@ -418,6 +419,7 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspPartitionTableHandler(),
     EspNvsHandler(),
     IntelHexHandler(),
+    SrecHandler(),
     Uf2Handler(),
     NordicDfuHandler(),
     McubootHandler(),

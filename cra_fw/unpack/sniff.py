@@ -103,7 +103,7 @@ MCU_HEADS = (
     b"UF2\nWQ]\x9e",  # UF2 block
     b"\xaa\x50",  # ESP-IDF partition table entry
 )
-_INTEL_HEX = re.compile(rb":[0-9A-Fa-f]{10}")
+_INTEL_HEX = re.compile(rb":[0-9A-Fa-f]{10}|S[0-3][0-9A-Fa-f]{8}")  # Intel HEX or Motorola S-record
 
 
 def looks_like_mcu_image(head: bytes) -> bool:

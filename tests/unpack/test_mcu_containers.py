@@ -124,3 +124,23 @@ def test_truncated_images_are_no_traceback(parts, tmp_path, cut):
     run = scan_cli(bad, tmp_path / "o", command="unpack")
     assert run.returncode in (0, 1, 3) and "Traceback" not in run.stderr
     assert not _layers(run.report, "esp-app")  # a cut image is not claimed as one
+
+
+@pytest.mark.parametrize(("fmt", "layer"), [("srec", "srec"), ("ihex", "intel-hex")])
+def test_objcopy_records_to_ranges(parts, tmp_path, fmt, layer):
+    from tests.mcu_tools import run, tool
+
+    work, _app, _boot, _table = parts
+    elf = work / "app" / "app.elf"
+    out = tmp_path / f"app.{fmt}"
+    run(tool("riscv64-unknown-elf-objcopy"), "-O", fmt, str(elf), str(out))
+    report = scan_cli(out, tmp_path / "o", command="unpack").report
+    (rec,) = _layers(report, layer)
+    assert rec["details"]["bad_checksums"] == "0"
+    # the four output sections of the linker script, at their load addresses
+    starts = [r.split("-")[0] for r in rec["details"]["ranges"].split()]
+    assert starts == ["0x3c000020", "0x3fc88000", "0x40380000", "0x42000020"]
+    if fmt == "srec":
+        assert str(out).startswith(rec["details"]["header"])  # objcopy writes the (cut) file name
+    names = {f["path"] for f in report["files"] if f["layer_id"] == rec["id"]}
+    assert names == {f"/{s}.bin" for s in starts}
