@@ -51,7 +51,15 @@ def build() -> Path:
     (CACHE / "nvs.csv").write_text(NVS_CSV)
     nvs = CACHE / "nvs.bin"
     subprocess.run(
-        [sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(CACHE / "nvs.csv"), str(nvs), "0x5000"],
+        [
+            sys.executable,
+            "-m",
+            "esp_idf_nvs_partition_gen",
+            "generate",
+            str(CACHE / "nvs.csv"),
+            str(nvs),
+            "0x5000",
+        ],
         check=True,
         capture_output=True,
     )
@@ -91,18 +99,29 @@ def main() -> int:
         print(f"{FACTORY} is missing (shared firmware)", file=sys.stderr)
         return 2
     image = build()
-    row: dict = {"input": "ESPHome 2025.9.1 ESP32-C3 factory image + NVS, merged to 4 MB", "bytes": image.stat().st_size}
+    row: dict = {
+        "input": "ESPHome 2025.9.1 ESP32-C3 factory image + NVS, merged to 4 MB",
+        "bytes": image.stat().st_size,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, HOME=tmp)
-        seconds, proc = timed([sys.executable, "-m", "cra_fw", "scan", str(image), "-o", f"{tmp}/out", "-q"], env)
+        seconds, proc = timed(
+            [sys.executable, "-m", "cra_fw", "scan", str(image), "-o", f"{tmp}/out", "-q"], env
+        )
         report = json.loads(Path(f"{tmp}/out/report.json").read_text())
         row["cra-fw"] = {
             "command": "cra-fw scan flash-4mb.bin -o OUT",
             "seconds": round(seconds, 2),
             "status": proc.returncode,
-            "layers": [f"{la['format']}@{la['offset']:#x}" for la in report["layers"] if la["format"] not in ("padding", "unknown")],
+            "layers": [
+                f"{la['format']}@{la['offset']:#x}"
+                for la in report["layers"]
+                if la["format"] not in ("padding", "unknown")
+            ],
             "components": sorted(f"{c['name']} {c['version']}".strip() for c in report["components"]),
-            "mcu_findings": sorted({f["rule_id"] for f in report["findings"] if f["rule_id"].startswith("mcu.")}),
+            "mcu_findings": sorted(
+                {f["rule_id"] for f in report["findings"] if f["rule_id"].startswith("mcu.")}
+            ),
         }
         seconds, proc = timed([_tool("esptool"), "--chip", "esp32c3", "image-info", str(image)])
         lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
@@ -111,7 +130,20 @@ def main() -> int:
             "seconds": round(seconds, 2),
             "status": proc.returncode,
             "reads": "the first image header only (the bootloader at 0x0): "
-            + "; ".join(ln.strip() for ln in lines if ln.startswith(("Detected image type", "Segments", "Entry point", "Chip ID", "Checksum", "Validation hash")))[:400],
+            + "; ".join(
+                ln.strip()
+                for ln in lines
+                if ln.startswith(
+                    (
+                        "Detected image type",
+                        "Segments",
+                        "Entry point",
+                        "Chip ID",
+                        "Checksum",
+                        "Validation hash",
+                    )
+                )
+            )[:400],
         }
         if args.cve_bin_tool:
             folder = Path(tmp) / "cvebt-input"
@@ -130,7 +162,9 @@ def main() -> int:
                 "errors": found["errors"],
             }
             if row["cve-bin-tool"]["seconds"]:
-                row["ratio_cra_cvebintool"] = round(row["cra-fw"]["seconds"] / row["cve-bin-tool"]["seconds"], 2)
+                row["ratio_cra_cvebintool"] = round(
+                    row["cra-fw"]["seconds"] / row["cve-bin-tool"]["seconds"], 2
+                )
     text = json.dumps({"rows": [row]}, indent=1)
     print(text)
     if args.json:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cra_fw.checks.interface import CRA_CREDENTIALS, CRA_SECRETS, Check, finding, fingerprint, register
 from cra_fw.context import ScanContext
+from cra_fw.parsers import cstr
 from cra_fw.records import FileEntry, Finding, Layer, Location, Severity
 
 CRA_ENCRYPTION = ("Annex I Part I (2)(e)",)
@@ -43,22 +44,13 @@ DER_CERT = re.compile(rb"\x30\x82(..)\x30\x82", re.S)
 ESP8266_PARAMS = (("station", 0x10, 0x37), ("soft-AP", 0xB4, 0xD4))
 
 
-def _text(raw: bytes) -> str:
-    value = raw.split(b"\0", 1)[0]
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
-    return text if text.isprintable() else ""
-
-
 def _wifi_value(raw: bytes, key: str) -> str:
     # ESP-IDF keeps sta.ssid as a blob (u32 length + 32 bytes) and passwords as 64-byte blobs
     if key.endswith("ssid") and len(raw) >= 4 and raw[:4] != b"\xff\xff\xff\xff":
         length = int.from_bytes(raw[:4], "little")
         if 0 < length <= 32 and len(raw) >= 4 + length:
-            return _text(raw[4 : 4 + length])
-    return _text(raw)
+            return cstr(raw[4 : 4 + length])
+    return cstr(raw)
 
 
 class _Base(Check):
@@ -94,7 +86,7 @@ class McuCredentials(_Base):
                         ctx, entry, NVS_WIFI[key], ssid if key == "sta.pswd" else "", value, "NVS"
                     )
             elif namespace != "nvs.net80211" and NVS_SECRET_KEY.search(key):
-                value = _text(value_raw)
+                value = cstr(value_raw)
                 if value:
                     yield finding(
                         ctx,
@@ -116,8 +108,8 @@ class McuCredentials(_Base):
             data = ctx.read_bytes(entry, MAX_READ)
             if name.startswith("system_param@"):
                 for mode, ssid_at, pass_at in ESP8266_PARAMS:
-                    ssid = _text(data[ssid_at : ssid_at + 32])
-                    password = _text(data[pass_at : pass_at + 64])
+                    ssid = cstr(data[ssid_at : ssid_at + 32])
+                    password = cstr(data[pass_at : pass_at + 64])
                     if password:
                         yield self._wifi(
                             ctx, entry, mode, ssid, password, "the SDK's system parameters", pass_at

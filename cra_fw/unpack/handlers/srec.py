@@ -64,7 +64,11 @@ class SrecHandler(NativeHandler):
     name = "srec"
 
     def find(self, data: mmap.mmap) -> list[Region]:
-        if len(data) > MAX_FILE or RECORD.match(data, 0) is None or bytes(data[:2]) not in (b"S0", b"S1", b"S2", b"S3"):
+        if (
+            len(data) > MAX_FILE
+            or RECORD.match(data, 0) is None
+            or bytes(data[:2]) not in (b"S0", b"S1", b"S2", b"S3")
+        ):
             return []
         try:
             mem, details, end = _read(data)
@@ -72,7 +76,11 @@ class SrecHandler(NativeHandler):
             return [Region(0, len(data), error=str(exc))]
         if not mem.chunks:
             return []
-        error = f"{details['bad_checksums']} records with a bad checksum" if details["bad_checksums"] != "0" else ""
+        error = (
+            f"{details['bad_checksums']} records with a bad checksum"
+            if details["bad_checksums"] != "0"
+            else ""
+        )
         return [Region(0, len(data) if len(data) - end < 64 else end, error=error, details=details)]
 
     def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
