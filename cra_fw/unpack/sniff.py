@@ -47,6 +47,8 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0, b"!<arch>\n"),  # ar / ipk
     (0, b"\x3a\xff\x26\xed"),  # android sparse
     (0x8001, b"CD001"),  # iso9660
+    (0x36, b"FAT1"),  # FAT12/16 boot sector (ESP-IDF fat data partitions)
+    (0x52, b"FAT32"),
 )
 
 # searched anywhere in large opaque files (flash dumps, vendor blobs)

@@ -144,3 +144,24 @@ def test_objcopy_records_to_ranges(parts, tmp_path, fmt, layer):
         assert str(out).startswith(rec["details"]["header"])  # objcopy writes the (cut) file name
     names = {f["path"] for f in report["files"] if f["layer_id"] == rec["id"]}
     assert names == {f"/{s}.bin" for s in starts}
+
+
+def test_fat_data_partition_in_a_flash_dump(parts, tmp_path):
+    """A raw FAT data partition (dosfstools + mtools, as ESP-IDF's read-only FAT images are laid out)."""
+    from tests.mcu_tools import run, tool
+
+    _work, app, boot, _table = parts
+    fat = tmp_path / "fat.img"
+    run(tool("mkfs.fat"), "-C", "-S", "4096", "-s", "1", str(fat), "512")
+    (tmp_path / "config.json").write_text('{"ota_url": "https://updates.example.net/fw.bin"}\n')
+    run(tool("mcopy"), "-i", str(fat), str(tmp_path / "config.json"), "::/config.json")
+    table = tmp_path / "pt.bin"
+    table.write_bytes(
+        partition_table([("factory", 0, 0, 0x10000, 0x100000, 0), ("ffat", 1, 0x81, 0x110000, 0x80000, 0)])
+    )
+    flash = merge_bin(tmp_path, "esp32c3", [(0x0, boot), (0x8000, table), (0x10000, app), (0x110000, fat)])
+    report = scan_cli(flash, tmp_path / "o", command="unpack").report
+    (fat_layer,) = _layers(report, "fat")
+    assert fat_layer["parent_path"] == "/ffat@0x110000.fat"
+    files = {f["path"] for f in report["files"] if f["layer_id"] == fat_layer["id"]}
+    assert "/config.json" in files
