@@ -406,6 +406,7 @@ from cra_fw.unpack.handlers.esp_image import EspImageHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_nvs import EspNvsHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_partition_table import EspPartitionTableHandler  # noqa: E402
 from cra_fw.unpack.handlers.intel_hex import IntelHexHandler  # noqa: E402
+from cra_fw.unpack.handlers.littlefs import LittleFsHandler  # noqa: E402
 from cra_fw.unpack.handlers.mcuboot import McubootHandler  # noqa: E402
 from cra_fw.unpack.handlers.nordic_dfu import NordicDfuHandler  # noqa: E402
 from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
@@ -418,6 +419,7 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspImageHandler(),
     EspPartitionTableHandler(),
     EspNvsHandler(),
+    LittleFsHandler(),
     IntelHexHandler(),
     SrecHandler(),
     Uf2Handler(),

@@ -49,6 +49,7 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0x8001, b"CD001"),  # iso9660
     (0x36, b"FAT1"),  # FAT12/16 boot sector (ESP-IDF fat data partitions)
     (0x52, b"FAT32"),
+    (8, b"littlefs"),  # LittleFS superblock name
 )
 
 # searched anywhere in large opaque files (flash dumps, vendor blobs)

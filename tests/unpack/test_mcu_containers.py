@@ -165,3 +165,35 @@ def test_fat_data_partition_in_a_flash_dump(parts, tmp_path):
     assert fat_layer["parent_path"] == "/ffat@0x110000.fat"
     files = {f["path"] for f in report["files"] if f["layer_id"] == fat_layer["id"]}
     assert "/config.json" in files
+
+
+def test_littlefs_partition_files(parts, tmp_path):
+    """A LittleFS data partition made by littlefs-python (the littlefs C library), read by cra-fw's own reader."""
+    littlefs = pytest.importorskip("littlefs", reason="pip install littlefs-python")
+    _work, app, boot, _table = parts
+    fs = littlefs.LittleFS(block_size=4096, block_count=32)
+    fs.mkdir("cfg")
+    with fs.open("cfg/settings.json", "w") as fh:
+        fh.write('{"broker": "mqtt.example.net"}')
+    big = bytes(range(256)) * 100  # spans several blocks: a CTZ skip list
+    with fs.open("blob.bin", "wb") as fh:
+        fh.write(big)
+    image = tmp_path / "lfs.bin"
+    image.write_bytes(fs.context.buffer)
+    table = tmp_path / "pt.bin"
+    table.write_bytes(
+        partition_table(
+            [("factory", 0, 0, 0x10000, 0x100000, 0), ("littlefs", 1, 0x83, 0x110000, 0x20000, 0)]
+        )
+    )
+    flash = merge_bin(tmp_path, "esp32c3", [(0x0, boot), (0x8000, table), (0x10000, app), (0x110000, image)])
+    run = scan_cli(flash, tmp_path / "o", "--keep-extracted", command="unpack")
+    (lfs,) = _layers(run.report, "littlefs")
+    assert lfs["parent_path"] == "/littlefs@0x110000.littlefs"
+    assert (lfs["details"]["block_size"], lfs["details"]["block_count"]) == ("4096", "32")
+    files = {f["path"]: f for f in run.report["files"] if f["layer_id"] == lfs["id"]}
+    assert set(files) >= {"/cfg", "/cfg/settings.json", "/blob.bin"}
+    import hashlib
+
+    assert files["/blob.bin"]["sha256"] == hashlib.sha256(big).hexdigest()
+    assert files["/cfg/settings.json"]["size"] == len('{"broker": "mqtt.example.net"}')
