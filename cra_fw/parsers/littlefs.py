@@ -128,7 +128,7 @@ class _Reader:
     def directory(self, pair: tuple[int, int], prefix: str, depth: int, out: list[LfsFile]) -> None:
         if depth > MAX_DEPTH:
             return
-        seen = set()
+        seen: set[tuple[int, int]] = set()
         current: tuple[int, int] | None = pair
         while current is not None and current not in seen and len(seen) < 64:
             seen.add(current)
@@ -154,7 +154,7 @@ class _Reader:
         size = min(size, MAX_FILE)
         if size == 0:
             return b""
-        caps = []
+        caps: list[int] = []
         total = 0
         while total < size and len(caps) <= self.count:
             i = len(caps)
