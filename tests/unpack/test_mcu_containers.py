@@ -197,3 +197,23 @@ def test_littlefs_partition_files(parts, tmp_path):
 
     assert files["/blob.bin"]["sha256"] == hashlib.sha256(big).hexdigest()
     assert files["/cfg/settings.json"]["size"] == len('{"broker": "mqtt.example.net"}')
+
+
+def test_nrfutil_legacy_dfu_package(tmp_path):
+    from tests.mcu_tools import run, tool
+
+    app = tmp_path / "nrfapp.bin"
+    app.write_bytes(os.urandom(8192))
+    pkg = tmp_path / "pkg.zip"
+    run(
+        tool("adafruit-nrfutil"), "dfu", "genpkg", "--dev-type", "0x0052", "--application", str(app), str(pkg)
+    )
+    report = scan_cli(pkg, tmp_path / "o", command="unpack").report
+    (layer,) = _layers(report, "nordic-dfu")
+    d = layer["details"]
+    assert (d["manifest"], d["init_packets"]) == ("nrfutil", "1")
+    assert d["files"].startswith("application bin=nrfapp.bin init=nrfapp.dat ")
+    assert "device_type=82" in d["files"]
+    files = {f["path"] for f in report["files"] if f["layer_id"] == layer["id"]}
+    assert files == {"/nrfapp.bin", "/nrfapp.dat", "/manifest.json"}
+    assert not _layers(report, "zip")  # the package is one layer, not a zip plus a guess

@@ -71,7 +71,15 @@ def _details(doc: dict) -> dict[str, str]:
         parts = []
         for kind, part in list(doc["manifest"].items())[:MAX_MEMBERS]:
             if isinstance(part, dict):
-                parts.append(f"{kind} bin={part.get('bin_file', '?')} init={part.get('dat_file', 'none')}")
+                text = f"{kind} bin={part.get('bin_file', '?')} init={part.get('dat_file', 'none')}"
+                init = part.get("init_packet_data")
+                if isinstance(init, dict):
+                    text += " " + " ".join(
+                        f"{k}={init[k]}"
+                        for k in ("application_version", "device_type", "device_revision", "softdevice_req")
+                        if k in init
+                    )
+                parts.append(text)
         details["files"] = "; ".join(parts)
         details["init_packets"] = str(
             sum(1 for p in doc["manifest"].values() if isinstance(p, dict) and p.get("dat_file"))
