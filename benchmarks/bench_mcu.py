@@ -63,6 +63,10 @@ def build() -> Path:
         check=True,
         capture_output=True,
     )
+    # the factory image's own regions (bootloader + table, app); the NVS goes between them
+    factory = FACTORY.read_bytes()
+    (CACHE / "head.bin").write_bytes(factory[:0x9000])
+    (CACHE / "app.bin").write_bytes(factory[0x10000:])
     subprocess.run(
         [
             _tool("esptool"),
@@ -74,9 +78,11 @@ def build() -> Path:
             "--pad-to-size",
             "4MB",
             "0x0",
-            str(FACTORY),
+            str(CACHE / "head.bin"),
             "0x9000",
             str(nvs),
+            "0x10000",
+            str(CACHE / "app.bin"),
         ],
         check=True,
         capture_output=True,
@@ -135,12 +141,12 @@ def main() -> int:
                 for ln in lines
                 if ln.startswith(
                     (
-                        "Detected image type",
-                        "Segments",
-                        "Entry point",
                         "Chip ID",
                         "Checksum",
                         "Validation hash",
+                        "Bootloader version",
+                        "ESP-IDF",
+                        "Compile time",
                     )
                 )
             )[:400],
