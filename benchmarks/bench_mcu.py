@@ -119,8 +119,9 @@ def main() -> int:
             "command": "cra-fw scan flash-4mb.bin -o OUT",
             "seconds": round(seconds, 2),
             "status": proc.returncode,
+            "stage_seconds": {k[8:]: v for k, v in report["stats"].items() if k.startswith("seconds_")},
             "layers": [
-                f"{la['format']}@{la['offset']:#x}"
+                f"{la['format']} {la['parent_path'] or 'image'}@{la['offset']:#x}"
                 for la in report["layers"]
                 if la["format"] not in ("padding", "unknown")
             ],
