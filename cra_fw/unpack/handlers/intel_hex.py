@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import mmap
 import re
-from pathlib import Path
 
-from cra_fw.unpack.handlers.memory_map import MemoryMap
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.handlers.memory_map import MemoryMap, RecordsHandler
 
 RECORD = re.compile(rb":([0-9A-Fa-f]{2})([0-9A-Fa-f]{4})([0-9A-Fa-f]{2})([0-9A-Fa-f]*)\r?\n?")
-MAX_FILE = 512 << 20
 
 
 def _read(data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
@@ -62,25 +59,11 @@ def _read(data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
     return mem, details, pos
 
 
-class IntelHexHandler(NativeHandler):
+class IntelHexHandler(RecordsHandler):
     name = "intel-hex"
 
-    def find(self, data: mmap.mmap) -> list[Region]:
-        if len(data) > MAX_FILE or RECORD.match(data, 0) is None:
-            return []
-        try:
-            mem, details, end = _read(data)
-        except ValueError as exc:
-            return [Region(0, len(data), error=str(exc))]
-        if not mem.chunks:
-            return []
-        error = (
-            f"{details['bad_checksums']} records with a bad checksum"
-            if details["bad_checksums"] != "0"
-            else ""
-        )
-        return [Region(0, len(data) if len(data) - end < 64 else end, error=error, details=details)]
+    def starts(self, data: mmap.mmap) -> bool:
+        return RECORD.match(data, 0) is not None
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        mem, _details, _end = _read(data)
-        mem.write(outdir)
+    def read(self, data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
+        return _read(data)

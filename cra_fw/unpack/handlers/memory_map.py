@@ -3,7 +3,10 @@ addresses, bounded, written out as one file per contiguous range."""
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
+
+from cra_fw.unpack.native import NativeHandler, Region
 
 MAX_IMAGE_BYTES = 256 << 20  # an MCU address space; more is a hostile file
 MAX_GAP = 0x1000  # gaps up to this are filled with 0xFF (erased flash), larger ones split files
@@ -52,3 +55,34 @@ class MemoryMap:
 
     def describe(self) -> str:
         return " ".join(f"{a:#010x}-{b:#010x}" for a, b in self.ranges()[:MAX_RANGES])
+
+
+class RecordsHandler(NativeHandler):
+    """A text file of address records (Intel HEX, S-record) at the start of a file."""
+
+    MAX_FILE = 512 << 20
+
+    def starts(self, data: mmap.mmap) -> bool:
+        raise NotImplementedError
+
+    def read(self, data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
+        """(bytes at addresses, details, end of the last record read)."""
+        raise NotImplementedError
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        if len(data) > self.MAX_FILE or not self.starts(data):
+            return []
+        try:
+            mem, details, end = self.read(data)
+        except ValueError as exc:
+            return [Region(0, len(data), error=str(exc))]
+        if not mem.chunks:
+            return []
+        bad = details["bad_checksums"]
+        error = f"{bad} records with a bad checksum" if bad != "0" else ""
+        # trailing blank lines or a short tail belong to the file; more is something else
+        return [Region(0, len(data) if len(data) - end < 64 else end, error=error, details=details)]
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        mem, _details, _end = self.read(data)
+        mem.write(outdir)

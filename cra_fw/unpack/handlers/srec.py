@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import mmap
 import re
-from pathlib import Path
 
-from cra_fw.unpack.handlers.memory_map import MemoryMap
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.handlers.memory_map import MemoryMap, RecordsHandler
 
 RECORD = re.compile(rb"S([0-9])([0-9A-Fa-f]{2})([0-9A-Fa-f]*)\r?\n?")
 ADDRESS_BYTES = {0: 2, 1: 2, 2: 3, 3: 4, 5: 2, 6: 3, 7: 4, 8: 3, 9: 2}
-MAX_FILE = 512 << 20
 
 
 def _read(data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
@@ -60,29 +57,11 @@ def _read(data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
     return mem, details, pos
 
 
-class SrecHandler(NativeHandler):
+class SrecHandler(RecordsHandler):
     name = "srec"
 
-    def find(self, data: mmap.mmap) -> list[Region]:
-        if (
-            len(data) > MAX_FILE
-            or RECORD.match(data, 0) is None
-            or bytes(data[:2]) not in (b"S0", b"S1", b"S2", b"S3")
-        ):
-            return []
-        try:
-            mem, details, end = _read(data)
-        except ValueError as exc:
-            return [Region(0, len(data), error=str(exc))]
-        if not mem.chunks:
-            return []
-        error = (
-            f"{details['bad_checksums']} records with a bad checksum"
-            if details["bad_checksums"] != "0"
-            else ""
-        )
-        return [Region(0, len(data) if len(data) - end < 64 else end, error=error, details=details)]
+    def starts(self, data: mmap.mmap) -> bool:
+        return RECORD.match(data, 0) is not None and bytes(data[:2]) in (b"S0", b"S1", b"S2", b"S3")
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        mem, _details, _end = _read(data)
-        mem.write(outdir)
+    def read(self, data: mmap.mmap) -> tuple[MemoryMap, dict[str, str], int]:
+        return _read(data)
