@@ -192,45 +192,6 @@ def _safe_name(name: str) -> str:
     return cleaned if cleaned.strip(".") else f"_{cleaned}"
 
 
-class LegacySquashfsProbe(NativeHandler):
-    """Squashfs flavours that only sasquatch extracts: recognised and reported, not unpacked."""
-
-    name = "squashfs"
-    PATTERN = re.compile(rb"hsqs|sqsh|shsq|qshs")
-
-    def find(self, data: mmap.mmap) -> list[Region]:
-        out: list[Region] = []
-        for match in self.PATTERN.finditer(data):
-            pos = match.start()
-            if pos + 96 > len(data):
-                continue
-            endian = "<" if data[pos : pos + 4] in (b"hsqs", b"shsq") else ">"
-            major, minor = struct.unpack_from(endian + "HH", data, pos + 28)
-            standard_v4 = major == 4 and minor == 0 and data[pos : pos + 4] == b"hsqs"
-            if standard_v4 or major not in (1, 2, 3, 4) or minor > 1:
-                continue
-            if major == 4:
-                size = struct.unpack_from(endian + "Q", data, pos + 40)[0]
-            else:
-                size = struct.unpack_from(endian + "I", data, pos + 8)[0]
-            if not 96 < size <= len(data) - pos:
-                continue
-            out.append(
-                Region(
-                    pos,
-                    pos + size,
-                    unsupported=True,
-                    error=f"squashfs {major}.{minor} "
-                    f"({'big' if endian == '>' else 'little'}-endian or vendor variant) "
-                    "needs sasquatch, which is not installed",
-                )
-            )
-        return out
-
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        return None
-
-
 class UbiHandler(NativeHandler):
     """UBI: consecutive erase blocks starting with 'UBI#'; each volume is written as an image file.
 
@@ -413,6 +374,8 @@ from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
 from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
 from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
 from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
+# handler modules import NativeHandler and Region from here, so they are imported after them
+from cra_fw.unpack.handlers.squashfs import SquashfsHandler  # noqa: E402
 
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspFlashHandler(),
@@ -432,6 +395,6 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     UbifsHandler(),
     ExtHandler(),
     Yaffs2Handler(),
-    LegacySquashfsProbe(),
+    SquashfsHandler(),
     VxWorksHandler(),
 )

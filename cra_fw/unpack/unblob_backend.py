@@ -1,9 +1,10 @@
 """The unblob backend: unblob's handlers find and extract chunks of one file.
 
 unblob extracts squashfs with ``sasquatch``, which Debian does not ship.
-Standard squashfs v4 (every compressor) goes to squashfs-tools' ``unsquashfs``
-instead, with PySquashfsImage as the fallback; other squashfs flavours keep
-sasquatch when it is installed and are reported as unsupported otherwise.
+Standard little-endian squashfs 4.0 goes to squashfs-tools' ``unsquashfs``
+instead, with cra-fw's own reader as the fallback; every other squashfs
+flavour (2.x, 3.x, big-endian, vendor magics and codecs) is cra-fw's own
+native handler's (:mod:`cra_fw.unpack.handlers.squashfs`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _handlers() -> tuple:
     from cra_fw.unpack.squashfs_reader import extract_squashfs
 
     class SquashfsToolsExtractor(Extractor):
-        """unsquashfs from squashfs-tools; PySquashfsImage when unsquashfs refuses."""
+        """unsquashfs from squashfs-tools; cra-fw's own reader when unsquashfs refuses."""
 
         def get_dependencies(self) -> list[str]:
             return ["unsquashfs"]
@@ -55,7 +56,7 @@ def _handlers() -> tuple:
             try:
                 return cmd.extract(inpath, outdir)
             except Exception as first:
-                # unsquashfs refused (vendor compressor, damage): try the pure-Python reader,
+                # unsquashfs refused (vendor compressor, damage): try cra-fw's own reader,
                 # keeping whatever unsquashfs already wrote when that fails too
                 try:
                     extract_squashfs(inpath, outdir)
@@ -66,13 +67,20 @@ def _handlers() -> tuple:
     class SquashFSv4Handler(SquashFSv4LEHandler):
         EXTRACTOR = SquashfsToolsExtractor()
 
-    have_sasquatch = shutil.which("sasquatch") is not None
+        def calculate_chunk(self, file, start_offset: int):
+            # LZMA images are cra-fw's own handler's: vendors write LZMA headers unsquashfs rejects
+            file.seek(start_offset + 20)
+            if file.read(2) == b"\x02\x00":
+                return None
+            file.seek(start_offset)
+            return super().calculate_chunk(file, start_offset)
+
     out = []
     for handler in BUILTIN_HANDLERS:
         if handler.NAME == "squashfs_v4_le":
             out.append(SquashFSv4Handler)
-        elif handler.NAME.startswith("squashfs") and not have_sasquatch:
-            continue  # reported as unsupported by the walker's own squashfs probe
+        elif handler.NAME.startswith("squashfs"):
+            continue  # cra-fw's own squashfs handler reads every other flavour
         else:
             out.append(handler)
     return tuple(out)

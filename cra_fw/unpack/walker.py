@@ -87,7 +87,8 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                     if any(c.start <= region.start < c.end for c in native):
                         continue
                     fmt = region.format or handler.name
-                    target = outdir / f"{region.start:08x}.{fmt}"
+                    # not the backend's folder name: a backend may carve the same offset
+                    target = outdir / f"{region.start:08x}.{fmt}.native"
                     error = region.error
                     try:
                         handler.extract(data, region, target)
@@ -114,7 +115,9 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
     containers = [c for c in result.carves if c.extracted]
 
     def inside(inner: Carve, outer: Carve) -> bool:
-        return outer.start <= inner.start and inner.end <= outer.end and inner != outer
+        # a backend carve of exactly the same span is the same region: the native handler keeps it
+        span = (outer.start, outer.end) != (inner.start, inner.end)
+        return outer.start <= inner.start and inner.end <= outer.end and span
 
     kept_native = []
     for carve in native:

@@ -1,4 +1,4 @@
-"""cra-fw's own unpack handlers for microcontroller formats, one format per module.
+"""cra-fw's own unpack handlers, one format per module.
 
 Each module holds one :class:`cra_fw.unpack.native.NativeHandler`; the registry is the
 ``NATIVE_HANDLERS`` tuple in ``cra_fw/unpack/native.py`` (one line per handler).  The
