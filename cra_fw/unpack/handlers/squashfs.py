@@ -3,8 +3,10 @@
 Standard little-endian 4.0 images with a compressor squashfs-tools knows are
 left to the backend (unsquashfs is fast C); everything else is read by
 cra-fw's own reader (:mod:`cra_fw.unpack.squashfs_reader`), which finds the
-codec by decoding the first metadata block.  An image whose blocks decode with
-no known codec is reported as unsupported, with what was tried.
+codec by decoding the first metadata block.  A 2.x/3.x image whose blocks
+decode with no known codec is reported as unsupported (an unknown vendor
+compressor); a 4.0 image that names a known compressor yet does not decode is
+damaged, and fails.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 
 from cra_fw.errors import UnpackError
 from cra_fw.unpack.native import NativeHandler, Region
-from cra_fw.unpack.squashfs_reader import SquashfsImage, extract_image, find_superblocks, parse_superblock
+from cra_fw.unpack.squashfs_reader import (
+    V4_COMPRESSION,
+    SquashfsImage,
+    extract_image,
+    find_superblocks,
+    parse_superblock,
+)
 from cra_fw.unpack.treewriter import TreeWriter
 
 # compressors Debian's unsquashfs reads in a standard little-endian 4.0 image (lzma is left out:
@@ -40,11 +48,10 @@ class SquashfsHandler(NativeHandler):
             try:
                 image.identify_codec()
             except (UnpackError, struct.error) as exc:
-                out.append(
-                    Region(
-                        sb.start, sb.start + sb.bytes_used, unsupported=True, error=str(exc), details=details
-                    )
-                )
+                # a compressor the superblock names and cra-fw knows, yet nothing decodes: damage
+                known = sb.major == 4 and sb.compression_id in V4_COMPRESSION
+                end = sb.start + sb.bytes_used
+                out.append(Region(sb.start, end, unsupported=not known, error=str(exc), details=details))
                 continue
             if image.codec is not None:
                 details["compression"] = codec_label(image.codec.name)
