@@ -232,12 +232,12 @@ class SquashfsImage:
             # LZMA without an end marker decodes past the block's end: stop at its known size
             limit = min(limit, expect)
         if self.codec is not None:
+            # no second guess once the image's codec is known: a headerless codec would take
+            # a damaged block for data (raw LZMA decodes zeros to zeros)
             try:
-                out = self.codec.decode(block, limit)
-                if expect is None or len(out) == expect:
-                    return out
-            except codecs.CodecError:
-                pass
+                return self.codec.decode(block, limit)
+            except codecs.CodecError as exc:
+                raise UnpackError(f"squashfs: damaged block ({exc})") from exc
         found = codecs.probe(block, limit, expect, self._codec_order())
         if found is None:
             names = ", ".join(c.name for c in self._codec_order()[:6])

@@ -77,15 +77,17 @@ class TreeWriter:
             target.unlink()
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         size = 0
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                size += len(chunk)
-                self.bytes += len(chunk)
-                if self.bytes > self.max_bytes:
-                    raise LimitExceeded(
-                        "bytes", f"more than {self.max_bytes} bytes from one filesystem image"
-                    )
-                out.write(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    self.bytes += len(chunk)
+                    if self.bytes > self.max_bytes:
+                        raise LimitExceeded("bytes", f"more than {self.max_bytes} bytes from one image")
+                    out.write(chunk)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a half-read file is not the file
+            raise
         os.chmod(target, (mode & 0o7777) | 0o400)
         return size
 
