@@ -375,7 +375,11 @@ from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
 from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
 from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
 # handler modules import NativeHandler and Region from here, so they are imported after them
+from cra_fw.unpack.handlers.cramfs import CramfsHandler  # noqa: E402
+from cra_fw.unpack.handlers.dlob import DlobHandler  # noqa: E402
+from cra_fw.unpack.handlers.seama import SeamaHandler  # noqa: E402
 from cra_fw.unpack.handlers.squashfs import SquashfsHandler  # noqa: E402
+from cra_fw.unpack.handlers.tplink import TplinkHandler  # noqa: E402
 
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspFlashHandler(),
@@ -389,6 +393,9 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     NordicDfuHandler(),
     McubootHandler(),
     QuantennaUbootHandler(),
+    TplinkHandler(),
+    DlobHandler(),
+    SeamaHandler(),
     UImageHandler(),
     FitHandler(),
     UbiHandler(),
@@ -396,5 +403,6 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     ExtHandler(),
     Yaffs2Handler(),
     SquashfsHandler(),
+    CramfsHandler(),
     VxWorksHandler(),
 )

@@ -127,7 +127,9 @@ def test_broadcom_squashfs_2_0_big_endian_lzma_under_zlib_id(tmp_path):
 def test_dlink_firmware_squashfs_4_lzma_five_byte_header(tmp_path):
     _need(DLINK_FW)
     report = _unpack(DLINK_FW, tmp_path / "out", "--extractor", "binwalk")
-    layer = _layer(report, 0x12008C)
+    # the squashfs sits in the DLOB container's payload (which starts 0x6c into the file)
+    layer = _layer(report, 0x12008C - 0x6C)
+    assert layer["parent_path"] == "/firmware.bin"
     assert layer["status"] == "extracted" and not layer["note"]
     assert layer["details"]["compression"] == "lzma-5-byte-header"
     files = _files(report, layer)

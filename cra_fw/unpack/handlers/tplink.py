@@ -1,0 +1,122 @@
+"""TP-Link firmware header (v1, and the v2/v3 layout of newer models): a named layer with its fields.
+
+Layout (big-endian, 512 bytes): header version, vendor name and firmware version
+strings, hardware id and revision, an MD5 over the image with a fixed salt in
+place of the digest ("normal" salt, or the "boot" salt when a bootloader is
+included), kernel load/entry addresses, the image length and the offsets and
+lengths of kernel, root filesystem and bootloader.  v2/v3 drop the vendor name,
+widen the version string and move every later field 12 bytes up (magic 0x55aa
+at 0x8c, 0xa5 at 0x90).  The digest is checked and reported, never trusted
+for anything else.  The offsets are reported but not used to cut the image:
+OpenWrt's factory images keep the flash layout's rootfs offset in the header
+while placing the root filesystem right after the kernel.  Extraction writes
+everything after the header as one file, and recursion finds the kernel, the
+root filesystem and the padding in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import re
+import struct
+from pathlib import Path
+
+from cra_fw.regions import copy_region
+from cra_fw.unpack.native import NativeHandler, Region, data_path
+
+HEADER = 512
+SALTS_V1 = {
+    "normal": bytes.fromhex("dcd73aa5c39598fbddf9e7f40eae4738"),
+    "boot": bytes.fromhex("8cef335bd5c5cefaa79c28dab2e90f42"),
+}
+SALTS_V2 = {
+    "normal": bytes.fromhex("dcd73aa5c39598fbdcf9e7f40eae4737"),
+    "boot": bytes.fromhex("8cef335fd5c5cefaac9c28dab2e90f42"),
+}
+# version word, then a printable string (vendor name in v1, firmware version in v2/v3)
+ANCHOR = re.compile(rb"(?:\x01|\x02|\x03)\x00\x00\x00[\x20-\x7e]{2,47}\x00", re.DOTALL)
+MAX_IMAGE = 1 << 30
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("latin-1")
+
+
+def parse(data: mmap.mmap | bytes, pos: int) -> tuple[dict[str, str], int] | None:
+    """(details, image length) of the header at ``pos``, or None."""
+    head = bytes(data[pos : pos + HEADER])
+    if len(head) < HEADER:
+        return None
+    version = head[0]
+    if version == 1:
+        vendor, fw_version = _text(head[4:28]), _text(head[28:64])
+        hw_id, hw_rev, region = struct.unpack_from(">III", head, 0x40)
+        md5_at, fields_at, salts = 0x4C, 0x74, SALTS_V1
+        ver = struct.unpack_from(">HHH", head, 0x98)
+    else:
+        if head[0x8C:0x8E] != b"\x55\xaa" or head[0x90] != 0xA5:
+            return None
+        vendor, fw_version = "", _text(head[4:0x34])
+        hw_id, hw_rev, region = struct.unpack_from(">III", head, 0x34)
+        md5_at, fields_at, salts = 0x40, 0x68, SALTS_V2
+        ver = (head[0x91], head[0x92], head[0x93])
+    kla, kep, fw_len, kofs, klen, rofs, rlen, bofs, blen = struct.unpack_from(">9I", head, fields_at)
+    if not hw_id or not HEADER <= fw_len <= MAX_IMAGE or not 0 < klen <= fw_len:
+        return None
+    if kofs < HEADER or kofs + klen > fw_len or rofs > fw_len or bofs + blen > fw_len:
+        return None
+    available = min(fw_len, len(data) - pos)
+    digest = head[md5_at : md5_at + 16]
+    check = "truncated" if available < min(fw_len, kofs + klen) else "mismatch"
+    for name, salt in salts.items():
+        h = hashlib.md5(usedforsecurity=False)
+        h.update(head[:md5_at] + salt + head[md5_at + 16 :])
+        for block in range(pos + HEADER, pos + available, 1 << 20):
+            h.update(data[block : min(block + (1 << 20), pos + available)])
+        if h.digest() == digest:
+            check = f"ok ({name} salt)"
+            break
+    details = {
+        "header_version": str(version),
+        "firmware_version": fw_version,
+        "hw_id": f"{hw_id:#010x}",
+        "hw_rev": str(hw_rev),
+        "region_code": str(region),
+        "kernel_load": f"{kla:#010x}",
+        "kernel_entry": f"{kep:#010x}",
+        "image_length": str(fw_len),
+        "md5": check,
+    }
+    if vendor:
+        details["vendor"] = vendor
+    if any(ver):
+        details["version"] = ".".join(str(v) for v in ver)
+    details["kernel_offset"], details["kernel_length"] = str(kofs), str(klen)
+    details["rootfs_offset"], details["rootfs_length"] = str(rofs), str(rlen)
+    if blen:
+        details["boot_offset"], details["boot_length"] = str(bofs), str(blen)
+    return details, fw_len
+
+
+class TplinkHandler(NativeHandler):
+    name = "tplink"
+
+    def find(self, data: mmap.mmap) -> list[Region]:
+        out: list[Region] = []
+        for match in ANCHOR.finditer(data):  # type: ignore[call-overload]
+            pos = match.start()
+            if out and pos < out[-1].end:
+                continue
+            parsed = parse(data, pos)
+            if parsed is None:
+                continue
+            details, fw_len = parsed
+            end = min(pos + fw_len, len(data))
+            error = "" if end == pos + fw_len else f"image truncated: header says {fw_len} bytes"
+            out.append(Region(pos, end, error=error, details=details))
+        return out
+
+    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        copy_region(Path(data_path(data)), region.start + HEADER, region.end, outdir / "payload.bin")

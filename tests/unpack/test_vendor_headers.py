@@ -1,0 +1,102 @@
+"""Vendor firmware headers are named layers with their fields, on real vendor images.
+
+Expected fields were read by hand from each header (xxd) and, for the digests, recomputed
+here with hashlib from the bytes of the image (TP-Link: MD5 over the image with the published
+salt in place of the digest; DLOB/SEAMA: MD5 of the payload).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.conftest import SHARED_FIRMWARE, scan_cli
+
+SHARED_MORE = SHARED_FIRMWARE.parent / "firmware-more" / "linux"
+MR3020 = SHARED_FIRMWARE / "librarybox" / "openwrt-ar71xx-generic-tl-mr3020-v1-squashfs-factory.bin"
+TPL_BOOT = SHARED_FIRMWARE / "fact" / "tpl_test.tpl"
+DIR300 = SHARED_MORE / "dlink_DIR-300_REVB5_FIRMWARE_2.15.B01_WW.BIN"
+
+
+def _unpack(path, tmp_path):
+    if not path.exists():
+        pytest.skip(f"{path.name} is not in ../shared")
+    run = scan_cli(path, tmp_path / "out", command="unpack")
+    assert run.returncode == 0, run.stderr
+    return run.report
+
+
+def test_tplink_v1_openwrt_factory_image(tmp_path):
+    report = _unpack(MR3020, tmp_path)
+    (layer,) = [la for la in report["layers"] if la["format"] == "tplink"]
+    assert (layer["offset"], layer["size"], layer["status"]) == (0, 3932160, "extracted")
+    assert layer["details"] == {
+        "header_version": "1",
+        "vendor": "OpenWrt",
+        "firmware_version": "r42647",
+        "hw_id": "0x30200001",
+        "hw_rev": "1",
+        "region_code": "0",
+        "kernel_load": "0x80060000",
+        "kernel_entry": "0x80060000",
+        "image_length": "3932160",
+        "kernel_offset": "512",
+        "kernel_length": "970444",
+        "rootfs_offset": "1048576",
+        "rootfs_length": "2098434",
+        "md5": "ok (normal salt)",
+    }
+    raw = bytearray(MR3020.read_bytes())
+    digest = bytes(raw[0x4C:0x5C])
+    raw[0x4C:0x5C] = bytes.fromhex("dcd73aa5c39598fbddf9e7f40eae4738")
+    assert hashlib.md5(raw).digest() == digest  # the check the layer reports, done independently
+    children = {la["format"]: la for la in report["layers"] if la["parent_id"] == layer["id"]}
+    # the root filesystem follows the kernel directly, not at the header's flash-layout offset
+    assert children["squashfs"]["offset"] == 970444 and children["squashfs"]["parent_path"] == "/payload.bin"
+    assert children["lzma"]["offset"] == 0
+
+
+def test_tplink_header_with_bootloader_and_nested_header(tmp_path):
+    report = _unpack(TPL_BOOT, tmp_path)
+    layers = [la for la in report["layers"] if la["format"] == "tplink"]
+    assert [(la["offset"], la["parent_path"], la["details"]["md5"]) for la in layers] == [
+        (0, "", "ok (boot salt)"),
+        (0x20000, "/payload.bin", "truncated"),
+    ]
+    outer = layers[0]["details"]
+    assert (outer["vendor"], outer["firmware_version"], outer["version"]) == (
+        "TP-LINK Technologies",
+        "ver. 1.0",
+        "3.17.2",
+    )
+    assert layers[1]["note"] == "image truncated: header says 3932160 bytes"
+
+
+def test_dlink_dlob_header(tmp_path):
+    report = _unpack(DIR300, tmp_path)
+    (layer,) = [la for la in report["layers"] if la["format"] == "dlob"]
+    assert (layer["offset"], layer["size"], layer["status"]) == (0, DIR300.stat().st_size, "extracted")
+    assert layer["details"] == {
+        "signature": "wrgn49_dlob_dir300b5",
+        "meta.dev": "/dev/mtdblock/2",
+        "meta.type": "firmware",
+        "payload_size": "3641376",
+        "md5": "ok",
+    }
+    raw = DIR300.read_bytes()
+    assert hashlib.md5(raw[0x6C:]).digest() == raw[0x38:0x48]
+    assert not [la for la in report["layers"] if la["format"] == "unknown" and la["parent_id"] == "L0"]
+
+
+def test_damaged_tplink_digest_is_reported_not_trusted(tmp_path):
+    if not MR3020.exists():
+        pytest.skip("librarybox image is not in ../shared")
+    raw = bytearray(MR3020.read_bytes())
+    raw[0x300] ^= 0xFF  # one byte of the kernel
+    image = tmp_path / "flipped.bin"
+    image.write_bytes(raw)
+    run = scan_cli(image, tmp_path / "out", command="unpack")
+    assert run.returncode == 0, run.stderr
+    (layer,) = [la for la in run.report["layers"] if la["format"] == "tplink"]
+    assert layer["details"]["md5"] == "mismatch"
