@@ -62,7 +62,7 @@ def test_tplink_header_with_bootloader_and_nested_header(tmp_path):
     layers = [la for la in report["layers"] if la["format"] == "tplink"]
     assert [(la["offset"], la["parent_path"], la["details"]["md5"]) for la in layers] == [
         (0, "", "ok (boot salt)"),
-        (0x20000, "/payload.bin", "truncated"),
+        (0x20000, "/payload.bin", "ok (normal salt)"),
     ]
     outer = layers[0]["details"]
     assert (outer["vendor"], outer["firmware_version"], outer["version"]) == (
@@ -70,7 +70,7 @@ def test_tplink_header_with_bootloader_and_nested_header(tmp_path):
         "ver. 1.0",
         "3.17.2",
     )
-    assert layers[1]["note"] == "image truncated: header says 3932160 bytes"
+    assert layers[1]["details"]["image_length"] == "3932160" and layers[1]["note"] == ""
 
 
 def test_dlink_dlob_header(tmp_path):
