@@ -377,6 +377,7 @@ from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
 # handler modules import NativeHandler and Region from here, so they are imported after them
 from cra_fw.unpack.handlers.cramfs import CramfsHandler  # noqa: E402
 from cra_fw.unpack.handlers.dlob import DlobHandler  # noqa: E402
+from cra_fw.unpack.handlers.jffs2 import Jffs2Handler  # noqa: E402
 from cra_fw.unpack.handlers.seama import SeamaHandler  # noqa: E402
 from cra_fw.unpack.handlers.squashfs import SquashfsHandler  # noqa: E402
 from cra_fw.unpack.handlers.tplink import TplinkHandler  # noqa: E402
@@ -404,5 +405,6 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     Yaffs2Handler(),
     SquashfsHandler(),
     CramfsHandler(),
+    Jffs2Handler(),
     VxWorksHandler(),
 )
