@@ -565,31 +565,28 @@ class SquashfsImage:
                 writer.problem(parts, str(exc))
                 continue
             for raw_name, ref in listing:
-                try:
-                    name = writer.clean_name(raw_name)
-                except UnpackError as exc:
-                    writer.problem(parts, str(exc))
+                path = writer.child(parts, raw_name)
+                if path is None:
                     continue
-                path = (*parts, name)
                 try:
                     node = self.inode(ref)
-                    if node.kind == "dir":
-                        if ref in seen:
-                            writer.problem(path, "directory loop cut")
-                            continue
-                        seen.add(ref)
-                        writer.mkdir(path)
-                        stack.append((path, node))
-                    elif node.kind == "file":
-                        writer.write(path, self.file_chunks(node), node.mode)
-                    elif node.kind == "symlink":
-                        writer.symlink(path, node.target)
-                    else:
-                        writer.special(path)
-                except LimitExceeded:
-                    raise
-                except (UnpackError, struct.error, OSError) as exc:
+                except (UnpackError, struct.error) as exc:
                     writer.problem(path, str(exc))
+                    continue
+                if node.kind == "dir":
+                    if ref in seen:
+                        writer.problem(path, "directory loop cut")
+                        continue
+                    seen.add(ref)
+                    if writer.add(path, "dir", tuple):
+                        stack.append((path, node))
+                else:
+                    content = (
+                        (lambda n=node: self.file_chunks(n))
+                        if node.kind == "file"
+                        else (lambda n=node: [n.target])
+                    )
+                    writer.add(path, node.kind, content, node.mode)
 
 
 def find_superblocks(data: bytes | memoryview, limit: int | None = None) -> Iterator[Superblock]:
@@ -634,6 +631,5 @@ def extract_squashfs(image_path: Path, outdir: Path) -> int:
             raise UnpackError(f"{image_path.name}: no squashfs superblock at its start")
         writer = TreeWriter(outdir)
         extract_image(data, sb, writer)
-    if writer.problems:
-        raise UnpackError(f"squashfs: {len(writer.problems)} entries unreadable, first: {writer.problems[0]}")
+    writer.finish("squashfs")
     return writer.entries

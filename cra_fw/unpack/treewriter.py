@@ -12,7 +12,8 @@ name length and bytes are bounded; going past a bound raises
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,3 +113,42 @@ class TreeWriter:
         """An entry that could not be read; the rest of the tree goes on."""
         if len(self.problems) < 1000:
             self.problems.append(f"/{'/'.join(parts)}: {message}")
+
+    def child(self, parts: tuple[str, ...], raw_name: bytes | str) -> tuple[str, ...] | None:
+        """The path of entry ``raw_name`` in folder ``parts``, or None (recorded) when the name is unsafe."""
+        try:
+            return (*parts, self.clean_name(raw_name))
+        except UnpackError as exc:
+            self.problem(parts, str(exc))
+            return None
+
+    def add(
+        self, path: tuple[str, ...], kind: str, content: Callable[[], Iterable[bytes]], mode: int = 0o644
+    ) -> bool:
+        """Create one entry (``dir``, ``file``, ``symlink``; anything else is a special file).
+
+        ``content`` is called only for files and symlinks.  A damaged entry is recorded as a
+        problem and False is returned, so the walk goes on; limits still stop it.
+        """
+        try:
+            if kind == "dir":
+                self.mkdir(path)
+            elif kind == "file":
+                self.write(path, content(), mode)
+            elif kind == "symlink":
+                self.symlink(path, b"".join(content()))
+            else:
+                self.special(path)
+        except LimitExceeded:
+            raise
+        except (UnpackError, struct.error, OSError, ValueError) as exc:
+            self.problem(path, str(exc))
+            return False
+        return True
+
+    def finish(self, fmt: str) -> None:
+        """Raise when some entries could not be read: the layer keeps what was written and says so."""
+        if self.problems:
+            raise UnpackError(
+                f"{fmt}: {len(self.problems)} of {self.entries} entries unreadable, first: {self.problems[0]}"
+            )

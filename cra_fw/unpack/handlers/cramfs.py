@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from cra_fw.errors import LimitExceeded, UnpackError
+from cra_fw.errors import UnpackError
 from cra_fw.unpack.native import NativeHandler, Region
 from cra_fw.unpack.squashfs_reader import _bits
 from cra_fw.unpack.treewriter import TreeWriter
@@ -120,26 +120,15 @@ class Cramfs:
                 at += 12 + namelen
                 if namelen == 0:
                     raise UnpackError("cramfs: directory entry without a name")
-                try:
-                    path = (*parts, writer.clean_name(raw_name))
-                except UnpackError as exc:
-                    writer.problem(parts, str(exc))
+                path = writer.child(parts, raw_name)
+                if path is None:
                     continue
-                try:
-                    if stat.S_ISDIR(mode):
-                        writer.mkdir(path)
-                        if fsize:
-                            stack.append((path, data_off, fsize))
-                    elif stat.S_ISREG(mode):
-                        writer.write(path, self._blocks(data_off, fsize), mode)
-                    elif stat.S_ISLNK(mode):
-                        writer.symlink(path, b"".join(self._blocks(data_off, fsize)))
-                    else:
-                        writer.special(path)
-                except LimitExceeded:
-                    raise
-                except (UnpackError, struct.error, OSError) as exc:
-                    writer.problem(path, str(exc))
+                if stat.S_ISDIR(mode):
+                    if writer.add(path, "dir", tuple) and fsize:
+                        stack.append((path, data_off, fsize))
+                    continue
+                kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "special"
+                writer.add(path, kind, lambda o=data_off, n=fsize: self._blocks(o, n), mode)
 
 
 class CramfsHandler(NativeHandler):
@@ -173,7 +162,4 @@ class CramfsHandler(NativeHandler):
             fs.extract(writer)
         except (struct.error, IndexError, ValueError) as exc:
             raise UnpackError(f"cramfs: malformed image: {exc}") from exc
-        if writer.problems:
-            raise UnpackError(
-                f"cramfs: {len(writer.problems)} of {writer.entries} entries unreadable, first: {writer.problems[0]}"
-            )
+        writer.finish("cramfs")

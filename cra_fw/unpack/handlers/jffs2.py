@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from cra_fw.errors import LimitExceeded, UnpackError
+from cra_fw.errors import UnpackError
 from cra_fw.unpack import codecs
 from cra_fw.unpack.native import NativeHandler, Region
 from cra_fw.unpack.treewriter import TreeWriter
@@ -193,32 +193,21 @@ class Jffs2:
         while stack:
             parts, dino = stack.pop()
             for raw_name, ino in sorted(children.get(dino, ())):
-                try:
-                    path = (*parts, writer.clean_name(raw_name))
-                except UnpackError as exc:
-                    writer.problem(parts, str(exc))
+                path = writer.child(parts, raw_name)
+                if path is None:
                     continue
                 mode = self.inodes[ino].mode if ino in self.inodes else 0
-                try:
-                    if stat.S_ISDIR(mode):
-                        if ino in seen:
-                            writer.problem(path, "directory loop cut")
-                            continue
+                if stat.S_ISDIR(mode):
+                    if ino in seen:
+                        writer.problem(path, "directory loop cut")
+                    elif writer.add(path, "dir", tuple):
                         seen.add(ino)
-                        writer.mkdir(path)
                         stack.append((path, ino))
-                    elif stat.S_ISREG(mode):
-                        writer.write(path, [self.content(ino)], mode)
-                    elif stat.S_ISLNK(mode):
-                        writer.symlink(path, self.content(ino))
-                    elif mode:
-                        writer.special(path)
-                    else:
-                        writer.problem(path, f"inode {ino} has no inode node")
-                except LimitExceeded:
-                    raise
-                except (UnpackError, struct.error, OSError) as exc:
-                    writer.problem(path, str(exc))
+                elif not mode:
+                    writer.problem(path, f"inode {ino} has no inode node")
+                else:
+                    kind = "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode) else "special"
+                    writer.add(path, kind, lambda i=ino: [self.content(i)], mode)
 
 
 def _erase_size(data: mmap.mmap, start: int, end: int, magic: bytes, e: str) -> int:
@@ -283,7 +272,4 @@ class Jffs2Handler(NativeHandler):
             fs.extract(writer)
         except (struct.error, IndexError, ValueError) as exc:
             raise UnpackError(f"jffs2: malformed image: {exc}") from exc
-        if writer.problems:
-            raise UnpackError(
-                f"jffs2: {len(writer.problems)} of {writer.entries} entries unreadable, first: {writer.problems[0]}"
-            )
+        writer.finish("jffs2")

@@ -64,8 +64,4 @@ class SquashfsHandler(NativeHandler):
             return
         writer = TreeWriter(outdir)
         extract_image(data, sb, writer)
-        if writer.problems:
-            raise UnpackError(
-                f"squashfs: {len(writer.problems)} of {writer.entries} entries unreadable, "
-                f"first: {writer.problems[0]}"
-            )
+        writer.finish("squashfs")
