@@ -131,7 +131,9 @@ def parse_superblock(data: bytes | memoryview, pos: int, limit: int) -> Superblo
     head = bytes(data[pos : pos + 120])
     for endian in (default, ">" if default == "<" else "<"):
         major, minor = struct.unpack_from(endian + "HH", head, 28)
-        if major in (2, 3) and minor <= 1:
+        if major == 1 and minor == 0:
+            sb = _parse_v1(head, pos, magic, variant, endian)
+        elif major in (2, 3) and minor <= 1:
             sb = _parse_v2v3(head, pos, magic, variant, endian, major, minor)
         elif major == 4 and minor == 0:
             sb = _parse_v4(head, pos, magic, variant, endian)
@@ -164,6 +166,16 @@ def _parse_v2v3(
     return Superblock(
         pos, magic, variant, endian == ">", major, minor, inodes, bytes_used, block_size, block_log, flags,
         root_inode, inode_t, dir_t, frag_t, fragments, table_ends=tuple(ends),
+    )  # fmt: skip
+
+
+def _parse_v1(head: bytes, pos: int, magic: bytes, variant: str, endian: str) -> Superblock:
+    # recognised so it can be reported, not read: no reader is written for version 1
+    inodes, bytes_used, _uid, _gid, inode_t, dir_t = struct.unpack_from(endian + "6I", head, 4)
+    block_size, block_log = struct.unpack_from(endian + "HH", head, 32)
+    return Superblock(
+        pos, magic, variant, endian == ">", 1, 0, inodes, bytes_used, block_size, block_log, head[36], 0,
+        inode_t, dir_t, 0, 0,
     )  # fmt: skip
 
 

@@ -166,3 +166,20 @@ def test_damaged_image_is_a_failed_layer_and_a_finding(tmp_path, damage):
     layers = [la for la in report["layers"] if la["format"] == "squashfs"]
     assert not [la for la in layers if la["status"] == "extracted" and la["file_count"]]
     assert all(not f["path"].startswith("/etc/passwd") for f in report["files"])
+
+
+def test_squashfs_1_is_reported_unsupported_not_unknown(tmp_path):
+    # a version 1.0 superblock (layout of squashfs 1.x: counts, table offsets, 16-bit block size);
+    # no reader exists for 1.x, so the region must be a named, unsupported layer with a finding
+    head = bytearray(4096)
+    head[0:4] = b"hsqs"
+    struct.pack_into("<6I", head, 4, 10, 4096, 0, 0, 3000, 3500)
+    struct.pack_into("<HHHH", head, 28, 1, 0, 32768, 15)
+    image = tmp_path / "v1.sqfs"
+    image.write_bytes(bytes(head))
+    run = scan_cli(image, tmp_path / "out", command="unpack")
+    assert "Traceback" not in run.stderr
+    (layer,) = [la for la in run.report["layers"] if la["format"] == "squashfs"]
+    assert (layer["status"], layer["details"]["version"]) == ("unsupported", "1.0")
+    assert "no reader" in layer["note"]
+    assert [f["rule_id"] for f in run.report["findings"]] == ["unpack.unsupported"]

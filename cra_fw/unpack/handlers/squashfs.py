@@ -44,6 +44,12 @@ class SquashfsHandler(NativeHandler):
             if sb.magic == b"hsqs" and sb.major == 4 and not sb.big and sb.compression_id in UNSQUASHFS_V4:
                 continue
             details = sb.details
+            if sb.major == 1:
+                error = "squashfs 1.x is recognised but cra-fw has no reader for it"
+                out.append(
+                    Region(sb.start, sb.start + sb.bytes_used, unsupported=True, error=error, details=details)
+                )
+                continue
             image = SquashfsImage(data, sb)
             try:
                 image.identify_codec()
