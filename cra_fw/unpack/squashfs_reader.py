@@ -227,6 +227,7 @@ class SquashfsImage:
     _fragments: list[tuple[int, int]] = field(default_factory=list)
     _frag_cache: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
     _metadata_bytes: int = 0
+    _props: bytes = b""
 
     # -- raw access ----------------------------------------------------------------------
 
@@ -246,6 +247,7 @@ class SquashfsImage:
         if self.codec is not None:
             # no second guess once the image's codec is known: a headerless codec would take
             # a damaged block for data (raw LZMA decodes zeros to zeros)
+            self._check_props(block)
             try:
                 return self.codec.decode(block, limit)
             except codecs.CodecError as exc:
@@ -254,8 +256,20 @@ class SquashfsImage:
         if found is None:
             names = ", ".join(c.name for c in self._codec_order()[:6])
             raise UnpackError(f"squashfs: a block decodes with no known codec (tried {names}...)")
-        self.codec = found
+        self._adopt(found, block)
         return found.decode(block, limit)
+
+    def _adopt(self, codec: codecs.Codec | None, block: bytes) -> None:
+        self.codec = codec
+        # one encoder wrote every block: its LZMA properties byte (lc/lp/pb) is the same throughout
+        self._props = block[:1] if isinstance(codec, (codecs.LzmaAlone, codecs.LzmaProps)) else b""
+
+    def _check_props(self, block: bytes) -> None:
+        if self._props and block[:1] != self._props:
+            # without a checksum this is how a zeroed or foreign block shows: LZMA decodes almost anything
+            raise UnpackError(
+                f"squashfs: damaged block (LZMA properties {block[:1].hex()} in an image of {self._props.hex()})"
+            )
 
     def _codec_order(self) -> tuple[codecs.Codec, ...]:
         if self.sb.major == 4:
@@ -318,8 +332,9 @@ class SquashfsImage:
         if not word & 0x8000 and self.codec is None:
             payload = self._raw(sb.inode_table, header + (word & 0x7FFF))[header:]
             more = sb.inode_table + header + (word & 0x7FFF) < sb.directory_table
-            self.codec = codecs.probe(
-                payload, METADATA_SIZE, METADATA_SIZE if more else None, self._codec_order()
+            self._adopt(
+                codecs.probe(payload, METADATA_SIZE, METADATA_SIZE if more else None, self._codec_order()),
+                payload,
             )
             if self.codec is None:
                 raise UnpackError(
@@ -366,7 +381,7 @@ class SquashfsImage:
                     size = node.blocks[0] & 0xFFFFFF
                     expect = min(self.sb.block_size, node.size)
                     raw = self._raw(node.start, size)
-                    self.codec = codecs.probe(raw, expect, expect, self._codec_order())
+                    self._adopt(codecs.probe(raw, expect, expect, self._codec_order()), raw)
                     return
 
     # -- inodes --------------------------------------------------------------------------
