@@ -374,6 +374,7 @@ from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
 from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
 from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
 from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
+
 # handler modules import NativeHandler and Region from here, so they are imported after them
 from cra_fw.unpack.handlers.cramfs import CramfsHandler  # noqa: E402
 from cra_fw.unpack.handlers.dlob import DlobHandler  # noqa: E402
