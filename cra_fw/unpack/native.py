@@ -361,27 +361,26 @@ def register_path(data: mmap.mmap, path: str) -> None:
     _PATHS[id(data)] = path
 
 
-# microcontroller formats (one module each under cra_fw/unpack/handlers/)
+# one module per handler under cra_fw/unpack/handlers/; they import NativeHandler and Region
+# from here, so they are imported after them
+from cra_fw.unpack.handlers.cramfs import CramfsHandler  # noqa: E402
+from cra_fw.unpack.handlers.dlob import DlobHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_flash import EspFlashHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_image import EspImageHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_nvs import EspNvsHandler  # noqa: E402
 from cra_fw.unpack.handlers.esp_partition_table import EspPartitionTableHandler  # noqa: E402
 from cra_fw.unpack.handlers.intel_hex import IntelHexHandler  # noqa: E402
+from cra_fw.unpack.handlers.jffs2 import Jffs2Handler  # noqa: E402
 from cra_fw.unpack.handlers.littlefs import LittleFsHandler  # noqa: E402
 from cra_fw.unpack.handlers.mcuboot import McubootHandler  # noqa: E402
 from cra_fw.unpack.handlers.nordic_dfu import NordicDfuHandler  # noqa: E402
 from cra_fw.unpack.handlers.quantenna import QuantennaUbootHandler  # noqa: E402
-from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
-from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
-from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
-
-# handler modules import NativeHandler and Region from here, so they are imported after them
-from cra_fw.unpack.handlers.cramfs import CramfsHandler  # noqa: E402
-from cra_fw.unpack.handlers.dlob import DlobHandler  # noqa: E402
-from cra_fw.unpack.handlers.jffs2 import Jffs2Handler  # noqa: E402
 from cra_fw.unpack.handlers.seama import SeamaHandler  # noqa: E402
 from cra_fw.unpack.handlers.squashfs import SquashfsHandler  # noqa: E402
+from cra_fw.unpack.handlers.srec import SrecHandler  # noqa: E402
 from cra_fw.unpack.handlers.tplink import TplinkHandler  # noqa: E402
+from cra_fw.unpack.handlers.uf2 import Uf2Handler  # noqa: E402
+from cra_fw.unpack.handlers.vxworks import VxWorksHandler  # noqa: E402
 
 NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     EspFlashHandler(),
