@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "pack": "cra_fw.cli.evidence:pack",
     "sbom": "cra_fw.cli.sbom:sbom",
     "dtrack": "cra_fw.cli.dtrack:dtrack",
+    "serve": "cra_fw.cli.serve:serve",
 }
 
 

@@ -44,6 +44,17 @@ def end_instant(end_month: str) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+def months_left(end_month: str, now: datetime) -> int:
+    """Whole months from ``now`` until support declared until YYYY-MM ends (negative once ended)."""
+    ends = end_instant(end_month)
+    months = (ends.year * 12 + ends.month) - (now.year * 12 + now.month)
+    # ``ends`` is the first instant of a month: any time past the first instant of
+    # now's month means the last month is not whole
+    if (now.day, now.hour, now.minute, now.second) > (1, 0, 0, 0):
+        months -= 1
+    return months
+
+
 def support_status(
     db: sqlite_utils.Database, now: datetime, within_days: int = 90
 ) -> tuple[list[ProductSupport], list[SupportIssue]]:

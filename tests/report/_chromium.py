@@ -40,6 +40,8 @@ class PageLoad:
     requests: list[str] = field(default_factory=list)  # URLs of every request the page made
     log: list[dict[str, Any]] = field(default_factory=list)  # Log.entryAdded entries
     console: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)  # console.error / console.assert calls
+    statuses: dict[str, int] = field(default_factory=dict)  # URL -> HTTP status of each response
     exceptions: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
 
@@ -47,7 +49,9 @@ class PageLoad:
 class Chromium:
     """One headless chromium with one page, driven over CDP."""
 
-    def __init__(self, timeout: float = 30.0) -> None:
+    def __init__(self, timeout: float = 30.0, loopback: bool = False) -> None:
+        """``loopback``: let the page reach servers on this machine (a local web app under test);
+        everything else still goes to the refusing proxy."""
         import websocket  # websocket-client (test dependency)
 
         exe = chromium_path()
@@ -70,7 +74,8 @@ class Chromium:
             "--mute-audio",
             "--no-default-browser-check",
             "--proxy-server=http://127.0.0.1:9",
-            "--proxy-bypass-list=<-loopback>",
+            # <-loopback> removes Chromium's implicit proxy bypass for localhost
+            *(() if loopback else ("--proxy-bypass-list=<-loopback>",)),
             "--remote-debugging-port=0",
             f"--user-data-dir={self.profile}",
             "--window-size=1280,900",
@@ -148,28 +153,52 @@ class Chromium:
             self.ws.settimeout(self.timeout)
 
     # ---- page helpers --------------------------------------------------------------------
-    def load(self, path: Path) -> PageLoad:
-        url = Path(path).resolve().as_uri()
+    def load(self, path: Path | str) -> PageLoad:
+        """Open a file (a Path) or an http(s) URL (a str) and collect what happened until it loaded."""
+        url = (
+            path
+            if isinstance(path, str) and path.startswith(("http://", "https://"))
+            else Path(path).resolve().as_uri()
+        )
         self.events.clear()
         start = time.monotonic()
         self.call("Page.navigate", session=True, url=url)
         self.wait_event("Page.loadEventFired")
         seconds = time.monotonic() - start
         self.drain()
-        load = PageLoad(url=url, seconds=seconds)
-        for ev in self.events:
+        return self.collect(PageLoad(url=url, seconds=seconds))
+
+    def collect(self, load: PageLoad) -> PageLoad:
+        """Add the events received so far (after :meth:`drain`) to ``load``; they are consumed."""
+        events, self.events = self.events, []
+        for ev in events:
             method, params = ev.get("method"), ev.get("params", {})
             if method == "Network.requestWillBeSent":
                 load.requests.append(params.get("request", {}).get("url", ""))
             elif method == "Log.entryAdded":
                 load.log.append(params.get("entry", {}))
             elif method == "Runtime.consoleAPICalled":
-                load.console.append(" ".join(str(a.get("value", "")) for a in params.get("args", [])))
+                text = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+                load.console.append(text)
+                if params.get("type") in ("error", "assert"):
+                    load.console_errors.append(text)
+            elif method == "Network.responseReceived":
+                response = params.get("response", {})
+                load.statuses[response.get("url", "")] = int(response.get("status", 0))
             elif method == "Runtime.exceptionThrown":
                 load.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
             elif method == "Page.javascriptDialogOpening":
                 load.dialogs.append(params.get("message", ""))
         return load
+
+    def wait_for(self, expression: str, timeout: float = 15.0) -> Any:
+        """Poll a page expression until it is truthy (content drawn after load, e.g. by fetch())."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.1)
 
     def evaluate(self, expression: str) -> Any:
         result = self.call(
