@@ -71,4 +71,8 @@ def serve(db_path: Path | None, host: str, port: int, fail_on: str, fail_on_vuln
     def ready(url: str) -> None:
         click.echo(f"serving the ledger {target} at {url} (read-only; Ctrl-C stops)", err=False)
 
-    app.serve(ds, sock, ready)
+    try:
+        app.serve(ds, sock, ready)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has already shut down cleanly
+        pass
+    click.echo("stopped", err=True)

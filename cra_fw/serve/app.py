@@ -14,6 +14,7 @@ never opens a write connection here: no plugin or canned query writes.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 import sqlite3
 from collections.abc import Callable
@@ -97,6 +98,11 @@ def build(path: Path, *, fail_on: str | None = None, fail_on_vuln: str | None = 
 
     names = check_ledger(path)
     policy = GatePolicy.parse(fail_on, fail_on_vuln)  # a bad gate option fails here, before serving
+    # Datasette prints a rich traceback with every local variable for each 4xx (a query with a
+    # typo, a refused write) when rich is installed: pages of noise on the terminal per click.
+    # Without it, a 4xx prints nothing and a real 500 still prints its traceback.  (Looked up
+    # after datasette.app is imported: importing the module first would register it half-made.)
+    importlib.import_module("datasette.handle_exception").rich = None
     if not pm.is_registered(plugin):
         pm.register(plugin, name="cra-fw")
     ds = Datasette(

@@ -181,7 +181,7 @@ ORDER BY json_extract(j, '$.urgency'), json_extract(j, '$.next_due'), id""",
 
 def _support() -> View:
     return View(
-        "support_periods",
+        "support_review",
         "Support periods to look at",
         f"Article 13(8): products whose declared support period is under five years ({MIN_MONTHS} months), "
         f"ends within the next months (default {ENDING_WITHIN_MONTHS}; set `within_months`), has ended, "
@@ -200,7 +200,7 @@ SELECT product_id, product, start_month, end_month, months, months_left, justifi
   CASE
     WHEN end_month IS NULL THEN 'not declared'
     WHEN months_left < 0 THEN 'ended'
-    WHEN months_left < coalesce(nullif(:within_months, ''), {ENDING_WITHIN_MONTHS}) THEN 'ending soon'
+    WHEN months_left < coalesce(CAST(nullif(:within_months, '') AS INTEGER), {ENDING_WITHIN_MONTHS}) THEN 'ending soon'
     ELSE ''
   END AS ending,
   CASE
@@ -210,7 +210,7 @@ SELECT product_id, product, start_month, end_month, months, months_left, justifi
   END AS length
 FROM s
 WHERE end_month IS NULL OR months < {MIN_MONTHS}
-   OR months_left < coalesce(nullif(:within_months, ''), {ENDING_WITHIN_MONTHS})
+   OR months_left < coalesce(CAST(nullif(:within_months, '') AS INTEGER), {ENDING_WITHIN_MONTHS})
 ORDER BY end_month IS NOT NULL, months_left, product""",
         ("within_months",),
     )
@@ -312,7 +312,7 @@ ORDER BY p.name, hit.name, hit.version""",
 
 def _releases(max_rows: int) -> View:
     return View(
-        "releases",
+        "release_list",  # not "releases": a canned query would hide the table of that name
         "Releases",
         "Releases (of the products matching `product`, SQL LIKE; empty for all), newest first per product, "
         "with what their latest scan found, links to the stored report.html and evidence pack when they "

@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +178,10 @@ def private_copy(ledger: Ledger, target: Path) -> Ledger:
 class Server:
     url: str  # http://127.0.0.1:PORT/
     proc: subprocess.Popen
+    log: Path  # its stderr
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Ctrl-C it, as a user does; what it printed on stderr."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -186,24 +189,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        text = self.log.read_text()
+        self.log.unlink(missing_ok=True)
+        return text
 
 
 def start_server(ledger: Ledger, *extra: str, now: str = NOW) -> Server:
     """`cra-fw serve --port 0` on ``ledger``; returns once it answers."""
     import urllib.request
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cra_fw", "serve", "--db", str(ledger.db), "--port", "0", *extra],
-        env=ledger.env(now),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()  # "serving the ledger PATH at URL (read-only; ...)"
+    # stderr to a file: a pipe nobody reads fills up and blocks the server
+    fd, name = tempfile.mkstemp(prefix="cra-fw-serve-", suffix=".log")
+    log = Path(name)
+    with os.fdopen(fd, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cra_fw", "serve", "--db", str(ledger.db), "--port", "0", *extra],
+            env=ledger.env(now),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    line = proc.stdout.readline()  # "serving the ledger PATH at URL (read-only; ...)"; nothing follows
     if " at http://" not in line:
         proc.kill()
-        raise RuntimeError(f"cra-fw serve did not start: {line}{proc.stderr.read()}")
-    server = Server(line.split(" at ", 1)[1].split()[0], proc)
+        proc.wait(5)
+        raise RuntimeError(f"cra-fw serve did not start: {line}{log.read_text()}")
+    server = Server(line.split(" at ", 1)[1].split()[0], proc, log)
     deadline = time.monotonic() + 30
     while True:
         try:
