@@ -187,16 +187,62 @@ def kev_feed(path: Path, cves: list[str], released: str) -> None:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def populate(db, work: Path, args: argparse.Namespace, rng: random.Random) -> dict[str, object]:
+    """Build the ledger, import feed A, monitor, import feed B and KEV, monitor again (timed)."""
+    from cra_fw.vulns.importers import import_path
+
+    out: dict[str, object] = {}
+    db.conn.execute("PRAGMA synchronous=NORMAL")
+    t = time.monotonic()
+    out.update(build_ledger(db, args.products, args.releases, args.components, rng))
+    out["build_seconds"] = round(time.monotonic() - t, 1)
+
+    feed_a = [
+        (f"CVE-2099-{i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
+        for i in range(args.advisories)
+    ]
+    extra = [
+        (f"CVE-2099-{args.advisories + i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
+        for i in range(max(1, args.advisories // 10))
+    ]
+    nvd_feed(work / "nvd-a.json", feed_a, "2026-06-01T00:00:00.000")
+    nvd_feed(work / "nvd-b.json", extra, "2026-06-02T00:00:00.000")
+    kev_feed(
+        work / "kev-b.json",
+        [c for c, _n, _e in rng.sample(feed_a + extra, args.kev)],
+        "2026-06-02T00:00:00.000Z",
+    )
+
+    import_path(db, work / "nvd-a.json")
+    t = time.monotonic()
+    base = run_monitor(db, T0 + timedelta(days=600))
+    out["monitor_baseline_seconds"] = round(time.monotonic() - t, 2)
+    out["monitor_baseline_changes"] = len(base.changes)
+
+    import_path(db, work / "nvd-b.json")
+    import_path(db, work / "kev-b.json")
+    t, c = time.monotonic(), time.process_time()
+    update = run_monitor(db, T0 + timedelta(days=601))
+    out["monitor_after_update_seconds"] = round(time.monotonic() - t, 2)
+    out["monitor_after_update_cpu_seconds"] = round(time.process_time() - c, 2)
+    out["monitor_after_update_changes"] = len(update.changes)
+    out["cases_opened"] = len(update.cases_opened)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--releases", type=int, default=20)
     parser.add_argument("--components", type=int, default=300)
     parser.add_argument("--advisories", type=int, default=2000, help="advisories in feed A (B adds 10%%)")
     parser.add_argument("--kev", type=int, default=25, help="advisories of feed B that are KEV-listed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
     parser.add_argument("--keep", type=Path, default=None, help="keep the database at this path")
     args = parser.parse_args()
-    from cra_fw.vulns.importers import import_path
 
     rng = random.Random(7)
     work = Path(tempfile.mkdtemp(prefix="bench-ledger-"))
@@ -206,43 +252,8 @@ def main() -> int:
         "components_per_release": args.components,
     }
     try:
-        db_path = args.keep or work / "ledger.db"
-        db = open_ledger(db_path)
-        db.conn.execute("PRAGMA synchronous=NORMAL")
-        t = time.monotonic()
-        out.update(build_ledger(db, args.products, args.releases, args.components, rng))
-        out["build_seconds"] = round(time.monotonic() - t, 1)
-
-        feed_a = [
-            (f"CVE-2099-{i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
-            for i in range(args.advisories)
-        ]
-        extra = [
-            (f"CVE-2099-{args.advisories + i:05d}", rng.randrange(NAMES), f"1.{rng.randrange(1, VERSIONS)}.0")
-            for i in range(max(1, args.advisories // 10))
-        ]
-        nvd_feed(work / "nvd-a.json", feed_a, "2026-06-01T00:00:00.000")
-        nvd_feed(work / "nvd-b.json", extra, "2026-06-02T00:00:00.000")
-        kev_feed(
-            work / "kev-b.json",
-            [c for c, _n, _e in rng.sample(feed_a + extra, args.kev)],
-            "2026-06-02T00:00:00.000Z",
-        )
-
-        import_path(db, work / "nvd-a.json")
-        t = time.monotonic()
-        base = run_monitor(db, T0 + timedelta(days=600))
-        out["monitor_baseline_seconds"] = round(time.monotonic() - t, 2)
-        out["monitor_baseline_changes"] = len(base.changes)
-
-        import_path(db, work / "nvd-b.json")
-        import_path(db, work / "kev-b.json")
-        t, c = time.monotonic(), time.process_time()
-        update = run_monitor(db, T0 + timedelta(days=601))
-        out["monitor_after_update_seconds"] = round(time.monotonic() - t, 2)
-        out["monitor_after_update_cpu_seconds"] = round(time.process_time() - c, 2)
-        out["monitor_after_update_changes"] = len(update.changes)
-        out["cases_opened"] = len(update.cases_opened)
+        db = open_ledger(args.keep or work / "ledger.db")
+        out.update(populate(db, work, args, rng))
 
         now = T0 + timedelta(days=603)
         t, c = time.monotonic(), time.process_time()

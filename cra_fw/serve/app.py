@@ -105,6 +105,7 @@ def build(path: Path, *, fail_on: str | None = None, fail_on_vuln: str | None = 
     importlib.import_module("datasette.handle_exception").rich = None
     if not pm.is_registered(plugin):
         pm.register(plugin, name="cra-fw")
+    _only_our_plugins(pm)
     ds = Datasette(
         [],
         metadata=metadata.build(
@@ -123,8 +124,37 @@ def build(path: Path, *, fail_on: str | None = None, fail_on_vuln: str | None = 
             "allow_download": False,
         },
     )
-    ds.add_database(Database(ds, path=str(path.resolve()), is_mutable=True), name=metadata.DATABASE)
+    ds.add_database(_read_only_database(Database)(ds, str(path.resolve())), name=metadata.DATABASE)
     return ds
+
+
+# Plugins `serve` runs besides Datasette's own: datasette-dashboards and the map library it
+# loads.  Any other Datasette plugin installed in the same environment is switched off: one
+# that writes (an upload or edit plugin) would open a write connection to the ledger, and
+# datasette-render-markdown (a dashboards dependency; serve has no Markdown) looks up
+# metadata for every cell of every page, a second per 1,000-row view.
+PLUGINS = ("cra-fw", "dashboards", "leaflet")
+
+
+def _only_our_plugins(pm: Any) -> None:
+    from datasette.plugins import DEFAULT_PLUGINS
+
+    for name, _module in list(pm.list_name_plugin()):
+        if name not in PLUGINS and name not in DEFAULT_PLUGINS:
+            pm.set_blocked(name)
+
+
+def _read_only_database(base: type) -> type:
+    """Datasette's Database, read through mode=ro connections, with every write path refused."""
+
+    class ReadOnlyDatabase(base):  # type: ignore[misc, valid-type]
+        def __init__(self, ds: Any, path: str) -> None:
+            super().__init__(ds, path=path, is_mutable=True)
+
+        async def execute_write_fn(self, fn: Any, block: bool = True) -> Any:
+            raise LedgerError("cra-fw serve is read-only: nothing writes to the ledger through it")
+
+    return ReadOnlyDatabase
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import AsgiFileDownload, NotFound
 from markupsafe import Markup
 
+from cra_fw.ledger.clocks import STAGES
 from cra_fw.serve import sql
 from cra_fw.serve.charts import SLUG
 from cra_fw.serve.metadata import DATABASE, PLUGIN
@@ -76,7 +78,7 @@ def _scan_links(datasette: Any, scan_id: int, report_path: str, names: tuple[str
     links = []
     for name in names:
         if folder is not None and (folder / name).is_file():
-            url = datasette.urls.path(f"/-/cra-fw/scans/{scan_id}/{name}")
+            url = _url(datasette, f"/-/cra-fw/scans/{scan_id}/{name}")
             links.append(f'<a class="cra-file" href="{html.escape(url)}">{html.escape(name)}</a>')
     return Markup(" ".join(links) or '<span class="cra-muted">none stored</span>')
 
@@ -89,8 +91,14 @@ async def _report_path(datasette: Any, scan_id: int) -> str | None:
     return row[0] if row else None
 
 
+def _url(datasette: Any, path: str) -> str:
+    # a plain str: Datasette's URL strings look up dir(str) on every method call, which costs
+    # seconds over the thousands of cells of a large view
+    return str(datasette.urls.path(path))
+
+
 def _link(datasette: Any, path: str, text: object, css: str = "") -> Markup:
-    url = datasette.urls.path(path)
+    url = _url(datasette, path)
     cls = f' class="{css}"' if css else ""
     return Markup(f'<a href="{html.escape(url)}"{cls}>{html.escape(str(text))}</a>')
 
@@ -99,61 +107,113 @@ def _badge(value: str, css: str) -> Markup:
     return Markup(f'<span class="cra-badge {css}">{html.escape(value)}</span>')
 
 
-def _keys(row: Any) -> set[str]:
+def _has(row: Any, column: str) -> bool:
+    """The row has a non-null ``column`` (rows of canned queries are sqlite3.Row)."""
     try:
-        return set(row.keys())
-    except AttributeError:
-        return set()
+        return row[column] is not None
+    except (IndexError, KeyError, TypeError):
+        return False
+
+
+def _state(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    if not isinstance(value, str) or value not in _STATE_CLASS:
+        return None
+    # a case that is overdue marks its whole row (cra-fw.css)
+    row_mark = " cra-case-overdue" if column == "state" and value == "overdue" else ""
+    return _badge(value, _STATE_CLASS[value] + row_mark)
+
+
+def _gate(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    if not isinstance(value, str):
+        return None
+    css = "cra-overdue" if value.startswith("fail") else "cra-filed" if value == "pass" else "cra-muted"
+    return _badge(value, css)
+
+
+def _reports(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    if not isinstance(value, int) or not _has(row, "report_path"):
+        return None
+    return _scan_links(ds, value, row["report_path"], ("report.html", "evidence.zip"))
+
+
+def _product(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    return (
+        _link(ds, f"/{DATABASE}/products/{row['product_id']}", value)
+        if value and _has(row, "product_id")
+        else None
+    )
+
+
+def _latest(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    return (
+        _link(ds, f"/{DATABASE}/releases/{row['release_id']}", value)
+        if value and _has(row, "release_id")
+        else None
+    )
+
+
+def _row_link(table: str) -> Callable[[Any, Any, str, Any], Markup | None]:
+    def link(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+        return _link(ds, f"/{DATABASE}/{table}/{value}", value) if isinstance(value, int) else None
+
+    return link
+
+
+def _diff_from(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    if not value or not (_has(row, "product") and _has(row, "version")):
+        return None
+    query = urllib.parse.urlencode({"old": value, "new": f"{row['product']}@{row['version']}"})
+    return _link(ds, f"/{DATABASE}/release_diff?{query}", f"diff from {value.split('@', 1)[1]}")
+
+
+def _alarm_count(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    return _badge(str(value), "cra-overdue") if isinstance(value, int) and value > 0 else None
+
+
+def _hours_left(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    return _badge(f"{value:g}", "cra-overdue") if isinstance(value, int | float) and value < 0 else None
+
+
+def _months_left(value: Any, row: Any, column: str, ds: Any) -> Markup | None:
+    if not isinstance(value, int):
+        return None
+    if value < 0:
+        return _badge(f"{value} (ended)", "cra-overdue")
+    return _badge(str(value), "cra-running") if value < 12 else None
+
+
+# Columns of the views, by name (any SQL that names its columns the same way gets the same marks).
+# A dict, not a chain of tests: Datasette calls this hook for every cell of a 1,000-row page.
+_CELLS: dict[str, Callable[[Any, Any, str, Any], Markup | None]] = {
+    **dict.fromkeys(_LABEL_COLUMNS, _state),
+    "gate": _gate,
+    "reports": _reports,
+    "product": _product,
+    "latest_release": _latest,
+    "release_id": _row_link("releases"),
+    "case_id": _row_link("cases"),
+    "diff_from": _diff_from,
+    "kev": _alarm_count,
+    "overdue_cases": _alarm_count,
+    "hours_left": _hours_left,
+    **{f"{str(stage).replace('-', '_')}_hours_left": _hours_left for stage in STAGES},
+    "months_left": _months_left,
+}
 
 
 @hookimpl
 def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
     if database != DATABASE:
         return None
-    keys = _keys(row)
-    if table == "scans" and column == "report_path" and value:
-        return _scan_links(datasette, row["id"], value, tuple(REPORT_FILES)[:2])
     if table is not None:
+        if table == "scans" and column == "report_path" and value:
+            return _scan_links(datasette, row["id"], value, ("report.html", "evidence.zip"))
         return None
-    # --- the canned views (and any SQL that names its columns the same way)
-    if column in ("report_html", "evidence_pack") and value is not None:
-        name = "report.html" if column == "report_html" else "evidence.zip"
-
-        async def scan_link() -> Markup:
-            return _scan_links(
-                datasette, int(value), await _report_path(datasette, int(value)) or "", (name,)
-            )
-
-        return scan_link()
-    if column in _LABEL_COLUMNS and isinstance(value, str) and value in _STATE_CLASS:
-        # a case that is overdue marks its whole row (cra-fw.css)
-        row_mark = " cra-case-overdue" if column == "state" and value == "overdue" else ""
-        return _badge(value, _STATE_CLASS[value] + row_mark)
-    if column == "gate" and isinstance(value, str):
-        css = "cra-overdue" if value.startswith("fail") else "cra-filed" if value == "pass" else "cra-muted"
-        return _badge(value, css)
-    if column == "product" and "product_id" in keys and row["product_id"] is not None and value:
-        return _link(datasette, f"/{DATABASE}/products/{row['product_id']}", value)
-    if column == "latest_release" and "release_id" in keys and row["release_id"] is not None:
-        return _link(datasette, f"/{DATABASE}/releases/{row['release_id']}", value)
-    if column == "release_id" and isinstance(value, int):
-        return _link(datasette, f"/{DATABASE}/releases/{value}", value)
-    if column == "case_id" and value is not None:
-        return _link(datasette, f"/{DATABASE}/cases/{value}", value)
-    if column == "diff_from" and value and {"product", "version"} <= keys:
-        query = urllib.parse.urlencode({"old": value, "new": f"{row['product']}@{row['version']}"})
-        return _link(datasette, f"/{DATABASE}/release_diff?{query}", f"diff from {value.split('@', 1)[1]}")
-    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
+    handler = _CELLS.get(column)
+    if handler is not None:
+        return handler(value, row, column, datasette)
+    if type(value) is str and len(value) == 20 and _ISO_UTC.fullmatch(value):
         return Markup(f'<time datetime="{value}">{value[:10]} {value[11:16]}</time>')
-    if column in ("kev", "overdue_cases") and isinstance(value, int) and value > 0:
-        return _badge(str(value), "cra-overdue")
-    if column.endswith("hours_left") and isinstance(value, int | float) and value < 0:
-        return _badge(f"{value:g}", "cra-overdue")
-    if column == "months_left" and isinstance(value, int):
-        if value < 0:
-            return _badge(f"{value} (ended)", "cra-overdue")
-        if value < 12:
-            return _badge(str(value), "cra-running")
     return None
 
 

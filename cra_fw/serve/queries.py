@@ -28,21 +28,33 @@ class View:
     params: tuple[str, ...] = ()
 
 
-# The newest release of each product (by release date, then id, as `release list` orders them).
+# The newest release of each product (by release date, then id, as `release list` orders them),
+# found through the product index: a window over every release costs ten times more.
 _LATEST = """
-latest AS (
-  SELECT product_id, id, version, released_at, created, releases FROM (
-    SELECT r.product_id, r.id, r.version, r.released_at, r.created,
-           row_number() OVER (PARTITION BY r.product_id ORDER BY r.released_at DESC, r.id DESC) AS n,
-           count(*) OVER (PARTITION BY r.product_id) AS releases
-    FROM releases r
-  ) WHERE n = 1
+latest AS MATERIALIZED (
+  SELECT p.id AS product_id, r.id, r.version, r.released_at, r.created,
+         (SELECT count(*) FROM releases x WHERE x.product_id = p.id) AS releases
+  FROM products p JOIN releases r ON r.id = (
+    SELECT r2.id FROM releases r2 WHERE r2.product_id = p.id ORDER BY r2.released_at DESC, r2.id DESC LIMIT 1
+  )
 )"""
 
 # The newest scan of each release in ``latest`` (its report folder and the feeds it saw).
 _LAST_SCAN = """
 last_scan AS (
   SELECT s.release_id, max(s.id) AS scan_id FROM scans s JOIN latest l ON l.id = s.release_id GROUP BY s.release_id
+)"""
+
+# Open vulnerabilities per component (a few thousand rows on a large ledger): releases join this
+# instead of every advisory row, which halves the cost of counting over 300,000 release links.
+_COMPONENT_VULNS = """
+cv AS MATERIALIZED (
+  SELECT component_id, count(*) AS open_vulns, sum(kev) AS kev,
+    sum(severity = 'critical') AS critical, sum(severity = 'high') AS high,
+    sum(severity = 'medium') AS medium, sum(severity = 'low') AS low,
+    sum(severity NOT IN ('critical', 'high', 'medium', 'low')) AS unscored,
+    sum(cra_vuln_trips(severity, kev)) AS gate_hits
+  FROM component_vulns GROUP BY component_id
 )"""
 
 # Filings of each case as one JSON object {stage: filed_at}: the input cra_case_clocks() takes.
@@ -64,18 +76,14 @@ def _portfolio() -> View:
         "Every product with its latest release: support end and months left, the release's open "
         "vulnerabilities by severity (as matched now, updated by `cra-fw monitor`), KEV-listed ones, "
         "open and overdue Article 14 cases, and the release gate applied to it.",
-        f"""WITH {_LATEST},{_LAST_SCAN},{_FILED},
+        f"""WITH {_LATEST},{_LAST_SCAN},{_FILED},{_COMPONENT_VULNS},
 vulns AS (
-  SELECT l.product_id,
-    count(*) AS open_vulns,
-    sum(v.severity = 'critical') AS critical, sum(v.severity = 'high') AS high,
-    sum(v.severity = 'medium') AS medium, sum(v.severity = 'low') AS low,
-    sum(v.severity NOT IN ('critical', 'high', 'medium', 'low')) AS unscored,
-    sum(v.kev) AS kev,
-    sum(cra_vuln_trips(v.severity, v.kev)) AS gate_hits
+  SELECT l.product_id, sum(cv.open_vulns) AS open_vulns, sum(cv.critical) AS critical,
+    sum(cv.high) AS high, sum(cv.medium) AS medium, sum(cv.low) AS low, sum(cv.unscored) AS unscored,
+    sum(cv.kev) AS kev, sum(cv.gate_hits) AS gate_hits
   FROM latest l
-  JOIN release_components rc ON rc.release_id = l.id
-  JOIN component_vulns v ON v.component_id = rc.component_id
+  CROSS JOIN release_components rc ON rc.release_id = l.id  -- CROSS: the 1,000 latest releases first
+  JOIN cv ON cv.component_id = rc.component_id
   GROUP BY l.product_id
 ),
 findings AS (
@@ -83,7 +91,7 @@ findings AS (
          sum(f.rule_id LIKE '%.stage-failed') AS failed_stages
   FROM latest l JOIN release_findings f ON f.release_id = l.id GROUP BY l.product_id
 ),
-cases_now AS (
+cases_now AS MATERIALIZED (
   SELECT c.product_id, count(*) AS open_cases,
     sum(json_extract(cra_case_clocks(c.status, c.actively_exploited, c.aware_at, c.fix_available_at,
         coalesce(f.filed, '{{}}')), '$.state') = 'overdue') AS overdue_cases
@@ -112,8 +120,8 @@ SELECT
   CASE WHEN l.id IS NULL THEN 'no release'
        ELSE cra_gate(coalesce(v.gate_hits, 0), coalesce(fd.gate_hits, 0), {_ASSESSED},
                      coalesce(fd.failed_stages, 0)) END AS gate,
-  ls.scan_id AS report_html,
-  ls.scan_id AS evidence_pack
+  ls.scan_id AS reports,
+  s.report_path
 FROM products p
 LEFT JOIN latest l ON l.product_id = p.id
 LEFT JOIN last_scan ls ON ls.release_id = l.id
@@ -153,7 +161,7 @@ def _clocks() -> View:
         "first), then by the next deadline, exactly as `cra-fw cases` sorts them. Hours left are "
         "negative when overdue.",
         f"""WITH {_FILED},
-k AS (
+k AS MATERIALIZED (  -- cra_case_clocks() once per case, not once per column that reads it
   SELECT c.id, c.product_id, p.name AS product, c.advisory_id, c.severity, c.aware_at, c.fix_available_at,
          c.fixing_release_id,
          cra_case_clocks(c.status, c.actively_exploited, c.aware_at, c.fix_available_at,
@@ -163,6 +171,7 @@ k AS (
 )
 SELECT
   id AS case_id,
+  product_id,
   product,
   advisory_id,
   severity,
@@ -187,16 +196,16 @@ def _support() -> View:
         f"ends within the next months (default {ENDING_WITHIN_MONTHS}; set `within_months`), has ended, "
         "or was never declared. Months are counted as `cra-fw support status` counts them, start and end "
         "included.",
-        f"""WITH s AS (
+        f"""WITH s AS MATERIALIZED (
   SELECT p.id AS product_id, p.name AS product, sp.start_month, sp.end_month,
          cra_support_months(sp.start_month, sp.end_month) AS months,
          cra_months_left(sp.end_month) AS months_left,
-         coalesce(sp.justification, '') AS justification,
-         (SELECT count(*) FROM releases r WHERE r.product_id = p.id AND r.on_market_since != ''
-            AND r.on_market_since <= cra_now() AND r.withdrawn_at = '') AS releases_on_market
+         coalesce(sp.justification, '') AS justification
   FROM products p LEFT JOIN support_periods sp ON sp.product_id = p.id
 )
-SELECT product_id, product, start_month, end_month, months, months_left, justification, releases_on_market,
+SELECT product_id, product, start_month, end_month, months, months_left, justification,
+  (SELECT count(*) FROM releases r WHERE r.product_id = s.product_id AND r.on_market_since != ''
+     AND r.on_market_since <= (SELECT cra_now()) AND r.withdrawn_at = '') AS releases_on_market,
   CASE
     WHEN end_month IS NULL THEN 'not declared'
     WHEN months_left < 0 THEN 'ended'
@@ -280,32 +289,32 @@ def _component_search() -> View:
         "any, a version, or constraints such as `>=1.2.0, <1.2.13` (Debian order for Debian packages, "
         "the firmware order otherwise). One row per product and component version, with the releases "
         "that ship it, newest first.",
-        """WITH hit AS (
+        """WITH hit AS MATERIALIZED (
   SELECT c.id, c.name, c.version, c.purl FROM components c
   WHERE :component != '' AND c.name LIKE :component AND cra_version_in(c.version, :versions, c.purl)
+),
+shipped AS (
+  SELECT p.id AS product_id, p.name AS product, hit.id AS component_id, hit.name, hit.version, hit.purl,
+    row_number() OVER newest AS n,
+    count(*) OVER every AS releases,
+    sum(r.on_market_since != '' AND r.on_market_since <= (SELECT cra_now()) AND r.withdrawn_at = '') OVER every
+      AS on_market,
+    group_concat(r.version, ', ') OVER every AS release_versions,
+    r.released_at AS newest_release_date
+  FROM hit
+  JOIN release_components rc ON rc.component_id = hit.id
+  JOIN releases r ON r.id = rc.release_id
+  JOIN products p ON p.id = r.product_id
+  WINDOW newest AS (PARTITION BY p.id, hit.id ORDER BY r.released_at DESC, r.id DESC),
+         every AS (newest ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )
-SELECT
-  p.id AS product_id,
-  p.name AS product,
-  hit.name AS component,
-  hit.version,
-  count(*) AS releases,
-  sum(r.on_market_since != '' AND r.on_market_since <= cra_now() AND r.withdrawn_at = '') AS on_market,
-  (SELECT group_concat(version, ', ') FROM (
-     -- ORDER BY in a subquery of an aggregate is kept (SQLite does not flatten it away)
-     SELECT r2.version FROM release_components rc2 JOIN releases r2 ON r2.id = rc2.release_id
-     WHERE rc2.component_id = hit.id AND r2.product_id = p.id ORDER BY r2.released_at DESC, r2.id DESC
-  )) AS release_versions,
-  max(r.released_at) AS newest_release_date,
-  (SELECT count(*) FROM component_vulns v WHERE v.component_id = hit.id) AS open_vulns,
-  (SELECT coalesce(sum(v.kev), 0) FROM component_vulns v WHERE v.component_id = hit.id) AS kev,
-  hit.purl
-FROM hit
-JOIN release_components rc ON rc.component_id = hit.id
-JOIN releases r ON r.id = rc.release_id
-JOIN products p ON p.id = r.product_id
-GROUP BY p.id, hit.id
-ORDER BY p.name, hit.name, hit.version""",
+SELECT product_id, product, name AS component, version, releases, on_market, release_versions,
+  newest_release_date,
+  (SELECT count(*) FROM component_vulns v WHERE v.component_id = shipped.component_id) AS open_vulns,
+  (SELECT coalesce(sum(v.kev), 0) FROM component_vulns v WHERE v.component_id = shipped.component_id) AS kev,
+  purl
+FROM shipped WHERE n = 1
+ORDER BY product, component, version""",
         ("component", "versions"),
     )
 
@@ -317,7 +326,7 @@ def _releases(max_rows: int) -> View:
         "Releases (of the products matching `product`, SQL LIKE; empty for all), newest first per product, "
         "with what their latest scan found, links to the stored report.html and evidence pack when they "
         "exist, and a diff against the release before.",
-        f"""WITH page AS (
+        f"""WITH page AS MATERIALIZED (
   SELECT r.id, r.product_id, p.name AS product, r.version, r.released_at, r.on_market_since, r.withdrawn_at,
          lag(r.version) OVER (PARTITION BY r.product_id ORDER BY r.released_at, r.id) AS previous
   FROM releases r JOIN products p ON p.id = r.product_id
@@ -326,25 +335,30 @@ def _releases(max_rows: int) -> View:
   LIMIT {max_rows + 1}
 ),
 last_scan AS (SELECT s.release_id, max(s.id) AS scan_id FROM scans s JOIN page ON page.id = s.release_id
-              GROUP BY s.release_id)
+              GROUP BY s.release_id),
+{_COMPONENT_VULNS},
+vulns AS (  -- one pass over the shown releases' components for both counts
+  SELECT rc.release_id, sum(cv.open_vulns) AS open_vulns, sum(cv.kev) AS kev
+  FROM page CROSS JOIN release_components rc ON rc.release_id = page.id  -- CROSS: page first
+  JOIN cv ON cv.component_id = rc.component_id GROUP BY rc.release_id
+)
 SELECT
   page.id AS release_id,
   page.product,
   page.version,
   page.released_at,
   CASE WHEN page.withdrawn_at != '' THEN 'withdrawn'
-       WHEN page.on_market_since != '' AND page.on_market_since <= cra_now() THEN 'on market'
+       WHEN page.on_market_since != '' AND page.on_market_since <= (SELECT cra_now()) THEN 'on market'
        ELSE 'not on market' END AS market,
   json_extract(s.summary, '$.components') AS components,
-  (SELECT count(*) FROM release_components rc JOIN component_vulns v ON v.component_id = rc.component_id
-    WHERE rc.release_id = page.id) AS open_vulns,
-  (SELECT coalesce(sum(v.kev), 0) FROM release_components rc JOIN component_vulns v
-    ON v.component_id = rc.component_id WHERE rc.release_id = page.id) AS kev,
+  coalesce(vulns.open_vulns, 0) AS open_vulns,
+  coalesce(vulns.kev, 0) AS kev,
   (SELECT count(*) FROM release_findings f WHERE f.release_id = page.id) AS findings,
-  ls.scan_id AS report_html,
-  ls.scan_id AS evidence_pack,
+  ls.scan_id AS reports,
+  s.report_path,
   CASE WHEN page.previous IS NULL THEN NULL ELSE page.product || '@' || page.previous END AS diff_from
 FROM page
+LEFT JOIN vulns ON vulns.release_id = page.id
 LEFT JOIN last_scan ls ON ls.release_id = page.id
 LEFT JOIN scans s ON s.id = ls.scan_id
 ORDER BY page.product, page.released_at DESC, page.id DESC""",
