@@ -30,18 +30,18 @@ SELECT json_extract(j, '$.stage') AS stage, json_extract(j, '$.state') AS state,
 ) GROUP BY 1, 2 ORDER BY 1, 2"""
 
 _VULNS_OVER_RELEASES = f"""
-WITH latest AS (
-  SELECT product_id, id FROM (
-    SELECT r.product_id, r.id,
-           row_number() OVER (PARTITION BY r.product_id ORDER BY r.released_at DESC, r.id DESC) AS n
-    FROM releases r) WHERE n = 1
+WITH latest AS MATERIALIZED (
+  SELECT p.id AS product_id, (
+    SELECT r.id FROM releases r WHERE r.product_id = p.id ORDER BY r.released_at DESC, r.id DESC LIMIT 1
+  ) AS id FROM products p
 ),
+cv AS MATERIALIZED (SELECT component_id, count(*) AS n FROM component_vulns GROUP BY component_id),
 top AS (
   SELECT l.product_id FROM latest l
-  LEFT JOIN release_components rc ON rc.release_id = l.id
-  LEFT JOIN component_vulns v ON v.component_id = rc.component_id
+  CROSS JOIN release_components rc ON rc.release_id = l.id
+  LEFT JOIN cv ON cv.component_id = rc.component_id
   [[ WHERE :product IS NULL ]]
-  GROUP BY l.product_id ORDER BY count(v.advisory_id) DESC, l.product_id LIMIT {TOP_PRODUCTS}
+  GROUP BY l.product_id ORDER BY coalesce(sum(cv.n), 0) DESC, l.product_id LIMIT {TOP_PRODUCTS}
 )
 SELECT p.name AS product, r.version, r.released_at, {_RELEASE_VULNS} AS open_vulns
 FROM releases r JOIN products p ON p.id = r.product_id
@@ -98,7 +98,7 @@ def dashboards(db: str) -> dict[str, Any]:
     )
     on_market = (
         "SELECT count(*) AS n FROM releases r JOIN products p ON p.id = r.product_id "
-        "WHERE r.on_market_since != '' AND r.on_market_since <= cra_now() AND r.withdrawn_at = '' "
+        "WHERE r.on_market_since != '' AND r.on_market_since <= (SELECT cra_now()) AND r.withdrawn_at = '' "
         "[[ AND p.name = :product ]]"
     )
     products = "SELECT count(*) AS n FROM products p WHERE 1 [[ AND p.name = :product ]]"
