@@ -48,12 +48,16 @@ FROM releases r JOIN products p ON p.id = r.product_id
 WHERE r.product_id IN (SELECT product_id FROM top) [[ OR p.name = :product ]]
 ORDER BY p.name, r.released_at, r.id"""
 
+# one product's support period, in the words of the charts' legend
+_PERIOD = f"""CASE WHEN sp.end_month IS NULL THEN 'not declared'
+            WHEN cra_months_left(sp.end_month) < 0 THEN 'ended'
+            WHEN cra_support_months(sp.start_month, sp.end_month) < {MIN_MONTHS} THEN 'under 5 years'
+            ELSE '5 years or more' END"""
+
 _SUPPORT_TIMELINE = f"""
 SELECT p.name AS product, sp.start_month || '-01' AS support_start,
        date(sp.end_month || '-01', '+1 month') AS support_end,
-       CASE WHEN cra_months_left(sp.end_month) < 0 THEN 'ended'
-            WHEN cra_support_months(sp.start_month, sp.end_month) < {MIN_MONTHS} THEN 'under 5 years'
-            ELSE '5 years or more' END AS period,
+       {_PERIOD} AS period,
        substr(cra_now(), 1, 10) AS today
 FROM support_periods sp JOIN products p ON p.id = sp.product_id
 WHERE 1 [[ AND p.name = :product ]]
@@ -61,10 +65,7 @@ ORDER BY sp.end_month, p.name LIMIT 40"""
 
 _SUPPORT_BY_YEAR = f"""
 SELECT coalesce(substr(sp.end_month, 1, 4), 'not declared') AS end_year,
-       CASE WHEN sp.end_month IS NULL THEN 'not declared'
-            WHEN cra_months_left(sp.end_month) < 0 THEN 'ended'
-            WHEN cra_support_months(sp.start_month, sp.end_month) < {MIN_MONTHS} THEN 'under 5 years'
-            ELSE '5 years or more' END AS period,
+       {_PERIOD} AS period,
        count(*) AS products
 FROM products p LEFT JOIN support_periods sp ON sp.product_id = p.id
 GROUP BY 1, 2 ORDER BY 1, 2"""
@@ -78,6 +79,26 @@ _PERIOD_COLOURS = {
     "domain": ["ended", "under 5 years", "5 years or more", "not declared"],
     "range": ["#c62828", "#f9a825", "#2e7d32", "#9e9e9e"],
 }
+
+
+def _bar(
+    db: str, title: str, sql: str, x: tuple[str, str, str], y: tuple[str, str], colour: tuple[str, dict]
+) -> dict:
+    """A bar chart: x (field, type, title), y (field, title), colour (field, scale)."""
+    return {
+        "title": title,
+        "db": db,
+        "query": sql.strip(),
+        "library": "vega-lite",
+        "display": {
+            "mark": {"type": "bar", "tooltip": True},
+            "encoding": {
+                "x": {"field": x[0], "type": x[1], "title": x[2]},
+                "y": {"field": y[0], "type": "quantitative", "title": y[1]},
+                "color": {"field": colour[0], "type": "nominal", "scale": colour[1]},
+            },
+        },
+    }
 
 
 def _metric(db: str, title: str, sql: str, field: str) -> dict[str, Any]:
@@ -150,20 +171,14 @@ def dashboards(db: str) -> dict[str, Any]:
                         },
                     },
                 },
-                "cases-by-state": {
-                    "title": "Article 14 cases by stage and state",
-                    "db": db,
-                    "query": _CASE_STATES.strip(),
-                    "library": "vega-lite",
-                    "display": {
-                        "mark": {"type": "bar", "tooltip": True},
-                        "encoding": {
-                            "x": {"field": "stage", "type": "nominal", "title": "stage"},
-                            "y": {"field": "cases", "type": "quantitative", "title": "cases"},
-                            "color": {"field": "state", "type": "nominal", "scale": _STATE_COLOURS},
-                        },
-                    },
-                },
+                "cases-by-state": _bar(
+                    db,
+                    "Article 14 cases by stage and state",
+                    _CASE_STATES,
+                    ("stage", "nominal", "stage"),
+                    ("cases", "cases"),
+                    ("state", _STATE_COLOURS),
+                ),
                 "support-timeline": {
                     "title": "Support periods ending soonest",
                     "db": db,
@@ -187,20 +202,14 @@ def dashboards(db: str) -> dict[str, Any]:
                         ]
                     },
                 },
-                "support-by-year": {
-                    "title": "Support ends per year",
-                    "db": db,
-                    "query": _SUPPORT_BY_YEAR.strip(),
-                    "library": "vega-lite",
-                    "display": {
-                        "mark": {"type": "bar", "tooltip": True},
-                        "encoding": {
-                            "x": {"field": "end_year", "type": "ordinal", "title": "support ends"},
-                            "y": {"field": "products", "type": "quantitative", "title": "products"},
-                            "color": {"field": "period", "type": "nominal", "scale": _PERIOD_COLOURS},
-                        },
-                    },
-                },
+                "support-by-year": _bar(
+                    db,
+                    "Support ends per year",
+                    _SUPPORT_BY_YEAR,
+                    ("end_year", "ordinal", "support ends"),
+                    ("products", "products"),
+                    ("period", _PERIOD_COLOURS),
+                ),
             },
         }
     }
