@@ -116,7 +116,12 @@ def _component(c: Component) -> CdxComponent:
                     methods=methods,
                 )
             )
-    occurrences = [Occurrence(location=occ.partition(":")[2] or occ) for occ in c.files]
+    # The library keeps occurrences in a set ordered by bom-ref; without one of ours the
+    # order would follow random ids, so each run would write a different SBOM.
+    occurrences = [
+        Occurrence(bom_ref=f"{bom_ref(c)}#occurrence-{i:05d}", location=occ.partition(":")[2] or occ)
+        for i, occ in enumerate(c.files)
+    ]
     evidence = (
         ComponentEvidence(identity=identities, occurrences=occurrences)
         if (identities or occurrences)
