@@ -249,8 +249,8 @@ def main() -> int:
 
 
 def _measure_match(db_path: Path, count: int, results: dict) -> None:
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns import match_components
-    from cra_fw.vulns.store import open_feed_db
 
     t0 = time.perf_counter()
     db = open_feed_db(db_path)  # applies pending schema migrations (a one-time index build) before timing

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cra_fw.records import FileEntry, FileKind, ImageInfo, Layer
+from cra_fw.records import FileEntry, FileKind, ImageInfo, Layer, layer_chain
 
 DEFAULT_MAX_READ = 256 * 1024 * 1024
 
@@ -69,12 +69,7 @@ class ScanContext:
 
     def layer_chain(self, layer_id: str) -> tuple[str, ...]:
         """'id:format' items from the image down to ``layer_id``."""
-        chain: list[str] = []
-        cur = self._layer_by_id.get(layer_id)
-        while cur is not None:
-            chain.append(f"{cur.id}:{cur.format}")
-            cur = self._layer_by_id.get(cur.parent_id) if cur.parent_id else None
-        return tuple(reversed(chain))
+        return layer_chain(self._layer_by_id, layer_id)
 
     def lookup(self, layer_id: str, path: str) -> FileEntry | None:
         return self._by_layer_path.get((layer_id, path))

@@ -43,7 +43,10 @@ EXIT_STATUS_TABLE: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "scan complete; no gate given, or nothing reached a given gate"),
     (EXIT_GATE, "a --fail-on or --fail-on-vuln gate failed"),
     (EXIT_USAGE, "usage error, or the input cannot be read"),
-    (EXIT_NOT_ANALYSED, "the image was read but nothing in it could be analysed"),
+    (
+        EXIT_NOT_ANALYSED,
+        "the image was read but nothing in it could be analysed, or an analysis stage failed",
+    ),
 )
 
 VULN_GATES = ("critical", "high", "medium", "low", "kev")
@@ -71,6 +74,7 @@ class GateResult:
     fail_on: Severity | None
     fail_on_vuln: tuple[str, ...]
     not_analysed: bool = False
+    failed_stages: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -78,6 +82,8 @@ class GateResult:
 
     def summary(self, limit: int = 10) -> str:
         """A few lines for the terminal."""
+        if self.failed_stages:
+            return f"gate: the {', '.join(self.failed_stages)} stage failed, so the analysis is incomplete (exit 3)"
         if self.not_analysed:
             return "gate: nothing in the image could be analysed (exit 3)"
         if not self.fail_on and not self.fail_on_vuln:
@@ -125,9 +131,14 @@ def parse_fail_on_vuln(values: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def failed_stages(report: ScanReport) -> tuple[str, ...]:
+    """Stages that broke on this image (each left a ``<stage>.stage-failed`` finding)."""
+    return tuple(f.category for f in report.findings if f.rule_id.endswith(".stage-failed"))
+
+
 def not_analysed(report: ScanReport) -> bool:
-    """The image was read but nothing could be analysed (the scan CLI's exit 3)."""
-    return bool(report.errors) and not report.files
+    """The image was read but nothing could be analysed, or a stage failed (the scan CLI's exit 3)."""
+    return (bool(report.errors) and not report.files) or bool(failed_stages(report))
 
 
 def vulns_assessed(report: ScanReport) -> bool:
@@ -221,7 +232,7 @@ def evaluate(
         status = EXIT_GATE
     else:
         status = EXIT_OK
-    return GateResult(status, tuple(hits), threshold, vgates, not_analysed(report))
+    return GateResult(status, tuple(hits), threshold, vgates, not_analysed(report), failed_stages(report))
 
 
 # ---- JUnit ----------------------------------------------------------------------------------

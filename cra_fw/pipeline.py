@@ -9,57 +9,69 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from cra_fw import __version__
+from cra_fw import __version__, bundles, checks, identify, jsonout, vulns
+from cra_fw.checks.policy import apply_to_report
 from cra_fw.context import ScanContext, ScanOptions
-from cra_fw.errors import CraFwError, InputError
+from cra_fw.errors import InputError
 from cra_fw.inventory import build_inventory
 from cra_fw.records import Finding, ImageInfo, LayerStatus, Location, ScanReport, Severity, ToolInfo
-from cra_fw.report import jsonout
+from cra_fw.report import cyclonedx, html, sarif, spdx
 from cra_fw.unpack import unpack_image
+from cra_fw.vulns import vex
 
 ProgressFn = Callable[[str], None]
+Writer = Callable[[ScanReport, Path], "Path | None"]
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    """An analysis stage after inventory: ``module:function`` taking a ScanContext."""
+def _identify(report: ScanReport, ctx: ScanContext) -> None:
+    result = identify.run(ctx)
+    report.components.extend(result.components)
+    report.dependencies.extend(result.dependencies)
+    report.findings.extend(result.findings)
 
-    name: str
-    target: str
+
+def _vulns(report: ScanReport, ctx: ScanContext) -> None:
+    result = vulns.run(list(report.components), ctx)
+    report.vulnerabilities.extend(result.matches)
+    report.findings.extend(result.findings)
 
 
-# Order matters only where a stage reads another's output (vulns reads components).
-ANALYSIS_STAGES: tuple[StageSpec, ...] = (
-    StageSpec("identify", "cra_fw.identify:run"),
-    StageSpec("checks", "cra_fw.checks:run"),
-    StageSpec("bundles", "cra_fw.bundles:scan_embedded"),
+def _checks(report: ScanReport, ctx: ScanContext) -> None:
+    result = checks.run(ctx)
+    report.findings.extend(result.findings)
+    report.services.extend(result.services)
+    report.hardening.extend(result.hardening)
+    report.hardening_summary.extend(result.hardening_summary)
+
+
+def _bundles(report: ScanReport, ctx: ScanContext) -> None:
+    result = bundles.scan_embedded(ctx)
+    report.bundles.extend(result.verdicts)
+    report.findings.extend(result.findings)
+
+
+# The analysis stages after inventory, in order (vulns reads identify's components).
+ANALYSIS_STAGES: tuple[tuple[str, Callable[[ScanReport, ScanContext], None]], ...] = (
+    ("identify", _identify),
+    ("vulns", _vulns),
+    ("checks", _checks),
+    ("bundles", _bundles),
 )
-VULN_STAGE = StageSpec("vulns", "cra_fw.vulns:run")
-WRITERS: tuple[StageSpec, ...] = (
-    StageSpec("cyclonedx", "cra_fw.report.cyclonedx:write"),
-    StageSpec("spdx", "cra_fw.report.spdx:write"),
-    StageSpec("sarif", "cra_fw.report.sarif:write"),
-    StageSpec("vex", "cra_fw.vulns.vex:write"),
-    StageSpec("html", "cra_fw.report.html:write"),
+# The writers after report.json, in order.
+WRITERS: tuple[tuple[str, Writer], ...] = (
+    ("cyclonedx", cyclonedx.write),
+    ("spdx", spdx.write),
+    ("sarif", sarif.write),
+    ("vex", vex.write),
+    ("html", html.write),
 )
-
-
-def _load(target: str) -> Callable | None:
-    module_name, func_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return getattr(module, func_name, None)
 
 
 def image_info(path: Path) -> ImageInfo:
@@ -178,8 +190,6 @@ def _apply_policy(report: ScanReport, options: ScanOptions, say: ProgressFn) -> 
     """Mark suppressed findings (kept, never deleted) before any writer runs."""
     if options.policy is None:
         return
-    from cra_fw.checks.policy import apply_to_report
-
     _policy, expired = apply_to_report(report, options.policy)
     for item in expired:
         say(f"policy: suppression expired, no longer applied: {item}")
@@ -202,63 +212,28 @@ def _stage_failed(report: ScanReport, name: str, exc: BaseException) -> None:
 
 
 def _run_analysis(report: ScanReport, ctx: ScanContext, timings: dict[str, float], say: ProgressFn) -> None:
-    for spec in ANALYSIS_STAGES:
-        func = _load(spec.target)
-        if func is None:
-            continue
+    """Each stage in turn; ``seconds_<stage>`` is recorded for each that ran to the end."""
+    for name, stage in ANALYSIS_STAGES:
+        if name == "vulns" and not report.components:
+            continue  # nothing to match (or identify failed, which is reported already)
         start = time.monotonic()
-        say(f"{spec.name}...")
+        say(f"{name}...")
         try:
-            result = func(ctx)
-        except (CraFwError, Exception) as exc:  # noqa: BLE001 - a stage bug must not lose the scan
-            _stage_failed(report, spec.name, exc)
+            stage(report, ctx)
+        except Exception as exc:  # noqa: BLE001 - a stage bug must not lose the scan
+            _stage_failed(report, name, exc)
             continue
-        timings[spec.name] = time.monotonic() - start
-        _merge(report, result)
-        if spec.name == "identify":
-            vuln = _load(VULN_STAGE.target)
-            if vuln is not None and report.components:
-                start = time.monotonic()
-                try:
-                    _merge(report, vuln(list(report.components), ctx))
-                except (CraFwError, Exception) as exc:  # noqa: BLE001
-                    _stage_failed(report, "vulns", exc)
-                timings["vulns"] = time.monotonic() - start
-
-
-_FIELD_MAP = {
-    "components": "components",
-    "dependencies": "dependencies",
-    "findings": "findings",
-    "matches": "vulnerabilities",
-    "services": "services",
-    "hardening": "hardening",
-    "verdicts": "bundles",
-    "hardening_summary": "hardening_summary",
-}
-
-
-def _merge(report: ScanReport, result: object) -> None:
-    """Append a stage result's record lists to the report by field name."""
-    if result is None:
-        return
-    for attr, target in _FIELD_MAP.items():
-        values = getattr(result, attr, None)
-        if values:
-            getattr(report, target).extend(values)
+        timings[name] = time.monotonic() - start
 
 
 def write_outputs(report: ScanReport, outdir: Path, say: ProgressFn | None = None) -> list[Path]:
-    """report.json, then every writer that is installed."""
+    """report.json, then every writer."""
     written = [write_report_json(report, outdir)]
-    for spec in WRITERS:
-        func = _load(spec.target)
-        if func is None:
-            continue
+    for name, write in WRITERS:
         try:
-            out = func(report, outdir)
-        except (CraFwError, Exception) as exc:  # noqa: BLE001 - one writer must not lose the others
-            report.errors.append(f"{spec.name} writer failed: {type(exc).__name__}: {exc}"[:300])
+            out = write(report, outdir)
+        except Exception as exc:  # noqa: BLE001 - one writer must not lose the others
+            report.errors.append(f"{name} writer failed: {type(exc).__name__}: {exc}"[:300])
             continue
         if out:
             written.append(Path(out))

@@ -10,6 +10,7 @@ serialised into report.json (e.g. absolute paths in the workspace).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,16 @@ class LayerStatus(enum.StrEnum):
     FAILED = "failed"  # recognised, but extraction failed
     UNSUPPORTED = "unsupported"  # recognised, the backend cannot extract it
     LIMITED = "limited"  # stopped by a safety limit
+
+
+def layer_chain(by_id: Mapping[str, Layer], layer_id: str) -> tuple[str, ...]:
+    """'id:format' items from the image down to ``layer_id`` (``by_id``: every layer by id)."""
+    chain: list[str] = []
+    cur = by_id.get(layer_id)
+    while cur is not None:
+        chain.append(f"{cur.id}:{cur.format}")
+        cur = by_id.get(cur.parent_id) if cur.parent_id else None
+    return tuple(reversed(chain))
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,15 @@ class ElfInfo:
     has_symtab: bool = False
     stripped: bool = True
     flags: str = ""  # e.g. MIPS ABI flags, ARM EABI version
+
+
+@dataclass(frozen=True)
+class SpecialFile:
+    """A device, FIFO or socket that unpacking found (and removed) in a layer; inventory lists it."""
+
+    path: str  # '/'-rooted path inside the layer
+    mode: int
+    rdev: int = 0
 
 
 @dataclass(frozen=True)
@@ -280,13 +300,7 @@ class ScanReport:
 
     def layer_chain(self, layer_id: str) -> tuple[str, ...]:
         """'id:format' from the image down to ``layer_id``, e.g. ('L0:raw', 'L1:squashfs')."""
-        by_id = {layer.id: layer for layer in self.layers}
-        chain: list[str] = []
-        cur = by_id.get(layer_id)
-        while cur is not None:
-            chain.append(f"{cur.id}:{cur.format}")
-            cur = by_id.get(cur.parent_id) if cur.parent_id else None
-        return tuple(reversed(chain))
+        return layer_chain({layer.id: layer for layer in self.layers}, layer_id)
 
     def layer_formats(self, layer_id: str) -> tuple[str, ...]:
         """Formats from the image down to ``layer_id``, e.g. ('raw', 'uimage', 'squashfs')."""

@@ -85,7 +85,9 @@ def normalise(value: object, outdir: str) -> object:
 def build_feed_db(path: Path, env: dict[str, str]) -> None:
     for rel in FEEDS:
         cmd = [sys.executable, "-m", "cra_fw", "db", "import", str(ROOT / "fixtures" / "feeds" / rel)]
-        proc = subprocess.run([*cmd, "--db", str(path)], capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [*cmd, "--db", str(path)], capture_output=True, text=True, env=env, cwd=path.parent, check=False
+        )
         if proc.returncode != 0:
             raise SystemExit(f"feed import failed: {' '.join(cmd)}\n{proc.stderr}")
 
@@ -97,6 +99,7 @@ def scan_one(image: Path, work: Path, db: Path, env: dict[str, str]) -> dict[str
         capture_output=True,
         text=True,
         env=env,
+        cwd=work,  # not the checkout: `python -m` puts the working folder first on sys.path
         check=False,
         timeout=1800,
     )
@@ -104,6 +107,8 @@ def scan_one(image: Path, work: Path, db: Path, env: dict[str, str]) -> dict[str
     for name, filename in OUTPUTS.items():
         path = outdir / filename
         snap[name] = normalise(json.loads(path.read_text()), str(outdir)) if path.exists() else None
+    if snap["report"] is None:  # say why, or a broken scan would only show as a missing report
+        snap["stderr"] = normalise(proc.stderr[-2000:], str(outdir))
     shutil.rmtree(outdir, ignore_errors=True)
     return snap
 
@@ -175,7 +180,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan the images, write normalised snapshots into OUT")
     scan.add_argument("out")

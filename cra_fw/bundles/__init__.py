@@ -6,18 +6,6 @@ and :func:`scan_embedded` (the scan pipeline's stage).
 
 from __future__ import annotations
 
-# Importing the verifier modules registers them.
-from cra_fw.bundles import (  # noqa: F401
-    detached,
-    espsecure,
-    fit,
-    mcuboot,
-    mender,
-    openpgp,
-    rauc,
-    sigstore,
-    swupdate,
-)
 from cra_fw.bundles.api import verify_bundle
 from cra_fw.bundles.detect import detect_format
 from cra_fw.bundles.embedded import scan_embedded
@@ -29,8 +17,9 @@ from cra_fw.bundles.interface import (
     UnknownFormat,
     UpdateKey,
     Verdict,
+    Verifier,
 )
-from cra_fw.bundles.registry import VERIFIERS, Verifier, register
+from cra_fw.bundles.registry import VERIFIERS
 from cra_fw.bundles.trust import TrustedKey, TrustStore
 
 __all__ = [
@@ -46,7 +35,6 @@ __all__ = [
     "Verdict",
     "Verifier",
     "detect_format",
-    "register",
     "scan_embedded",
     "verify_bundle",
 ]

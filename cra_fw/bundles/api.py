@@ -15,10 +15,18 @@ from cryptography.x509 import InvalidVersion
 from cra_fw.bundles import knownkeys
 from cra_fw.bundles.cms import utcnow
 from cra_fw.bundles.detect import detect_format, detect_signature_format
-from cra_fw.bundles.interface import BundleError, BundleVerdict, Evidence, UnknownFormat, Verdict
-from cra_fw.bundles.registry import VERIFIERS
+from cra_fw.bundles.interface import (
+    BundleError,
+    BundleVerdict,
+    Notebook,
+    UnknownFormat,
+    Verdict,
+    as_bundle_error,
+)
+from cra_fw.bundles.registry import names, verifier
 from cra_fw.bundles.trust import TrustStore
 from cra_fw.errors import InputError
+from cra_fw.parsers import ParseError
 
 # Parsing a hostile file can fail anywhere inside the standard library; these
 # failures mean "malformed", never a traceback.
@@ -65,8 +73,8 @@ def verify_bundle(
         name = fmt or (detect_signature_format(signature) if signature is not None else detect_format(path))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if name not in VERIFIERS:
-        raise UnknownFormat(f"unknown format {name!r}; choose one of {', '.join(sorted(VERIFIERS))}")
+    if verifier(name) is None:
+        raise UnknownFormat(f"unknown format {name!r}; choose one of {', '.join(names())}")
     ev, verdict, reason = _run(name, path, trust, signature, now)
     known = _known_signer(name, path, signature, now, ev, verdict) if known_keys else None
     return BundleVerdict(
@@ -92,16 +100,19 @@ def verify_bundle(
 
 def _run(
     name: str, path: Path, trust: TrustStore, signature: Path | None, now: dt.datetime
-) -> tuple[Evidence, Verdict, str]:
-    ev = Evidence()
+) -> tuple[Notebook, Verdict, str]:
+    ev = Notebook()
     verdict = Verdict.VALID
     reason = "every installable byte is covered by a signature chaining to a trust anchor"
     try:
-        VERIFIERS[name]().verify(path, trust, ev, signature=signature, now=now)
+        verifier_cls = verifier(name)
+        assert verifier_cls is not None  # checked by verify_bundle
+        verifier_cls().verify(path, trust, ev, signature=signature, now=now)
         if trust.empty:  # belt and braces: nothing is valid without an anchor
             verdict, reason = Verdict.UNTRUSTED_SIGNER, "no trust anchor given"
-    except BundleError as exc:
-        verdict, reason = exc.verdict, str(exc)
+    except (BundleError, ParseError) as exc:
+        error = as_bundle_error(exc)
+        verdict, reason = error.verdict, str(error)
     except _PARSE_ERRORS as exc:
         verdict, reason = Verdict.MALFORMED, f"{name} bundle cannot be parsed: {type(exc).__name__}: {exc}"
     except PermissionError as exc:
@@ -119,7 +130,7 @@ _SIGNED_BY_ANCHOR = frozenset(
 
 
 def _known_signer(
-    name: str, path: Path, signature: Path | None, now: dt.datetime, ev: Evidence, verdict: Verdict
+    name: str, path: Path, signature: Path | None, now: dt.datetime, ev: Notebook, verdict: Verdict
 ) -> knownkeys.KnownKey | None:
     """The publicly known key the bundle is signed with, proven by a verifying signature, or None."""
     if verdict in _SIGNED_BY_ANCHOR:
@@ -133,7 +144,7 @@ def _known_signer(
     return _first_known(ev2) if verdict2 in _SIGNED_BY_ANCHOR else None
 
 
-def _first_known(ev: Evidence) -> knownkeys.KnownKey | None:
+def _first_known(ev: Notebook) -> knownkeys.KnownKey | None:
     for fp in (ev.key_fingerprint, *ev.chain_fingerprints):
         hit = knownkeys.find(fp)
         if hit is not None:

@@ -30,9 +30,9 @@ from cra_fw.bundles.interface import (
     CertificateExpired,
     CertificateNotYetValid,
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Unsigned,
     UntrustedSigner,
 )
@@ -79,7 +79,7 @@ def parse_signed_data(der: bytes) -> acms.SignedData:
 def verify_cms(
     der: bytes,
     trust: TrustStore,
-    ev: Evidence,
+    ev: Notebook,
     *,
     detached: ContentDigester | None = None,
     now: dt.datetime | None = None,
@@ -215,7 +215,7 @@ def _verify_signer(
     si: acms.SignerInfo,
     certs: list[x509.Certificate],
     trust: TrustStore,
-    ev: Evidence,
+    ev: Notebook,
     digests: dict[str, bytes],
     econtent_type: str,
     now: dt.datetime,

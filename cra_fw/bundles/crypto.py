@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from cra_fw.bundles.interface import Evidence, MalformedBundle, WeakAlgorithm
+from cra_fw.bundles.interface import MalformedBundle, Notebook, WeakAlgorithm
 from cra_fw.parsers import ParseError
 
 CHUNK = 1024 * 1024
@@ -58,15 +58,7 @@ def digest_stream(parts: Iterable[bytes], algs: Iterable[str]) -> dict[str, byte
     return {a: h.digest() for a, h in hashers.items()}
 
 
-def digest_ranges(fh: BinaryIO, ranges: Iterable[tuple[int, int]], algs: Iterable[str]) -> dict[str, bytes]:
-    def gen() -> Iterator[bytes]:
-        for off, size in ranges:
-            yield from chunks(fh, off, size)
-
-    return digest_stream(gen(), algs)
-
-
-def check_key_strength(key: PublicKeyTypes, ev: Evidence) -> None:
+def check_key_strength(key: PublicKeyTypes, ev: Notebook) -> None:
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise WeakAlgorithm(f"RSA key of {key.key_size} bits (minimum {MIN_RSA_BITS})")
 

@@ -29,14 +29,14 @@ from cra_fw.bundles.crypto import (
     verify_prehashed,
 )
 from cra_fw.bundles.interface import (
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Unsigned,
     UntrustedSigner,
+    Verifier,
     WeakAlgorithm,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore
 
 SIDECARS = (".minisig", ".sig", ".p7s")
@@ -60,18 +60,16 @@ def find_sidecar(path: Path) -> Path | None:
     return None
 
 
-@register
 class DetachedVerifier(Verifier):
     name = "detached"
     description = "any file with a detached minisign/signify/raw/CMS signature"
-    priority = 99
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return True
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         sig_path = signature or find_sidecar(path)
         if sig_path is None:
@@ -94,7 +92,7 @@ class DetachedVerifier(Verifier):
         ev.cover(f"{path.name} ({size} bytes)")
 
     # -- CMS
-    def _cms(self, path: Path, der: bytes, trust: TrustStore, ev: Evidence, now: dt.datetime) -> None:
+    def _cms(self, path: Path, der: bytes, trust: TrustStore, ev: Notebook, now: dt.datetime) -> None:
         def digester(algs: tuple[str, ...]) -> dict[str, bytes]:
             with open(path, "rb") as fh:
                 return digest_stream(chunks(fh, 0, path.stat().st_size), algs)
@@ -104,7 +102,7 @@ class DetachedVerifier(Verifier):
             raise MalformedBundle("the .p7s carries its own content; expected a detached signature")
 
     # -- minisign / signify
-    def _minisign_or_signify(self, path: Path, sig: bytes, trust: TrustStore, ev: Evidence) -> None:
+    def _minisign_or_signify(self, path: Path, sig: bytes, trust: TrustStore, ev: Notebook) -> None:
         lines = sig.decode("utf-8", "replace").splitlines()
         if len(lines) < 2:
             raise MalformedBundle("signature file has no signature line")
@@ -155,7 +153,7 @@ class DetachedVerifier(Verifier):
         raise InvalidSignature(f"{tool} signature does not verify with the trusted key")
 
     # -- raw signatures: the key type decides how to read them
-    def _raw(self, path: Path, sig: bytes, trust: TrustStore, ev: Evidence) -> None:
+    def _raw(self, path: Path, sig: bytes, trust: TrustStore, ev: Notebook) -> None:
         keys = trust.all_keys()
         if not keys:
             raise UntrustedSigner("no trusted key given; a raw signature cannot be checked")
@@ -201,7 +199,7 @@ class DetachedVerifier(Verifier):
         )
 
 
-def _accept(tk: TrustedKey, label: str, ev: Evidence) -> None:
+def _accept(tk: TrustedKey, label: str, ev: Notebook) -> None:
     ev.algorithm(label)
     ev.signer = tk.name or tk.source
     ev.key_fingerprint = tk.fingerprint

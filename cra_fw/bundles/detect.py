@@ -1,10 +1,10 @@
-"""Content-based format detection: each registered verifier sniffs the first and last bytes."""
+"""Content-based format detection: each verifier, in registry order, sniffs the first and last bytes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cra_fw.bundles.registry import VERIFIERS
+from cra_fw.bundles.registry import FALLBACK, VERIFIERS
 
 HEAD = 4096
 TAIL = 16
@@ -23,20 +23,13 @@ def read_head_tail(path: Path) -> tuple[bytes, bytes, int]:
 def detect_format(path: Path) -> str:
     """Name of the first verifier whose sniff matches; ``detached`` when none does."""
     head, tail, size = read_head_tail(path)
-    for cls in sorted(VERIFIERS.values(), key=lambda c: c.priority):
-        if cls.name == "detached":
-            continue
-        if cls.sniff(head, tail, size, path):
-            return cls.name
-    return "detached"
+    return sniff_bytes(head, tail, size, path) or FALLBACK
 
 
 def sniff_bytes(head: bytes, tail: bytes, size: int, path: Path = Path("")) -> str | None:
     """Format of a bundle from its first/last bytes, or None (nothing bundle-like)."""
-    for cls in sorted(VERIFIERS.values(), key=lambda c: c.priority):
-        if cls.name == "detached":
-            continue
-        if cls.sniff(head, tail, size, path):
+    for cls in VERIFIERS:
+        if cls.name != FALLBACK and cls.sniff(head, tail, size, path):
             return cls.name
     return None
 
@@ -45,7 +38,7 @@ def detect_signature_format(signature: Path) -> str:
     """Verifier for a file given with ``--signature``: the first that claims it, else ``detached``."""
     with open(signature, "rb") as fh:
         head = fh.read(HEAD)
-    for cls in sorted(VERIFIERS.values(), key=lambda c: c.priority):
+    for cls in VERIFIERS:
         if cls.claims_signature(head):
             return cls.name
-    return "detached"
+    return FALLBACK

@@ -38,6 +38,8 @@ from cra_fw.bundles.interface import (
 from cra_fw.bundles.trust import TrustStore, key_fingerprint
 from cra_fw.context import ScanContext
 from cra_fw.errors import CraFwError
+from cra_fw.parsers import ParseError
+from cra_fw.parsers.fdt import Fdt
 from cra_fw.records import FileEntry, FileKind, Finding, Location, Severity
 from cra_fw.regions import copy_region
 
@@ -321,7 +323,7 @@ def _shipped_stores(ctx: ScanContext, keys: list[UpdateKey]) -> dict[str, list[t
         store = TrustStore()
         try:
             store.add_bytes(ctx.read_bytes(entry, 16 * 1024 * 1024), key.path)
-        except (TrustStoreError, BundleError, ValueError):
+        except (TrustStoreError, BundleError, ParseError, ValueError):
             continue
         if not store.empty:
             out.setdefault(fmt, []).append((key, store))
@@ -441,7 +443,7 @@ def _fingerprints(data: bytes, source: str) -> tuple[str, ...]:
     store = TrustStore()
     try:
         store.add_bytes(data, source)
-    except (TrustStoreError, BundleError, ValueError):
+    except (TrustStoreError, BundleError, ParseError, ValueError):
         return ()
     out = [key_fingerprint(c.public_key()) for c in store.certificates]
     out += [k.fingerprint for k in store.keys]
@@ -450,11 +452,9 @@ def _fingerprints(data: bytes, source: str) -> tuple[str, ...]:
 
 def _dtb_keys(ctx: ScanContext, entry: FileEntry) -> UpdateKey | None:
     data = ctx.read_bytes(entry, 4 * 1024 * 1024)
-    from cra_fw.bundles.fdt import Fdt
-
     try:
         fdt = Fdt(io.BytesIO(data))
-    except BundleError:
+    except ParseError:
         return None
     sig = fdt.node("/signature")
     if sig is None or not sig.children:

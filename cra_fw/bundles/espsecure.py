@@ -28,14 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cra_fw.bundles.crypto import read_image, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Unsigned,
     UntrustedSigner,
+    Verifier,
     WeakAlgorithm,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore, key_fingerprint
 from cra_fw.parsers import esp_image as reader
 
@@ -103,13 +103,11 @@ class _Block:
         return hashlib.sha256(self.key_blob).hexdigest()
 
 
-@register
 class EspSecureBootVerifier(Verifier):
     name = "esp-secure-boot"
     description = (
         "ESP32-family image with Secure Boot v2 signature blocks or an ESP32 Secure Boot v1 signature"
     )
-    priority = 40
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
@@ -123,13 +121,13 @@ class EspSecureBootVerifier(Verifier):
         return 0 < seg_size <= min(reader.MAX_SEGMENT_SIZE, size)
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         data, img = read_image(path, reader.parse, "ESP image")
         check_image(data, img, trust, ev)
 
 
-def check_image(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence) -> None:
+def check_image(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Notebook) -> None:
     """Verify the secure boot signature of one parsed ESP image in ``data``."""
     ev.notes.append(
         f"ESP image for {img.chip or 'unknown chip'} ({img.format}), {len(img.segments)} segments, "
@@ -159,7 +157,7 @@ def check_image(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Eviden
         )
 
 
-def _check_v2(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence) -> None:
+def _check_v2(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Notebook) -> None:
     assert img.signature_sector is not None
     sector = img.signature_sector
     if sector + SECTOR > len(data):
@@ -228,7 +226,7 @@ def _check_v2(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence
     )
 
 
-def _check_v1(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Evidence) -> None:
+def _check_v1(data: bytes, img: reader.EspImage, trust: TrustStore, ev: Notebook) -> None:
     assert img.sbv1_signature is not None
     pos = img.sbv1_signature
     region = memoryview(data)[img.offset : pos]

@@ -24,19 +24,22 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cra_fw.bundles.crypto import check_hash_strength, check_key_strength, chunks, verify_prehashed
-from cra_fw.bundles.fdt import Fdt, Node
 from cra_fw.bundles.interface import (
     BundleError,
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     PartiallySigned,
     Unsigned,
     UntrustedSigner,
+    Verifier,
+    as_bundle_error,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore
+from cra_fw.parsers import ParseError
+from cra_fw.parsers.fdt import Fdt, Node
+from cra_fw.parsers.fit import image_span
 
 EXCLUDED_PROPS = {"data", "data-size", "data-position", "data-offset"}
 _NOT_IMAGE_REFS = {"description", "compatible"}
@@ -67,18 +70,16 @@ class _Image:
     covered_by: list[str] = field(default_factory=list)
 
 
-@register
 class FitVerifier(Verifier):
     name = "fit"
     description = "U-Boot FIT image (.itb)"
-    priority = 10
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:4] == b"\xd0\x0d\xfe\xed" and b"images\0" in head
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -104,8 +105,8 @@ class FitVerifier(Verifier):
             for conf in conf_nodes:
                 try:
                     refs = self._verify_config(fdt, conf, images, trust, ev)
-                except BundleError as exc:
-                    failures.append(exc)
+                except (BundleError, ParseError) as exc:
+                    failures.append(as_bundle_error(exc))
                     ev.uncover(f"configuration {conf.name}")
                     continue
                 verified_confs.append(conf.name)
@@ -116,8 +117,8 @@ class FitVerifier(Verifier):
                 try:
                     if self._verify_image_sig(fdt, img, trust, ev):
                         img.covered_by.append(f"image signature of {img.name}")
-                except BundleError as exc:
-                    failures.append(exc)
+                except (BundleError, ParseError) as exc:
+                    failures.append(as_bundle_error(exc))
         for img in images.values():
             if img.covered_by:
                 ev.cover(f"image {img.name} ({img.size} bytes)")
@@ -131,7 +132,7 @@ class FitVerifier(Verifier):
             ev.notes.append("no configuration is signed; only image signatures cover the data")
 
     # -- image hash nodes
-    def _check_hashes(self, fdt: Fdt, images: dict[str, _Image], ev: Evidence) -> None:
+    def _check_hashes(self, fdt: Fdt, images: dict[str, _Image], ev: Notebook) -> None:
         for img in images.values():
             wanted: dict[str, bytes] = {}
             for sub in img.node.children.values():
@@ -162,7 +163,7 @@ class FitVerifier(Verifier):
 
     # -- configuration signatures
     def _verify_config(
-        self, fdt: Fdt, conf: Node, images: dict[str, _Image], trust: TrustStore, ev: Evidence
+        self, fdt: Fdt, conf: Node, images: dict[str, _Image], trust: TrustStore, ev: Notebook
     ) -> list[str]:
         sigs = [s for n, s in conf.children.items() if n.startswith("signature")]
         if not sigs:
@@ -178,8 +179,8 @@ class FitVerifier(Verifier):
         for sig in sigs:
             try:
                 tk = self._check_sig(fdt, sig, regions, keys, ev, kind=f"configuration {conf.name}")
-            except BundleError as exc:
-                last = exc
+            except (BundleError, ParseError) as exc:
+                last = as_bundle_error(exc)
                 continue
             verified_by.add(tk.fingerprint)
             if not required:
@@ -203,7 +204,7 @@ class FitVerifier(Verifier):
         sig: Node,
         regions: list[tuple[int, int]],
         keys: list[TrustedKey],
-        ev: Evidence,
+        ev: Notebook,
         kind: str,
         data: tuple[int, int] | None = None,
     ) -> TrustedKey:
@@ -281,7 +282,7 @@ class FitVerifier(Verifier):
             raise UntrustedSigner(f"{kind}: signed by key {hint!r}, which is not among the trusted keys")
         raise InvalidSignature(f"{kind}: signature {sig.name} ({algo}) does not verify")
 
-    def _verify_image_sig(self, fdt: Fdt, img: _Image, trust: TrustStore, ev: Evidence) -> bool:
+    def _verify_image_sig(self, fdt: Fdt, img: _Image, trust: TrustStore, ev: Notebook) -> bool:
         sigs = [s for n, s in img.node.children.items() if n.startswith("signature")]
         if not sigs:
             return False
@@ -291,8 +292,8 @@ class FitVerifier(Verifier):
             try:
                 self._check_sig(fdt, sig, [], keys, ev, kind=f"image {img.name}", data=(img.offset, img.size))
                 return True
-            except BundleError as exc:
-                last = exc
+            except (BundleError, ParseError) as exc:
+                last = as_bundle_error(exc)
         assert last is not None
         raise last
 
@@ -326,27 +327,6 @@ def signed_nodes(fdt: Fdt, conf: Node, images: dict[str, _Image]) -> tuple[set[s
 def _locate(fdt: Fdt, node: Node, file_size: int) -> _Image:
     start, size = image_span(fdt, node, file_size)
     return _Image(node.name, node, start, size)
-
-
-def image_span(fdt: Fdt, node: Node, file_size: int) -> tuple[int, int]:
-    """(absolute file offset, size) of an image node's data: embedded ``data``, or external
-    data at ``data-position`` (from the FIT's start) or ``data-offset`` (after the tree)."""
-    data = node.prop("data")
-    if data is not None:
-        return data.offset, data.size
-    size_p = node.prop("data-size")
-    size = size_p.as_u32() if size_p is not None else None
-    pos = node.prop("data-position")
-    off = node.prop("data-offset")
-    if size is None or (pos is None and off is None):
-        raise MalformedBundle(f"image {node.name} has no data")
-    if pos is not None and pos.as_u32() is not None:
-        start = fdt.base + (pos.as_u32() or 0)
-    else:
-        start = fdt.base + ((fdt.totalsize + 3) & ~3) + (off.as_u32() or 0 if off is not None else 0)
-    if start + size > file_size:
-        raise MalformedBundle(f"image {node.name}: data lies beyond the end of the file")
-    return start, size
 
 
 def _candidate_keys(trust: TrustStore) -> list[TrustedKey]:

@@ -3,17 +3,25 @@
 Verifiers raise a :class:`BundleError` subclass for every failure; the
 top-level :func:`cra_fw.bundles.verify_bundle` turns it into a
 :class:`BundleVerdict`.  While a verifier works it notes what it learned
-(signer, algorithms, covered items) on an :class:`Evidence` object, so a
+(signer, algorithms, covered items) on a :class:`Notebook`, so a
 failing verdict still carries every detail gathered before the failure.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from cra_fw.errors import VerificationError
+from cra_fw.parsers import ParseError
 from cra_fw.records import Finding
+
+if TYPE_CHECKING:
+    from cra_fw.bundles.trust import TrustStore
 
 
 class Verdict(enum.StrEnum):
@@ -93,7 +101,7 @@ class UpdateKey:
     detail: str = ""
 
 
-class Evidence:
+class Notebook:
     """Mutable notebook a verifier fills while it works (internal, never serialised)."""
 
     def __init__(self) -> None:
@@ -119,6 +127,32 @@ class Evidence:
     def uncover(self, item: str) -> None:
         if item not in self.uncovered:
             self.uncovered.append(item)
+
+
+# ---------------------------------------------------------------- the verifier contract
+
+
+class Verifier(ABC):
+    """One bundle format.  ``verify`` returns normally only when the bundle is valid."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
+        """True when the first/last bytes of the file look like this format."""
+
+    @classmethod
+    def claims_signature(cls, head: bytes) -> bool:
+        """True when a signature file given with ``--signature`` is this format's (default: no)."""
+        return False
+
+    @abstractmethod
+    def verify(
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
+    ) -> None:
+        """Check everything; raise a BundleError subclass on the first failure."""
 
 
 # ---------------------------------------------------------------- errors
@@ -196,6 +230,11 @@ class PartiallySigned(BundleError):
     verdict = Verdict.PARTIALLY_SIGNED
 
 
+def as_bundle_error(exc: BundleError | ParseError) -> BundleError:
+    """A parser's :class:`ParseError` as the ``malformed`` verdict's error; a BundleError as it is."""
+    return exc if isinstance(exc, BundleError) else MalformedBundle(str(exc))
+
+
 class TrustStoreError(VerificationError):
     """A --trust file cannot be read or holds no usable certificate or key."""
 
@@ -228,7 +267,8 @@ __all__ = [
     "CertificateNotYetValid",
     "DigestMismatch",
     "EmbeddedBundles",
-    "Evidence",
+    "Notebook",
+    "Verifier",
     "InvalidSignature",
     "MalformedBundle",
     "PartiallySigned",
@@ -241,4 +281,5 @@ __all__ = [
     "UpdateKey",
     "Verdict",
     "WeakAlgorithm",
+    "as_bundle_error",
 ]

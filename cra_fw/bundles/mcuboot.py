@@ -25,14 +25,14 @@ from cra_fw.bundles import knownkeys
 from cra_fw.bundles.crypto import read_image, verify_ed25519, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Unsigned,
     UntrustedSigner,
+    Verifier,
     WeakAlgorithm,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore, key_description, key_fingerprint
 from cra_fw.parsers import ParseError
 from cra_fw.parsers import mcuboot as reader
@@ -77,11 +77,9 @@ def _load_tlv_key(raw: bytes) -> PublicKeyTypes | None:
         return None
 
 
-@register
 class McubootVerifier(Verifier):
     name = "mcuboot"
     description = "MCUboot image (imgtool sign): hash TLV, KEYHASH, RSA-PSS/ECDSA/Ed25519 signature TLV"
-    priority = 30
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
@@ -94,13 +92,13 @@ class McubootVerifier(Verifier):
         return True
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         data, img = read_image(path, reader.parse, "MCUboot image")
         check_image(data, img, trust, ev)
 
 
-def check_image(data: bytes, img: reader.McubootImage, trust: TrustStore, ev: Evidence) -> None:
+def check_image(data: bytes, img: reader.McubootImage, trust: TrustStore, ev: Notebook) -> None:
     """Verify one parsed MCUboot image in ``data``; raise a BundleError on the first failure."""
     ev.notes.append(
         f"MCUboot image version {img.version}, header {img.hdr_size:#x} bytes, payload {img.img_size} bytes, "

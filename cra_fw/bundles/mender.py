@@ -27,14 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cra_fw.bundles.crypto import check_key_strength, verify_ed25519, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     PartiallySigned,
     Unsigned,
     UntrustedSigner,
+    Verifier,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustedKey, TrustStore
 
 _MAX_SMALL = 4 * 1024 * 1024
@@ -47,18 +47,16 @@ _CHKSUM_FIELD = re.compile(rb"[0-7]{6}\0 ")
 _AUGMENT = ("manifest-augment", "header-augment.tar")
 
 
-@register
 class MenderVerifier(Verifier):
     name = "mender"
     description = "Mender artifact (v3 tar), manifest + manifest.sig"
-    priority = 30
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return len(head) >= 512 and head[257:262] == b"ustar" and head[:8] == b"version\0"
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         try:
             with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r:") as outer:
@@ -68,7 +66,7 @@ class MenderVerifier(Verifier):
                 raise
             raise MalformedBundle(f"Mender artifact is not a readable tar: {exc}") from exc
 
-    def _verify(self, outer: tarfile.TarFile, trust: TrustStore, ev: Evidence) -> None:
+    def _verify(self, outer: tarfile.TarFile, trust: TrustStore, ev: Notebook) -> None:
         members = outer.getmembers()
         _check_tail(outer, members)
         _check_header_blocks(outer, members)
@@ -102,7 +100,7 @@ class MenderVerifier(Verifier):
         if deferred is not None:
             raise deferred
 
-    def _check_signature(self, manifest: bytes, sig: bytes, trust: TrustStore, ev: Evidence) -> None:
+    def _check_signature(self, manifest: bytes, sig: bytes, trust: TrustStore, ev: Notebook) -> None:
         keys = trust.all_keys()
         if not keys:
             raise UntrustedSigner("no trusted key given; the manifest signature cannot be checked")
@@ -121,7 +119,7 @@ class MenderVerifier(Verifier):
         )
 
     def _check_digests(
-        self, outer: tarfile.TarFile, members: list[tarfile.TarInfo], expected: dict[str, str], ev: Evidence
+        self, outer: tarfile.TarFile, members: list[tarfile.TarInfo], expected: dict[str, str], ev: Notebook
     ) -> None:
         seen: set[str] = set()
         for m in members:
@@ -155,7 +153,7 @@ class MenderVerifier(Verifier):
         outer: tarfile.TarFile,
         m: tarfile.TarInfo,
         expected: dict[str, str],
-        ev: Evidence,
+        ev: Notebook,
         seen: set[str],
     ) -> None:
         index = m.name[5:9]

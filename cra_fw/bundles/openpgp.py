@@ -23,16 +23,16 @@ from typing import Any
 from cra_fw.bundles.interface import (
     CertificateExpired,
     CertificateNotYetValid,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Revoked,
     SignatureExpired,
     Unsigned,
     UntrustedSigner,
+    Verifier,
     WeakAlgorithm,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import OpenPgpCert, TrustStore
 
 SIDECARS = (".asc", ".sig", ".gpg")
@@ -99,11 +99,9 @@ def _only_signatures(data: bytes) -> bool:
     return bool(pile) and all(p.tag == Tag.Signature for p in pile)
 
 
-@register
 class OpenPgpVerifier(Verifier):
     name = "openpgp"
     description = "OpenPGP: detached .asc/.sig/.gpg next to a file, inline-signed and clear-signed files"
-    priority = 90  # after the container formats: a FIT with an .asc beside it is verified as a FIT
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
@@ -120,7 +118,7 @@ class OpenPgpVerifier(Verifier):
         return looks_like_signature(head) and (head.lstrip().startswith(_ARMOR_SIG) or _only_signatures(head))
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         sig_path = signature or find_sidecar(path)
         inline = sig_path is None

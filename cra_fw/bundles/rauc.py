@@ -18,8 +18,7 @@ from pathlib import Path
 
 from cra_fw.bundles.cms import verify_cms
 from cra_fw.bundles.crypto import chunks, digest_stream
-from cra_fw.bundles.interface import DigestMismatch, Evidence, MalformedBundle, Unsigned
-from cra_fw.bundles.registry import Verifier, register
+from cra_fw.bundles.interface import DigestMismatch, MalformedBundle, Notebook, Unsigned, Verifier
 from cra_fw.bundles.trust import TrustStore
 
 BLOCK = 4096
@@ -27,18 +26,16 @@ _MAX_CMS = 1024 * 1024
 _CMS_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"
 
 
-@register
 class RaucVerifier(Verifier):
     name = "rauc"
     description = "RAUC bundle (plain or verity)"
-    priority = 20
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:4] == b"hsqs" and (path.suffix == ".raucb" or _has_trailer(path, tail, size))
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -67,7 +64,7 @@ class RaucVerifier(Verifier):
                 return
             self._verity(fh, result.content, payload_end, ev)
 
-    def _verity(self, fh, manifest: bytes, payload_end: int, ev: Evidence) -> None:
+    def _verity(self, fh, manifest: bytes, payload_end: int, ev: Notebook) -> None:
         cfg = configparser.ConfigParser(interpolation=None, strict=False)
         try:
             cfg.read_string(manifest.decode("utf-8"))

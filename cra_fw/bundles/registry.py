@@ -1,42 +1,41 @@
-"""The verifier interface and the registry: adding a format is one class."""
+"""Every bundle verifier, one line each: adding a format is one class in its module and one line here.
+
+Detection tries the verifiers in this order (the first whose ``sniff`` matches
+wins); ``detached`` is the fallback for a file plus its signature, never sniffed.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from abc import ABC, abstractmethod
-from pathlib import Path
-from typing import ClassVar
+from cra_fw.bundles.detached import DetachedVerifier
+from cra_fw.bundles.espsecure import EspSecureBootVerifier
+from cra_fw.bundles.fit import FitVerifier
+from cra_fw.bundles.interface import Verifier
+from cra_fw.bundles.mcuboot import McubootVerifier
+from cra_fw.bundles.mender import MenderVerifier
+from cra_fw.bundles.openpgp import OpenPgpVerifier
+from cra_fw.bundles.rauc import RaucVerifier
+from cra_fw.bundles.sigstore import SigstoreVerifier
+from cra_fw.bundles.swupdate import SwupdateVerifier
 
-from cra_fw.bundles.interface import Evidence
-from cra_fw.bundles.trust import TrustStore
-
-VERIFIERS: dict[str, type[Verifier]] = {}
-
-
-class Verifier(ABC):
-    """One bundle format.  ``verify`` returns normally only when the bundle is valid."""
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-    priority: ClassVar[int] = 50  # lower sniffs first
-
-    @classmethod
-    @abstractmethod
-    def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
-        """True when the first/last bytes of the file look like this format."""
-
-    @classmethod
-    def claims_signature(cls, head: bytes) -> bool:
-        """True when a signature file given with ``--signature`` is this format's (default: no)."""
-        return False
-
-    @abstractmethod
-    def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
-    ) -> None:
-        """Check everything; raise a BundleError subclass on the first failure."""
+VERIFIERS: tuple[type[Verifier], ...] = (
+    FitVerifier,
+    RaucVerifier,
+    SwupdateVerifier,
+    McubootVerifier,
+    MenderVerifier,
+    EspSecureBootVerifier,
+    OpenPgpVerifier,  # after the container formats: a FIT with an .asc beside it is verified as a FIT
+    SigstoreVerifier,
+    DetachedVerifier,
+)
+FALLBACK = DetachedVerifier.name
 
 
-def register(cls: type[Verifier]) -> type[Verifier]:
-    VERIFIERS[cls.name] = cls
-    return cls
+def verifier(name: str) -> type[Verifier] | None:
+    """The verifier called ``name``, if there is one."""
+    return next((cls for cls in VERIFIERS if cls.name == name), None)
+
+
+def names() -> list[str]:
+    """Names of every verifier, sorted (for messages and ``--format`` choices)."""
+    return sorted(cls.name for cls in VERIFIERS)

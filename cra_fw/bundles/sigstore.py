@@ -34,13 +34,13 @@ from cra_fw.bundles.crypto import chunks, digest_stream, verify_prehashed
 from cra_fw.bundles.interface import (
     CertificateExpired,
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     Unsigned,
     UntrustedSigner,
+    Verifier,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustStore, key_fingerprint
 
 SIDECARS = (".sigstore.json", ".sigstore")
@@ -79,11 +79,9 @@ def public_good_root() -> bytes:
     return (store / "trusted_root.json").read_bytes()
 
 
-@register
 class SigstoreVerifier(Verifier):
     name = "sigstore"
     description = "Sigstore bundle (FILE.sigstore.json / FILE.sigstore) next to a file, v0.1 to v0.3"
-    priority = 91
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
@@ -94,7 +92,7 @@ class SigstoreVerifier(Verifier):
         return _looks_like_bundle(head)
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         bundle_path = signature or find_sidecar(path)
         if bundle_path is None:
@@ -123,7 +121,7 @@ class SigstoreVerifier(Verifier):
 # ------------------------------------------------------------------ keyless (certificate)
 
 
-def _verify_keyless(raw: bytes, digest: bytes, trust: TrustStore, ev: Evidence) -> None:
+def _verify_keyless(raw: bytes, digest: bytes, trust: TrustStore, ev: Notebook) -> None:
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle, InvalidBundle
@@ -278,7 +276,7 @@ def _identity(cert: Any) -> tuple[list[str], str]:
 # ------------------------------------------------------------------ key-based (public key hint)
 
 
-def _verify_key_based(doc: dict[str, Any], digest: bytes, trust: TrustStore, ev: Evidence) -> None:
+def _verify_key_based(doc: dict[str, Any], digest: bytes, trust: TrustStore, ev: Notebook) -> None:
     msg = doc.get("messageSignature")
     if not isinstance(msg, dict):
         raise MalformedBundle("key-based bundle without a messageSignature (DSSE with keys is not supported)")
@@ -322,7 +320,7 @@ def _verify_key_based(doc: dict[str, Any], digest: bytes, trust: TrustStore, ev:
 
 
 def _verify_log_entries(
-    entries: list[Any], digest: bytes, signature: bytes, trust: TrustStore, ev: Evidence
+    entries: list[Any], digest: bytes, signature: bytes, trust: TrustStore, ev: Notebook
 ) -> None:
     from sigstore._internal.trust import KeyringPurpose
     from sigstore.errors import Error as SigstoreError

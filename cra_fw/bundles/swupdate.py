@@ -20,14 +20,14 @@ from cra_fw.bundles.cms import verify_cms
 from cra_fw.bundles.crypto import check_key_strength, verify_prehashed
 from cra_fw.bundles.interface import (
     DigestMismatch,
-    Evidence,
     InvalidSignature,
     MalformedBundle,
+    Notebook,
     PartiallySigned,
     Unsigned,
     UntrustedSigner,
+    Verifier,
 )
-from cra_fw.bundles.registry import Verifier, register
 from cra_fw.bundles.trust import TrustStore
 
 _MAX_DESC = 1024 * 1024
@@ -187,18 +187,16 @@ def _check_nul(fh: BinaryIO, start: int, end: int, what: str) -> None:
         raise MalformedBundle(f"cpio {what} is not NUL bytes")
 
 
-@register
 class SwupdateVerifier(Verifier):
     name = "swupdate"
     description = "SWUpdate .swu (cpio, sw-description + sw-description.sig)"
-    priority = 25
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
         return head[:6] in (b"070701", b"070702") and b"sw-description\0" in head[110:140]
 
     def verify(
-        self, path: Path, trust: TrustStore, ev: Evidence, *, signature: Path | None, now: dt.datetime
+        self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
     ) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -262,7 +260,7 @@ class SwupdateVerifier(Verifier):
             raise deferred
 
     def _check_signature(
-        self, desc: bytes, sig: bytes, trust: TrustStore, ev: Evidence, now: dt.datetime
+        self, desc: bytes, sig: bytes, trust: TrustStore, ev: Notebook, now: dt.datetime
     ) -> None:
         if sig[:1] == b"\x30" and _CMS_OID in sig[:32]:
             verify_cms(

@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from cra_fw.bundles.interface import BundleError, TrustStoreError
+from cra_fw.bundles.interface import TrustStoreError
+from cra_fw.parsers import ParseError
+from cra_fw.parsers.fdt import Fdt
 
 _MAX_TRUST_FILE = 16 * 1024 * 1024
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.S)
@@ -31,16 +33,6 @@ def key_fingerprint(key: PublicKeyTypes) -> str:
     """``sha256:<hex>`` of the DER SubjectPublicKeyInfo (same as ``openssl pkey -pubout | sha256``)."""
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(der).hexdigest()
-
-
-def key_description(key: PublicKeyTypes) -> str:
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"rsa{key.key_size}"
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return f"ecdsa-{key.curve.name}"
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "ed25519"
-    return type(key).__name__
 
 
 @dataclass(frozen=True)
@@ -237,11 +229,9 @@ class TrustStore:
     def _add_dtb(self, data: bytes, source: str) -> None:
         import io
 
-        from cra_fw.bundles.fdt import Fdt
-
         try:
             fdt = Fdt(io.BytesIO(data))
-        except BundleError as exc:
+        except ParseError as exc:
             raise TrustStoreError(f"{source}: unreadable device tree: {exc}") from exc
         sig = fdt.node("/signature")
         if sig is None:
@@ -249,6 +239,8 @@ class TrustStore:
         for node in sig.children.values():
             try:
                 key = uboot_key_from_node(node)
+            except ParseError:
+                raise  # a malformed tree (ParseError is a ValueError) is not an odd key: refuse the file
             except (ValueError, TypeError):
                 continue
             if key is not None:

@@ -1,8 +1,9 @@
 """Stage: secure-by-default checks (credentials, secrets, services, hardening).
 
-``run(ctx)`` runs every registered check (see :mod:`cra_fw.checks.interface`)
-and returns their findings, the service inventory and the hardening verdicts.
-A check that fails records a ``checks.error`` finding; the others go on.
+``run(ctx)`` runs every check listed in :data:`CHECKS` (the contract is in
+:mod:`cra_fw.checks.interface`) and returns their findings, the service
+inventory and the hardening verdicts.  A check that fails records a
+``checks.error`` finding; the others go on.
 """
 
 from __future__ import annotations
@@ -11,18 +12,37 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from cra_fw.checks.hardening import summarize
-from cra_fw.checks.interface import (
-    Check,
-    ElfHardening,
-    HardeningSummary,
-    Service,
-    registered,
+from cra_fw.checks.credentials import (
+    AccountFiles,
+    OpenWrtLogins,
+    PlaintextCredentials,
+    SambaPasswords,
+    WebAuthFiles,
 )
+from cra_fw.checks.hardening import BinaryHardening, summarize
+from cra_fw.checks.interface import Check, ElfHardening, HardeningSummary, Service
+from cra_fw.checks.mcu import McuCertificates, McuCredentials, McuProtection
+from cra_fw.checks.secrets import EmbeddedSecrets
+from cra_fw.checks.services import Services
 from cra_fw.context import ScanContext
 from cra_fw.records import Finding, Severity
 
-__all__ = ["ChecksResult", "run", "Check", "Service", "ElfHardening", "HardeningSummary"]
+__all__ = ["CHECKS", "ChecksResult", "run", "Check", "Service", "ElfHardening", "HardeningSummary"]
+
+# Every check, one line each, by name (names are unique; tests/checks hold them to it).
+CHECKS: tuple[type[Check], ...] = (
+    AccountFiles,  # credentials.accounts
+    OpenWrtLogins,  # credentials.openwrt
+    PlaintextCredentials,  # credentials.plaintext
+    SambaPasswords,  # credentials.samba
+    WebAuthFiles,  # credentials.web
+    BinaryHardening,  # hardening.elf
+    McuCertificates,  # mcu.certificates
+    McuCredentials,  # mcu.credentials
+    McuProtection,  # mcu.protection
+    EmbeddedSecrets,  # secrets.embedded
+    Services,  # services.inventory
+)
 
 
 @dataclass(frozen=True)
@@ -68,12 +88,8 @@ def _run_one(check: Check, ctx: ScanContext) -> tuple[list[Finding], tuple, floa
 
 
 def run(ctx: ScanContext, only: tuple[str, ...] = ()) -> ChecksResult:
-    """Run the registered checks (or those named in ``only``, by name or category) over ``ctx``."""
-    checks = [
-        cls()
-        for name, cls in sorted(registered().items())
-        if not only or name in only or cls.category in only
-    ]
+    """Run the checks (or those named in ``only``, by name or category) over ``ctx``."""
+    checks = [cls() for cls in CHECKS if not only or cls.name in only or cls.category in only]
     workers = max(1, min(len(checks), ctx.options.workers))
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda c: _run_one(c, ctx), checks))

@@ -28,15 +28,15 @@ from pathlib import Path
 from cra_fw.checks.interface import (
     CRA_CREDENTIALS,
     Check,
-    ChecksError,
     finding,
     fingerprint,
     logical_lines,
-    register,
     regular_files,
     text_lines,
 )
+from cra_fw.checks.md4 import nt_hash
 from cra_fw.checks.pwhash import Crypt, HashBackendUnavailable, identify
+from cra_fw.checks.uci import parse_uci
 from cra_fw.context import ScanContext
 from cra_fw.errors import SignatureDataError
 from cra_fw.paths import signatures_dir
@@ -290,7 +290,6 @@ def _etc_root(path: str) -> str:
     return path.rsplit("/etc/", 1)[0]
 
 
-@register
 class AccountFiles(Check):
     """passwd/shadow/group (glibc, busybox and OpenWrt use the same formats)."""
 
@@ -454,7 +453,6 @@ def _htpasswd_matches(password: str, stored: str) -> bool | None:
     return None
 
 
-@register
 class WebAuthFiles(Check):
     """htpasswd/htdigest files, lighttpd user files, busybox httpd.conf (path:user:pass)."""
 
@@ -553,71 +551,6 @@ class WebAuthFiles(Check):
 # ---- Samba smbpasswd -------------------------------------------------------------------------
 
 
-def md4(data: bytes) -> bytes:
-    """MD4 (RFC 1320); OpenSSL 3 no longer offers it, Samba NT hashes need it."""
-
-    def f(x: int, y: int, z: int) -> int:
-        return (x & y) | (~x & z)
-
-    def g(x: int, y: int, z: int) -> int:
-        return (x & y) | (x & z) | (y & z)
-
-    def h(x: int, y: int, z: int) -> int:
-        return x ^ y ^ z
-
-    def rol(v: int, s: int) -> int:
-        v &= 0xFFFFFFFF
-        return ((v << s) | (v >> (32 - s))) & 0xFFFFFFFF
-
-    msg = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + (len(data) * 8).to_bytes(8, "little")
-    a, b, c, d = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476
-    for off in range(0, len(msg), 64):
-        x = [int.from_bytes(msg[off + i : off + i + 4], "little") for i in range(0, 64, 4)]
-        aa, bb, cc, dd = a, b, c, d
-        for i in range(16):
-            s = (3, 7, 11, 19)[i % 4]
-            if i % 4 == 0:
-                a = rol(a + f(b, c, d) + x[i], s)
-            elif i % 4 == 1:
-                d = rol(d + f(a, b, c) + x[i], s)
-            elif i % 4 == 2:
-                c = rol(c + f(d, a, b) + x[i], s)
-            else:
-                b = rol(b + f(c, d, a) + x[i], s)
-        for i, k in enumerate((0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)):
-            s = (3, 5, 9, 13)[i % 4]
-            if i % 4 == 0:
-                a = rol(a + g(b, c, d) + x[k] + 0x5A827999, s)
-            elif i % 4 == 1:
-                d = rol(d + g(a, b, c) + x[k] + 0x5A827999, s)
-            elif i % 4 == 2:
-                c = rol(c + g(d, a, b) + x[k] + 0x5A827999, s)
-            else:
-                b = rol(b + g(c, d, a) + x[k] + 0x5A827999, s)
-        for i, k in enumerate((0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15)):
-            s = (3, 9, 11, 15)[i % 4]
-            if i % 4 == 0:
-                a = rol(a + h(b, c, d) + x[k] + 0x6ED9EBA1, s)
-            elif i % 4 == 1:
-                d = rol(d + h(a, b, c) + x[k] + 0x6ED9EBA1, s)
-            elif i % 4 == 2:
-                c = rol(c + h(d, a, b) + x[k] + 0x6ED9EBA1, s)
-            else:
-                b = rol(b + h(c, d, a) + x[k] + 0x6ED9EBA1, s)
-        a, b, c, d = (
-            (a + aa) & 0xFFFFFFFF,
-            (b + bb) & 0xFFFFFFFF,
-            (c + cc) & 0xFFFFFFFF,
-            (d + dd) & 0xFFFFFFFF,
-        )
-    return b"".join(v.to_bytes(4, "little") for v in (a, b, c, d))
-
-
-def nt_hash(password: str) -> str:
-    return md4(password.encode("utf-16-le")).hex().upper()
-
-
-@register
 class SambaPasswords(Check):
     """smbpasswd: user:uid:LM:NT:[flags]:LCT."""
 
@@ -644,31 +577,7 @@ class SambaPasswords(Check):
 
 # ---- OpenWrt /etc/config (rpcd logins) -------------------------------------------------------
 
-_UCI_RE = re.compile(r"""^\s*(config|option|list)\s+(\S+)(?:\s+(?:'([^']*)'|"([^"]*)"|(\S+)))?""")
 
-
-def parse_uci(lines: list[str]) -> list[tuple[int, str, dict[str, str]]]:
-    """UCI sections as (line, type, options); last option wins, lists are joined with spaces."""
-    sections: list[tuple[int, str, dict[str, str]]] = []
-    for no, line in enumerate(lines, 1):
-        m = _UCI_RE.match(line)
-        if not m:
-            continue
-        kind, key = m.group(1), m.group(2).strip("'\"")
-        value = next((g for g in m.group(3, 4, 5) if g is not None), "")
-        if kind == "config":
-            sections.append((no, key, {"_name": value, "_line": str(no)}))
-        elif sections:
-            opts = sections[-1][2]
-            if kind == "list" and key in opts:
-                opts[key] += " " + value
-            else:
-                opts[key] = value
-            opts.setdefault(f"_line_{key}", str(no))
-    return sections
-
-
-@register
 class OpenWrtLogins(Check):
     """rpcd ``config login`` sections: plaintext or crypt passwords (``$p$user`` defers to shadow)."""
 
@@ -749,7 +658,6 @@ def plaintext_candidates(ctx: ScanContext) -> list[FileEntry]:
     return out
 
 
-@register
 class PlaintextCredentials(Check):
     """Literal passwords in scripts and configs (rules in signatures/credentials/plaintext.toml)."""
 
@@ -809,11 +717,3 @@ def _plausible(value: str, data: CredentialData) -> bool:
     if v[0] == v[-1] and not v[0].isalnum():  # template markers: _x_, %x%, @x@
         return False
     return True
-
-
-def ensure_data() -> None:
-    """Raise ChecksError with the reason when the credential signatures cannot load."""
-    try:
-        load_data()
-    except SignatureDataError as exc:
-        raise ChecksError(str(exc)) from exc

@@ -32,7 +32,6 @@ from cra_fw.checks.interface import (
     ElfHardening,
     HardeningSummary,
     finding,
-    register,
 )
 from cra_fw.context import ScanContext
 from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Severity
@@ -170,7 +169,6 @@ def summarize(results: Iterable[ElfHardening]) -> tuple[HardeningSummary, ...]:
     return tuple(out)
 
 
-@register
 class BinaryHardening(Check):
     """NX, PIE, RELRO, canary, FORTIFY, RPATH per ELF; findings for missing mitigations."""
 

@@ -1,9 +1,9 @@
 """The check contract, the registry, and the records the checks stage produces.
 
 A check is one small class: a ``name``, a ``category`` and ``run(ctx)`` yielding
-:class:`~cra_fw.records.Finding`.  Registering it is one decorator::
+:class:`~cra_fw.records.Finding`; it runs once it is listed in
+:data:`cra_fw.checks.CHECKS`::
 
-    @register
     class TelnetInInittab(Check):
         name = "services.inittab"
         category = "services"
@@ -17,13 +17,11 @@ Checks that also build an inventory (services, hardening) expose it through
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from cra_fw.context import ScanContext
-from cra_fw.errors import CraFwError
 from cra_fw.records import FileEntry, FileKind, Finding, Location, Severity
 
 # CRA references (see ../shared/cra-reference.md), one name per mapping row.
@@ -34,10 +32,6 @@ CRA_PLAINTEXT = ("Annex I Part I (2)(b)", "Annex I Part I (2)(j)", "Annex I Part
 CRA_HARDENING = ("Annex I Part I (2)(k)",)
 
 CATEGORIES = ("credentials", "secrets", "services", "hardening")
-
-
-class ChecksError(CraFwError):
-    """A check could not run (e.g. a signature file is broken); the scan goes on."""
 
 
 @dataclass(frozen=True)
@@ -117,28 +111,6 @@ class Check:
     def collect(self) -> tuple:
         """Inventory records gathered by the last ``run`` (services, hardening); default none."""
         return ()
-
-
-_REGISTRY: dict[str, type[Check]] = {}
-_LOCK = threading.Lock()
-
-
-def register(cls: type[Check]) -> type[Check]:
-    """Class decorator adding a check to the registry (names are unique)."""
-    if not cls.name or cls.category not in CATEGORIES:
-        raise ChecksError(f"check {cls.__name__} needs a name and a category in {CATEGORIES}")
-    with _LOCK:
-        if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-            raise ChecksError(f"two checks are named {cls.name!r}: rename one of them")
-        _REGISTRY[cls.name] = cls
-    return cls
-
-
-def registered() -> dict[str, type[Check]]:
-    """Registered checks by name (imports the built-in check modules first)."""
-    from cra_fw.checks import credentials, hardening, mcu, secrets, services  # noqa: F401
-
-    return dict(_REGISTRY)
 
 
 # ---- helpers shared by the checks -------------------------------------------------

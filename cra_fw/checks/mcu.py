@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cra_fw.checks.interface import CRA_CREDENTIALS, CRA_SECRETS, Check, finding, fingerprint, register
+from cra_fw.checks.interface import CRA_CREDENTIALS, CRA_SECRETS, Check, finding, fingerprint
 from cra_fw.context import ScanContext
 from cra_fw.parsers import cstr
 from cra_fw.records import FileEntry, Finding, Layer, Location, Severity
@@ -58,7 +58,6 @@ class _Base(Check):
         return [f for f in ctx.files if f.layer_id == layer.id and f.size > 0 and f.kind.value != "symlink"]
 
 
-@register
 class McuCredentials(_Base):
     """Wi-Fi and cloud credentials stored in flash in plaintext."""
 
@@ -169,7 +168,6 @@ class McuCredentials(_Base):
         return repr(value) if ctx.options.show_secrets else fingerprint(value)
 
 
-@register
 class McuCertificates(_Base):
     """X.509 certificates stored in MCU flash and image segments."""
 
@@ -227,7 +225,6 @@ class McuCertificates(_Base):
         )
 
 
-@register
 class McuProtection(_Base):
     """Flash encryption and image signatures as a flash dump or MCU image shows them."""
 

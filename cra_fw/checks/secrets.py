@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from cra_fw.checks.interface import CRA_SECRETS, Check, finding, fingerprint, register
+from cra_fw.checks.interface import CRA_SECRETS, Check, finding, fingerprint
 from cra_fw.context import ScanContext
 from cra_fw.errors import SignatureDataError
 from cra_fw.paths import signatures_dir
@@ -163,7 +163,6 @@ def public_fingerprint(private_key: object) -> str:
 # ---- the check -------------------------------------------------------------------------------
 
 
-@register
 class EmbeddedSecrets(Check):
     """Private keys, host keys, PKCS#12, certificates, tokens, high-entropy assignments."""
 

@@ -31,8 +31,8 @@ def db() -> None:
 def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
     """Import feed FILES: NVD CVE JSON 2.0 (.json/.json.gz, API pages), OSV (record, folder,
     all.zip), CISA KEV JSON, EPSS CSV.  Only records newer than the stored ones are rewritten."""
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.importers import import_path
-    from cra_fw.vulns.store import open_feed_db
 
     try:
         database = open_feed_db(db_path)
@@ -75,8 +75,8 @@ def update_cmd(
     db_path: Path | None, sources: tuple[str, ...], full_nvd: bool, osv: tuple[str, ...], timeout: float
 ) -> None:
     """Download the feeds (needs network access) and import them."""
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.download import FeedSource, default_sources, update
-    from cra_fw.vulns.store import open_feed_db
 
     chosen = []
     for item in sources:
@@ -103,7 +103,7 @@ def update_cmd(
 def status_cmd(db_path: Path | None, max_age: int) -> None:
     """Show each feed's record count, newest data and age."""
     from cra_fw.db import default_path
-    from cra_fw.vulns.store import feed_status, open_feed_db
+    from cra_fw.feeddb import feed_status, open_feed_db
 
     path = db_path or default_path()
     if not path.exists():

@@ -73,7 +73,7 @@ def set_cmd(
     detail: str,
 ) -> None:
     """Record one decision for ADVISORY (e.g. CVE-2023-45853) on one component."""
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import TriageDecision, record
 
     if state == "not_affected" and not justification:
@@ -95,7 +95,7 @@ def set_cmd(
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
     """Import decisions from CycloneDX VEX or OpenVEX FILES."""
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import import_vex
 
     try:
@@ -119,7 +119,7 @@ def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
 @DB_OPTION
 def list_cmd(db_path: Path | None) -> None:
     """List the recorded decisions."""
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import list_decisions
 
     try:

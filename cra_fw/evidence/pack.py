@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from cra_fw import __version__
+from cra_fw.db import default_path
 from cra_fw.evidence.sign import PACK_MANIFEST, EvidenceError, file_digest
+from cra_fw.feeddb import feed_status, open_feed_db
+from cra_fw.jsonout import to_jsonable
 from cra_fw.records import ScanReport
-from cra_fw.report.jsonout import to_jsonable
 
 PACK_NAME = "evidence.zip"
 MANIFEST_FORMAT = "cra-fw-evidence/1"
@@ -46,11 +48,6 @@ def feed_ages_from_db(
     db_path: Path | None = None, now: dt.datetime | None = None
 ) -> dict[str, dict[str, Any]]:
     """Each imported feed's date, import time and age in days, from the feed database ({} if none)."""
-    try:
-        from cra_fw.db import default_path
-        from cra_fw.vulns.store import feed_status, open_feed_db
-    except ImportError:
-        return {}
     path = Path(db_path) if db_path else default_path()
     if not path.exists():
         return {}

@@ -19,8 +19,7 @@ from pathlib import Path
 from cra_fw.context import ScanOptions
 from cra_fw.inventory.classify import classify
 from cra_fw.inventory.elf import read_elf_info
-from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Layer, LayerStatus
-from cra_fw.unpack.safety import SpecialFile
+from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Layer, LayerStatus, SpecialFile
 
 # Files up to this size are read once into memory (hash, classification, ELF facts); larger
 # ones are hashed in blocks and their ELF headers read through a map of the file, so memory

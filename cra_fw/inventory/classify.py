@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
+from cra_fw.parsers.magic import HEAD_MAGICS
 from cra_fw.records import FileKind, Layer
-from cra_fw.unpack.sniff import HEAD_MAGICS
 
 SCRIPT_EXT = {".sh", ".lua", ".py", ".pl", ".cgi", ".php", ".js", ".rb", ".tcl", ".awk"}
 CONFIG_EXT = {

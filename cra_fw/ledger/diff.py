@@ -6,15 +6,9 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from cra_fw.ledger.store import (
-    Release,
-    StoredComponent,
-    StoredFinding,
-    StoredVuln,
-    release_components,
-    release_findings,
-    release_vulns,
-)
+from cra_fw.ledger.records import Release, StoredComponent, StoredFinding, StoredVuln
+from cra_fw.ledger.store import release_components, release_findings, release_vulns
+from cra_fw.versions import compare
 
 
 @dataclass(frozen=True)
@@ -53,13 +47,8 @@ class ReleaseDiff:
 
 
 def _newer(a: str, b: str) -> bool:
-    """True when version b sorts after a (Debian rules when the feeds package is there)."""
-    try:
-        from cra_fw.vulns.versions import compare
-
-        return compare(b, a) > 0
-    except ImportError:  # pragma: no cover - feeds package missing
-        return b > a
+    """True when version b sorts after a (Debian version rules)."""
+    return compare(b, a) > 0
 
 
 def _ident(component: StoredComponent) -> str:

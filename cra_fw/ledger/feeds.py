@@ -1,21 +1,23 @@
-"""The one place the ledger talks to the vulnerability feeds (``cra_fw.vulns``).
+"""The one place the ledger talks to the vulnerability feeds.
 
-Everything feed-related the ledger needs goes through these functions, so a
-change in the feeds package is wired here only.  When the feeds package is
-not installed the ledger still works; monitor then reports that it has no
-feeds to match against.
+The ledger keeps what a scan matched and re-matches recorded components when
+the feeds change (``monitor``), with the very matcher the scan's vulns stage
+uses.  That matcher is the only thing the ledger takes from another stage,
+and only here: the rest of the ledger sees :class:`Match`, its own record.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
 
+from cra_fw.feeddb import NAMESPACES, feed_status
 from cra_fw.records import Component
+from cra_fw.vulns.match import Matcher
+from cra_fw.vulns.records import VulnMatch
 
 
 @dataclass(frozen=True)
@@ -31,76 +33,44 @@ class Match:
     cvss_score: float | None
 
 
-def _module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def namespaces() -> list[str]:
-    """Schema namespaces of the feeds package (registered by importing its store)."""
-    store = _module("cra_fw.vulns.store")
-    return list(getattr(store, "NAMESPACES", ["feeds"])) if store is not None else []
+    """Schema namespaces of the feed tables (opened alongside the ledger's)."""
+    return list(NAMESPACES)
 
 
 def available(db: sqlite_utils.Database) -> bool:
-    """True when the feeds package is installed and its tables exist in ``db``."""
-    return bool(namespaces()) and "advisories" in db.table_names()
+    """True when feeds have been imported into ``db``."""
+    return "advisories" in db.table_names()
 
 
 def feed_ages(db: sqlite_utils.Database, now: datetime) -> dict[str, float]:
     """Age in days of each imported feed (empty when there are none)."""
-    store = _module("cra_fw.vulns.store")
-    if store is None or "feed_meta" not in db.table_names():
+    if "feed_meta" not in db.table_names():
         return {}
     ages = {}
-    for status in store.feed_status(db):
+    for status in feed_status(db):
         age = status.age_days(now)
         if age is not None:
             ages[status.name] = round(age, 2)
     return ages
 
 
-def from_vuln_match(match: object) -> Match:
-    """Convert a ``cra_fw.vulns.records.VulnMatch`` (or a record with the same fields)."""
-    severity = getattr(match, "severity", None)
-    score = getattr(match, "cvss_v31_score", None)
-    if score is None:
-        score = getattr(match, "cvss_v4_score", None)
+def from_vuln_match(match: VulnMatch) -> Match:
+    """What the ledger keeps of a scan's match."""
+    score = match.cvss_v31_score if match.cvss_v31_score is not None else match.cvss_v4_score
     return Match(
-        advisory_id=str(match.advisory_id),
-        severity=str(severity.value if hasattr(severity, "value") else severity or ""),
-        kev=bool(getattr(match, "kev", False)),
-        kev_date_added=str(getattr(match, "kev_date_added", "") or ""),
-        fixed_version=str(getattr(match, "fixed_version", "") or ""),
-        summary=str(getattr(match, "summary", "") or "")[:2000],
+        advisory_id=match.advisory_id,
+        severity=match.severity.value if match.severity is not None else "",
+        kev=match.kev,
+        kev_date_added=match.kev_date_added,
+        fixed_version=match.fixed_version,
+        summary=match.summary[:2000],
         cvss_score=float(score) if score is not None else None,
     )
 
 
-def is_open(match: object) -> bool:
-    """False when a triage decision says the component is not (or no longer) affected."""
-    return bool(getattr(match, "open", True))
-
-
-def _matcher(db: sqlite_utils.Database) -> Callable[[Component], list]:
-    match_mod = _module("cra_fw.vulns.match")
-    matcher_cls = getattr(match_mod, "Matcher", None)
-    if matcher_cls is not None:
-        # one Matcher keeps its per-product caches across all components
-        matcher = matcher_cls(db)
-        return lambda component: matcher.match([component])
-    func = getattr(_module("cra_fw.vulns"), "match_components", None) or getattr(
-        match_mod, "match_components", None
-    )
-    if func is None:
-        raise ImportError("cra_fw.vulns.match_components")
-    return lambda component: func([component], db)
-
-
 def match_each(components: Iterable[Component], db: sqlite_utils.Database) -> Iterator[list[Match]]:
     """For each component, in order, its open matches against the feeds in ``db``."""
-    match_one = _matcher(db)
+    matcher = Matcher(db)  # one Matcher keeps its per-product caches across all components
     for component in components:
-        yield [from_vuln_match(m) for m in match_one(component) if is_open(m)]
+        yield [from_vuln_match(m) for m in matcher.match([component]) if m.open]

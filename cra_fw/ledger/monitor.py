@@ -17,13 +17,7 @@ from cra_fw.db import transaction
 from cra_fw.errors import LedgerError
 from cra_fw.ledger import feeds
 from cra_fw.ledger.clocks import format_utc
-from cra_fw.ledger.store import (
-    _COMPONENT_COLS,
-    _component_row,
-    detect_fixes,
-    store_matches,
-    sync_cases,
-)
+from cra_fw.ledger.store import _COMPONENT_COLS, _component_row, detect_fixes, store_matches, sync_cases
 
 NEW = "new"  # a new advisory matches a component
 NOW_EXPLOITED = "now-exploited"  # an advisory already matched became KEV-listed

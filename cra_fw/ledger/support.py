@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
-from cra_fw.ledger.store import Product, get_support, list_cases, list_products, list_releases
+from cra_fw.ledger.records import Product
+from cra_fw.ledger.store import get_support, list_cases, list_products, list_releases
 
 MIN_MONTHS = 60  # Article 13(8): at least five years unless the product is in use for less
 ARTICLE = "Article 13(8)"

@@ -1,7 +1,9 @@
 """Readers for binary formats that more than one stage needs (unpack handlers, verifiers).
 
 Each module reads one format from a bytes-like buffer (``bytes`` or ``mmap``) at an
-offset and returns frozen records, or raises :class:`ParseError`.  Readers never
+offset, or a file (``fdt``, whose trees can be hundreds of MB), and returns
+records, or raises :class:`ParseError`; it knows nothing of layers, findings
+or verdicts (a verifier turns a ``ParseError`` into the ``malformed`` verdict).  Readers never
 write, never follow offsets outside the buffer and bound every count they read.
 Stages import these modules; the modules import nothing from any stage.
 """

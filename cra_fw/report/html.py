@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cra_fw.jsonout import to_jsonable
 from cra_fw.records import Finding, Layer, ScanReport, Severity
 from cra_fw.report import annex1
 from cra_fw.report.annex1 import field_of, vuln_is_kev, vuln_is_open, vuln_severity
-from cra_fw.report.jsonout import to_jsonable
 
 MAX_FINDING_ROWS = 2000  # per table; beyond this the page points to report.json
 MAX_POINT_FINDINGS = 40
@@ -203,13 +203,6 @@ def _location(f: Finding) -> str:
         if where
         else f'<span class="mono">{path}</span>'
     )
-
-
-def _sev_value(value: Any) -> str:
-    if isinstance(value, Severity):
-        return value.value
-    text = str(value or "").lower()
-    return text if text in SEVERITIES else "info"
 
 
 # ---- charts -------------------------------------------------------------------------------

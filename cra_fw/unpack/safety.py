@@ -13,14 +13,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cra_fw.records import SpecialFile
 from cra_fw.regions import leading_run
-
-
-@dataclass(frozen=True)
-class SpecialFile:
-    path: str  # '/'-rooted path inside the layer
-    mode: int
-    rdev: int = 0
 
 
 @dataclass

@@ -20,15 +20,14 @@ from pathlib import Path
 
 from cra_fw.context import Limits, ScanOptions
 from cra_fw.errors import BackendUnavailable
-from cra_fw.records import Finding, Layer, LayerStatus, Location, Severity
+from cra_fw.records import Finding, Layer, LayerStatus, Location, Severity, SpecialFile
 from cra_fw.regions import leading_run, region_sha256
 from cra_fw.unpack.formats import HEADER_BYTES, load_formats, read_details
+from cra_fw.unpack.handlers import NATIVE_HANDLERS
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
 from cra_fw.unpack.isolate import IsolatedFailure, run_isolated
 from cra_fw.unpack.modes import restore_modes
-from cra_fw.unpack.native import NATIVE_HANDLERS, register_path
 from cra_fw.unpack.safety import (
-    SpecialFile,
     TreeReport,
     inflates_beyond,
     is_padding,
@@ -81,7 +80,6 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
     size = path.stat().st_size
     if size:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            register_path(data, str(path))
             for handler in NATIVE_HANDLERS:
                 for region in handler.find(data):
                     if any(c.start <= region.start < c.end for c in native):
@@ -91,7 +89,7 @@ def _carve_file(backend: Backend, path: Path, outdir: Path) -> BackendResult:
                     target = outdir / f"{region.start:08x}.{fmt}.native"
                     error = region.error
                     try:
-                        handler.extract(data, region, target)
+                        handler.extract(path, region, target)
                     except Exception as exc:  # noqa: BLE001 - one bad region must not stop the rest
                         error = f"{type(exc).__name__}: {exc}"[:300]
                     extracted = str(target) if target.exists() and any(target.iterdir()) else ""

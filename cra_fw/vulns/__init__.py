@@ -146,7 +146,7 @@ def findings_for(
 
 
 def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[Finding]:
-    from cra_fw.vulns.store import feed_status
+    from cra_fw.feeddb import feed_status
 
     out = []
     status = {s.name: s for s in feed_status(db)}
@@ -184,7 +184,7 @@ def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[F
 
 def run(components: list[Component], ctx: ScanContext, now: datetime | None = None) -> VulnResult:
     """The scan stage: match, then one Finding per vulnerable component plus feed warnings."""
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
 
     path = Path(ctx.options.db_path) if ctx.options.db_path else default_path()
     if not path.exists():

@@ -16,7 +16,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from cra_fw.vulns.versions import generic_key
+from cra_fw.versions import generic_key
 
 ANY = "*"
 NA = "-"

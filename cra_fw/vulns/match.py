@@ -22,6 +22,7 @@ import sqlite_utils
 from packageurl import PackageURL
 
 from cra_fw.records import Component
+from cra_fw.versions import compare, generic_key, scheme_for_ecosystem, sortable, upstream_of_debian
 from cra_fw.vulns.cpe import (
     ANY,
     NA,
@@ -35,7 +36,6 @@ from cra_fw.vulns.cpe import (
 from cra_fw.vulns.cvss import severity_of
 from cra_fw.vulns.mapping import CpeMapping, load_mapping
 from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, vuln_match
-from cra_fw.vulns.versions import compare, generic_key, scheme_for_ecosystem, sortable, upstream_of_debian
 
 # purl type -> OSV ecosystem (base name)
 PURL_ECOSYSTEMS = {
@@ -511,7 +511,7 @@ def match_components(components: Iterable[Component], db: sqlite_utils.Database)
     ``db`` may have been opened for another namespace only: the feed tables are created if missing.
     """
     from cra_fw.db import migrate
-    from cra_fw.vulns.store import NAMESPACES
+    from cra_fw.feeddb import NAMESPACES
 
     migrate(db, NAMESPACES)
     return Matcher(db).match(components)

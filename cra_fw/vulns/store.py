@@ -1,10 +1,8 @@
-"""Feed tables in the shared SQLite database (namespace ``feeds``).
+"""Writing the feed tables (schema and status: :mod:`cra_fw.feeddb`).
 
-Advisories from every source live in ``advisories``; their version ranges in
-``cpe_match`` (NVD) and ``osv_affected`` (OSV), indexed by vendor/product and
-package name so matching one component is one indexed query.  ``feed_meta``
-records each feed's age.  Triage decisions live under namespace ``triage``
-(see :mod:`cra_fw.vulns.triage`).
+Importers parse a feed into :class:`ParsedAdvisory` records; the
+:class:`AdvisoryWriter` upserts them, and :func:`record_feed` notes the
+feed's date in ``feed_meta``.
 """
 
 from __future__ import annotations
@@ -13,155 +11,11 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlite_utils
 
-from cra_fw.db import open_db, register_migrations, transaction
-from cra_fw.vulns.versions import sortable
-
-NAMESPACES = ["feeds", "triage"]
-
-
-def _feeds_v1(db: sqlite_utils.Database) -> None:
-    db["feed_meta"].create(
-        {"name": str, "imported_at": str, "feed_date": str, "records": int, "source": str},
-        pk="name",
-    )
-    db["advisories"].create(
-        {
-            "id": str,
-            "source": str,
-            "published": str,
-            "modified": str,
-            "summary": str,
-            "cvss31_vector": str,
-            "cvss31_score": float,
-            "cvss4_vector": str,
-            "cvss4_score": float,
-            "cvss2_score": float,
-            "severity": str,
-            "aliases": str,
-            "withdrawn": int,
-        },
-        pk=("id", "source"),
-    )
-    db["cpe_match"].create(
-        {
-            "advisory_id": str,
-            "part": str,
-            "vendor": str,
-            "product": str,
-            "version": str,
-            "update_": str,
-            "edition": str,
-            "language": str,
-            "sw_edition": str,
-            "target_sw": str,
-            "target_hw": str,
-            "other": str,
-            "start_incl": str,
-            "start_excl": str,
-            "end_incl": str,
-            "end_excl": str,
-        }
-    )
-    db["cpe_match"].create_index(["vendor", "product"])
-    db["cpe_match"].create_index(["advisory_id"])
-    db["osv_affected"].create(
-        {
-            "advisory_id": str,
-            "ecosystem": str,
-            "name": str,
-            "range_type": str,
-            "introduced": str,
-            "fixed": str,
-            "last_affected": str,
-            "limit_": str,
-            "versions": str,
-        }
-    )
-    db["osv_affected"].create_index(["name"])
-    db["osv_affected"].create_index(["advisory_id"])
-    db["kev"].create(
-        {
-            "cve_id": str,
-            "vendor_project": str,
-            "product": str,
-            "name": str,
-            "date_added": str,
-            "due_date": str,
-            "ransomware": str,
-            "required_action": str,
-        },
-        pk="cve_id",
-    )
-    db["epss"].create({"cve_id": str, "score": float, "percentile": float, "date": str}, pk="cve_id")
-
-
-def _feeds_v2(db: sqlite_utils.Database) -> None:
-    """Sortable version keys (versions.sortable) so SQLite filters ranges itself."""
-    table = db["cpe_match"]
-    for name, kind in (
-        ("exact_key", str),
-        ("start_key", str),
-        ("start_key_incl", int),
-        ("end_key", str),
-        ("end_key_incl", int),
-    ):
-        if name not in table.columns_dict:
-            table.add_column(name, kind)
-    rows = db.conn.execute(
-        "SELECT rowid, version, update_, start_incl, start_excl, end_incl, end_excl FROM cpe_match"
-    ).fetchall()
-    db.conn.executemany(
-        "UPDATE cpe_match SET exact_key=?, start_key=?, start_key_incl=?, end_key=?, end_key_incl=? WHERE rowid=?",
-        [(*_range_keys_of(r[1], r[2], r[3], r[4], r[5], r[6]), r[0]) for r in rows],
-    )
-
-
-def _feeds_v3(db: sqlite_utils.Database) -> None:
-    """One covering index for the matcher, replacing the plain (vendor, product) one.
-
-    It holds every column the matcher reads, range keys first: testing a component's version
-    against all of a product's ranges is an index-only range scan that never reads the table.
-    """
-    db.conn.execute("DROP INDEX IF EXISTS idx_cpe_match_range")
-    db.conn.execute(
-        "CREATE INDEX idx_cpe_match_range ON cpe_match (vendor, product, exact_key, end_key, start_key, "
-        "start_key_incl, end_key_incl, advisory_id, part, version, update_, edition, language, sw_edition, "
-        "target_sw, target_hw, other, start_incl, start_excl, end_incl, end_excl)"
-    )
-    db.conn.execute("DROP INDEX IF EXISTS idx_cpe_match_vendor_product")
-
-
-def _triage_v1(db: sqlite_utils.Database) -> None:
-    db["triage"].create(
-        {
-            "advisory_id": str,
-            "component": str,
-            "state": str,
-            "justification": str,
-            "response": str,
-            "detail": str,
-            "source": str,
-            "updated": str,
-        },
-        pk=("advisory_id", "component"),
-    )
-
-
-register_migrations("feeds", [_feeds_v1, _feeds_v2, _feeds_v3])
-register_migrations("triage", [_triage_v1])
-
-
-def open_feed_db(path: Path | str | None = None) -> sqlite_utils.Database:
-    """Open the shared database with the feed and triage tables in place."""
-    db = open_db(path, NAMESPACES)
-    # bulk imports: WAL + NORMAL is durable enough for re-importable feed data
-    db.conn.execute("PRAGMA synchronous=NORMAL")
-    return db
+from cra_fw.db import transaction
+from cra_fw.feeddb import now_iso, range_keys_of
 
 
 @dataclass(frozen=True)
@@ -245,10 +99,6 @@ class ImportStats:
         )
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
 _ADV_SQL = (
     "INSERT OR REPLACE INTO advisories (id, source, published, modified, summary, cvss31_vector, "
     "cvss31_score, cvss4_vector, cvss4_score, cvss2_score, severity, aliases, withdrawn) "
@@ -262,26 +112,8 @@ _CPE_SQL = (
 )
 
 
-def _range_keys_of(
-    version: str, update: str, start_incl: str, start_excl: str, end_incl: str, end_excl: str
-) -> tuple:
-    """(exact_key, start_key, start_incl, end_key, end_incl) for one cpeMatch row."""
-    exact = None
-    if version not in ("*", "", "-"):
-        exact = sortable(version if update in ("*", "", "-") else f"{version}-{update}")
-    start = start_incl or start_excl
-    end = end_incl or end_excl
-    return (
-        exact,
-        sortable(start) if start else None,
-        1 if start_incl else 0,
-        sortable(end) if end else None,
-        1 if end_incl else 0,
-    )
-
-
 def _range_keys(r: CpeMatchRow) -> tuple:
-    return _range_keys_of(r.version, r.update, r.start_incl, r.start_excl, r.end_incl, r.end_excl)
+    return range_keys_of(r.version, r.update, r.start_incl, r.start_excl, r.end_incl, r.end_excl)
 
 
 _OSV_SQL = (
@@ -457,50 +289,6 @@ def record_feed(db: sqlite_utils.Database, name: str, feed_date: str, source: st
             },
             pk="name",
         )
-
-
-@dataclass(frozen=True)
-class FeedStatus:
-    """One feed's freshness, as ``db status`` and scans see it."""
-
-    name: str
-    records: int
-    feed_date: str
-    imported_at: str
-    source: str
-
-    def age_days(self, now: datetime | None = None) -> float | None:
-        stamp = parse_date(self.feed_date) or parse_date(self.imported_at)
-        if stamp is None:
-            return None
-        return ((now or datetime.now(UTC)) - stamp).total_seconds() / 86400.0
-
-
-def parse_date(text: str) -> datetime | None:
-    """ISO date or datetime (with or without zone) to an aware UTC datetime."""
-    if not text:
-        return None
-    value = text.strip().replace("Z", "+00:00")
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            stamp = datetime.strptime(value[:10], "%Y-%m-%d")
-        except ValueError:
-            try:
-                stamp = datetime.strptime(value[:10], "%Y.%m.%d")
-            except ValueError:
-                return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp
-
-
-def feed_status(db: sqlite_utils.Database) -> list[FeedStatus]:
-    rows = db.conn.execute(
-        "SELECT name, records, feed_date, imported_at, source FROM feed_meta ORDER BY name"
-    ).fetchall()
-    return [FeedStatus(r[0], r[1] or 0, r[2] or "", r[3] or "", r[4] or "") for r in rows]
 
 
 def replace_rows(db: sqlite_utils.Database, table: str, rows: Iterable[dict], pk: str) -> int:

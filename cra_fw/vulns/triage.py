@@ -16,8 +16,8 @@ import sqlite_utils
 
 from cra_fw.db import transaction
 from cra_fw.errors import FeedError
+from cra_fw.feeddb import now_iso
 from cra_fw.vulns.match import normalize_ref
-from cra_fw.vulns.store import now_iso
 
 CDX_STATES = (
     "resolved",

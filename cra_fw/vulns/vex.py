@@ -174,7 +174,7 @@ def write(report: ScanReport, outdir: Path) -> Path | None:
     matches = [v for v in report.vulnerabilities if isinstance(v, VulnMatch)]
     if not matches:
         return None
-    from cra_fw.vulns.store import parse_date
+    from cra_fw.feeddb import parse_date
 
     stamp = parse_date(report.finished or report.started)
     doc = build_vex(matches, report.components, report.tool.version, stamp.isoformat() if stamp else "")

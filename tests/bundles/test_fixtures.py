@@ -56,7 +56,7 @@ def test_fit_reports_uncovered_image() -> None:
 
 
 def _size(image: str) -> int:
-    from cra_fw.bundles.fdt import Fdt
+    from cra_fw.parsers.fdt import Fdt
 
     with open(OUT / "fit" / "image-outside-config.itb", "rb") as fh:
         node = Fdt(fh).node(f"/images/{image}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cra_fw.checks import run
-from cra_fw.checks.credentials import Cracker, load_data, md4, nt_hash
+from cra_fw.checks.credentials import Cracker, load_data
+from cra_fw.checks.md4 import md4, nt_hash
 from cra_fw.checks.pwhash import Crypt, apr1, identify
 from cra_fw.context import ScanOptions
 

@@ -226,8 +226,8 @@ def test_junit_survives_hostile_strings(report, tmp_path):
 def test_finish_scan_writes_junit_and_pack_and_returns_the_status(report, tmp_path):
     import zipfile
 
+    from cra_fw import jsonout
     from cra_fw.cli.evidence import finish_scan
-    from cra_fw.report import jsonout
 
     (tmp_path / "report.json").write_text(jsonout.dumps(report))
     junit = tmp_path / "junit.xml"

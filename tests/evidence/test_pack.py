@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cra_fw import jsonout
 from cra_fw.evidence import pack as packmod
 from cra_fw.evidence.sign import (
     KeyFileError,
@@ -21,7 +22,7 @@ from cra_fw.evidence.sign import (
     sign_file,
 )
 from cra_fw.evidence.verify import verify_evidence
-from cra_fw.report import html, jsonout
+from cra_fw.report import html
 from tests.conftest import run_cli
 from tests.evidence.sample import sample_report
 
@@ -379,7 +380,8 @@ def test_cli_sign_verify_and_exit_statuses(tmp_path, keys):
 def test_feed_ages_come_from_the_real_feed_database(tmp_path):
     from datetime import UTC, datetime
 
-    from cra_fw.vulns.store import open_feed_db, record_feed
+    from cra_fw.feeddb import open_feed_db
+    from cra_fw.vulns.store import record_feed
 
     path = tmp_path / "feeds.db"
     db = open_feed_db(path)

@@ -11,14 +11,7 @@ import pytest
 from cra_fw.errors import LedgerError
 from cra_fw.ledger.exchange import dumps, export_ledger, import_ledger, read_import, write_export
 from cra_fw.ledger.monitor import run_monitor
-from cra_fw.ledger.store import (
-    add_product,
-    file_report,
-    list_cases,
-    open_ledger,
-    record_release,
-    set_support,
-)
+from cra_fw.ledger.store import add_product, file_report, list_cases, open_ledger, record_release, set_support
 from tests.ledger.conftest import (
     GLIBC_236,
     GLIBC_239,

@@ -170,7 +170,7 @@ def test_support_from_the_ledger_records():
     """The ledger's own ProductSupport / SupportIssue records decide Article 13(8)."""
     from datetime import UTC, datetime
 
-    from cra_fw.ledger.store import Product
+    from cra_fw.ledger.records import Product
     from cra_fw.ledger.support import SHORT, ProductSupport, SupportIssue, end_instant
 
     product = Product(1, "router")

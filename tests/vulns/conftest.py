@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cra_fw.feeddb import open_feed_db
 from cra_fw.vulns.importers import import_path
-from cra_fw.vulns.store import open_feed_db
 
 FEEDS = Path(__file__).resolve().parents[2] / "fixtures" / "feeds"
 ALL_FEEDS = (

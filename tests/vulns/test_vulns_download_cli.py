@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cra_fw.feeddb import feed_status, open_feed_db
 from cra_fw.vulns.download import FeedSource, update
-from cra_fw.vulns.store import feed_status, open_feed_db
 
 from .conftest import FEEDS
 

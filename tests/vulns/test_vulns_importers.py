@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cra_fw.errors import FeedError
+from cra_fw.feeddb import feed_status, open_feed_db
 from cra_fw.vulns.importers import import_path, sniff
 from cra_fw.vulns.importers.jsonstream import iter_array
-from cra_fw.vulns.store import feed_status, open_feed_db
 
 from .conftest import FEEDS
 
@@ -207,8 +207,8 @@ def test_schema_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
 
     import sqlite_utils
 
+    from cra_fw.feeddb import _feeds_v1
     from cra_fw.vulns import match_components
-    from cra_fw.vulns.store import _feeds_v1
 
     path = tmp_path / "old.db"
     old = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None))

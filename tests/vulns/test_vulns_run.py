@@ -95,8 +95,8 @@ def test_corrupt_database_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_missing_feed_is_reported(tmp_path: Path) -> None:
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.importers import import_path
-    from cra_fw.vulns.store import open_feed_db
 
     from .conftest import FEEDS
 

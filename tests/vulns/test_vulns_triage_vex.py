@@ -216,7 +216,7 @@ def test_exported_vex_round_trips_into_triage(feed_db, tmp_path: Path) -> None:
     record(feed_db, [TriageDecision("CVE-2023-45853", ZLIB.purl, "not_affected", "code_not_present")])
     path = write(_report([ZLIB], match_components([ZLIB], feed_db)), tmp_path)
     other = tmp_path / "other.db"
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
 
     db2 = open_feed_db(other)
     assert import_vex(db2, path) == 1  # the in_triage-free, decided entry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cra_fw.vulns.versions import compare, debian_compare, generic_compare, upstream_of_debian
+from cra_fw.versions import compare, debian_compare, generic_compare, upstream_of_debian
 
 LOWER_HIGHER = [
     # OpenSSL letter releases
@@ -103,7 +103,7 @@ def test_debian_equal_and_epoch_zero() -> None:
 
 
 def test_sorting_a_mixed_openssl_list() -> None:
-    from cra_fw.vulns.versions import sort_key
+    from cra_fw.versions import sort_key
 
     versions = ["1.0.2za", "1.0.2k", "1.0.2", "1.1.1", "1.0.2u", "3.0.0", "1.0.2zd", "1.1.0l"]
     assert sorted(versions, key=sort_key()) == [
@@ -136,13 +136,13 @@ def test_upstream_of_debian(debian: str, upstream: str) -> None:
 
 @pytest.mark.parametrize(("low", "high"), LOWER_HIGHER)
 def test_sortable_string_keeps_the_order(low: str, high: str) -> None:
-    from cra_fw.vulns.versions import sortable
+    from cra_fw.versions import sortable
 
     assert sortable(low) < sortable(high)
 
 
 @pytest.mark.parametrize(("a", "b"), EQUAL)
 def test_sortable_string_keeps_equality(a: str, b: str) -> None:
-    from cra_fw.vulns.versions import sortable
+    from cra_fw.versions import sortable
 
     assert sortable(a) == sortable(b)

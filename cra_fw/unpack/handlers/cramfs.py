@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cra_fw.errors import UnpackError
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 from cra_fw.unpack.squashfs_reader import _bits
 from cra_fw.unpack.treewriter import TreeWriter
 
@@ -155,11 +155,12 @@ class CramfsHandler(NativeHandler):
         }
         return Region(pos, pos + fs.size, details=details)
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        fs = Cramfs(data, region.start)
-        writer = TreeWriter(outdir)
-        try:
-            fs.extract(writer)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise UnpackError(f"cramfs: malformed image: {exc}") from exc
-        writer.finish("cramfs")
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            fs = Cramfs(data, region.start)
+            writer = TreeWriter(outdir)
+            try:
+                fs.extract(writer)
+            except (struct.error, IndexError, ValueError) as exc:
+                raise UnpackError(f"cramfs: malformed image: {exc}") from exc
+            writer.finish("cramfs")

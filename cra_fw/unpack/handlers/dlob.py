@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cra_fw.regions import copy_region
 from cra_fw.unpack.handlers.seama import MAGIC, payload_name, read_record, record_details
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 
 class DlobHandler(NativeHandler):
@@ -36,7 +36,7 @@ class DlobHandler(NativeHandler):
         members = ((payload_name(image), image.payload, end - image.payload),)
         return Region(pos, end, error=error, details=details, members=members)
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
         for name, start, size in region.members:
-            copy_region(Path(data_path(data)), start, start + size, outdir / name)
+            copy_region(path, start, start + size, outdir / name)

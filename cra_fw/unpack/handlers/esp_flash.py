@@ -20,7 +20,7 @@ from cra_fw.parsers import ParseError, esp_image, esp_partition
 from cra_fw.parsers.esp_partition import PartitionTable
 from cra_fw.regions import copy_region
 from cra_fw.unpack.handlers.esp_image import parse_at
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 SECTOR = 0x1000
 BOOTLOADER_OFFSETS = (0x0, 0x1000, 0x2000)
@@ -160,8 +160,7 @@ class EspFlashHandler(NativeHandler):
         }
         return Region(0, len(data), details=details, members=tuple((n, s, e - s) for n, s, e in members))
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
-        path = Path(data_path(data))
         for name, start, size in region.members:
             copy_region(path, start, start + size, outdir / name)

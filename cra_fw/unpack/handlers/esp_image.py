@@ -14,7 +14,7 @@ from pathlib import Path
 from cra_fw.parsers import ParseError, esp_image
 from cra_fw.parsers.esp_image import EspImage
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 
 MAX_SEGMENTS_WRITTEN = 16
 
@@ -77,9 +77,8 @@ def image_format(image: EspImage) -> str:
     return "esp-bootloader" if image.is_bootloader else "esp-app"
 
 
-def write_segments(data: mmap.mmap, image: EspImage, outdir: Path) -> None:
+def write_segments(path: Path, image: EspImage, outdir: Path) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
-    path = Path(data_path(data))
     for idx, seg in enumerate(image.segments[:MAX_SEGMENTS_WRITTEN]):
         name = f"seg{idx}_{seg.load_addr:08x}.bin"
         copy_region(path, seg.offset, seg.offset + seg.size, outdir / name)
@@ -110,7 +109,8 @@ class EspImageHandler(NativeHandler):
             Region(0, image.signed_end, error=error, details=image_details(image), format=image_format(image))
         ]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        image = parse_at(data, region.start)
-        if image is not None:
-            write_segments(data, image, outdir)
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            image = parse_at(data, region.start)
+            if image is not None:
+                write_segments(path, image, outdir)

@@ -12,7 +12,7 @@ import mmap
 from pathlib import Path
 
 from cra_fw.parsers import ParseError, esp_nvs
-from cra_fw.unpack.native import NativeHandler, Region, _safe_name
+from cra_fw.unpack.native import NativeHandler, Region, mapped, safe_name
 
 MAX_ENTRIES = 4096
 
@@ -39,12 +39,13 @@ class EspNvsHandler(NativeHandler):
             details["unreadable_pages"] = str(nvs.pages_unreadable)
         return [Region(0, len(data), details=details, unsupported=nvs.encrypted)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        nvs = esp_nvs.parse(data)  # type: ignore[arg-type]
-        if nvs.encrypted:
-            return
-        outdir.mkdir(parents=True, exist_ok=True)
-        for entry in nvs.entries[:MAX_ENTRIES]:
-            folder = outdir / _safe_name(entry.namespace or "_")
-            folder.mkdir(exist_ok=True)
-            (folder / _safe_name(entry.key)).write_bytes(entry.value)
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            nvs = esp_nvs.parse(data)  # type: ignore[arg-type]
+            if nvs.encrypted:
+                return
+            outdir.mkdir(parents=True, exist_ok=True)
+            for entry in nvs.entries[:MAX_ENTRIES]:
+                folder = outdir / safe_name(entry.namespace or "_")
+                folder.mkdir(exist_ok=True)
+                (folder / safe_name(entry.key)).write_bytes(entry.value)

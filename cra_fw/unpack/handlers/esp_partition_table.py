@@ -31,5 +31,5 @@ class EspPartitionTableHandler(NativeHandler):
         error = "partition table MD5 does not match its entries" if table.md5_ok is False else ""
         return [Region(0, table.length, container=False, error=error, details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         return None

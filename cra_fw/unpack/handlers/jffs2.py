@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cra_fw.errors import UnpackError
 from cra_fw.unpack import codecs
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 from cra_fw.unpack.treewriter import TreeWriter
 
 MAGIC_LE = b"\x85\x19"
@@ -264,12 +264,13 @@ class Jffs2Handler(NativeHandler):
         }
         return Region(pos, end, details=details)
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        fs = Jffs2(data, region.start, region.end, region.details["endianness"] == "big")
-        writer = TreeWriter(outdir)
-        try:
-            fs.scan()
-            fs.extract(writer)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise UnpackError(f"jffs2: malformed image: {exc}") from exc
-        writer.finish("jffs2")
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            fs = Jffs2(data, region.start, region.end, region.details["endianness"] == "big")
+            writer = TreeWriter(outdir)
+            try:
+                fs.scan()
+                fs.extract(writer)
+            except (struct.error, IndexError, ValueError) as exc:
+                raise UnpackError(f"jffs2: malformed image: {exc}") from exc
+            writer.finish("jffs2")

@@ -11,7 +11,7 @@ import mmap
 from pathlib import Path
 
 from cra_fw.parsers import ParseError, littlefs
-from cra_fw.unpack.native import NativeHandler, Region, _safe_name
+from cra_fw.unpack.native import NativeHandler, Region, mapped, safe_name
 
 
 class LittleFsHandler(NativeHandler):
@@ -32,13 +32,14 @@ class LittleFsHandler(NativeHandler):
         }
         return [Region(0, end, details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        _sb, files = littlefs.read_files(data)  # type: ignore[arg-type]
-        outdir.mkdir(parents=True, exist_ok=True)
-        for item in files:
-            parts = [_safe_name(p) for p in item.path.strip("/").split("/") if p]
-            if not parts:
-                continue
-            target = outdir.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(item.data)
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            _sb, files = littlefs.read_files(data)  # type: ignore[arg-type]
+            outdir.mkdir(parents=True, exist_ok=True)
+            for item in files:
+                parts = [safe_name(p) for p in item.path.strip("/").split("/") if p]
+                if not parts:
+                    continue
+                target = outdir.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(item.data)

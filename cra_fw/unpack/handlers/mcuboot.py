@@ -13,7 +13,7 @@ from pathlib import Path
 from cra_fw.parsers import ParseError, mcuboot
 from cra_fw.parsers.mcuboot import McubootImage
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 
 MAX_IMAGES = 8
 ESP_LOAD_MAGIC = 0xACE637D3  # Espressif's MCUboot port: the payload starts with a load header
@@ -75,13 +75,14 @@ class McubootHandler(NativeHandler):
             pos = mcuboot.find(data, max(image.end, pos + 1))  # type: ignore[arg-type]
         return out
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        image = mcuboot.parse(data, region.start)  # type: ignore[arg-type]
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            image = mcuboot.parse(data, region.start)  # type: ignore[arg-type]
         if image.encrypted:
             return  # the payload is AES-encrypted: nothing readable to unpack
         outdir.mkdir(parents=True, exist_ok=True)
         copy_region(
-            Path(data_path(data)),
+            path,
             image.payload_start,
             image.payload_end,
             outdir / f"payload@{image.load_addr:08x}.bin",

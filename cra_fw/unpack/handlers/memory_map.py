@@ -6,7 +6,7 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 
 MAX_IMAGE_BYTES = 256 << 20  # an MCU address space; more is a hostile file
 MAX_GAP = 0x1000  # gaps up to this are filled with 0xFF (erased flash), larger ones split files
@@ -83,6 +83,7 @@ class RecordsHandler(NativeHandler):
         # trailing blank lines or a short tail belong to the file; more is something else
         return [Region(0, len(data) if len(data) - end < 64 else end, error=error, details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        mem, _details, _end = self.read(data)
-        mem.write(outdir)
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            mem, _details, _end = self.read(data)
+            mem.write(outdir)

@@ -14,7 +14,7 @@ import mmap
 import zipfile
 from pathlib import Path
 
-from cra_fw.unpack.native import NativeHandler, Region, _safe_name, data_path
+from cra_fw.unpack.native import NativeHandler, Region, _safe_name
 
 MAX_MEMBERS = 64
 MAX_MEMBER = 64 << 20
@@ -94,7 +94,7 @@ class NordicDfuHandler(NativeHandler):
         if bytes(data[:4]) != b"PK\x03\x04":
             return []
         try:
-            with zipfile.ZipFile(data_path(data)) as zf:
+            with zipfile.ZipFile(path) as zf:
                 doc = _manifest(zf)
         except (zipfile.BadZipFile, OSError, ValueError):
             return []
@@ -105,9 +105,9 @@ class NordicDfuHandler(NativeHandler):
             return []
         return [Region(0, len(data), details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(data_path(data)) as zf:
+        with zipfile.ZipFile(path) as zf:
             for info in zf.infolist()[:MAX_MEMBERS]:
                 if info.is_dir() or info.file_size > MAX_MEMBER:
                     continue

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 MAGIC = b"\x55\x00\x00\x00U-BOOT "
 STAMP = re.compile(rb"(\d{10})\x00")
@@ -35,6 +35,6 @@ class QuantennaUbootHandler(NativeHandler):
             )
         return [Region(0, len(data), details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
-        copy_region(Path(data_path(data)), region.start, region.end, outdir / "u-boot.bin")
+        copy_region(path, region.start, region.end, outdir / "u-boot.bin")

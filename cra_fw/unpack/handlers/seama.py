@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 MAGIC = b"\x5e\xa3\xa4\x17"
 MAX_META = 4096
@@ -97,7 +97,7 @@ class SeamaHandler(NativeHandler):
         members = ((payload_name(record), record.payload, end - record.payload),)
         return Region(pos, end, error=error, details=record_details(record), members=members)
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
         for name, start, size in region.members:
-            copy_region(Path(data_path(data)), start, start + size, outdir / name)
+            copy_region(path, start, start + size, outdir / name)

@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 
 from cra_fw.errors import UnpackError
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 from cra_fw.unpack.squashfs_reader import (
     V4_COMPRESSION,
     SquashfsImage,
@@ -64,10 +64,11 @@ class SquashfsHandler(NativeHandler):
             out.append(Region(sb.start, sb.start + sb.bytes_used, details=details))
         return out
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        sb = parse_superblock(data, region.start, len(data))
-        if sb is None or region.unsupported:
-            return
-        writer = TreeWriter(outdir)
-        extract_image(data, sb, writer)
-        writer.finish("squashfs")
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            sb = parse_superblock(data, region.start, len(data))
+            if sb is None or region.unsupported:
+                return
+            writer = TreeWriter(outdir)
+            extract_image(data, sb, writer)
+            writer.finish("squashfs")

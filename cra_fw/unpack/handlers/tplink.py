@@ -23,7 +23,7 @@ import struct
 from pathlib import Path
 
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 HEADER = 512
 SALTS_V1 = {
@@ -117,6 +117,6 @@ class TplinkHandler(NativeHandler):
             out.append(Region(pos, end, error=error, details=details))
         return out
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
-        copy_region(Path(data_path(data)), region.start + HEADER, region.end, outdir / "payload.bin")
+        copy_region(path, region.start + HEADER, region.end, outdir / "payload.bin")

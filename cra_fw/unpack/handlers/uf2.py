@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 from cra_fw.unpack.handlers.memory_map import MemoryMap
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, mapped
 
 MAGIC0 = 0x0A324655
 MAGIC1 = 0x9E5D5157
@@ -134,7 +134,8 @@ class Uf2Handler(NativeHandler):
             return []
         return [Region(0, end, details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
-        maps, _details, _end = _collect(data)
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
+        with mapped(path) as data:
+            maps, _details, _end = _collect(data)
         for family, mem in maps.items():
             mem.write(outdir, prefix=f"{family_name(family)}_")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region, data_path
+from cra_fw.unpack.native import NativeHandler, Region
 
 MIN_SIZE = 128 * 1024
 RUNTIME = re.compile(
@@ -42,6 +42,6 @@ class VxWorksHandler(NativeHandler):
             details["wind_version"] = wind.group(1).decode()
         return [Region(0, len(data), details=details)]
 
-    def extract(self, data: mmap.mmap, region: Region, outdir: Path) -> None:
+    def extract(self, path: Path, region: Region, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
-        copy_region(Path(data_path(data)), region.start, region.end, outdir / "vxworks.bin")
+        copy_region(path, region.start, region.end, outdir / "vxworks.bin")

@@ -3,7 +3,9 @@
 FIT images carry their payloads as properties of the tree, so a 100 MB FIT
 is a 100 MB structure block: the reader walks tokens with seeks and keeps
 only small property values in memory; large ones stay as (offset, size)
-and are hashed from the file in chunks.
+and are hashed from the file in chunks.  Malformed trees raise
+:class:`~cra_fw.errors.ParseError`.  Used by the FIT unpack handler and the
+FIT verifier.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from cra_fw.bundles.interface import MalformedBundle
+from cra_fw.parsers import ParseError
 
 FDT_MAGIC = 0xD00DFEED
 FDT_BEGIN_NODE = 1
@@ -41,14 +43,14 @@ class Prop:
         """The value as one NUL-terminated string; anything else is malformed."""
         raw = self.value or b""
         if not raw.endswith(b"\0") or b"\0" in raw[:-1]:
-            raise MalformedBundle(f"FDT property {self.name} is not a string")
+            raise ParseError(f"FDT property {self.name} is not a string")
         return raw[:-1].decode("utf-8", "replace")
 
     def as_strings(self) -> list[str]:
         """The value as a NUL-terminated string list; anything else is malformed."""
         raw = self.value or b""
         if not raw.endswith(b"\0") or b"\0\0" in raw or raw.startswith(b"\0"):
-            raise MalformedBundle(f"FDT property {self.name} is not a string list")
+            raise ParseError(f"FDT property {self.name} is not a string list")
         return [s.decode("utf-8", "replace") for s in raw[:-1].split(b"\0")]
 
     def as_u32(self) -> int | None:
@@ -100,7 +102,7 @@ class Fdt:
         fh.seek(base)
         head = fh.read(_HEADER.size)
         if len(head) < _HEADER.size:
-            raise MalformedBundle("FDT header truncated")
+            raise ParseError("FDT header truncated")
         (
             magic,
             self.totalsize,
@@ -114,11 +116,11 @@ class Fdt:
             self.size_struct,
         ) = _HEADER.unpack(head)
         if magic != FDT_MAGIC:
-            raise MalformedBundle("not a flattened device tree (bad magic)")
+            raise ParseError("not a flattened device tree (bad magic)")
         if self.version < 17:
-            raise MalformedBundle(f"FDT version {self.version} is too old (need 17)")
+            raise ParseError(f"FDT version {self.version} is too old (need 17)")
         if base + self.totalsize > file_size:
-            raise MalformedBundle(
+            raise ParseError(
                 f"FDT truncated: header says {self.totalsize} bytes, file has {file_size - base}"
             )
         if (
@@ -127,7 +129,7 @@ class Fdt:
             or self.size_strings > _MAX_STRINGS
             or self.off_struct < _HEADER.size
         ):
-            raise MalformedBundle("FDT header blocks lie outside the tree")
+            raise ParseError("FDT header blocks lie outside the tree")
         fh.seek(base + self.off_strings)
         self.strings = fh.read(self.size_strings)
         self.tokens: list[Token] = []
@@ -139,18 +141,18 @@ class Fdt:
         self.fh.seek(self.base + offset)
         data = self.fh.read(size)
         if len(data) != size:
-            raise MalformedBundle("FDT truncated")
+            raise ParseError("FDT truncated")
         return data
 
     def _string(self, off: int) -> str:
         if off >= len(self.strings):
-            raise MalformedBundle("FDT property name offset outside the strings block")
+            raise ParseError("FDT property name offset outside the strings block")
         end = self.strings.find(b"\0", off)
         if end < 0:
-            raise MalformedBundle("FDT strings block not terminated")
+            raise ParseError("FDT strings block not terminated")
         name = self.strings[off:end]
         if not _PROP_NAME.fullmatch(name):
-            raise MalformedBundle(f"FDT property name {name[:40]!r} is invalid")
+            raise ParseError(f"FDT property name {name[:40]!r} is invalid")
         return name.decode("ascii")
 
     def reservations_empty(self) -> bool:
@@ -169,19 +171,19 @@ class Fdt:
         depth_done = False
         while True:
             if len(self.tokens) >= _MAX_TOKENS:
-                raise MalformedBundle("FDT has too many tokens")
+                raise ParseError("FDT has too many tokens")
             if pos + 4 > end:
-                raise MalformedBundle("FDT structure block truncated")
+                raise ParseError("FDT structure block truncated")
             fh.seek(start + pos)
             tag = int.from_bytes(fh.read(4), "big")
             if tag == FDT_BEGIN_NODE:
                 if depth_done:
-                    raise MalformedBundle("FDT has data after the root node")
+                    raise ParseError("FDT has data after the root node")
                 fh.seek(start + pos + 4)
                 chunk = fh.read(min(256, end - pos - 4))
                 nul = chunk.find(b"\0")
                 if nul < 0:
-                    raise MalformedBundle("FDT node name not terminated")
+                    raise ParseError("FDT node name not terminated")
                 name = chunk[:nul].decode("utf-8", "replace")
                 nxt = _align(pos + 4 + nul + 1)
                 if stack:
@@ -191,16 +193,16 @@ class Fdt:
                     parent.children.setdefault(name, node)
                 else:
                     if root is not None:
-                        raise MalformedBundle("FDT has two root nodes")
+                        raise ParseError("FDT has two root nodes")
                     node = Node(name, "/")
                     root = node
                 if len(stack) >= _MAX_DEPTH:
-                    raise MalformedBundle("FDT nested too deeply")
+                    raise ParseError("FDT nested too deeply")
                 stack.append(node)
                 self.tokens.append(Token(tag, pos, nxt, name))
             elif tag == FDT_END_NODE:
                 if not stack:
-                    raise MalformedBundle("FDT END_NODE without a node")
+                    raise ParseError("FDT END_NODE without a node")
                 stack.pop()
                 if not stack:
                     depth_done = True
@@ -208,18 +210,18 @@ class Fdt:
                 self.tokens.append(Token(tag, pos, nxt, ""))
             elif tag == FDT_PROP:
                 if not stack:
-                    raise MalformedBundle("FDT property outside a node")
+                    raise ParseError("FDT property outside a node")
                 hdr = fh.read(8)
                 if len(hdr) < 8:
-                    raise MalformedBundle("FDT property truncated")
+                    raise ParseError("FDT property truncated")
                 plen, nameoff = struct.unpack(">II", hdr)
                 vpos = pos + 12
                 if vpos + plen > end:
-                    raise MalformedBundle("FDT property runs past the structure block")
+                    raise ParseError("FDT property runs past the structure block")
                 pname = self._string(nameoff)
                 value = fh.read(plen) if plen <= _INLINE_LIMIT else None
                 if value is not None and len(value) != plen:
-                    raise MalformedBundle("FDT property truncated")
+                    raise ParseError("FDT property truncated")
                 stack[-1].props.setdefault(pname, Prop(pname, self.off_struct + vpos, plen, value))
                 nxt = _align(vpos + plen)
                 self.tokens.append(Token(tag, pos, nxt, pname))
@@ -228,14 +230,14 @@ class Fdt:
                 self.tokens.append(Token(tag, pos, nxt, ""))
             elif tag == FDT_END:
                 if stack or root is None:
-                    raise MalformedBundle("FDT ends inside a node")
+                    raise ParseError("FDT ends inside a node")
                 nxt = pos + 4
                 self.tokens.append(Token(tag, pos, nxt, ""))
                 if nxt != end:
-                    raise MalformedBundle("FDT structure block size does not match its END tag")
+                    raise ParseError("FDT structure block size does not match its END tag")
                 return root
             else:
-                raise MalformedBundle(f"FDT has an unknown token {tag:#x} at {pos:#x}")
+                raise ParseError(f"FDT has an unknown token {tag:#x} at {pos:#x}")
             pos = nxt
 
     # -- queries
@@ -251,7 +253,7 @@ class Fdt:
         if prop.value is not None:
             return prop.value
         if prop.size > limit:
-            raise MalformedBundle(f"FDT property {prop.name} is too large to load ({prop.size} bytes)")
+            raise ParseError(f"FDT property {prop.name} is too large to load ({prop.size} bytes)")
         return self.read(prop.offset, prop.size)
 
     def find_regions(self, include: set[str], exclude_props: set[str]) -> list[tuple[int, int]]:
@@ -314,7 +316,3 @@ class Fdt:
 
 def _align(n: int) -> int:
     return (n + 3) & ~3
-
-
-def is_fdt(head: bytes) -> bool:
-    return len(head) >= 4 and int.from_bytes(head[:4], "big") == FDT_MAGIC

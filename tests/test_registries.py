@@ -1,0 +1,56 @@
+"""Each registry is one explicit tuple: every entry is usable, names are unique, nothing is registered twice."""
+
+from __future__ import annotations
+
+import pkgutil
+
+import cra_fw.checks.services as services_pkg
+import cra_fw.unpack.handlers as handlers_pkg
+from cra_fw.bundles.interface import Verifier
+from cra_fw.bundles.registry import VERIFIERS, names, verifier
+from cra_fw.checks import CHECKS
+from cra_fw.checks.interface import CATEGORIES, Check
+from cra_fw.checks.services import SOURCES
+from cra_fw.checks.services.base import Source
+from cra_fw.unpack.formats import load_formats
+from cra_fw.unpack.handlers import NATIVE_HANDLERS
+from cra_fw.unpack.native import NativeHandler
+
+
+def _subclasses(base: type) -> set[type]:
+    found, todo = set(), [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    return found
+
+
+def test_checks_have_unique_names_and_known_categories():
+    assert len({c.name for c in CHECKS}) == len(CHECKS)
+    assert all(c.name and c.category in CATEGORIES for c in CHECKS)
+    assert {c for c in _subclasses(Check) if c.__module__.startswith("cra_fw.")} == set(CHECKS)
+
+
+def test_every_service_source_is_listed_once():
+    assert len(set(SOURCES)) == len(SOURCES)
+    assert {s for s in _subclasses(Source) if s.__module__.startswith("cra_fw.")} == set(SOURCES)
+    modules = {m.name for m in pkgutil.iter_modules(services_pkg.__path__)} - {"base", "data"}
+    assert modules == {s.__module__.rsplit(".", 1)[1] for s in SOURCES}  # one module per source family
+
+
+def test_verifiers_have_unique_names_and_lookup_works():
+    assert len(names()) == len(VERIFIERS) == len(set(names()))
+    assert all(verifier(cls.name) is cls for cls in VERIFIERS)
+    assert verifier("no-such-format") is None
+    assert {v for v in _subclasses(Verifier) if v.__module__.startswith("cra_fw.")} == set(VERIFIERS)
+
+
+def test_native_handlers_are_listed_once_with_canonical_format_names():
+    classes = [type(h) for h in NATIVE_HANDLERS]
+    assert len(set(classes)) == len(classes)
+    assert {h for h in _subclasses(NativeHandler) if h.__module__.startswith("cra_fw.")} == set(classes)
+    table = load_formats()
+    assert all(table.by_name(h.name) is not None for h in NATIVE_HANDLERS), [h.name for h in NATIVE_HANDLERS]
+    modules = {m.name for m in pkgutil.iter_modules(handlers_pkg.__path__)}
+    assert modules == {c.__module__.rsplit(".", 1)[1] for c in classes}
