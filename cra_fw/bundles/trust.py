@@ -318,6 +318,16 @@ def _key_version(data: bytes) -> int:
     return data[off] if len(data) > off else 0
 
 
+def key_description(key: PublicKeyTypes) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"rsa{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ecdsa-{key.curve.name}"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    return type(key).__name__
+
+
 def _is_b64_ed_key(text: bytes) -> bool:
     try:
         raw = base64.b64decode(text, validate=True)
