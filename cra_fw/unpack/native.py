@@ -11,12 +11,14 @@ backend).
 
 from __future__ import annotations
 
+import io
 import mmap
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,47 @@ class NativeHandler:
         return out
 
 
+class MappedFile(io.RawIOBase):
+    """A read-only, seekable file over an mmap (for libraries such as zipfile in ``find``).
+
+    Its position is its own: reading it never moves the mmap's.
+    """
+
+    def __init__(self, data: mmap.mmap) -> None:
+        super().__init__()
+        self._data = data
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        chunk = self._data[self._pos : self._pos + len(view)]
+        view[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
 @contextmanager
 def mapped(path: Path) -> Iterator[mmap.mmap]:
     """The file at ``path``, memory-mapped read-only (for ``extract`` steps that need its bytes)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         yield data
+
+
+def safe_name(name: str) -> str:
+    """A name read from the image as one harmless file name: readable, never a path."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@,+-]", "_", name)[:128]
+    return cleaned if cleaned.strip(".") else f"_{cleaned}"

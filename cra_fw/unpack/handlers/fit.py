@@ -9,7 +9,6 @@ those signatures is the bundle verifier's job.
 from __future__ import annotations
 
 import mmap
-import re
 import struct
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from cra_fw.parsers import ParseError
 from cra_fw.parsers.fdt import Fdt, Node
 from cra_fw.parsers.fit import image_span
 from cra_fw.regions import copy_region
-from cra_fw.unpack.native import NativeHandler, Region
+from cra_fw.unpack.native import NativeHandler, Region, safe_name
 
 MAX_IMAGES = 256
 
@@ -27,12 +26,6 @@ def _str(node: Node, prop: str) -> str:
         return node.str(prop)
     except ParseError:  # a malformed string property is just unknown
         return ""
-
-
-def _safe_name(name: str) -> str:
-    # node names come from the image: keep them readable but never a path
-    cleaned = re.sub(r"[^A-Za-z0-9._@,+-]", "_", name)[:128]
-    return cleaned if cleaned.strip(".") else f"_{cleaned}"
 
 
 class FitHandler(NativeHandler):
@@ -86,4 +79,4 @@ class FitHandler(NativeHandler):
         # the spans were read while recognising the FIT: no second parse
         outdir.mkdir(parents=True, exist_ok=True)
         for name, start, size in region.members:
-            copy_region(path, start, start + size, outdir / _safe_name(name))
+            copy_region(path, start, start + size, outdir / safe_name(name))

@@ -14,7 +14,7 @@ import mmap
 import zipfile
 from pathlib import Path
 
-from cra_fw.unpack.native import NativeHandler, Region, _safe_name
+from cra_fw.unpack.native import MappedFile, NativeHandler, Region, safe_name
 
 MAX_MEMBERS = 64
 MAX_MEMBER = 64 << 20
@@ -94,7 +94,7 @@ class NordicDfuHandler(NativeHandler):
         if bytes(data[:4]) != b"PK\x03\x04":
             return []
         try:
-            with zipfile.ZipFile(path) as zf:
+            with zipfile.ZipFile(MappedFile(data)) as zf:
                 doc = _manifest(zf)
         except (zipfile.BadZipFile, OSError, ValueError):
             return []
@@ -111,6 +111,6 @@ class NordicDfuHandler(NativeHandler):
             for info in zf.infolist()[:MAX_MEMBERS]:
                 if info.is_dir() or info.file_size > MAX_MEMBER:
                     continue
-                name = _safe_name(info.filename.replace("/", "_"))
+                name = safe_name(info.filename.replace("/", "_"))
                 with zf.open(info) as src, open(outdir / name, "wb") as out:
                     out.write(src.read(MAX_MEMBER + 1)[:MAX_MEMBER])
