@@ -12,7 +12,6 @@ from cra_fw.checks import CHECKS
 from cra_fw.checks.interface import CATEGORIES, Check
 from cra_fw.checks.services import SOURCES
 from cra_fw.checks.services.base import Source
-from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.handlers import NATIVE_HANDLERS
 from cra_fw.unpack.native import NativeHandler
 
@@ -46,11 +45,11 @@ def test_verifiers_have_unique_names_and_lookup_works():
     assert {v for v in _subclasses(Verifier) if v.__module__.startswith("cra_fw.")} == set(VERIFIERS)
 
 
-def test_native_handlers_are_listed_once_with_canonical_format_names():
+def test_native_handlers_are_listed_once_with_unique_names():
     classes = [type(h) for h in NATIVE_HANDLERS]
     assert len(set(classes)) == len(classes)
+    assert len({h.name for h in NATIVE_HANDLERS}) == len(NATIVE_HANDLERS)
+    assert all(h.name for h in NATIVE_HANDLERS)
     assert {h for h in _subclasses(NativeHandler) if h.__module__.startswith("cra_fw.")} == set(classes)
-    table = load_formats()
-    assert all(table.by_name(h.name) is not None for h in NATIVE_HANDLERS), [h.name for h in NATIVE_HANDLERS]
     # each handler in its own module of cra_fw.unpack.handlers (helpers may live there too)
     assert all(c.__module__.startswith(handlers_pkg.__name__ + ".") for c in classes)
