@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cra_fw.report.jsonout import dumps
+from cra_fw.jsonout import dumps
 
 from cra_fw.cli import main
 from cra_fw.evidence.pack import write_pack
