@@ -17,23 +17,24 @@ from cra_fw.unpack.native import NativeHandler
 
 
 def _subclasses(base: type) -> set[type]:
+    """cra-fw's concrete subclasses of ``base`` (shared intermediate bases have no name)."""
     found, todo = set(), [base]
     while todo:
         for sub in todo.pop().__subclasses__():
             found.add(sub)
             todo.append(sub)
-    return found
+    return {c for c in found if c.__module__.startswith("cra_fw.") and getattr(c, "name", "x")}
 
 
 def test_checks_have_unique_names_and_known_categories():
     assert len({c.name for c in CHECKS}) == len(CHECKS)
     assert all(c.name and c.category in CATEGORIES for c in CHECKS)
-    assert {c for c in _subclasses(Check) if c.__module__.startswith("cra_fw.")} == set(CHECKS)
+    assert _subclasses(Check) == set(CHECKS)
 
 
 def test_every_service_source_is_listed_once():
     assert len(set(SOURCES)) == len(SOURCES)
-    assert {s for s in _subclasses(Source) if s.__module__.startswith("cra_fw.")} == set(SOURCES)
+    assert _subclasses(Source) == set(SOURCES)
     modules = {m.name for m in pkgutil.iter_modules(services_pkg.__path__)} - {"base", "data"}
     assert modules == {s.__module__.rsplit(".", 1)[1] for s in SOURCES}  # one module per source family
 
@@ -42,7 +43,7 @@ def test_verifiers_have_unique_names_and_lookup_works():
     assert len(names()) == len(VERIFIERS) == len(set(names()))
     assert all(verifier(cls.name) is cls for cls in VERIFIERS)
     assert verifier("no-such-format") is None
-    assert {v for v in _subclasses(Verifier) if v.__module__.startswith("cra_fw.")} == set(VERIFIERS)
+    assert _subclasses(Verifier) == set(VERIFIERS)
 
 
 def test_native_handlers_are_listed_once_with_unique_names():
@@ -50,6 +51,6 @@ def test_native_handlers_are_listed_once_with_unique_names():
     assert len(set(classes)) == len(classes)
     assert len({h.name for h in NATIVE_HANDLERS}) == len(NATIVE_HANDLERS)
     assert all(h.name for h in NATIVE_HANDLERS)
-    assert {h for h in _subclasses(NativeHandler) if h.__module__.startswith("cra_fw.")} == set(classes)
+    assert _subclasses(NativeHandler) == set(classes)
     # each handler in its own module of cra_fw.unpack.handlers (helpers may live there too)
     assert all(c.__module__.startswith(handlers_pkg.__name__ + ".") for c in classes)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from cra_fw.jsonout import dumps
 
 from cra_fw.cli import main
 from cra_fw.evidence.pack import write_pack
+from cra_fw.jsonout import dumps
 from cra_fw.report import cyclonedx
 from cra_fw.vulns import vex
 
