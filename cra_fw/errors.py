@@ -15,6 +15,14 @@ class UnpackError(CraFwError):
     """An extraction backend failed on one region (recorded, the scan goes on)."""
 
 
+class LimitExceeded(UnpackError):
+    """A safety limit (bytes, ratio, depth, file count, time) stopped a branch."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class BackendUnavailable(UnpackError):
     """An extraction backend or one of its external tools is not installed."""
 
