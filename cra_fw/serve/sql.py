@@ -4,7 +4,7 @@ The views are SQL (Datasette canned queries and dashboard charts), but the rules
 they show are written once, in Python: the Article 14 clocks
 (:mod:`cra_fw.ledger.clocks` through the ledger's :class:`Case` record), support
 periods (:mod:`cra_fw.ledger.support`), the release gate (:mod:`cra_fw.gate`) and
-version order (:mod:`cra_fw.vulns.versions`).  :func:`register` adds these thin
+version order (:mod:`cra_fw.versions`).  :func:`register` adds these thin
 adapters to every connection Datasette opens to the ledger, so the web view and
 the CLI cannot drift apart.  Every function takes "now" from
 :func:`cra_fw.ledger.clocks.now_utc` (``$CRA_FW_NOW`` fixes it, as for the CLI).
@@ -23,10 +23,10 @@ from datetime import datetime
 from cra_fw.gate import finding_trips, parse_fail_on, parse_fail_on_vuln, vuln_trips
 from cra_fw.ledger.clocks import ClockState, Stage, format_utc, human_delta, next_due, now_utc, urgency_key
 from cra_fw.ledger.feeds import Match
-from cra_fw.ledger.store import Case, Filing, SupportPeriod
+from cra_fw.ledger.records import Case, Filing, SupportPeriod
 from cra_fw.ledger.support import months_left
 from cra_fw.records import Finding, Severity
-from cra_fw.vulns.versions import compare
+from cra_fw.versions import compare
 
 # a case's overall state, from its clocks: the first that applies
 OVERDUE, RUNNING = str(ClockState.OVERDUE), str(ClockState.RUNNING)

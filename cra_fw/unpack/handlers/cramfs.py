@@ -137,7 +137,7 @@ class CramfsHandler(NativeHandler):
     def find(self, data: mmap.mmap) -> list[Region]:
         out: list[Region] = []
         for magic in (MAGIC_LE, MAGIC_BE):
-            for region in self._scan(data, magic, lambda pos: self._region(data, pos)):
+            for region in self.scan(data, magic, lambda pos: self._region(data, pos)):
                 if not any(r.start <= region.start < r.end for r in out):
                     out.append(region)
         return sorted(out, key=lambda r: r.start)

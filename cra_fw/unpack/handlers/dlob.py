@@ -21,7 +21,7 @@ class DlobHandler(NativeHandler):
     name = "dlob"
 
     def find(self, data: mmap.mmap) -> list[Region]:
-        return self._scan(data, MAGIC, lambda pos: self._region(data, pos))
+        return self.scan(data, MAGIC, lambda pos: self._region(data, pos))
 
     def _region(self, data: mmap.mmap, pos: int) -> Region | None:
         first = read_record(data, pos)

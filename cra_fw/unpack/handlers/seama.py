@@ -86,7 +86,7 @@ class SeamaHandler(NativeHandler):
     name = "seama"
 
     def find(self, data: mmap.mmap) -> list[Region]:
-        return self._scan(data, MAGIC, lambda pos: self._region(data, pos))
+        return self.scan(data, MAGIC, lambda pos: self._region(data, pos))
 
     def _region(self, data: mmap.mmap, pos: int) -> Region | None:
         record = read_record(data, pos)
