@@ -213,7 +213,7 @@ def render_cell(row: Any, value: Any, column: str, table: str | None, database: 
     if handler is not None:
         return handler(value, row, column, datasette)
     if type(value) is str and len(value) == 20 and _ISO_UTC.fullmatch(value):
-        return Markup(f'<time datetime="{value}">{value[:10]} {value[11:16]}</time>')
+        return Markup(f'<time datetime="{value}" title="{value}">{value[:10]} {value[11:16]}</time>')
     return None
 
 
