@@ -94,6 +94,7 @@ def test_home_links_every_view_and_every_view_loads_cleanly(served, browser):
         "releases table": "ledger/releases",
         "release row": "ledger/releases/6",
         "scans table": "ledger/scans",
+        "dashboards": "-/dashboards",
     }
     for name, path in pages.items():
         load = browser.load(base + path)
