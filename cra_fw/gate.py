@@ -32,7 +32,8 @@ from pathlib import Path
 
 from cra_fw.errors import CraFwError
 from cra_fw.records import Finding, ScanReport, Severity
-from cra_fw.report.annex1 import field_of, stages_run, vuln_is_kev, vuln_is_open, vuln_severity
+from cra_fw.report.annex1 import stages_run
+from cra_fw.vulns.records import VulnMatch
 
 EXIT_OK = 0
 EXIT_GATE = 1
@@ -181,12 +182,12 @@ def finding_trips(f: Finding, fail_on: Severity | None) -> bool:
     return fail_on is not None and not f.suppressed and f.severity.rank >= fail_on.rank
 
 
-def vuln_trips(match: object, gates: tuple[str, ...]) -> bool:
-    if not gates or not vuln_is_open(match):
+def vuln_trips(match: VulnMatch, gates: tuple[str, ...]) -> bool:
+    if not gates or not match.open:
         return False
-    if vuln_is_kev(match):  # actively exploited outranks any CVSS score: every level trips
+    if match.kev:  # actively exploited outranks any CVSS score: every level trips
         return True
-    sev = vuln_severity(match)
+    sev = match.severity
     if sev is None:
         return False
     thresholds = [Severity.parse(g) for g in gates if g != "kev"]
@@ -216,14 +217,13 @@ def evaluate(
             )
         for m in report.vulnerabilities:
             if vuln_trips(m, vgates):
-                sev = vuln_severity(m)
-                kev = " (KEV: actively exploited)" if vuln_is_kev(m) else ""
+                kev = " (KEV: actively exploited)" if m.kev else ""
                 hits.append(
                     GateHit(
                         "fail-on-vuln",
-                        str(field_of(m, "advisory_id", "id", default="?")),
-                        sev.value if sev else "unscored",
-                        f"{field_of(m, 'component_key', 'component', default='?')}{kev}",
+                        m.advisory_id,
+                        m.severity.value if m.severity else "unscored",
+                        f"{m.component_key}{kev}",
                     )
                 )
     if not_analysed(report):
@@ -316,18 +316,17 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
 
     vs = suite("cra-fw.vulnerabilities")
     for m in report.vulnerabilities:
-        adv = str(field_of(m, "advisory_id", "id", default="?"))
-        comp = str(field_of(m, "component_key", "component", default="?"))
+        adv, comp = m.advisory_id, m.component_key
         c = ET.SubElement(vs, "testcase", classname=_x(f"cra-fw.vuln.{comp}"), name=_x(f"{adv} in {comp}"))
         count(vs, "tests")
-        sev = vuln_severity(m)
-        msg = f"[{sev.value if sev else 'unscored'}{' KEV' if vuln_is_kev(m) else ''}] {adv} in {comp}"
-        if not vuln_is_open(m):
-            ET.SubElement(c, "skipped", message=_x(f"triaged: {field_of(field_of(m, 'triage'), 'state')}"))
+        sev = m.severity
+        msg = f"[{sev.value if sev else 'unscored'}{' KEV' if m.kev else ''}] {adv} in {comp}"
+        if not m.open:
+            ET.SubElement(c, "skipped", message=_x(f"triaged: {m.triage_state}"))
             count(vs, "skipped")
         elif ("fail-on-vuln", adv) in hit_ids and vuln_trips(m, result.fail_on_vuln):
             node = ET.SubElement(c, "failure", message=_x(msg), type="fail-on-vuln")
-            node.text = _x(field_of(m, "summary", default=""))
+            node.text = _x(m.summary)
             count(vs, "failures")
         else:
             ET.SubElement(c, "system-out").text = _x(msg)

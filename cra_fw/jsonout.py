@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Any
 
 
+def json_fields(cls: type) -> tuple[str, ...]:
+    """The keys a record class has in JSON: its ``__json_extra__`` properties, then every field
+    that is not workspace-only (``metadata={"internal": True}`` or a leading underscore)."""
+    extra = tuple(getattr(cls, "__json_extra__", ()))
+    return extra + tuple(
+        f.name for f in dataclasses.fields(cls) if not (f.metadata.get("internal") or f.name.startswith("_"))
+    )
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert records (dataclasses, enums, tuples, paths) into plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for name in getattr(type(value), "__json_extra__", ()):  # computed properties worth keeping
-            out[name] = to_jsonable(getattr(value, name))
-        for f in dataclasses.fields(value):
-            if f.metadata.get("internal") or f.name.startswith("_"):
-                continue
-            out[f.name] = to_jsonable(getattr(value, f.name))
-        return out
+        return {name: to_jsonable(getattr(value, name)) for name in json_fields(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):

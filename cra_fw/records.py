@@ -13,6 +13,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # each stage owns the records it makes; records.py only names them
+    from cra_fw.bundles.interface import BundleVerdict
+    from cra_fw.checks.interface import ElfHardening, HardeningSummary, Service
+    from cra_fw.vulns.records import VulnMatch
 
 SCHEMA_VERSION = "1.0"
 
@@ -281,12 +287,12 @@ class ScanReport:
     findings: list[Finding] = field(default_factory=list)
     components: list[Component] = field(default_factory=list)
     dependencies: list[Dependency] = field(default_factory=list)
-    # later stages fill these with their own records
-    vulnerabilities: list = field(default_factory=list)
-    services: list = field(default_factory=list)
-    bundles: list = field(default_factory=list)
-    hardening: list = field(default_factory=list)
-    hardening_summary: list = field(default_factory=list)
+    # the analysis stages' own records (vulns, checks, bundles)
+    vulnerabilities: list[VulnMatch] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    bundles: list[BundleVerdict] = field(default_factory=list)
+    hardening: list[ElfHardening] = field(default_factory=list)  # one per ELF file
+    hardening_summary: list[HardeningSummary] = field(default_factory=list)  # one per architecture
     stats: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION

@@ -18,12 +18,18 @@ finding carries no CRA reference.  :func:`assess` turns a
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cra_fw.records import Finding, ScanReport, Severity
+
+if TYPE_CHECKING:
+    from cra_fw.bundles.interface import BundleVerdict
+    from cra_fw.ledger.support import ProductSupport, SupportIssue
+    from cra_fw.vulns.records import VulnMatch
 
 PASS = "pass"
 FAIL = "fail"
@@ -314,51 +320,14 @@ def stages_run(report: ScanReport) -> frozenset[str]:
     return frozenset(ran - failed)
 
 
-def field_of(record: Any, *names: str, default: Any = None) -> Any:
-    """The first present, non-empty attribute (or mapping key) among ``names``."""
-    for name in names:
-        value = record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
-        if value not in (None, "", (), []):
-            return value
-    return default
+def _vuln_line(match: VulnMatch) -> str:
+    sev = match.severity.value if match.severity else "unscored"
+    kev = " KEV" if match.kev else ""
+    fixed = f", fixed in {match.fixed_version}" if match.fixed_version else ""
+    return f"{match.advisory_id} in {match.component_key} ({sev}{kev}){fixed}"
 
 
-def vuln_is_open(match: Any) -> bool:
-    """An advisory match not triaged away (not_affected, false_positive, resolved)."""
-    value = getattr(match, "open", None)
-    if isinstance(value, bool):
-        return value
-    triage = field_of(match, "triage")
-    state = field_of(triage, "state", default="") if triage is not None else ""
-    return state not in ("not_affected", "false_positive", "resolved", "resolved_with_pedigree")
-
-
-def vuln_is_kev(match: Any) -> bool:
-    return bool(field_of(match, "kev", "kev_listed", "in_kev", default=False))
-
-
-def vuln_severity(match: Any) -> Severity | None:
-    value = field_of(match, "severity")
-    if isinstance(value, Severity):
-        return value
-    try:
-        return Severity.parse(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _vuln_line(match: Any) -> str:
-    adv = field_of(match, "advisory_id", "id", default="?")
-    comp = field_of(match, "component_key", "component", default="?")
-    sev = vuln_severity(match)
-    kev = " KEV" if vuln_is_kev(match) else ""
-    fixed = field_of(match, "fixed_version", default="")
-    return (
-        f"{adv} in {comp} ({sev.value if sev else 'unscored'}{kev}){f', fixed in {fixed}' if fixed else ''}"
-    )
-
-
-def bundle_failures(bundles: Iterable[Any]) -> list[str]:
+def bundle_failures(bundles: Iterable[BundleVerdict]) -> list[str]:
     """Update bundles whose verdict shows a problem (unsigned, partially signed, bad or weak signature).
 
     ``untrusted_signer`` without any trust anchor given (``trusted`` false) only
@@ -366,72 +335,47 @@ def bundle_failures(bundles: Iterable[Any]) -> list[str]:
     """
     out = []
     for b in bundles:
-        verdict = str(
-            getattr(field_of(b, "verdict", default=""), "value", field_of(b, "verdict", default=""))
-        )
-        if not verdict or verdict == "valid":
+        verdict = b.verdict.value
+        if verdict == "valid":
             continue
-        if verdict == "untrusted_signer" and field_of(b, "trusted", default=True) is False:
+        if verdict == "untrusted_signer" and not b.trusted:
             continue
-        reason = field_of(b, "reason", default="")
-        out.append(
-            f"{field_of(b, 'path', default='?')} ({field_of(b, 'format', default='?')}): {verdict}"
-            + (f": {reason}" if reason else "")
-        )
+        out.append(f"{b.path} ({b.format}): {verdict}" + (f": {b.reason}" if b.reason else ""))
     return out
 
 
-def support_failures(support: Any, now: Any = None) -> list[str]:
-    """Problems of a support-period record: ended, or under 5 years without justification.
+def support_failures(
+    support: ProductSupport | None, now: dt.datetime | None = None, issues: Iterable[SupportIssue] = ()
+) -> list[str]:
+    """Problems of the release's support period: ended, or under 5 years without justification.
 
-    Reads the ledger's ``ProductSupport`` fields (``months``, ``ends_at``,
-    ``justification``), simpler records (``years``, ``status``), and ``issues``
-    (the ledger's ``SupportIssue`` list; "ending soon" is a warning, not a failure).
+    ``support`` is the ledger's record; ``issues`` what the ledger's support review found
+    ("ending soon" is a warning, not a failure).
     """
-    import datetime as dt
-
-    if support is None:
-        return []
     problems: list[str] = []
-    justified = field_of(support, "justification", default="")
-    status = str(field_of(support, "status", "state", default="")).lower()
-    ends_at = field_of(support, "ends_at", default=None)
-    if isinstance(ends_at, str):
-        try:
-            ends_at = dt.datetime.fromisoformat(ends_at.replace("Z", "+00:00"))
-        except ValueError:
-            ends_at = None
-    if isinstance(ends_at, dt.datetime):
+    if support is not None:
         when = now or dt.datetime.now(dt.UTC)
-        if ends_at.tzinfo is None:
-            ends_at = ends_at.replace(tzinfo=dt.UTC)
-        if ends_at <= when:
-            status = "ended"
-    if (
-        status in ("ended", "expired", "end-of-support", "eos")
-        or field_of(support, "ended", default=False) is True
-    ):
-        end = field_of(support, "end_month", "end", default="")
-        problems.append(f"support has ended{f' ({end})' if end else ''}")
-    months = field_of(support, "months", default=None)
-    years = field_of(support, "years", "period_years", default=None)
-    if isinstance(months, int) and not isinstance(months, bool) and months < 60 and not justified:
-        problems.append(f"support period of {months} months (< 5 years) without justification")
-    elif isinstance(years, (int, float)) and not isinstance(years, bool) and years < 5 and not justified:
-        problems.append(f"support period {years:g} years (< 5) without justification")
-    for issue in field_of(support, "issues", "problems", default=()) or ():
-        kind = str(field_of(issue, "kind", default=""))
-        if kind == "ending-soon":
+        if support.ends_at is not None and support.ends_at <= when:
+            problems.append(f"support has ended ({support.end_month})")
+        if support.months < 60 and not support.justification:
+            problems.append(f"support period of {support.months} months (< 5 years) without justification")
+    for issue in issues:
+        if issue.kind == "ending-soon":
             continue
-        detail = field_of(issue, "detail", default="")
-        text = f"{kind}: {detail}" if kind and detail else str(detail or kind or issue)
+        text = f"{issue.kind}: {issue.detail}"
         if text not in problems:
             problems.append(text)
     return problems
 
 
-def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = None) -> Checklist:
-    """The checklist for ``report``; ``support`` is the release's support record when known."""
+def assess(
+    report: ScanReport,
+    support: ProductSupport | None = None,
+    ran: Iterable[str] | None = None,
+    issues: Iterable[SupportIssue] = (),
+) -> Checklist:
+    """The checklist for ``report``; ``support`` is the release's support record when known,
+    ``issues`` what the ledger's support review found for it."""
     done = frozenset(ran) if ran is not None else stages_run(report)
     by_point: dict[str, list[Finding]] = {p.key: [] for p in POINTS}
     for f in report.findings:
@@ -439,14 +383,14 @@ def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = 
             continue
         for key in finding_points(f):
             by_point[key].append(f)
-    open_vulns = [m for m in report.vulnerabilities if vuln_is_open(m)]
-    kev = [m for m in open_vulns if vuln_is_kev(m)]
-    fixable = [m for m in open_vulns if field_of(m, "fixed_version", default="")]
-    support = support if support is not None else getattr(report, "support", None)
+    issues = tuple(issues)
+    open_vulns = [m for m in report.vulnerabilities if m.open]
+    kev = [m for m in open_vulns if m.kev]
+    fixable = [m for m in open_vulns if m.fixed_version]
     needs_present = {
         "components": bool(report.components),
         "bundles": bool(report.bundles),
-        "support": support is not None,
+        "support": support is not None or bool(issues),
     }
 
     results = []
@@ -468,7 +412,7 @@ def assess(report: ScanReport, support: Any = None, ran: Iterable[str] | None = 
         elif point.key == "Art.14(2)":
             records = [_vuln_line(m) for m in kev]
         elif point.key == "Art.13(8)":
-            records = support_failures(support)
+            records = support_failures(support, issues=issues)
         elif point.key in ("I.2.c", "I.2.f", "II.7"):
             records = bundle_failures(report.bundles)
         if point.records_only:

@@ -19,12 +19,16 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cra_fw.jsonout import to_jsonable
 from cra_fw.records import Finding, Layer, ScanReport, Severity
 from cra_fw.report import annex1
-from cra_fw.report.annex1 import field_of, vuln_is_kev, vuln_is_open, vuln_severity
+
+if TYPE_CHECKING:
+    from cra_fw.bundles.interface import BundleVerdict
+    from cra_fw.checks.interface import HardeningSummary, Service
+    from cra_fw.ledger.support import ProductSupport
+    from cra_fw.vulns.records import VulnMatch
 
 MAX_FINDING_ROWS = 2000  # per table; beyond this the page points to report.json
 MAX_POINT_FINDINGS = 40
@@ -240,7 +244,7 @@ _HARDENING_METRICS = (
 )
 
 
-def _hardening_chart(rows: list[dict[str, Any]]) -> str:
+def _hardening_chart(rows: Sequence[HardeningSummary]) -> str:
     """Grouped bars per architecture: share of ELF files with each mitigation (percent)."""
     group_w, bar_w = 5 * 22 + 30, 22
     width = max(520, 60 + len(rows) * group_w)
@@ -260,17 +264,17 @@ def _hardening_chart(rows: list[dict[str, Any]]) -> str:
     for g, row in enumerate(rows):
         x0 = 50 + g * group_w
         for m, (label, key, of, colour) in enumerate(_HARDENING_METRICS):
-            denom = row.get(of) if of else row.get("total")
-            share = (row.get(key, 0) / denom * 100) if denom else 0.0
+            denom = getattr(row, of) if of else row.total
+            share = (getattr(row, key) / denom * 100) if denom else 0.0
             h = share * 1.8
             parts.append(
                 f'<rect class="bar" x="{x0 + m * bar_w}" y="{base - h:.1f}" width="{bar_w - 3}" '
-                f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{esc(row["label"])} {label}: '
+                f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{esc(_arch_label(row))} {label}: '
                 f"{share:.0f}%</title></rect>"
             )
         parts.append(
             f'<text x="{x0 + 2.5 * bar_w}" y="{base + 16}" text-anchor="middle" font-size="12" '
-            f'fill="#1b1f23">{esc(row["label"])}</text>'
+            f'fill="#1b1f23">{esc(_arch_label(row))}</text>'
         )
     for m, (label, _k, _o, colour) in enumerate(_HARDENING_METRICS):
         x = 50 + m * 90
@@ -414,28 +418,30 @@ def _findings(report: ScanReport) -> str:
     )
 
 
-def _vuln_rows(matches: list) -> list[str]:
-    def key(m: Any) -> tuple:
-        sev = vuln_severity(m)
-        score = field_of(m, "cvss_v31_score", "cvss_v4_score", "score", default=0) or 0
-        return (not vuln_is_kev(m), not vuln_is_open(m), -(sev.rank if sev else -1), -float(score))
+def _score(m: VulnMatch) -> float | None:
+    return m.cvss_v31_score if m.cvss_v31_score is not None else m.cvss_v4_score
+
+
+def _vuln_rows(matches: Sequence[VulnMatch]) -> list[str]:
+    def key(m: VulnMatch) -> tuple[bool, bool, int, float]:
+        score = _score(m) or 0
+        return (not m.kev, not m.open, -(m.severity.rank if m.severity else -1), -float(score))
 
     rows = []
     for m in sorted(matches, key=key)[:MAX_RECORD_ROWS]:
-        sev = vuln_severity(m)
+        sev = m.severity
         sev_name = sev.value if sev else "info"
-        kev = vuln_is_kev(m)
-        adv = field_of(m, "advisory_id", "id", default="?")
-        aliases = field_of(m, "aliases", default=()) or ()
-        score = field_of(m, "cvss_v31_score", "cvss_v4_score", "score", default="")
-        vector = field_of(m, "cvss_v31_vector", "cvss_v4_vector", default="")
-        triage = field_of(m, "triage")
-        state = field_of(triage, "state", default="in_triage") if triage is not None else "in_triage"
+        kev = m.kev
+        adv = m.advisory_id
+        aliases = m.aliases
+        score: float | str = "" if _score(m) is None else _score(m)  # type: ignore[assignment]
+        vector = m.cvss_v31_vector or m.cvss_v4_vector
+        state = m.triage_state
         kev_text = ""
         if kev:
-            due = field_of(m, "kev_due_date", default="")
+            due = m.kev_due_date
             kev_text = '<span class="kev">KEV</span>' + (f" due {esc(due)}" if due else "")
-        epss = field_of(m, "epss", default=None)
+        epss = m.epss
         rows.append(
             f'<tr data-sev="{sev_name}" data-kev="{"1" if kev else "0"}">'
             + _cell(kev_text, sort=0 if kev else 1, raw=True)
@@ -459,11 +465,11 @@ def _vuln_rows(matches: list) -> list[str]:
                 sort=score if score != "" else -1,
                 raw=True,
             )
-            + _cell(field_of(m, "component_key", "component", default="?"))
-            + _cell(field_of(m, "fixed_version", default="-"))
-            + _cell(state if vuln_is_open(m) else f"{state} (dismissed)")
+            + _cell(m.component_key)
+            + _cell(m.fixed_version or "-")
+            + _cell(state if m.open else f"{state} (dismissed)")
             + _cell(f"{epss:.3f}" if isinstance(epss, float) else "-", sort=epss if epss is not None else -1)
-            + _cell(esc(field_of(m, "summary", default=""), 200), raw=True)
+            + _cell(esc(m.summary, 200), raw=True)
             + "</tr>"
         )
     return rows
@@ -488,23 +494,23 @@ def _vulnerabilities(report: ScanReport, ran: frozenset[str]) -> str:
 
 
 def _components(report: ScanReport) -> str:
-    per: dict[str, list] = defaultdict(list)
+    per: dict[str, list[VulnMatch]] = defaultdict(list)
     for m in report.vulnerabilities:
-        if vuln_is_open(m):
-            per[str(field_of(m, "component_key", "component", default=""))].append(m)
+        if m.open:
+            per[m.component_key].append(m)
     rows = []
     comps = sorted(
         report.components,
         key=lambda c: (
-            not any(vuln_is_kev(m) for m in per.get(c.key, [])),
+            not any(m.kev for m in per.get(c.key, [])),
             -len(per.get(c.key, [])),
             c.name.lower(),
         ),
     )
     for c in comps[:MAX_RECORD_ROWS]:
         vulns = per.get(c.key, [])
-        kev = sum(1 for m in vulns if vuln_is_kev(m))
-        ids = ", ".join(str(field_of(m, "advisory_id", "id", default="?")) for m in vulns[:12])
+        kev = sum(1 for m in vulns if m.kev)
+        ids = ", ".join(m.advisory_id for m in vulns[:12])
         if len(vulns) > 12:
             ids += f", \u2026 (+{len(vulns) - 12})"
         methods = sorted({e.method for e in c.evidence})
@@ -565,55 +571,72 @@ def _more(total: int, what: str) -> str:
     return f"{total - MAX_RECORD_ROWS} more {what} are in report.json." if total > MAX_RECORD_ROWS else ""
 
 
-def _generic_rows(
-    records: Sequence[Any], columns: Sequence[tuple[str, tuple[str, ...]]], verdict_column: str = ""
-) -> list[str]:
+def _joined(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+def _service_rows(services: Sequence[Service]) -> list[str]:
+    return [
+        "<tr>"
+        + "".join(
+            _cell(v)
+            for v in (
+                s.name,
+                s.binary,
+                "" if s.port is None else s.port,
+                s.bind_address,
+                s.protocol,
+                s.started_by,
+                s.authentication,
+                s.config,
+                s.notes,
+            )
+        )
+        + "</tr>"
+        for s in services[:MAX_RECORD_ROWS]
+    ]
+
+
+def _bundle_rows(bundles: Sequence[BundleVerdict]) -> list[str]:
     rows = []
-    for rec in records[:MAX_RECORD_ROWS]:
-        data = to_jsonable(rec) if not isinstance(rec, dict) else rec
-        if not isinstance(data, dict):
-            data = {"value": data}
-        cells = []
-        for label, names in columns:
-            value = field_of(data, *names, default="")
-            if isinstance(value, (list, tuple)):
-                value = ", ".join(str(v) for v in value)
-            elif isinstance(value, dict):
-                value = ", ".join(f"{k}={v}" for k, v in value.items())
-            if label == verdict_column and value:
-                status = "pass" if str(value) == "valid" else "fail"
-                cells.append(
-                    _cell(f'<span class="st st-{status}">{esc(value, 100)}</span>', sort=value, raw=True)
-                )
-            else:
-                cells.append(_cell(value))
+    for b in bundles[:MAX_RECORD_ROWS]:
+        verdict = b.verdict.value
+        status = "pass" if verdict == "valid" else "fail"
         rows.append(
-            f'<tr data-verdict="{esc(field_of(data, "verdict", default=""), 100)}">'
-            + "".join(cells)
+            f'<tr data-verdict="{esc(verdict, 100)}">'
+            + _cell(b.path)
+            + _cell(b.format)
+            + _cell(f'<span class="st st-{status}">{esc(verdict, 100)}</span>', sort=verdict, raw=True)
+            + _cell(b.reason)
+            + _cell(b.signer)
+            + _cell(b.key_fingerprint)
+            + _cell(_joined(b.algorithms))
+            + _cell(b.signed_at)
+            + _cell(_joined(b.covered))
+            + _cell(_joined(b.uncovered))
+            + _cell(_joined(b.notes))
             + "</tr>"
-            if verdict_column
-            else "<tr>" + "".join(cells) + "</tr>"
         )
     return rows
 
 
 def _attack_surface(report: ScanReport, ran: frozenset[str]) -> str:
     cols = (
-        ("Service", ("name",)),
-        ("Binary", ("binary", "path")),
-        ("Port", ("port",)),
-        ("Bind", ("bind_address",)),
-        ("Protocol", ("protocol",)),
-        ("Started by", ("started_by",)),
-        ("Authentication", ("authentication",)),
-        ("Config", ("config",)),
-        ("Notes", ("notes",)),
+        "Service",
+        "Binary",
+        "Port",
+        "Bind",
+        "Protocol",
+        "Started by",
+        "Authentication",
+        "Config",
+        "Notes",
     )
     if report.services or "checks" in ran:
         services = _table(
             "services",
-            [c[0] for c in cols],
-            _generic_rows(report.services, cols),
+            cols,
+            _service_rows(report.services),
             note=_more(len(report.services), "services"),
         )
     else:
@@ -644,87 +667,12 @@ def _attack_surface(report: ScanReport, ran: frozenset[str]) -> str:
     )
 
 
-def hardening_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
-    """Per-architecture counts from summary records (with ``total``) or per-file verdicts."""
-    data = [to_jsonable(r) if not isinstance(r, dict) else r for r in records]
-    data = [d for d in data if isinstance(d, dict)]
-    summaries = [d for d in data if "total" in d]
-    out: list[dict[str, Any]] = []
-    if summaries:
-        for d in summaries:
-            label = f"{d.get('arch', '?')}/{d.get('bits', '?')}{(d.get('endian') or '?')[:1]}"
-            out.append(
-                {
-                    "label": label,
-                    **{
-                        k: d.get(k, 0) or 0
-                        for k in (
-                            "total",
-                            "executables",
-                            "libraries",
-                            "static",
-                            "nx",
-                            "pie",
-                            "relro_full",
-                            "relro_partial",
-                            "canary",
-                            "fortify",
-                            "rpath",
-                            "stripped",
-                            "exec_stack",
-                        )
-                    },
-                }
-            )
-        return out
-    groups: dict[str, dict[str, Any]] = {}
-    for d in sorted(data, key=lambda d: (str(d.get("arch")), str(d.get("bits")), str(d.get("endian")))):
-        label = f"{d.get('arch', '?')}/{d.get('bits', '?')}{(d.get('endian') or '?')[:1]}"
-        g = groups.setdefault(
-            label,
-            {
-                "label": label,
-                **dict.fromkeys(
-                    (
-                        "total",
-                        "executables",
-                        "libraries",
-                        "static",
-                        "nx",
-                        "pie",
-                        "relro_full",
-                        "relro_partial",
-                        "canary",
-                        "fortify",
-                        "rpath",
-                        "stripped",
-                        "exec_stack",
-                    ),
-                    0,
-                ),
-            },
-        )
-        g["total"] += 1
-        pie = d.get("pie")
-        if pie == "dso":
-            g["libraries"] += 1
-        else:  # as the checks stage counts them: everything that is not a shared library
-            g["executables"] += 1
-        g["static"] += bool(d.get("static"))
-        g["nx"] += bool(d.get("nx"))
-        g["pie"] += pie == "yes"
-        g["relro_full"] += d.get("relro") == "full"
-        g["relro_partial"] += d.get("relro") == "partial"
-        g["canary"] += d.get("canary") == "yes"
-        g["fortify"] += d.get("fortify") == "yes"
-        g["rpath"] += bool(d.get("rpath") or d.get("runpath"))
-        g["stripped"] += bool(d.get("stripped"))
-        g["exec_stack"] += bool(d.get("exec_stack"))
-    return list(groups.values())
+def _arch_label(h: HardeningSummary) -> str:
+    return f"{h.arch}/{h.bits}{h.endian[:1]}"
 
 
 def _hardening(report: ScanReport, ran: frozenset[str]) -> str:
-    rows = hardening_rows(report.hardening)
+    rows = report.hardening_summary
     if not rows:
         why = "no ELF files" if "checks" in ran else "not assessed: the checks stage did not run"
         return f'<section id="hardening-section"><h2>Hardening per architecture</h2><p class="muted">{why}</p></section>'
@@ -734,21 +682,21 @@ def _hardening(report: ScanReport, ran: frozenset[str]) -> str:
 
     trs = []
     for r in rows:
-        t = r["total"]
+        t = r.total
         trs.append(
             "<tr>"
-            + _cell(r["label"])
+            + _cell(_arch_label(r))
             + _cell(t)
-            + _cell(r["executables"])
-            + _cell(r["static"])
-            + _cell(pct(r["nx"], t), sort=r["nx"])
-            + _cell(pct(r["pie"], r["executables"]), sort=r["pie"])
-            + _cell(pct(r["relro_full"], t), sort=r["relro_full"])
-            + _cell(pct(r["relro_partial"], t), sort=r["relro_partial"])
-            + _cell(pct(r["canary"], t), sort=r["canary"])
-            + _cell(pct(r["fortify"], t), sort=r["fortify"])
-            + _cell(r["exec_stack"])
-            + _cell(r["rpath"])
+            + _cell(r.executables)
+            + _cell(r.static)
+            + _cell(pct(r.nx, t), sort=r.nx)
+            + _cell(pct(r.pie, r.executables), sort=r.pie)
+            + _cell(pct(r.relro_full, t), sort=r.relro_full)
+            + _cell(pct(r.relro_partial, t), sort=r.relro_partial)
+            + _cell(pct(r.canary, t), sort=r.canary)
+            + _cell(pct(r.fortify, t), sort=r.fortify)
+            + _cell(r.exec_stack)
+            + _cell(r.rpath)
             + "</tr>"
         )
     return (
@@ -779,23 +727,23 @@ def _hardening(report: ScanReport, ran: frozenset[str]) -> str:
 
 def _bundles(report: ScanReport, ran: frozenset[str]) -> str:
     cols = (
-        ("Bundle", ("path", "location", "name", "file")),
-        ("Format", ("format", "kind")),
-        ("Verdict", ("verdict", "status")),
-        ("Reason", ("reason", "message", "details", "detail")),
-        ("Signer", ("signer", "signer_subject")),
-        ("Key", ("key_fingerprint",)),
-        ("Algorithms", ("algorithms", "algorithm")),
-        ("Signed at", ("signed_at",)),
-        ("Covered", ("covered",)),
-        ("Not covered", ("uncovered", "not_covered")),
-        ("Notes", ("notes",)),
+        "Bundle",
+        "Format",
+        "Verdict",
+        "Reason",
+        "Signer",
+        "Key",
+        "Algorithms",
+        "Signed at",
+        "Covered",
+        "Not covered",
+        "Notes",
     )
     if report.bundles:
         body = _table(
             "bundles",
-            [c[0] for c in cols],
-            _generic_rows(report.bundles, cols, "Verdict"),
+            cols,
+            _bundle_rows(report.bundles),
             note=_more(len(report.bundles), "bundle verdicts"),
         )
     elif "bundles" in ran:
@@ -807,15 +755,20 @@ def _bundles(report: ScanReport, ran: frozenset[str]) -> str:
     return '<section id="bundles-section"><h2>Update signatures</h2>' + body + "</section>"
 
 
-def _support(support: Any) -> str:
+def _support(support: ProductSupport | None) -> str:
     if support is None:
         body = (
             '<p class="muted">not assessed: no support period known for this release '
             "(record one with <code>cra-fw support set</code> and scan with the release).</p>"
         )
     else:
-        data = to_jsonable(support) if not isinstance(support, dict) else support
-        items = data.items() if isinstance(data, dict) else [("support", data)]
+        items = (
+            ("product", support.product.name),
+            ("from", support.start_month),
+            ("until", support.end_month),
+            ("months", support.months),
+            ("justification", support.justification or "-"),
+        )
         problems = annex1.support_failures(support)
         body = (
             "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items) + "</table>"
@@ -879,13 +832,12 @@ def _layers(layers: Sequence[Layer]) -> str:
     return '<section id="layers-section"><h2>Layer tree</h2>' + "".join(out) + more + "</section>"
 
 
-def render(report: ScanReport, support: Any = None) -> str:
+def render(report: ScanReport, support: ProductSupport | None = None) -> str:
     """The whole page as a string."""
     ran = annex1.stages_run(report)
     checklist = annex1.assess(report, support=support, ran=ran)
-    open_vulns = [m for m in report.vulnerabilities if vuln_is_open(m)]
-    kev = [m for m in open_vulns if vuln_is_kev(m)]
-    support = support if support is not None else getattr(report, "support", None)
+    open_vulns = [m for m in report.vulnerabilities if m.open]
+    kev = [m for m in open_vulns if m.kev]
     nav = "".join(
         f'<a href="#{a}">{t}</a>'
         for a, t in (
@@ -928,7 +880,7 @@ def render(report: ScanReport, support: Any = None) -> str:
     return "\n".join(parts)
 
 
-def write(report: ScanReport, outdir: Path, support: Any = None) -> Path:
+def write(report: ScanReport, outdir: Path, support: ProductSupport | None = None) -> Path:
     """Write ``outdir/report.html`` (atomically) and return its path."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

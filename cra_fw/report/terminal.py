@@ -15,7 +15,6 @@ from typing import TextIO
 
 from cra_fw.records import ScanReport, Severity
 from cra_fw.report import annex1
-from cra_fw.report.annex1 import field_of, vuln_is_kev, vuln_is_open, vuln_severity
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _COLOURS = {
@@ -60,9 +59,9 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
         paint(f"{s} {sev.get(s, 0)}", s) if sev.get(s) else f"{s} 0" for s in (x.value for x in Severity)
     )
     lines.append(f"Findings: {counts}" + (f"  (suppressed {suppressed})" if suppressed else ""))
-    open_vulns = [m for m in report.vulnerabilities if vuln_is_open(m)]
-    kev = [m for m in open_vulns if vuln_is_kev(m)]
-    vsev = Counter((vuln_severity(m).value if vuln_severity(m) else "unscored") for m in open_vulns)
+    open_vulns = [m for m in report.vulnerabilities if m.open]
+    kev = [m for m in open_vulns if m.kev]
+    vsev = Counter(m.severity.value if m.severity else "unscored" for m in open_vulns)
     ran = annex1.stages_run(report)
     if report.vulnerabilities or "vulns" in ran:
         vtext = ", ".join(
@@ -91,14 +90,7 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
     if kev:
         lines.append(paint("Actively exploited (KEV): CRA Article 14 reporting applies", "kev"))
         for m in kev[:4]:
-            lines.append(
-                clean(
-                    f"  {field_of(m, 'advisory_id', 'id', default='?')} in "
-                    f"{field_of(m, 'component_key', 'component', default='?')}"
-                    f"  due {field_of(m, 'kev_due_date', default='-')}",
-                    width,
-                )
-            )
+            lines.append(clean(f"  {m.advisory_id} in {m.component_key}  due {m.kev_due_date or '-'}", width))
         if len(kev) > 4:
             lines.append(f"  ... and {len(kev) - 4} more")
     shown = sorted(

@@ -171,7 +171,7 @@ def validate_vex(doc: dict[str, Any]) -> list[str]:
 
 def write(report: ScanReport, outdir: Path) -> Path | None:
     """Write ``vex.cdx.json`` for a scan's vulnerabilities (nothing when there are none)."""
-    matches = [v for v in report.vulnerabilities if isinstance(v, VulnMatch)]
+    matches = list(report.vulnerabilities)
     if not matches:
         return None
     from cra_fw.feeddb import parse_date

@@ -221,7 +221,8 @@ def sample_report(
     else:
         stats.pop("seconds_vulns", None)
     if with_checks:
-        from cra_fw.checks.interface import HardeningSummary, Service
+        from cra_fw.checks.hardening import summarize
+        from cra_fw.checks.interface import ElfHardening, Service
 
         report.services = [
             Service("telnetd", "/usr/sbin/telnetd", 23, "0.0.0.0", "tcp", "inittab:/etc/inittab:5", "none"),
@@ -236,10 +237,21 @@ def sample_report(
                 notes=HOSTILE,
             ),
         ]
+
+        def elf(path: str, arch: str, pie: str, relro: str, canary: str, fortify: str) -> ElfHardening:
+            return ElfHardening(
+                path, _chain(), arch, 32, "little", "DYN", False, True, False, pie, relro, canary, fortify
+            )
+
+        # as the checks stage makes them: one verdict per ELF file, one summary per architecture
         report.hardening = [
-            HardeningSummary("mips", 32, "little", 120, 40, 80, 2, 120, 10, 5, 60, 30, 0, 1, 118, 0),
-            HardeningSummary("arm", 32, "little", 10, 4, 6, 0, 10, 4, 10, 0, 10, 5, 0, 10, 0),
+            elf("/bin/busybox", "mips", "no", "partial", "no", "no"),
+            elf("/usr/sbin/dropbear", "mips", "no", "partial", "no", "no"),
+            elf("/lib/libc.so", "mips", "dso", "full", "yes", "n/a"),
+            elf("/usr/bin/app", "arm", "yes", "full", "yes", "yes"),
+            elf("/usr/lib/libapp.so", "arm", "dso", "full", "yes", "n/a"),
         ]
+        report.hardening_summary = list(summarize(report.hardening))
     else:
         stats.pop("seconds_checks", None)
     if not with_bundles:

@@ -115,20 +115,24 @@ def test_triaged_vulnerabilities_do_not_fail():
     assert got["I.2.a"] == got["II.2"] == got["Art.14(2)"] == annex1.PASS
 
 
+def _support(start: str, end: str, months: int, justification: str = ""):
+    from cra_fw.ledger.records import Product
+    from cra_fw.ledger.support import ProductSupport, end_instant
+
+    return ProductSupport(Product(1, "router"), start, end, months, justification, end_instant(end))
+
+
 @pytest.mark.parametrize(
     "support, status",
     [
-        ({"end": "2031-12", "years": 5, "status": "active"}, annex1.PASS),
-        ({"end": "2028-12", "years": 2, "status": "active"}, annex1.FAIL),
-        (
-            {"end": "2028-12", "years": 2, "status": "active", "justification": "expected use 2 years"},
-            annex1.PASS,
-        ),
-        ({"end": "2025-01", "years": 5, "status": "ended"}, annex1.FAIL),
+        (("2026-12", "2031-11", 60), annex1.PASS),
+        (("2026-12", "2028-11", 24), annex1.FAIL),
+        (("2026-12", "2028-11", 24, "expected use 2 years"), annex1.PASS),
+        (("2020-02", "2025-01", 60), annex1.FAIL),
     ],
 )
 def test_support_period(support, status):
-    assert statuses(sample_report(), support=support)["Art.13(8)"] == status
+    assert statuses(sample_report(), support=_support(*support))["Art.13(8)"] == status
 
 
 def test_terminal_summary_fits_a_screen_and_has_no_escapes():
@@ -182,10 +186,9 @@ def test_support_from_the_ledger_records():
     assert annex1.support_failures(ended, now=datetime(2026, 11, 27, tzinfo=UTC)) == [
         "support has ended (2024-12)"
     ]
-    issue = {
-        "issues": [
-            SupportIssue(SHORT, "router", "24 months, no justification"),
-            SupportIssue("ending-soon", "router", "ends in 30 days"),
-        ]
-    }
-    assert annex1.support_failures(issue) == [f"{SHORT}: 24 months, no justification"]
+    issues = [
+        SupportIssue(SHORT, "router", "24 months, no justification"),
+        SupportIssue("ending-soon", "router", "ends in 30 days"),
+    ]
+    assert annex1.support_failures(None, issues=issues) == [f"{SHORT}: 24 months, no justification"]
+    assert statuses(sample_report(), issues=issues)["Art.13(8)"] == annex1.FAIL

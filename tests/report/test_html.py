@@ -296,34 +296,24 @@ def test_fixture_in_chromium(browser, image, tmp_path):
     _render_fixture(browser, image, tmp_path)
 
 
-def test_hardening_rows_from_per_file_verdicts_match_the_checks_summary():
-    from cra_fw.checks.hardening import summarize
-    from cra_fw.checks.interface import ElfHardening
+def test_hardening_table_shows_the_checks_summary():
+    """The page shows the summary the checks stage made (report.hardening_summary), not its own count."""
+    import re as _re
 
-    def elf(path, arch, pie, relro, canary, fortify, nx=True, static=False):
-        return ElfHardening(
-            path, ("L0:raw",), arch, 32, "little", "DYN", static, nx, not nx, pie, relro, canary, fortify
-        )
-
-    files = [
-        elf("/bin/a", "arm", "yes", "full", "yes", "yes"),
-        elf("/bin/b", "arm", "no", "partial", "no", "no"),
-        elf("/lib/c.so", "arm", "dso", "full", "yes", "n/a"),
-        elf("/m.ko", "arm", "rel", "none", "no", "n/a"),
-        elf("/bin/d", "mips", "no", "none", "unknown", "unknown", nx=False, static=True),
-    ]
-    from_files = html.hardening_rows(files)
-    from_summary = html.hardening_rows(summarize(files))
-    assert from_files == from_summary
-    arm = from_files[0]
-    assert (
-        arm["total"],
-        arm["executables"],
-        arm["libraries"],
-        arm["pie"],
-        arm["relro_full"],
-        arm["canary"],
-    ) == (4, 3, 1, 1, 2, 2)
+    report = sample_report()
+    mips = report.hardening_summary[1]
+    assert (mips.arch, mips.total, mips.executables, mips.relro_partial) == ("mips", 3, 2, 2)
+    page = html.render(report)
+    table = page[page.index('<table id="hardening"') :]
+    table = table[table.index("<tbody>") : table.index("</table>")]
+    rows = _re.findall(r"<tr>(.*?)</tr>", table)
+    cells = [_re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+    assert [c[:4] for c in cells] == [["arm/32l", "2", "1", "0"], ["mips/32l", "3", "2", "0"]]
+    assert cells[1][7] == "2 (67%)"  # partial RELRO of 3 files
+    # a changed summary changes the page: nothing is recomputed from the per-file verdicts
+    report.hardening_summary = [dataclasses.replace(mips, relro_partial=1)]
+    page = html.render(report)
+    assert "1 (33%)" in page and "arm/32l" not in page
 
 
 @needs_chromium
