@@ -38,8 +38,8 @@ needs_chromium = pytest.mark.skipif(
 
 
 def test_esc_neutralises_markup_controls_and_surrogates():
-    assert html.esc('<a href="x">&</a>') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
-    assert html.esc("it's") == "it&#x27;s"
+    assert html.esc('<a href="x">&</a>') == "&lt;a href=&#34;x&#34;&gt;&amp;&lt;/a&gt;"
+    assert html.esc("it's") == "it&#39;s"
     out = html.esc("a\x00b\x1b[31mc\udcffd\x7f")
     assert "\x00" not in out and "\x1b" not in out and "\x7f" not in out
     out.encode("utf-8")  # no lone surrogate left
