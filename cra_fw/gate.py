@@ -273,9 +273,9 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
     scan = suite("cra-fw.scan")
     case = ET.SubElement(scan, "testcase", classname="cra-fw.scan", name=_x(f"analyse {report.image.name}"))
     count(scan, "tests")
-    ET.SubElement(case, "properties")
+    props = ET.SubElement(case, "properties")
     for key, value in (("sha256", report.image.sha256), ("size", report.image.size)):
-        ET.SubElement(case.find("properties"), "property", name=key, value=_x(value))
+        ET.SubElement(props, "property", name=key, value=_x(value))
     if result.not_analysed:
         err = ET.SubElement(
             case, "error", message=_x("nothing in the image could be analysed"), type="not-analysed"

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom, BomMetaData
@@ -34,7 +35,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.spdx import fixup_id
 from packageurl import PackageURL
 
-from cra_fw.records import Component, ScanReport
+from cra_fw.records import Component, Evidence, ScanReport
 from cra_fw.report import VERSION_UNKNOWN, application
 
 JSON_NAME = "sbom.cdx.json"
@@ -70,7 +71,7 @@ def bom_ref(component: Component) -> str:
     return component.key
 
 
-def _licenses(values: Iterable[str]) -> list:
+def _licenses(values: Iterable[str]) -> list[DisjunctiveLicense | LicenseExpression]:
     items = [v for v in values if v]
     if not items:
         return []
@@ -91,7 +92,7 @@ def _hashes(hashes: dict[str, str]) -> list[HashType]:
 
 def _component(c: Component) -> CdxComponent:
     identities = []
-    by_method: dict[str, list] = {}
+    by_method: dict[str, list[Evidence]] = {}
     for ev in c.evidence:
         by_method.setdefault(ev.method, []).append(ev)
     methods = [
@@ -252,5 +253,6 @@ def validate_xml(text: str) -> str | None:
     return str(error) if error else None
 
 
-def load(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+def load(path: Path) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return value

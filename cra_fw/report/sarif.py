@@ -43,7 +43,8 @@ _SECURITY_SEVERITY = {
 def schema() -> dict[str, Any]:
     """The official OASIS SARIF 2.1.0 JSON schema (errata01) shipped with cra-fw."""
     text = schema_path("sarif-schema-2.1.0.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    value: dict[str, Any] = json.loads(text)
+    return value
 
 
 def _uri(path: str) -> str:

@@ -13,6 +13,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cra_fw.records import Component, ScanReport
 from cra_fw.report import VERSION_UNKNOWN, application
@@ -51,8 +52,8 @@ def _license(values: tuple[str, ...]) -> str:
     return " AND ".join(f"({v})" if " " in v else v for v in items) if len(items) > 1 else items[0]
 
 
-def _package(c: Component, spdx_id: str) -> dict:
-    pkg: dict = {
+def _package(c: Component, spdx_id: str) -> dict[str, Any]:
+    pkg: dict[str, Any] = {
         "SPDXID": spdx_id,
         "name": c.name,
         "downloadLocation": "NOASSERTION",
@@ -92,7 +93,7 @@ def _package(c: Component, spdx_id: str) -> dict:
     return pkg
 
 
-def build_document(report: ScanReport, created: str | None = None) -> dict:
+def build_document(report: ScanReport, created: str | None = None) -> dict[str, Any]:
     """The SPDX 2.3 document of ``report`` as a JSON-ready dict."""
     image = report.image
     created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -176,7 +177,7 @@ def build_document(report: ScanReport, created: str | None = None) -> dict:
     }
 
 
-def _extracted_licences(packages: list[dict]) -> list[dict]:
+def _extracted_licences(packages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """SPDX 2.3 needs every ``LicenseRef-`` it names declared (vendor licences of MCU SDKs)."""
     refs = sorted(
         {
@@ -213,5 +214,5 @@ def validate(path: Path) -> list[str]:
     try:
         doc = parse_file(str(path))
     except SPDXParsingError as exc:
-        return [str(m) for m in exc.get_messages()]
+        return [str(m) for m in exc.get_messages()]  # type: ignore[no-untyped-call]
     return [m.validation_message for m in validate_full_spdx_document(doc)]
