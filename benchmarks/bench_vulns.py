@@ -46,10 +46,29 @@ VECTORS = [
     ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5),
     ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
 ]
-WORDS = (
-    "buffer overflow use-after-free heap stack memory remote attacker crafted request denial service "
-    "privilege escalation injection authentication bypass integer out-of-bounds read write"
-).split()
+WORDS = [
+    "buffer",
+    "overflow",
+    "use-after-free",
+    "heap",
+    "stack",
+    "memory",
+    "remote",
+    "attacker",
+    "crafted",
+    "request",
+    "denial",
+    "service",
+    "privilege",
+    "escalation",
+    "injection",
+    "authentication",
+    "bypass",
+    "integer",
+    "out-of-bounds",
+    "read",
+    "write",
+]
 
 
 def products(rng: random.Random, count: int) -> list[tuple[str, str, str]]:

@@ -37,7 +37,7 @@ def test_valid_exits_zero_with_json() -> None:
 def test_not_valid_exits_one(bundle: str, trust: str, verdict: str) -> None:
     proc = run_cli("verify", str(OUT / bundle), "--trust", str(OUT / trust))
     assert proc.returncode == 1
-    assert proc.stdout.splitlines()[0].endswith(f": {verdict} ({bundle.split('/')[0]})")
+    assert proc.stdout.splitlines()[0].endswith(f": {verdict} ({bundle.split('/', maxsplit=1)[0]})")
     assert "Traceback" not in proc.stderr
 
 

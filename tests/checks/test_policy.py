@@ -22,7 +22,7 @@ from cra_fw.records import Finding, Location, Severity
 def f(rule: str, sev: Severity, path: str) -> Finding:
     return Finding(
         rule_id=rule,
-        category=rule.split(".")[0],
+        category=rule.split(".", maxsplit=1)[0],
         severity=sev,
         title=rule,
         cra_reference=(),

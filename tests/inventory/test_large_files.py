@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import cra_fw.inventory as inventory
+from cra_fw import inventory
 from cra_fw.records import FileKind, Layer, LayerStatus
 
 
