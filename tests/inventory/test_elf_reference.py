@@ -17,6 +17,7 @@ import pytest
 from cra_fw.context import ScanOptions
 from cra_fw.pipeline import scan
 from cra_fw.records import FileEntry
+from tests.identify.treectx import _ARCH as ARCH
 
 elftools = pytest.importorskip("elftools", reason="pyelftools (test extra) not installed")
 from elftools.elf.dynamic import DynamicSegment  # noqa: E402
@@ -30,16 +31,6 @@ IMAGES = (
     "sqfs-xz-armhf-libs.sqfs",
     "jffs2-be-s390x.jffs2",
 )
-ARCH = {
-    "EM_ARM": "arm",
-    "EM_AARCH64": "aarch64",
-    "EM_MIPS": "mips",
-    "EM_386": "x86",
-    "EM_X86_64": "x86_64",
-    "EM_S390": "s390",
-    "EM_PPC": "powerpc",
-    "EM_RISCV": "riscv",
-}
 DF_BIND_NOW, DF_1_NOW, DF_1_PIE = 0x8, 0x1, 0x08000000
 
 
