@@ -111,38 +111,21 @@ def _header_only(data: bytes) -> ElfInfo:
 
 
 def _read(r: _Reader) -> ElfInfo:
-    if r.is64:
-        (
-            etype,
-            machine,
-            _ver,
-            _entry,
-            phoff,
-            shoff,
-            eflags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = r.unpack("HHIQQQIHHHHHH", 16)
-    else:
-        (
-            etype,
-            machine,
-            _ver,
-            _entry,
-            phoff,
-            shoff,
-            eflags,
-            _ehsize,
-            phentsize,
-            phnum,
-            shentsize,
-            shnum,
-            shstrndx,
-        ) = r.unpack("HHIIIIIHHHHHH", 16)
+    (
+        etype,
+        machine,
+        _ver,
+        _entry,
+        phoff,
+        shoff,
+        eflags,
+        _ehsize,
+        phentsize,
+        phnum,
+        shentsize,
+        shnum,
+        shstrndx,
+    ) = r.unpack("HHIQQQIHHHHHH" if r.is64 else "HHIIIIIHHHHHH", 16)
     segments = _segments(r, phoff, phentsize, min(phnum, 4096))
     loads = [s for s in segments if s[0] == PT_LOAD]
     interpreter = ""
