@@ -53,6 +53,20 @@ class AnnexPoint:
     records_only: bool = False  # decided by stage records (vulnerability matches, support), not findings
 
 
+def _update_point(key: str, reference: str, title: str) -> AnnexPoint:
+    """A point the update-signature stage decides (bundle verdicts, update keys)."""
+    return AnnexPoint(
+        key,
+        reference,
+        title,
+        stages=("bundles",),
+        categories=("update",),
+        rule_prefixes=("bundle.", "update."),
+        needs="bundles",
+        needs_reason="no update bundle or update verification key found in the image",
+    )
+
+
 POINTS: tuple[AnnexPoint, ...] = (
     AnnexPoint(
         "I.2.a",
@@ -71,16 +85,7 @@ POINTS: tuple[AnnexPoint, ...] = (
         stages=("checks",),
         categories=("credentials", "services"),
     ),
-    AnnexPoint(
-        "I.2.c",
-        "Annex I Part I (2)(c)",
-        "Vulnerabilities addressable by security updates",
-        stages=("bundles",),
-        categories=("update",),
-        rule_prefixes=("bundle.", "update."),
-        needs="bundles",
-        needs_reason="no update bundle or update verification key found in the image",
-    ),
+    _update_point("I.2.c", "Annex I Part I (2)(c)", "Vulnerabilities addressable by security updates"),
     AnnexPoint(
         "I.2.d",
         "Annex I Part I (2)(d)",
@@ -95,16 +100,7 @@ POINTS: tuple[AnnexPoint, ...] = (
         stages=("checks",),
         categories=("secrets",),
     ),
-    AnnexPoint(
-        "I.2.f",
-        "Annex I Part I (2)(f)",
-        "Integrity of data, programs and configuration",
-        stages=("bundles",),
-        categories=("update",),
-        rule_prefixes=("bundle.", "update."),
-        needs="bundles",
-        needs_reason="no update bundle or update verification key found in the image",
-    ),
+    _update_point("I.2.f", "Annex I Part I (2)(f)", "Integrity of data, programs and configuration"),
     AnnexPoint(
         "I.2.g",
         "Annex I Part I (2)(g)",
@@ -194,16 +190,7 @@ POINTS: tuple[AnnexPoint, ...] = (
         "Contact address for vulnerability reports",
         scope_note="a process obligation",
     ),
-    AnnexPoint(
-        "II.7",
-        "Annex I Part II 7",
-        "Secure distribution of updates (signed updates)",
-        stages=("bundles",),
-        categories=("update",),
-        rule_prefixes=("bundle.", "update."),
-        needs="bundles",
-        needs_reason="no update bundle or update verification key found in the image",
-    ),
+    _update_point("II.7", "Annex I Part II 7", "Secure distribution of updates (signed updates)"),
     AnnexPoint(
         "II.8",
         "Annex I Part II 8",
