@@ -42,11 +42,11 @@ NAMESPACES = ["feeds", "triage"]
 
 
 def _feeds_v1(db: sqlite_utils.Database) -> None:
-    db["feed_meta"].create(
+    db.table("feed_meta").create(
         {"name": str, "imported_at": str, "feed_date": str, "records": int, "source": str},
         pk="name",
     )
-    db["advisories"].create(
+    db.table("advisories").create(
         {
             "id": str,
             "source": str,
@@ -64,7 +64,7 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
         },
         pk=("id", "source"),
     )
-    db["cpe_match"].create(
+    db.table("cpe_match").create(
         {
             "advisory_id": str,
             "part": str,
@@ -84,9 +84,9 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
             "end_excl": str,
         }
     )
-    db["cpe_match"].create_index(["vendor", "product"])
-    db["cpe_match"].create_index(["advisory_id"])
-    db["osv_affected"].create(
+    db.table("cpe_match").create_index(["vendor", "product"])
+    db.table("cpe_match").create_index(["advisory_id"])
+    db.table("osv_affected").create(
         {
             "advisory_id": str,
             "ecosystem": str,
@@ -99,9 +99,9 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
             "versions": str,
         }
     )
-    db["osv_affected"].create_index(["name"])
-    db["osv_affected"].create_index(["advisory_id"])
-    db["kev"].create(
+    db.table("osv_affected").create_index(["name"])
+    db.table("osv_affected").create_index(["advisory_id"])
+    db.table("kev").create(
         {
             "cve_id": str,
             "vendor_project": str,
@@ -114,12 +114,12 @@ def _feeds_v1(db: sqlite_utils.Database) -> None:
         },
         pk="cve_id",
     )
-    db["epss"].create({"cve_id": str, "score": float, "percentile": float, "date": str}, pk="cve_id")
+    db.table("epss").create({"cve_id": str, "score": float, "percentile": float, "date": str}, pk="cve_id")
 
 
 def _feeds_v2(db: sqlite_utils.Database) -> None:
     """Sortable version keys (versions.sortable) so SQLite filters ranges itself."""
-    table = db["cpe_match"]
+    table = db.table("cpe_match")
     for name, kind in (
         ("exact_key", str),
         ("start_key", str),
@@ -154,7 +154,7 @@ def _feeds_v3(db: sqlite_utils.Database) -> None:
 
 
 def _triage_v1(db: sqlite_utils.Database) -> None:
-    db["triage"].create(
+    db.table("triage").create(
         {
             "advisory_id": str,
             "component": str,

@@ -182,16 +182,21 @@ def finding_trips(f: Finding, fail_on: Severity | None) -> bool:
     return fail_on is not None and not f.suppressed and f.severity.rank >= fail_on.rank
 
 
-def vuln_trips(match: VulnMatch, gates: tuple[str, ...]) -> bool:
-    if not gates or not match.open:
+def level_trips(severity: Severity | None, kev: bool, gates: tuple[str, ...]) -> bool:
+    """The ``--fail-on-vuln`` rule for one open advisory of ``severity`` (None: unscored)."""
+    if not gates:
         return False
-    if match.kev:  # actively exploited outranks any CVSS score: every level trips
+    if kev:  # actively exploited outranks any CVSS score: every level trips
         return True
-    sev = match.severity
-    if sev is None:
+    if severity is None:
         return False
     thresholds = [Severity.parse(g) for g in gates if g != "kev"]
-    return any(sev.rank >= t.rank for t in thresholds)
+    return any(severity.rank >= t.rank for t in thresholds)
+
+
+def vuln_trips(match: VulnMatch, gates: tuple[str, ...]) -> bool:
+    """An open (not triaged away) match that reaches a ``--fail-on-vuln`` gate."""
+    return match.open and level_trips(match.severity, match.kev, gates)
 
 
 def evaluate(

@@ -59,13 +59,15 @@ def _ident(component: StoredComponent) -> str:
 
 def diff_releases(db: sqlite_utils.Database, old: Release, new: Release) -> ReleaseDiff:
     """Compare ``old`` and ``new`` (any two releases, usually of one product)."""
-    comps_old = {}
+    comps_old: dict[str, list[StoredComponent]] = {}
     for comp in release_components(db, old.id):
         comps_old.setdefault(_ident(comp), []).append(comp)
-    comps_new = {}
+    comps_new: dict[str, list[StoredComponent]] = {}
     for comp in release_components(db, new.id):
         comps_new.setdefault(_ident(comp), []).append(comp)
-    added, removed, changed = [], [], []
+    added: list[StoredComponent] = []
+    removed: list[StoredComponent] = []
+    changed: list[VersionChange] = []
     for ident in sorted(set(comps_old) | set(comps_new)):
         a = {c.version: c for c in comps_old.get(ident, [])}
         b = {c.version: c for c in comps_new.get(ident, [])}

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cra_fw.gate import finding_trips, parse_fail_on, parse_fail_on_vuln, vuln_trips
+from cra_fw.gate import finding_trips, level_trips, parse_fail_on, parse_fail_on_vuln
 from cra_fw.ledger.clocks import ClockState, Stage, format_utc, human_delta, next_due, now_utc, urgency_key
-from cra_fw.ledger.feeds import Match
 from cra_fw.ledger.records import Case, Filing, SupportPeriod
 from cra_fw.ledger.support import months_left
 from cra_fw.records import Finding, Severity
@@ -163,8 +162,11 @@ def _gate_functions(policy: GatePolicy) -> dict[str, Callable]:
 
     @functools.lru_cache(maxsize=64)
     def vuln_hits(severity: str | None, kev: int | None) -> int:
-        match = Match("", severity or "", bool(kev), "", "", "", None)
-        return int(vuln_trips(match, policy.fail_on_vuln))
+        try:
+            sev: Severity | None = Severity.parse(severity or "")
+        except ValueError:
+            sev = None  # unscored
+        return int(level_trips(sev, bool(kev), policy.fail_on_vuln))
 
     def verdict(vuln_hit_count: int, finding_hit_count: int, assessed: int, failed_stages: int) -> str:
         """The gate's outcome, in the words of `cra-fw scan`'s gate summary."""

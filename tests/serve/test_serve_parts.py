@@ -200,3 +200,26 @@ def test_version_constraints():
 )
 def test_months_left(end: str, now: datetime, left: int):
     assert months_left(end, now) == left
+
+
+@pytest.mark.parametrize(
+    "gate, severity, kev, trips",
+    [
+        ("high", "critical", 0, 1),
+        ("high", "high", 0, 1),
+        ("high", "medium", 0, 0),
+        ("high", "", 0, 0),  # unscored: only KEV trips it
+        ("high", "", 1, 1),
+        ("kev", "critical", 0, 0),
+        ("kev", "low", 1, 1),
+        ("", "critical", 1, 0),  # no --fail-on-vuln: nothing trips
+    ],
+)
+def test_sql_vuln_gate_is_the_scan_gate(gate, severity, kev, trips):
+    """cra_vuln_trips(severity, kev) over the ledger's columns applies gate.level_trips, the rule
+    `cra-fw scan --fail-on-vuln` applies to a scan's open matches."""
+    from cra_fw.serve.sql import GatePolicy, register
+
+    conn = sqlite3.connect(":memory:")
+    register(conn, GatePolicy.parse(None, gate or None))
+    assert conn.execute("select cra_vuln_trips(?, ?)", (severity, kev)).fetchone()[0] == trips
