@@ -41,80 +41,55 @@ def range_keys_of(
 NAMESPACES = ["feeds", "triage"]
 
 
+def columns(spec: str) -> dict[str, type]:
+    """Columns from ``"name name:int name:float ..."`` (TEXT unless a type follows), in order."""
+    kinds = {"str": str, "int": int, "float": float}
+    out: dict[str, type] = {}
+    for item in spec.split():
+        name, _, kind = item.partition(":")
+        out[name] = kinds[kind or "str"]
+    return out
+
+
+# The first schema of the feed tables: (table, columns, primary key, indexes).
+_V1_TABLES: tuple[tuple[str, str, str | tuple[str, ...] | None, tuple[tuple[str, ...], ...]], ...] = (
+    ("feed_meta", "name imported_at feed_date records:int source", "name", ()),
+    (
+        "advisories",
+        "id source published modified summary cvss31_vector cvss31_score:float cvss4_vector "
+        "cvss4_score:float cvss2_score:float severity aliases withdrawn:int",
+        ("id", "source"),
+        (),
+    ),
+    (
+        "cpe_match",
+        "advisory_id part vendor product version update_ edition language sw_edition target_sw "
+        "target_hw other start_incl start_excl end_incl end_excl",
+        None,
+        (("vendor", "product"), ("advisory_id",)),
+    ),
+    (
+        "osv_affected",
+        "advisory_id ecosystem name range_type introduced fixed last_affected limit_ versions",
+        None,
+        (("name",), ("advisory_id",)),
+    ),
+    (
+        "kev",
+        "cve_id vendor_project product name date_added due_date ransomware required_action",
+        "cve_id",
+        (),
+    ),
+    ("epss", "cve_id score:float percentile:float date", "cve_id", ()),
+)
+
+
 def _feeds_v1(db: sqlite_utils.Database) -> None:
-    db.table("feed_meta").create(
-        {"name": str, "imported_at": str, "feed_date": str, "records": int, "source": str},
-        pk="name",
-    )
-    db.table("advisories").create(
-        {
-            "id": str,
-            "source": str,
-            "published": str,
-            "modified": str,
-            "summary": str,
-            "cvss31_vector": str,
-            "cvss31_score": float,
-            "cvss4_vector": str,
-            "cvss4_score": float,
-            "cvss2_score": float,
-            "severity": str,
-            "aliases": str,
-            "withdrawn": int,
-        },
-        pk=("id", "source"),
-    )
-    db.table("cpe_match").create(
-        {
-            "advisory_id": str,
-            "part": str,
-            "vendor": str,
-            "product": str,
-            "version": str,
-            "update_": str,
-            "edition": str,
-            "language": str,
-            "sw_edition": str,
-            "target_sw": str,
-            "target_hw": str,
-            "other": str,
-            "start_incl": str,
-            "start_excl": str,
-            "end_incl": str,
-            "end_excl": str,
-        }
-    )
-    db.table("cpe_match").create_index(["vendor", "product"])
-    db.table("cpe_match").create_index(["advisory_id"])
-    db.table("osv_affected").create(
-        {
-            "advisory_id": str,
-            "ecosystem": str,
-            "name": str,
-            "range_type": str,
-            "introduced": str,
-            "fixed": str,
-            "last_affected": str,
-            "limit_": str,
-            "versions": str,
-        }
-    )
-    db.table("osv_affected").create_index(["name"])
-    db.table("osv_affected").create_index(["advisory_id"])
-    db.table("kev").create(
-        {
-            "cve_id": str,
-            "vendor_project": str,
-            "product": str,
-            "name": str,
-            "date_added": str,
-            "due_date": str,
-            "ransomware": str,
-            "required_action": str,
-        },
-        pk="cve_id",
-    )
-    db.table("epss").create({"cve_id": str, "score": float, "percentile": float, "date": str}, pk="cve_id")
+    for name, spec, pk, indexes in _V1_TABLES:
+        table = db.table(name)
+        table.create(columns(spec), pk=pk)
+        for index in indexes:
+            table.create_index(list(index))
 
 
 def _feeds_v2(db: sqlite_utils.Database) -> None:
@@ -155,16 +130,7 @@ def _feeds_v3(db: sqlite_utils.Database) -> None:
 
 def _triage_v1(db: sqlite_utils.Database) -> None:
     db.table("triage").create(
-        {
-            "advisory_id": str,
-            "component": str,
-            "state": str,
-            "justification": str,
-            "response": str,
-            "detail": str,
-            "source": str,
-            "updated": str,
-        },
+        columns("advisory_id component state justification response detail source updated"),
         pk=("advisory_id", "component"),
     )
 
