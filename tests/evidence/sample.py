@@ -225,7 +225,17 @@ def sample_report(
         from cra_fw.checks.interface import ElfHardening, Service
 
         report.services = [
-            Service("telnetd", "/usr/sbin/telnetd", 23, "0.0.0.0", "tcp", "inittab:/etc/inittab:5", "none"),
+            Service(
+                "telnetd",
+                "/usr/sbin/telnetd",
+                23,
+                "0.0.0.0",
+                "tcp",
+                "inittab:/etc/inittab:5",
+                "none",
+                layer_chain=_chain(),
+                config="/etc/inittab",
+            ),
             Service(
                 "dropbear",
                 "/usr/sbin/dropbear",
@@ -234,6 +244,8 @@ def sample_report(
                 "tcp",
                 "procd:/etc/init.d/dropbear",
                 "password",
+                layer_chain=_chain(),
+                config="/etc/config/dropbear",
                 notes=HOSTILE,
             ),
         ]
