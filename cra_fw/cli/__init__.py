@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "sbom": "cra_fw.cli.sbom:sbom",
     "dtrack": "cra_fw.cli.dtrack:dtrack",
     "serve": "cra_fw.cli.serve:serve",
+    "batch": "cra_fw.cli.batch:batch",
 }
 
 
