@@ -20,7 +20,9 @@ def test_every_command_resolves_to_a_click_command():
 def test_scan_startup_does_not_import_unrelated_stages():
     code = (
         "import sys; from cra_fw.cli import main; main.get_command(None, 'scan'); "
-        "print(' '.join(m for m in ('cra_fw.cli.ledger', 'cra_fw.cli.verify', 'sqlite_utils', 'cra_fw.serve', 'datasette') if m in sys.modules))"
+        "mods = ('cra_fw.cli.ledger', 'cra_fw.cli.verify', 'sqlite_utils', 'cra_fw.serve', 'datasette', "
+        "'dask', 'distributed', 'cra_fw.batch'); "
+        "print(' '.join(m for m in mods if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -131,4 +131,3 @@ def abort_running() -> int:
     from cra_fw.batch.runner import abort_all
 
     return abort_all()
-

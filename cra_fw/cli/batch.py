@@ -149,7 +149,12 @@ def _check_outdir(outdir: Path, force: bool) -> None:
 
 
 def _scan_args(params: dict[str, Any]) -> tuple[str, ...]:
-    args: list[str] = ["--extractor", params["extractor"], "--extractor-timeout", str(params["extractor_timeout"])]
+    args: list[str] = [
+        "--extractor",
+        params["extractor"],
+        "--extractor-timeout",
+        str(params["extractor_timeout"]),
+    ]
     if params["db"]:
         args += ["--db", str(Path(params["db"]).resolve())]
     if params["policy"]:
@@ -202,7 +207,9 @@ def _scan_args(params: dict[str, Any]) -> tuple[str, ...]:
 )
 @click.option("--rescan", is_flag=True, help="Scan images again even when an earlier run finished them.")
 @click.option("--force", is_flag=True, help="Use an OUTDIR that holds other files.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout (one per image, then the summary).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON lines on stdout (one per image, then the summary)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option(
     "--db",
@@ -264,7 +271,9 @@ def _batch(params: dict[str, Any]) -> None:
         fail_on = load_policy(params["policy"]).fail_on
     fail_on = parse_fail_on(fail_on).value if parse_fail_on(fail_on) else None
     fail_on_vuln = parse_fail_on_vuln(params["fail_on_vuln"])
-    memory = parse_size(params["memory_limit"]) if params["memory_limit"] else _default_memory(params["workers"])
+    memory = (
+        parse_size(params["memory_limit"]) if params["memory_limit"] else _default_memory(params["workers"])
+    )
     events = _JsonEvents() if params["as_json"] else _Events(params["quiet"])
     started = format_utc(now_utc())
     items = inputs.collect(params["inputs"], exclude=outdir)
@@ -334,6 +343,19 @@ def _batch(params: dict[str, Any]) -> None:
     sys.exit(EXIT_GATE if counts["gate_failed"] else EXIT_OK)
 
 
+SIGNATURE_SUFFIXES = (".sig", ".asc", ".gpg", ".minisig", ".p7s", ".sigstore", ".sigstore.json")
+
+
+def _is_signature_of_neighbour(path: Path) -> bool:
+    """A detached signature next to the file it signs is verified with that file, not alone."""
+    name = path.name
+    for suffix in SIGNATURE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            if (path.parent / name[: -len(suffix)]).is_file():
+                return True
+    return False
+
+
 def _verify(params: dict[str, Any]) -> None:
     from cra_fw.batch import engine, inputs, portfolio
 
@@ -348,11 +370,13 @@ def _verify(params: dict[str, Any]) -> None:
         else:
             fail(f"{given}: no such file or folder")
     trust_files = {Path(t).resolve() for t in params["trust"]}
-    paths = [p for p in paths if p.resolve() not in trust_files]
+    paths = [p for p in paths if p.resolve() not in trust_files and not _is_signature_of_neighbour(p)]
     if not paths:
         fail("no files to verify")
     events = _JsonEvents() if params["as_json"] else _Events(params["quiet"])
-    memory = parse_size(params["memory_limit"]) if params["memory_limit"] else _default_memory(params["workers"])
+    memory = (
+        parse_size(params["memory_limit"]) if params["memory_limit"] else _default_memory(params["workers"])
+    )
 
     def on_result(res: Any) -> None:
         if params["as_json"]:
