@@ -381,16 +381,46 @@ def support_status_cmd(within: int, as_json: bool, fail_on_issue: bool, db_path:
 
 # ---------------------------------------------------------------- monitor
 
+POOL_FROM_COMPONENTS = 20_000  # below this, starting a pool costs more than it saves
+
+
+def _large_ledger(db: Any) -> bool:
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        return False
+    row = db.conn.execute("SELECT COUNT(*) FROM components").fetchone()
+    return bool(row and row[0] >= POOL_FROM_COMPONENTS)
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Match on this Dask cluster (tcp://host:8786); the database must be at the same path on its workers.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    default=None,
+    help="Match in a local pool of this many processes (default: a pool of one per core once the "
+    "ledger holds many components).",
+)
 @db_option
 @_guard
-def monitor(as_json: bool, db_path: Path | None) -> None:
+def monitor(as_json: bool, scheduler: str | None, workers: int | None, db_path: Path | None) -> None:
     """Re-match every recorded release against the current feeds; open cases for exploited ones."""
     from cra_fw.ledger.monitor import run_monitor
 
-    result = run_monitor(_open(db_path), now_utc())
+    db = _open(db_path)
+    match_many = None
+    if scheduler or workers or _large_ledger(db):
+        from cra_fw.batch.pool import pool_matcher
+
+        match_many = pool_matcher(Path(db_path) if db_path else default_path(), scheduler, workers)
+    result = run_monitor(db, now_utc(), match_many)
     if as_json:
         _emit_json(asdict(result))
         return

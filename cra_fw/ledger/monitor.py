@@ -8,6 +8,7 @@ expanded to releases with one indexed join.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from cra_fw.errors import LedgerError
 from cra_fw.ledger import feeds
 from cra_fw.ledger.clocks import format_utc
 from cra_fw.ledger.store import _COMPONENT_COLS, _component_row, detect_fixes, store_matches, sync_cases
+from cra_fw.records import Component
 
 NEW = "new"  # a new advisory matches a component
 NOW_EXPLOITED = "now-exploited"  # an advisory already matched became KEV-listed
@@ -75,8 +77,17 @@ def _release_counts(db: sqlite_utils.Database, component_ids: list[int]) -> dict
     return counts
 
 
-def run_monitor(db: sqlite_utils.Database, now: datetime) -> MonitorResult:
-    """Re-match all recorded components, store what changed, open cases for exploited ones."""
+MatchMany = Callable[[list[Component]], list[list[feeds.Match]]]
+
+
+def run_monitor(
+    db: sqlite_utils.Database, now: datetime, match_many: MatchMany | None = None
+) -> MonitorResult:
+    """Re-match all recorded components, store what changed, open cases for exploited ones.
+
+    ``match_many`` matches a list of components at once (e.g. in a Dask pool, see
+    ``cra_fw.batch.pool``); by default they are matched here, one by one.
+    """
     if not feeds.available(db):
         raise LedgerError(
             "no vulnerability feeds in this database: import them first "
@@ -97,9 +108,9 @@ def run_monitor(db: sqlite_utils.Database, now: datetime) -> MonitorResult:
     ):
         old.setdefault(cid, {})[adv] = (sev, bool(kev), kev_date, fixed, summary, score)
     new: dict[int, list[feeds.Match]] = {}
-    for comp, matches in zip(
-        components, feeds.match_each((c.to_component() for c in components), db), strict=True
-    ):
+    wanted = [c.to_component() for c in components]
+    found = match_many(wanted) if match_many is not None else feeds.match_each(wanted, db)
+    for comp, matches in zip(components, found, strict=True):
         new[comp.id] = matches
     by_id = {c.id: c for c in components}
     raw_changes: list[tuple[str, str, int, str, bool]] = []

@@ -281,3 +281,25 @@ def test_worker_killed_mid_batch_every_image_accounted_for(dask_cluster, feeds_d
     # the killed worker's runner and scan died with it
     _gone, alive = psutil.wait_procs(orphans, timeout=20)
     assert not alive, alive
+
+
+def test_monitor_matches_in_the_pool_as_in_process(portfolio_run, dask_cluster, tmp_path):
+    """`monitor --scheduler` stores the same changes as the in-process matching."""
+    import sqlite3
+
+    _work, _out, ledger, _proc = portfolio_run
+    outputs = []
+    for mode in ("pool", "here"):
+        db = tmp_path / f"{mode}.db"
+        shutil.copy(ledger, db)
+        with sqlite3.connect(db) as conn:  # forget the stored matches: every one is "new" again
+            conn.execute("DELETE FROM component_vulns")
+        extra = ("--scheduler", dask_cluster.address) if mode == "pool" else ()
+        proc = run_cli(
+            "monitor", "--json", "--db", str(db), *extra, env={"CRA_FW_NOW": "2026-06-01T00:00:00Z"}
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout)
+        outputs.append((result["components_matched"], result["changes"]))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][1] and {c["kind"] for c in outputs[0][1]} == {"new"}
