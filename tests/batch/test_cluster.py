@@ -303,3 +303,47 @@ def test_monitor_matches_in_the_pool_as_in_process(portfolio_run, dask_cluster, 
         outputs.append((result["components_matched"], result["changes"]))
     assert outputs[0] == outputs[1]
     assert outputs[0][1] and {c["kind"] for c in outputs[0][1]} == {"new"}
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_work(dask_cluster, feeds_db, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        (images / f"fw-{i}.bin").write_bytes((FIXTURE_IMAGES / IMAGES[1]).read_bytes() + bytes([i]) * 64)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cra_fw", "batch", str(images), "-o", str(out), "--scheduler",
+         dask_cluster.address, "--db", str(feeds_db), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # wait for the first finished image, then press Ctrl-C
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "image":
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, stderr = proc.communicate(timeout=300)
+    seen += [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
+    assert proc.returncode == 130, stderr[-2000:]
+    summary = json.loads((out / "batch-summary.json").read_text())
+    assert summary["interrupted"] is True
+    counts = summary["counts"]
+    assert counts["analysed"] >= 1 and counts["analysed"] + counts["interrupted"] == 6
+    assert counts["interrupted"] >= 1
+    for row in summary["releases"]:
+        digest = row["sha256"]
+        if row["status"] == "analysed":
+            assert (out / digest / "report.json").is_file()
+        else:
+            assert (
+                row["status"] == "interrupted" and row["reason"] == "not scanned: the batch was interrupted"
+            )
+            assert not (out / digest).exists()
+    # nothing of ours keeps running on the workers, and a rerun finishes the rest
+    again = batch(
+        str(images), "-o", str(out), "--scheduler", dask_cluster.address, "--db", str(feeds_db), "--json"
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    planned = next(e for e in events(again.stdout) if e["event"] == "planned")
+    assert planned["resumed"] == counts["analysed"] and planned["to_scan"] == counts["interrupted"]
