@@ -185,8 +185,13 @@ def run_scans(
     fail_on_vuln: tuple[str, ...],
     events: Events,
     on_result: Callable[[ImageResult, list[BatchItem]], None] | None = None,
+    feeds_db: Path | None = None,
 ) -> BatchRun:
-    """Scan every distinct image not already done; results in input order."""
+    """Scan every distinct image not already done; results in input order.
+
+    ``feeds_db``: on a cluster (``cluster.scheduler``), the feed database to snapshot
+    and copy to each node (:mod:`cra_fw.batch.feeds`); ``scan_args`` then carry no ``--db``.
+    """
     from cra_fw.batch.tasks import abort_running, scan_task
 
     start = time.monotonic()
@@ -205,6 +210,12 @@ def run_scans(
     if not todo:
         run.seconds = time.monotonic() - start
         return run
+    snapshot = ""
+    if feeds_db is not None and feeds_db.is_file():
+        from cra_fw.batch.feeds import take_snapshot
+
+        snapshot = str(take_snapshot(feeds_db, outdir).resolve())
+        events.note(f"feeds: scans read a snapshot of {feeds_db}, copied once to each node")
     with open_client(cluster, events) as client:
         run.dashboard = dashboard_link(client)
         run.scheduler = str(client.scheduler.address)
@@ -223,6 +234,7 @@ def run_scans(
                 memory=memory,
                 fail_on=fail_on,
                 fail_on_vuln=fail_on_vuln,
+                feeds_snapshot=snapshot,
             )
             fut = client.submit(
                 scan_task, task, key=f"cra-fw-scan-{sha[:16]}-{token}", pure=False, priority=first.size
@@ -237,6 +249,10 @@ def run_scans(
                 client.cancel(list(futures), force=True)
             with contextlib.suppress(Exception):
                 client.run(abort_running, wait=True)
+    if snapshot:
+        from cra_fw.batch.feeds import drop_snapshots
+
+        drop_snapshots(outdir)
     with contextlib.suppress(OSError):
         (outdir / ".partial").rmdir()  # only when empty: a task still running elsewhere keeps its folder
     for sha in todo:

@@ -42,6 +42,7 @@ class ScanTask:
     memory: int  # bytes of resident memory for the scan's process tree; 0: no limit
     fail_on: str | None = None
     fail_on_vuln: tuple[str, ...] = ()
+    feeds_snapshot: str = ""  # on a cluster: the feed database snapshot each node copies locally
 
 
 @dataclass(frozen=True)

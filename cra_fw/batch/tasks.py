@@ -14,6 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+from cra_fw.batch.feeds import local_copy
 from cra_fw.batch.loadreport import ReportLoadError, load_report
 from cra_fw.batch.records import ImageResult, ImageStatus, ScanTask, VerifyResult, VerifyTask
 from cra_fw.batch.runner import RunOutcome, runner
@@ -61,6 +62,11 @@ def scan_task(task: ScanTask) -> ImageResult:
     try:
         scan_out = work / "out"
         argv = ["scan", str(image), "-o", str(scan_out), "--quiet", "--workers", "1", *task.scan_args]
+        if task.feeds_snapshot:
+            try:
+                argv += ["--db", str(local_copy(Path(task.feeds_snapshot)))]
+            except OSError as exc:
+                return failed(task, f"cannot copy the feed database to this node: {exc}")
         outcome = runner().run(argv, work / "scan.log", task.timeout, task.memory)
         if outcome.reason or outcome.exit_status not in SCAN_EXITS:
             why = outcome.describe

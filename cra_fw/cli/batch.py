@@ -148,6 +148,12 @@ def _check_outdir(outdir: Path, force: bool) -> None:
     fail(f"{outdir} is not empty and holds no earlier batch; choose another folder or give --force")
 
 
+def _feeds_db(params: dict[str, Any]) -> Path:
+    from cra_fw.db import default_path
+
+    return Path(params["db"]) if params["db"] else default_path()
+
+
 def _scan_args(params: dict[str, Any]) -> tuple[str, ...]:
     args: list[str] = [
         "--extractor",
@@ -155,8 +161,9 @@ def _scan_args(params: dict[str, Any]) -> tuple[str, ...]:
         "--extractor-timeout",
         str(params["extractor_timeout"]),
     ]
-    if params["db"]:
-        args += ["--db", str(Path(params["db"]).resolve())]
+    # on a cluster the scans read a per-node copy of the feeds instead (cra_fw.batch.feeds)
+    if not (params["scheduler"] and _feeds_db(params).is_file()):
+        args += ["--db", str(_feeds_db(params).resolve())]
     if params["policy"]:
         args += ["--policy", str(Path(params["policy"]).resolve())]
     for key in params["trust"]:
@@ -307,6 +314,7 @@ def _batch(params: dict[str, Any]) -> None:
             fail_on_vuln=fail_on_vuln,
             events=events,
             on_result=on_result,
+            feeds_db=_feeds_db(params) if params["scheduler"] else None,
         )
     finally:
         events.close()

@@ -108,8 +108,10 @@ def test_batch_outputs_equal_scan_of_each_image(portfolio_run, feeds_db, dask_cl
             problems: list[str] = []
             snap._diff(b, a, "", problems)
             assert not problems, f"{name} {filename}: {problems}"
-    # nothing half-written left behind
-    assert not (out / ".partial").exists()
+    # nothing half-written left behind, and the feed snapshot the nodes copied is gone
+    assert not (out / ".partial").exists() and not (out / ".batch" / "feeds").exists()
+    notes = [e["message"] for e in lines if e["event"] == "note"]
+    assert any(n.startswith("feeds: scans read a snapshot of") for n in notes), notes
 
 
 def test_ledger_rows_and_portfolio(portfolio_run):
