@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,19 +73,80 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+class TreeSampler(threading.Thread):
+    """Peak memory of each Dask worker's process tree (worker, its scan runner, the scan child).
+
+    The LocalCluster's workers are the command's children started by multiprocessing's
+    spawn; each tree's memory is the sum of its processes' PSS (shared pages counted
+    once; RSS where PSS is unavailable), sampled every 0.5 s.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peaks: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    @staticmethod
+    def _mem(proc) -> int:
+        import psutil
+
+        try:
+            return int(proc.memory_full_info().pss)
+        except (psutil.Error, AttributeError):
+            try:
+                return int(proc.memory_info().rss)
+            except psutil.Error:
+                return 0
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self.stop.wait(0.5):
+            try:
+                children = root.children()
+            except psutil.Error:
+                return
+            for child in children:
+                try:
+                    cmd = " ".join(child.cmdline())
+                    if "spawn_main" not in cmd or "resource_tracker" in cmd:
+                        continue
+                    tree = [child, *child.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                total = sum(self._mem(p) for p in tree)
+                self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), total)
+
+
 def run_batch(images: Path, out: Path, workers: int, db: Path, manifest: Path | None) -> dict:
     args = [sys.executable, "-m", "cra_fw", "batch", str(manifest or images), "-o", str(out)]
     args += ["--workers", str(workers), "--db", str(db), "--json"]
     before = loadavg()
     start = time.monotonic()
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    cpu_before = os.times()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        stdout, _ = proc.communicate()
+        sampler.stop.set()
+        sampler.join()
+        err.seek(0)
+        stderr = err.read()
     seconds = time.monotonic() - start
+    cpu_after = os.times()
     after = loadavg()
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     results = [e for e in lines if e["event"] == "image"]
     per_worker: dict[str, int] = {}
     for r in results:
         per_worker[r["worker"]] = max(per_worker.get(r["worker"], 0), r["peak_rss"])
+    cpu = [r["cpu_seconds"] for r in results if r["status"] == "analysed"]
     return {
         "workers": workers,
         "exit": proc.returncode,
@@ -95,12 +157,21 @@ def run_batch(images: Path, out: Path, workers: int, db: Path, manifest: Path | 
         "analysed": sum(1 for r in results if r["status"] == "analysed"),
         "failed": [(r["name"], r["reason"]) for r in results if r["status"] == "failed"],
         "scan_seconds_sum": round(sum(r["seconds"] for r in results), 2),
-        "peak_rss_mib_per_worker": {w: round(v / 2**20, 1) for w, v in sorted(per_worker.items())},
-        "stderr_tail": proc.stderr[-500:] if proc.returncode not in (0, 1) else "",
+        "scan_cpu_seconds_sum": round(sum(cpu), 2),
+        "scan_cpu_seconds_median": round(statistics.median(cpu), 3) if cpu else None,
+        # everything the command and its processes used (client, scheduler, workers, scans)
+        "cpu_seconds_all": round(
+            (cpu_after.children_user + cpu_after.children_system)
+            - (cpu_before.children_user + cpu_before.children_system),
+            2,
+        ),
+        "peak_scan_rss_mib_per_worker": {w: round(v / 2**20, 1) for w, v in sorted(per_worker.items())},
+        "peak_worker_tree_mib": sorted(round(v / 2**20, 1) for v in sampler.peaks.values()),
+        "stderr_tail": stderr[-500:] if proc.returncode not in (0, 1) else "",
     }
 
 
-def normalised_reports(out: Path) -> dict[str, str]:
+def normalised_reports(out: Path) -> dict[str, dict]:
     sys.path.insert(0, str(ROOT / "scripts"))
     import report_snapshot
 
@@ -111,8 +182,21 @@ def normalised_reports(out: Path) -> dict[str, str]:
             path = folder / name
             if path.exists():
                 data[name] = report_snapshot.normalise(json.loads(path.read_text()), str(folder))
-        found[folder.name] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        found[folder.name] = data
     return found
+
+
+def differences(one: Path, two: Path) -> list[str]:
+    """Where the two runs' per-image outputs differ (after removing timestamps and paths)."""
+    import report_snapshot
+
+    a, b = normalised_reports(one), normalised_reports(two)
+    problems: list[str] = [f"only in one run: {sha}" for sha in sorted(set(a) ^ set(b))]
+    for sha in sorted(set(a) & set(b)):
+        found: list[str] = []
+        report_snapshot._diff(a[sha], b[sha], "", found)
+        problems += [f"{sha[:12]} {p}" for p in found[:5]]
+    return problems
 
 
 def ledger_cost(out: Path, db: Path, work: Path, manifest_items: list[tuple[str, str]]) -> dict:
@@ -163,7 +247,8 @@ def main() -> int:
         for workers in (1, 2):
             runs.append(run_batch(work / "images", work / f"out-{workers}", workers, db, None))
             print(json.dumps(runs[-1]), file=sys.stderr)
-        same = normalised_reports(work / "out-1") == normalised_reports(work / "out-2")
+        diffs = differences(work / "out-1", work / "out-2")
+        same = not diffs
         shas = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in images}
         ledger = ledger_cost(work / "out-1", db, work, [(str(p), s) for s, p in shas.items()])
         sizes = [p.stat().st_size for p in images]
@@ -177,8 +262,11 @@ def main() -> int:
         "runs": runs,
         "speedup_2_over_1": round(one["seconds"] / two["seconds"], 3) if two["seconds"] else None,
         "same_results": same,
+        "differences": diffs[:20],
         "per_image_seconds_1_worker": round(one["seconds"] / args.images, 3),
         "per_image_scan_seconds_mean": round(one["scan_seconds_sum"] / max(1, one["images"]), 3),
+        "per_image_scan_cpu_seconds_mean": round(one["scan_cpu_seconds_sum"] / max(1, one["analysed"]), 3),
+        "per_image_cpu_seconds_all_1_worker": round(one["cpu_seconds_all"] / args.images, 3),
         "ledger_write_per_release": ledger,
         "quiet": all(r["load_before"][0] <= args.max_load for r in runs),
         "max_load": args.max_load,

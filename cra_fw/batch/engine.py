@@ -164,6 +164,7 @@ def plan(
                 exit_status=stored.exit_status,
                 seconds=stored.seconds,
                 peak_rss=stored.peak_rss,
+                cpu_seconds=stored.cpu_seconds,
                 worker=stored.worker,
             )
             save_result(outdir, stored)

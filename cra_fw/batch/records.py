@@ -64,6 +64,7 @@ class ImageResult:
     vulns_not_assessed_reason: str = ""
     seconds: float = 0.0
     peak_rss: int = 0  # bytes, largest process of the scan (0: unknown)
+    cpu_seconds: float = 0.0  # user + system time of the scan's process tree
     worker: str = ""
     resumed: bool = False  # finished by an earlier run
     gate_options: tuple[str, ...] = ()  # the gate these verdicts were evaluated with

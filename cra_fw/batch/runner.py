@@ -61,6 +61,7 @@ class RunOutcome:
     seconds: float = 0.0
     peak_rss: int = 0  # bytes, the largest process of the child's tree (wait4)
     log_tail: str = ""
+    cpu_seconds: float = 0.0  # user + system time of the child and every descendant it reaped (wait4)
 
     @property
     def describe(self) -> str:
@@ -183,9 +184,10 @@ def run_one(argv: list[str], log: str, timeout: float, memory: int) -> RunOutcom
         delay = min(delay * 1.5, 0.2)
     seconds = time.monotonic() - start
     peak = int(usage.ru_maxrss) * 1024
+    cpu = round(usage.ru_utime + usage.ru_stime, 3)
     if os.WIFSIGNALED(status):
-        return RunOutcome(None, os.WTERMSIG(status), reason, seconds, peak, _tail(log))
-    return RunOutcome(os.WEXITSTATUS(status), None, reason, seconds, peak, _tail(log))
+        return RunOutcome(None, os.WTERMSIG(status), reason, seconds, peak, _tail(log), cpu)
+    return RunOutcome(os.WEXITSTATUS(status), None, reason, seconds, peak, _tail(log), cpu)
 
 
 def serve() -> int:

@@ -42,6 +42,7 @@ def failed(task: ScanTask, reason: str, outcome: RunOutcome | None = None) -> Im
         reason=reason[:500],
         seconds=round(outcome.seconds, 3) if outcome else 0.0,
         peak_rss=outcome.peak_rss if outcome else 0,
+        cpu_seconds=outcome.cpu_seconds if outcome else 0.0,
         worker=worker_name(),
     )
 
@@ -90,6 +91,7 @@ def scan_task(task: ScanTask) -> ImageResult:
             exit_status=outcome.exit_status,
             seconds=round(outcome.seconds, 3),
             peak_rss=outcome.peak_rss,
+            cpu_seconds=outcome.cpu_seconds,
             worker=worker_name(),
         )
         final = out / task.sha256
