@@ -4,8 +4,10 @@ and pass `cra-fw sbom check` for every component whose data is known."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,3 +243,21 @@ def test_writers_stay_valid_with_sparse_components(tmp_path):
         "supplier name",
         "other unique identifiers (purl/CPE/SWID)",
     }
+
+
+def test_cyclonedx_occurrence_order_does_not_depend_on_the_hash_seed():
+    """Without bom-refs the library cannot order occurrences: the order followed PYTHONHASHSEED."""
+    code = (
+        "from cra_fw.records import Component; from cra_fw.report.cyclonedx import _component; "
+        "c = _component(Component('linux', '6.1', kind='operating-system', "
+        "files=('L1:/kernel.bin', 'L2:/lib/modules/6.1.0', 'L0:/xz.uncompressed', 'L3:/boot/vmlinuz'))); "
+        "print([o.location for o in c.evidence.occurrences])"
+    )
+    seen = set()
+    for seed in ("1", "2", "3", "4"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        seen.add(proc.stdout)
+    assert len(seen) == 1, seen
