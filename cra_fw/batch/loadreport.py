@@ -64,7 +64,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def from_jsonable(cls: type, data: Any, where: str = "") -> Any:
-    """Build record ``cls`` from what :func:`cra_fw.report.jsonout.to_jsonable` made of it."""
+    """Build record ``cls`` from what :func:`cra_fw.jsonout.to_jsonable` made of it."""
     if not isinstance(data, dict):
         raise ReportLoadError(f"{where or cls.__name__}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)

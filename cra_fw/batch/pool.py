@@ -17,8 +17,8 @@ CHUNK = 2000  # components per task: the Matcher's caches pay off within a chunk
 
 def match_chunk(db_path: str, components: list[Component]) -> list[list]:
     """On a worker: the open matches of each component against the feeds in ``db_path``."""
+    from cra_fw.feeddb import open_feed_db
     from cra_fw.ledger import feeds
-    from cra_fw.vulns.store import open_feed_db
 
     db = open_feed_db(Path(db_path))
     try:

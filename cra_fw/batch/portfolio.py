@@ -21,8 +21,8 @@ from typing import Any
 from cra_fw import __version__
 from cra_fw.batch.engine import BatchRun
 from cra_fw.batch.records import ImageResult, ImageStatus, VerifyResult
+from cra_fw.jsonout import to_jsonable
 from cra_fw.records import Severity
-from cra_fw.report.jsonout import to_jsonable
 
 NOT_ASSESSED = "not assessed"
 SEVERITIES = tuple(s.value for s in Severity)

@@ -10,9 +10,9 @@ from pathlib import Path
 from cra_fw.batch.loadreport import ReportLoadError, from_jsonable
 from cra_fw.batch.records import ImageResult, ImageStatus
 from cra_fw.gate import evaluate, not_analysed, vulns_assessed
+from cra_fw.jsonout import dumps
 from cra_fw.records import ScanReport, Severity
 from cra_fw.report.annex1 import ASSESSMENT_GAPS, stages_run, vuln_is_kev, vuln_is_open
-from cra_fw.report.jsonout import dumps
 
 RESULTS = Path(".batch") / "results"
 

@@ -118,7 +118,7 @@ class _JsonEvents(_Events):
 
     @staticmethod
     def emit(event: str, **fields: Any) -> None:
-        from cra_fw.report.jsonout import to_jsonable
+        from cra_fw.jsonout import to_jsonable
 
         click.echo(json.dumps({"event": event, **to_jsonable(fields)}, ensure_ascii=False))
 

@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cra_fw.report.jsonout import to_jsonable
 
 from cra_fw.batch.inputs import HashCache, collect, hash_items, read_manifest
 from cra_fw.batch.loadreport import ReportLoadError, from_jsonable
 from cra_fw.errors import InputError
+from cra_fw.jsonout import to_jsonable
 from cra_fw.records import Finding, Location, Severity
 from tests.conftest import ROOT, run_cli
 
