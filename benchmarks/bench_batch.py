@@ -39,7 +39,7 @@ MAX_IMAGE = 16 << 20
 
 
 def sources() -> list[Path]:
-    found = sorted(p for p in FIXTURES.iterdir() if p.is_file() and p.name != "ground-truth.json")
+    found = sorted(p for p in FIXTURES.iterdir() if p.is_file() and p.suffix != ".json")  # ground truth
     for folder in ("firmware", "firmware-more"):
         base = SHARED / folder
         if not base.is_dir():
