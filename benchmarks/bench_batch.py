@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -181,7 +182,9 @@ def normalised_reports(out: Path) -> dict[str, dict]:
         for name in report_snapshot.OUTPUTS.values():
             path = folder / name
             if path.exists():
-                data[name] = report_snapshot.normalise(json.loads(path.read_text()), str(folder))
+                # the scan ran in OUTDIR/.partial/<sha>-<random>/out before its folder was renamed
+                text = re.sub(r"/\.partial/[0-9a-f]{16}-[a-z0-9_]+/out", "/" + folder.name, path.read_text())
+                data[name] = report_snapshot.normalise(json.loads(text), str(folder))
         found[folder.name] = data
     return found
 
