@@ -242,7 +242,7 @@ def run_scans(
             )
             futures[fut] = sha
         try:
-            _collect(client, futures, by_sha, results, events, on_result)
+            _collect(futures, by_sha, results, events, on_result)
         except KeyboardInterrupt:
             run.interrupted = True
             events.note("interrupted: stopping the scans in progress; finished images are kept")
@@ -269,7 +269,6 @@ def run_scans(
 
 
 def _collect(
-    client: Any,
     futures: dict[Any, str],
     by_sha: dict[str, list[BatchItem]],
     results: dict[str, ImageResult],

@@ -72,7 +72,9 @@ class RunOutcome:
         if self.reason == "runner":
             return f"the worker's scan runner failed: {self.log_tail}"
         if self.signal:
-            name = signal.Signals(self.signal).name if self.signal in signal.Signals else str(self.signal)
+            name = (
+                signal.Signals(self.signal).name if self.signal in set(signal.Signals) else str(self.signal)
+            )
             return f"crashed ({name})"
         return f"exit status {self.exit_status}"
 

@@ -12,7 +12,7 @@ from cra_fw.batch.records import ImageResult, ImageStatus
 from cra_fw.gate import evaluate, not_analysed, vulns_assessed
 from cra_fw.jsonout import dumps
 from cra_fw.records import ScanReport, Severity
-from cra_fw.report.annex1 import ASSESSMENT_GAPS, stages_run, vuln_is_kev, vuln_is_open
+from cra_fw.report.annex1 import ASSESSMENT_GAPS, stages_run
 
 RESULTS = Path(".batch") / "results"
 
@@ -43,7 +43,7 @@ def summarise(
     empty = not_analysed(report)
     ran = stages_run(report)
     assessed = vulns_assessed(report) and not empty
-    open_matches = [m for m in report.vulnerabilities if vuln_is_open(m)] if assessed else []
+    open_matches = [m for m in report.vulnerabilities if m.open] if assessed else []
     findings: dict[str, int] | None = None
     if not empty:
         findings = {sev.value: 0 for sev in Severity}
@@ -65,7 +65,7 @@ def summarise(
         exit_status=exit_status,
         components=len(report.components) if "identify" in ran and not empty else None,
         vulnerabilities=len(open_matches) if assessed else None,
-        kev=sum(1 for m in open_matches if vuln_is_kev(m)) if assessed else None,
+        kev=sum(1 for m in open_matches if m.kev) if assessed else None,
         findings=findings,
         gate=gate,
         gate_reasons=len(result.hits),

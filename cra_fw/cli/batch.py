@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from cra_fw.batch.engine import Events
 from cra_fw.cli.common import EXIT_GATE, EXIT_NOT_ANALYSED, EXIT_OK, fail, parse_size
 from cra_fw.errors import CraFwError
 
@@ -28,7 +29,7 @@ def _default_memory(workers: int | None) -> int:
     return min(8 * GiB, total // max(1, workers or os.cpu_count() or 1))
 
 
-class _Events:
+class _Events(Events):
     """Progress for people: a bar on a terminal, one line per image otherwise (stderr)."""
 
     def __init__(self, quiet: bool) -> None:
@@ -276,7 +277,8 @@ def _batch(params: dict[str, Any]) -> None:
     fail_on = params["fail_on"]
     if fail_on is None and params["policy"]:
         fail_on = load_policy(params["policy"]).fail_on
-    fail_on = parse_fail_on(fail_on).value if parse_fail_on(fail_on) else None
+    level = parse_fail_on(fail_on)
+    fail_on = level.value if level is not None else None
     fail_on_vuln = parse_fail_on_vuln(params["fail_on_vuln"])
     memory = (
         parse_size(params["memory_limit"]) if params["memory_limit"] else _default_memory(params["workers"])
