@@ -29,8 +29,24 @@ class ReportLoadError(CraFwError):
 
 
 @cache
+def _stage_records() -> dict[str, type]:
+    """The stage-owned records that cra_fw.records names only for type checkers."""
+    from cra_fw.bundles.interface import BundleVerdict
+    from cra_fw.checks.interface import ElfHardening, HardeningSummary, Service
+    from cra_fw.vulns.records import VulnMatch
+
+    return {
+        "BundleVerdict": BundleVerdict,
+        "ElfHardening": ElfHardening,
+        "HardeningSummary": HardeningSummary,
+        "Service": Service,
+        "VulnMatch": VulnMatch,
+    }
+
+
+@cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, localns=_stage_records())
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
