@@ -29,6 +29,13 @@ def copy_region(path: Path, start: int, end: int, dest: Path) -> None:
             out.write(data)
 
 
+def copy_members(path: Path, members: tuple[tuple[str, int, int], ...], outdir: Path) -> None:
+    """Write each (name, start, size) span of ``path`` to ``outdir/name`` (names are the caller's own)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    for name, start, size in members:
+        copy_region(path, start, start + size, outdir / name)
+
+
 def region_sha256(path: Path, start: int, end: int) -> str:
     """SHA-256 hex digest of path[start:end]."""
     digest = hashlib.sha256()

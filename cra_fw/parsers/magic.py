@@ -33,6 +33,19 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0, b"\x45\x3d\xcd\x28"),  # cramfs
     (0, b"-rom1fs-"),  # romfs
     (0, b"HDR0"),  # trx
+    (0, b"\x2a\x23\x24\x5e"),  # Netgear CHK
+    (0, b"\x5e\xa3\xa4\x17"),  # SEAMA / DLOB
+    (0, b"UBNT"),
+    (0, b"OPEN"),  # Ubiquiti
+    (0, b"SHRS"),  # D-Link encrypted
+    (0, b"cs6c"),
+    (0, b"cr6c"),
+    (0, b"csys"),
+    (0, b"csro"),
+    (0, b"cs6b"),
+    (0, b"cr6b"),
+    (0, b"r6cr"),
+    (0, b"r6br"),  # Realtek SDK headers
     (0, b"!<arch>\n"),  # ar / ipk
     (0, b"\x3a\xff\x26\xed"),  # android sparse
     (0x8001, b"CD001"),  # iso9660

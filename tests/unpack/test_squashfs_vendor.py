@@ -41,8 +41,17 @@ def _unpack(path: Path, out: Path, *extra: str) -> dict:
     return run.report
 
 
-def _layer(report: dict, offset: int) -> dict:
-    (layer,) = [la for la in report["layers"] if la["format"] == "squashfs" and la["offset"] == offset]
+def _layer(report: dict, offset: int, parent_path: str = "") -> dict:
+    (layer,) = [
+        la
+        for la in report["layers"]
+        if la["format"] == "squashfs" and la["offset"] == offset and la["parent_path"] == parent_path
+    ]
+    return layer
+
+
+def _packimgs(report: dict) -> dict:
+    (layer,) = [la for la in report["layers"] if la["format"] == "packimgs"]
     return layer
 
 
@@ -77,7 +86,16 @@ def _seven_zip(image: Path, offset: int, size: int, tmp: Path) -> tuple[Path, li
 def test_dlink_flash_dump_shsq_squashfs_3_0_lzma(tmp_path):
     _need(DLINK_DUMP)
     report = _unpack(DLINK_DUMP, tmp_path / "out")
-    layer = _layer(report, 0x13003F)
+    # the root filesystem is the section behind the 32-byte "--PaCkImGs--" header at 0x13001f
+    # (big-endian section length 0x237000, read by hand with xxd: the squashfs padded to 4 KiB)
+    section = _packimgs(report)
+    assert (section["offset"], section["size"], section["details"]) == (
+        0x13001F,
+        32 + 0x237000,
+        {"section_size": str(0x237000)},
+    )
+    layer = _layer(report, 0, "/section.bin")
+    assert layer["parent_id"] == section["id"]
     assert layer["status"] == "extracted" and not layer["note"]
     assert layer["details"] == {
         "version": "3.0",
@@ -91,7 +109,7 @@ def test_dlink_flash_dump_shsq_squashfs_3_0_lzma(tmp_path):
     kinds = [f["kind"] for f in files.values()]
     regular = {p: f for p, f in files.items() if f["kind"] not in ("symlink", "directory")}
     assert (len(regular), kinds.count("symlink"), kinds.count("directory")) == (840, 109, 63)
-    ref, entries = _seven_zip(DLINK_DUMP, layer["offset"], layer["size"], tmp_path)
+    ref, entries = _seven_zip(DLINK_DUMP, 0x13003F, layer["size"], tmp_path)
     symlinks = {e["Path"] for e in entries if e["Mode"].startswith("l")}
     sevenzip_regular = {
         "/" + e["Path"] for e in entries if e["Mode"].startswith("-") and e["Path"] not in symlinks
@@ -127,9 +145,15 @@ def test_broadcom_squashfs_2_0_big_endian_lzma_under_zlib_id(tmp_path):
 def test_dlink_firmware_squashfs_4_lzma_five_byte_header(tmp_path):
     _need(DLINK_FW)
     report = _unpack(DLINK_FW, tmp_path / "out", "--extractor", "binwalk")
-    # the squashfs sits in the DLOB container's payload (which starts 0x6c into the file)
-    layer = _layer(report, 0x12008C - 0x6C)
-    assert layer["parent_path"] == "/firmware.bin"
+    # the squashfs sits behind a "--PaCkImGs--" header at 0x120000 of the DLOB container's
+    # payload (which starts 0x6c into the file); the section runs to the end of the payload
+    section = _packimgs(report)
+    assert (section["offset"], section["parent_path"]) == (0x120000, "/firmware.bin")
+    assert (
+        section["details"] == {"section_size": str(0x259000)}
+        and section["offset"] + section["size"] == 3641376
+    )
+    layer = _layer(report, 0, "/section.bin")
     assert layer["status"] == "extracted" and not layer["note"]
     assert layer["details"]["compression"] == "lzma-5-byte-header"
     files = _files(report, layer)

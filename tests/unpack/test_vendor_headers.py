@@ -8,6 +8,7 @@ salt in place of the digest; DLOB/SEAMA: MD5 of the payload).
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 import pytest
 
@@ -100,3 +101,39 @@ def test_damaged_tplink_digest_is_reported_not_trusted(tmp_path):
     assert run.returncode == 0, run.stderr
     (layer,) = [la for la in run.report["layers"] if la["format"] == "tplink"]
     assert layer["details"]["md5"] == "mismatch"
+
+
+HC5661 = SHARED_MORE / "openwrt-18.06.1-ramips-mt7620-hc5661-squashfs-sysupgrade.bin"
+
+
+def test_openwrt_sysupgrade_metadata_and_jffs2_markers(tmp_path):
+    """The fwtool metadata trailer and the JFFS2 end markers of a real OpenWrt image are named.
+
+    Read by hand (xxd): 0xff fill from the end of the squashfs (0x3be322) with 0xdeadc0de at
+    0x3bf000 and 0x3c0000; at 0x3c0004 the 8-byte fwtool header, the JSON metadata, and the
+    16-byte "FWx0" trailer (type 1, size 0xa7) that ends the file.
+    """
+    report = _unpack(HC5661, tmp_path)
+    top = {la["format"]: la for la in report["layers"] if la["parent_id"] == "L0"}
+    assert set(top) == {"uimage", "squashfs", "jffs2-eof", "fwtool"}
+    eof = top["jffs2-eof"]
+    assert (eof["offset"], eof["size"], eof["status"], eof["details"]) == (
+        0x3BE322,
+        0x3C0004 - 0x3BE322,
+        "identified",
+        {"markers": "2"},
+    )
+    meta = top["fwtool"]
+    assert (meta["offset"], meta["size"], meta["status"]) == (0x3C0004, 0xA7, "identified")
+    assert meta["details"] == {
+        "type": "metadata",
+        "supported_devices": "hc5661",
+        "version.dist": "OpenWrt",
+        "version.version": "18.06.1",
+        "version.revision": "r7258-5eb055306f",
+        "version.board": "ramips",
+        "crc": "ok",
+    }
+    raw = HC5661.read_bytes()
+    # fwtool's CRC: the register starts at 0xffffffff and is stored without the final inversion
+    assert zlib.crc32(raw[:-16]) ^ 0xFFFFFFFF == int.from_bytes(raw[-12:-8], "big")

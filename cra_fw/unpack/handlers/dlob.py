@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
-from cra_fw.regions import copy_region
+from cra_fw.regions import copy_members
 from cra_fw.unpack.handlers.seama import MAGIC, payload_name, read_record, record_details
 from cra_fw.unpack.native import NativeHandler, Region
 
@@ -37,6 +37,4 @@ class DlobHandler(NativeHandler):
         return Region(pos, end, error=error, details=details, members=members)
 
     def extract(self, path: Path, region: Region, outdir: Path) -> None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        for name, start, size in region.members:
-            copy_region(path, start, start + size, outdir / name)
+        copy_members(path, region.members, outdir)

@@ -10,13 +10,13 @@ Networks variant that puts a signature-only record first.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from cra_fw.regions import copy_region
+from cra_fw.regions import copy_members
+from cra_fw.unpack.checksums import digest
 from cra_fw.unpack.native import NativeHandler, Region
 
 MAGIC = b"\x5e\xa3\xa4\x17"
@@ -63,10 +63,8 @@ def read_record(data: mmap.mmap | bytes, pos: int) -> Record | None:
         if available < size:
             check = "truncated"
         else:
-            h = hashlib.md5(usedforsecurity=False)
-            for block in range(payload, payload + size, 1 << 20):
-                h.update(data[block : min(block + (1 << 20), payload + size)])
-            check = "ok" if h.digest() == bytes(data[digest_at : digest_at + 16]) else "mismatch"
+            ok = digest(data, payload, payload + size, "md5") == bytes(data[digest_at : digest_at + 16])
+            check = "ok" if ok else "mismatch"
     return Record(pos, meta, payload, size, check)
 
 
@@ -98,6 +96,4 @@ class SeamaHandler(NativeHandler):
         return Region(pos, end, error=error, details=record_details(record), members=members)
 
     def extract(self, path: Path, region: Region, outdir: Path) -> None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        for name, start, size in region.members:
-            copy_region(path, start, start + size, outdir / name)
+        copy_members(path, region.members, outdir)

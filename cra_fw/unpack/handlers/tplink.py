@@ -16,13 +16,13 @@ root filesystem and the padding in it.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import re
 import struct
 from pathlib import Path
 
 from cra_fw.regions import copy_region
+from cra_fw.unpack.checksums import digest
 from cra_fw.unpack.native import NativeHandler, Region
 
 HEADER = 512
@@ -44,37 +44,42 @@ def _text(raw: bytes) -> str:
 
 
 def parse(data: mmap.mmap | bytes, pos: int) -> tuple[dict[str, str], int] | None:
-    """(details, image length) of the header at ``pos``, or None."""
+    """(details, image length) of the header at ``pos``, or None.
+
+    The image length is the header's, or the bytes present when the digest covers exactly
+    those (mktplinkfw2 ``-s`` strips the padding but keeps the flash layout's length).
+    """
     head = bytes(data[pos : pos + HEADER])
     if len(head) < HEADER:
         return None
     version = head[0]
     if version == 1:
         vendor, fw_version = _text(head[4:28]), _text(head[28:64])
-        hw_id, hw_rev, region = struct.unpack_from(">III", head, 0x40)
+        hw_id, hw_rev, third = struct.unpack_from(">III", head, 0x40)
         md5_at, fields_at, salts = 0x4C, 0x74, SALTS_V1
         ver = struct.unpack_from(">HHH", head, 0x98)
+        sver: tuple[int, ...] = ()
     else:
         if head[0x8C:0x8E] != b"\x55\xaa" or head[0x90] != 0xA5:
             return None
         vendor, fw_version = "", _text(head[4:0x34])
-        hw_id, hw_rev, region = struct.unpack_from(">III", head, 0x34)
+        hw_id, hw_rev, third = struct.unpack_from(">III", head, 0x34)
         md5_at, fields_at, salts = 0x40, 0x68, SALTS_V2
         ver = (head[0x91], head[0x92], head[0x93])
+        sver = (head[0x8E], head[0x8F])
     kla, kep, fw_len, kofs, klen, rofs, rlen, bofs, blen = struct.unpack_from(">9I", head, fields_at)
     if not hw_id or not HEADER <= fw_len <= MAX_IMAGE or not 0 < klen <= fw_len:
         return None
     if kofs < HEADER or kofs + klen > fw_len or rofs > fw_len or bofs + blen > fw_len:
         return None
     available = min(fw_len, len(data) - pos)
-    digest = head[md5_at : md5_at + 16]
+    stored = head[md5_at : md5_at + 16]
     check = "truncated" if available < min(fw_len, kofs + klen) else "mismatch"
     for name, salt in salts.items():
-        h = hashlib.md5(usedforsecurity=False)
-        h.update(head[:md5_at] + salt + head[md5_at + 16 :])
-        for block in range(pos + HEADER, pos + available, 1 << 20):
-            h.update(data[block : min(block + (1 << 20), pos + available)])
-        if h.digest() == digest:
+        if (
+            digest(data, pos + HEADER, pos + available, "md5", head[:md5_at] + salt + head[md5_at + 16 :])
+            == stored
+        ):
             check = f"ok ({name} salt)"
             break
     details = {
@@ -82,7 +87,8 @@ def parse(data: mmap.mmap | bytes, pos: int) -> tuple[dict[str, str], int] | Non
         "firmware_version": fw_version,
         "hw_id": f"{hw_id:#010x}",
         "hw_rev": str(hw_rev),
-        "region_code": str(region),
+        # v1 has the region code here, v2/v3 an additional hardware version
+        ("region_code" if version == 1 else "hw_ver_add"): str(third),
         "kernel_load": f"{kla:#010x}",
         "kernel_entry": f"{kep:#010x}",
         "image_length": str(fw_len),
@@ -92,10 +98,15 @@ def parse(data: mmap.mmap | bytes, pos: int) -> tuple[dict[str, str], int] | Non
         details["vendor"] = vendor
     if any(ver):
         details["version"] = ".".join(str(v) for v in ver)
+    if any(sver):
+        details["secondary_version"] = ".".join(str(v) for v in sver)
     details["kernel_offset"], details["kernel_length"] = str(kofs), str(klen)
     details["rootfs_offset"], details["rootfs_length"] = str(rofs), str(rlen)
     if blen:
         details["boot_offset"], details["boot_length"] = str(bofs), str(blen)
+    if available < fw_len and check.startswith("ok"):
+        details["padding_stripped"] = "yes"
+        return details, available
     return details, fw_len
 
 
