@@ -15,7 +15,6 @@ with zlib/hashlib and plain loops, never with cra-fw's code.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import struct
 import zlib
 from pathlib import Path
@@ -29,7 +28,7 @@ from cra_fw.unpack.handlers.tplink import TplinkHandler
 from cra_fw.unpack.handlers.trx import TrxHandler
 from cra_fw.unpack.handlers.ubiquiti import UbiquitiHandler
 from cra_fw.unpack.handlers.zyxel import ZyxelHandler
-from cra_fw.unpack.native import register_path
+from cra_fw.unpack.native import mapped
 from tests.conftest import FIXTURE_IMAGES, scan_cli
 
 VENDOR = FIXTURE_IMAGES / "vendor-headers"
@@ -313,8 +312,7 @@ DAMAGE = [
 
 
 def _find(handler, path: Path):
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        register_path(data, str(path))
+    with mapped(path) as data:
         return handler.find(data)
 
 
