@@ -38,6 +38,7 @@ HEAD_MAGICS: tuple[tuple[int, bytes], ...] = (
     (0, b"UBNT"),
     (0, b"OPEN"),  # Ubiquiti
     (0, b"SHRS"),  # D-Link encrypted
+    (0, b"CE01"),  # OpenWrt combined extended image (OpenMesh)
     (0, b"cs6c"),
     (0, b"cr6c"),
     (0, b"csys"),

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from cra_fw.unpack.handlers.chk import ChkHandler
+from cra_fw.unpack.handlers.combined_ext import CombinedExtHandler
 from cra_fw.unpack.handlers.realtek import RealtekHandler
 from cra_fw.unpack.handlers.seama import SeamaHandler
 from cra_fw.unpack.handlers.tplink import TplinkHandler
@@ -220,6 +221,19 @@ WANT: dict[str, tuple[str, int, dict[str, str], str, str]] = {
         "/image.bin",
         "/image.bin",
     ),
+    # combined-ext-image.sh OM2P om2p-ce01.bin fwupgrade.cfg fwupgrade.cfg kernel.lzma kernel
+    # rootfs.sqfs rootfs: the header padded to 64 KiB, then the three files (132 + 11980 + 4096)
+    "om2p-ce01.bin": (
+        "combined-ext",
+        65536 + 132 + KERNEL + ROOTFS,
+        {
+            "version": "1",
+            "device": "OM2P",
+            "files": f"fwupgrade.cfg:132:ok,kernel:{KERNEL}:ok,rootfs:{ROOTFS}:ok",
+        },
+        "/kernel",
+        "/rootfs",
+    ),
 }
 
 
@@ -293,6 +307,15 @@ def test_checksums_recomputed_independently():
         words = struct.unpack(f">{length // 2}H", rt[16 : 16 + length])
         assert sum(words) % 0x10000 == 0
 
+    ce = (VENDOR / "om2p-ce01.bin").read_bytes()
+    start = 65536
+    for index, size in enumerate((132, KERNEL, ROOTFS)):
+        entry = ce[38 + 72 * index : 38 + 72 * (index + 1)]
+        assert int(entry[32:40], 16) == size
+        assert hashlib.md5(ce[start : start + size]).hexdigest() == entry[40:].decode()
+        start += size
+    assert start == len(ce)
+
     zy = (VENDOR / "zyxel-znbg.bin").read_bytes()
     assert zlib.crc32(zy[:-60]) ^ 0xFFFFFFFF == struct.unpack_from("<I", zy, len(zy) - 4)[0]
 
@@ -308,6 +331,13 @@ DAMAGE = [
     ("seama-single.bin", SeamaHandler(), 16448 - 4096 + 100, "md5", "mismatch"),
     ("realtek-cr6c.bin", RealtekHandler(), 16 + 12288 + 100, "checksum", "mismatch"),
     ("zyxel-znbg.bin", ZyxelHandler(), 12288 + 100, "crc", "mismatch"),
+    (
+        "om2p-ce01.bin",
+        CombinedExtHandler(),
+        65536 + 132 + KERNEL + 100,
+        "files",
+        f"fwupgrade.cfg:132:ok,kernel:{KERNEL}:ok,rootfs:{ROOTFS}:mismatch",
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from tests.conftest import SHARED_FIRMWARE, scan_cli
 
 SHARED_MORE = SHARED_FIRMWARE.parent / "firmware-more" / "linux"
 MR3020 = SHARED_FIRMWARE / "librarybox" / "openwrt-ar71xx-generic-tl-mr3020-v1-squashfs-factory.bin"
+OM2P = SHARED_FIRMWARE / "wifirush" / "openwrt-ar71xx-generic-om2p-squashfs-factory.bin"
 TPL_BOOT = SHARED_FIRMWARE / "fact" / "tpl_test.tpl"
 DIR300 = SHARED_MORE / "dlink_DIR-300_REVB5_FIRMWARE_2.15.B01_WW.BIN"
 
@@ -56,6 +57,16 @@ def test_tplink_v1_openwrt_factory_image(tmp_path):
     # the root filesystem follows the kernel directly, not at the header's flash-layout offset
     assert children["squashfs"]["offset"] == 970444 and children["squashfs"]["parent_path"] == "/payload.bin"
     assert children["lzma"]["offset"] == 0
+    # squashfs bytes_used (xxd at 0xececc + 40) is 2098434: the 0xff fill after it, with
+    # 0xdeadc0de at flash offset 0x2f0000 (payload 0x2efe00, not 1 KiB-aligned in the file),
+    # runs to the end of the image
+    eof = children["jffs2-eof"]
+    assert (eof["offset"], eof["size"], eof["status"]) == (
+        0xECECC + 2098434,
+        3932160 - 512 - 0x2ED3CE,
+        "identified",
+    )
+    assert eof["details"] == {"markers": "1"}
 
 
 def test_tplink_header_with_bootloader_and_nested_header(tmp_path):
@@ -137,3 +148,33 @@ def test_openwrt_sysupgrade_metadata_and_jffs2_markers(tmp_path):
     raw = HC5661.read_bytes()
     # fwtool's CRC: the register starts at 0xffffffff and is stored without the final inversion
     assert zlib.crc32(raw[:-16]) ^ 0xFFFFFFFF == int.from_bytes(raw[-12:-8], "big")
+
+
+def test_openmesh_combined_ext_image(tmp_path):
+    """OpenMesh OM2P factory image: OpenWrt's "CE01" header names three files, MD5 each.
+
+    Read by hand (xxd): "CE01", "OM2P" space-padded to 32, "03", then fwupgrade.cfg 0x18a,
+    kernel 0xde87b, rootfs 0x280004 with their MD5s as hex; the header is zero-padded to 64 KiB
+    and the files follow it back to back (0x10000 + the three sizes = the file size).
+    """
+    report = _unpack(OM2P, tmp_path)
+    (layer,) = [la for la in report["layers"] if la["format"] == "combined-ext"]
+    assert (layer["offset"], layer["size"], layer["status"]) == (0, 3598857, "extracted")
+    assert layer["details"] == {
+        "version": "1",
+        "device": "OM2P",
+        "files": "fwupgrade.cfg:394:ok,kernel:911483:ok,rootfs:2621444:ok",
+    }
+    raw = OM2P.read_bytes()
+    start = 0x10000
+    for index, size in enumerate((0x18A, 0xDE87B, 0x280004)):
+        entry = raw[38 + 72 * index : 38 + 72 * (index + 1)]
+        assert hashlib.md5(raw[start : start + size]).hexdigest() == entry[40:72].decode()
+        start += size
+    assert start == len(raw)
+    children = {
+        (la["format"], la["parent_path"]) for la in report["layers"] if la["parent_id"] == layer["id"]
+    }
+    assert children == {("uimage", "/kernel"), ("squashfs", "/rootfs"), ("jffs2-eof", "/rootfs")}
+    cfg = [f for f in report["files"] if f["path"] == "/fwupgrade.cfg" and f["layer_id"] == layer["id"]]
+    assert [f["size"] for f in cfg] == [0x18A]

@@ -9,6 +9,7 @@ verifiers are read by :mod:`cra_fw.parsers`.
 from __future__ import annotations
 
 from cra_fw.unpack.handlers.chk import ChkHandler
+from cra_fw.unpack.handlers.combined_ext import CombinedExtHandler
 from cra_fw.unpack.handlers.cramfs import CramfsHandler
 from cra_fw.unpack.handlers.dlob import DlobHandler
 from cra_fw.unpack.handlers.esp_flash import EspFlashHandler
@@ -55,6 +56,7 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     QuantennaUbootHandler(),
     # vendor firmware headers: outer wrappers first (a ZyXEL trailer or CHK wraps a TRX)
     ZyxelHandler(),
+    CombinedExtHandler(),
     ChkHandler(),
     TrxHandler(),
     UbiquitiHandler(),
