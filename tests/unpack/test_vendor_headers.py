@@ -8,11 +8,12 @@ salt in place of the digest; DLOB/SEAMA: MD5 of the payload).
 from __future__ import annotations
 
 import hashlib
+import lzma
 import zlib
 
 import pytest
 
-from tests.conftest import SHARED_FIRMWARE, scan_cli
+from tests.conftest import FIXTURE_IMAGES, SHARED_FIRMWARE, scan_cli
 
 SHARED_MORE = SHARED_FIRMWARE.parent / "firmware-more" / "linux"
 MR3020 = SHARED_FIRMWARE / "librarybox" / "openwrt-ar71xx-generic-tl-mr3020-v1-squashfs-factory.bin"
@@ -178,3 +179,60 @@ def test_openmesh_combined_ext_image(tmp_path):
     assert children == {("uimage", "/kernel"), ("squashfs", "/rootfs"), ("jffs2-eof", "/rootfs")}
     cfg = [f for f in report["files"] if f["path"] == "/fwupgrade.cfg" and f["layer_id"] == layer["id"]]
     assert [f["size"] for f in cfg] == [0x18A]
+
+
+ARCADYAN = SHARED_FIRMWARE / "binwalk" / "arcadyan.bin"
+
+
+def test_arcadyan_obfuscated_lzma(tmp_path):
+    """binwalk's Arcadyan test image: the obfuscation undone, the LZMA stream decoded.
+
+    Read by hand (xxd, python): "30 05 11 20" at 0, "00 d5 08 00" at 0x68; with the two
+    32-byte blocks swapped back and the one at 4 pair- and nibble-swapped, bytes 4..17 are
+    the LZMA header 5d 00008000 2aed44 (8 MiB dictionary, 2813252 bytes); Python's lzma decodes
+    the stream to its end at 733166.  The image's last 12 bytes are 733166, 0x12345678 and
+    zlib's CRC-32 of bytes 0..733166 (checked here).
+    """
+    report = _unpack(ARCADYAN, tmp_path)
+    (layer,) = [la for la in report["layers"] if la["format"] == "arcadyan"]
+    assert (layer["offset"], layer["size"], layer["status"]) == (0, 733166, "extracted")
+    assert layer["details"] == {
+        "tag": "30051120",
+        "dictionary_size": str(8 << 20),
+        "uncompressed_size": "2813252",
+        "footer_crc": "ok",
+    }
+    raw = ARCADYAN.read_bytes()
+    assert int.from_bytes(raw[-12:-8], "little") == 733166
+    assert zlib.crc32(raw[:733166]) == int.from_bytes(raw[-4:], "little")
+    (lzma_layer,) = [la for la in report["layers"] if la["parent_id"] == layer["id"]]
+    assert (lzma_layer["format"], lzma_layer["parent_path"]) == ("lzma", "/firmware.lzma")
+    sizes = [f["size"] for f in report["files"] if f["layer_id"] == lzma_layer["id"]]
+    assert sizes == [2813252]
+
+
+def _obfuscate(plain: bytes) -> bytes:
+    """Arcadyan's obfuscation, written from its description: swap the 32-byte blocks at 4 and
+    0x68; the block that lands at 0x68 has its byte pairs and nibbles swapped."""
+    block = bytearray(plain[4:36])
+    block[0::2], block[1::2] = block[1::2], block[0::2]
+    block = bytes(((b << 4) & 0xF0) | (b >> 4) for b in block)
+    return plain[:4] + plain[0x68:0x88] + plain[36:0x68] + block + plain[0x88:]
+
+
+def test_arcadyan_obfuscation_of_an_xz_utils_stream(tmp_path):
+    """An LZMA stream made by liblzma (xz-utils) at preset 6, the 8 MiB dictionary the
+    vendor's header shows, of the fixture kernel inside trx-v2.trx; then obfuscated."""
+    trx = (FIXTURE_IMAGES / "vendor-headers" / "trx-v2.trx").read_bytes()
+    stream = lzma.compress(lzma.decompress(trx[92 : 92 + 11980]), format=lzma.FORMAT_ALONE, preset=6)
+    image = tmp_path / "arcadyan-made.bin"
+    image.write_bytes(_obfuscate(b"\x04\x01\x09\x20" + stream) + b"\xff" * 64)
+    assert image.read_bytes()[0x68:0x6C] == b"\x00\xd5\x08\x00"
+    run = scan_cli(image, tmp_path / "out", command="unpack")
+    assert run.returncode == 0, run.stderr
+    (layer,) = [la for la in run.report["layers"] if la["format"] == "arcadyan"]
+    assert (layer["offset"], layer["size"], layer["details"]["tag"]) == (0, 4 + len(stream), "04010920")
+    written = [f for f in run.report["files"] if f["layer_id"] == layer["id"]]
+    assert [(f["path"], f["sha256"]) for f in written] == [
+        ("/firmware.lzma", hashlib.sha256(stream).hexdigest())
+    ]

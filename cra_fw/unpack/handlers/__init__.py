@@ -8,6 +8,7 @@ verifiers are read by :mod:`cra_fw.parsers`.
 
 from __future__ import annotations
 
+from cra_fw.unpack.handlers.arcadyan import ArcadyanHandler
 from cra_fw.unpack.handlers.chk import ChkHandler
 from cra_fw.unpack.handlers.combined_ext import CombinedExtHandler
 from cra_fw.unpack.handlers.cramfs import CramfsHandler
@@ -57,6 +58,7 @@ NATIVE_HANDLERS: tuple[NativeHandler, ...] = (
     # vendor firmware headers: outer wrappers first (a ZyXEL trailer or CHK wraps a TRX)
     ZyxelHandler(),
     CombinedExtHandler(),
+    ArcadyanHandler(),
     ChkHandler(),
     TrxHandler(),
     UbiquitiHandler(),
