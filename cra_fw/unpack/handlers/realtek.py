@@ -44,7 +44,7 @@ class RealtekHandler(NativeHandler):
 
     def find(self, data: mmap.mmap) -> list[Region]:
         out: list[Region] = []
-        for match in PATTERN.finditer(data):  # type: ignore[call-overload]
+        for match in PATTERN.finditer(data):
             pos = match.start()
             if out and pos < out[-1].end:
                 continue
