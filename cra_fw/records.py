@@ -237,6 +237,7 @@ class Evidence:
     path: str = ""
     layer_id: str = ""
     detail: str = ""
+    offset: int = -1  # byte offset of ``detail`` in the file at ``path`` (-1: not a file offset)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from cra_fw.identify import kernel
 from cra_fw.identify.application import identify_application
 from cra_fw.identify.cache import HitCache
 from cra_fw.identify.matcher import Matcher
-from cra_fw.identify.merge import build_components, build_dependencies, soname_matches
+from cra_fw.identify.merge import build_components, build_dependencies, same_release, soname_matches
 from cra_fw.identify.pkgdb import read_package_dbs
 from cra_fw.identify.records import Detection, Hit, IdentifyResult, Signature
 from cra_fw.identify.scan import scan_files
@@ -125,11 +125,22 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
                     continue
                 detections.append(Detection(hit, entry.layer_id, entry.path, r.sha256, r.sha512))
         detections.extend(_soname_hints(ctx, sigset, detections))
-    modules = _modules_dirs(ctx)
+    modules = _modules_dirs(ctx) + _first_vermagic(detections)
+    detections = [d for d in detections if d.hit.method != "vermagic"]
     if any(d.hit.name == "linux" for d in detections):
-        # the banner is exact; /lib/modules names an ABI (Debian: 6.1.0-50) that may differ
+        # the banner is exact; /lib/modules and a module's vermagic name an ABI (Debian: 6.1.0-50)
+        # that may differ, and modules may be left over from another kernel
+        banners = {d.hit.version for d in detections if d.hit.name == "linux"}
         modules = [
-            Detection(Hit("linux", "", m.hit.method, m.hit.confidence, m.hit.detail), m.layer_id, m.path)
+            m
+            if any(same_release(m.hit.version, b) for b in banners)
+            else Detection(
+                Hit("linux", "", m.hit.method, m.hit.confidence, m.hit.detail, m.hit.offset),
+                m.layer_id,
+                m.path,
+                m.sha256,
+                m.sha512,
+            )
             for m in modules
         ]
     detections.extend(modules)
@@ -184,6 +195,17 @@ def _soname_hints(ctx: ScanContext, sigset: SignatureSet, detections: list[Detec
                 out.append(
                     Detection(Hit(sig.name, "", "soname", 0.5, f.elf.soname), f.layer_id, f.path, f.sha256)
                 )
+    return out
+
+
+def _first_vermagic(detections: list[Detection]) -> list[Detection]:
+    """One module's vermagic per layer and release stands for all of them (not every .ko is listed)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for d in detections:
+        if d.hit.method == "vermagic" and (d.layer_id, d.hit.version) not in seen:
+            seen.add((d.layer_id, d.hit.version))
+            out.append(d)
     return out
 
 

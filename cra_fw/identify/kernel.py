@@ -41,16 +41,24 @@ _LZMA = re.compile(rb"[\x00-\xe0]\x00\x00[\x01\x02\x04\x08\x10\x20\x40\x80]\x00"
 _LZMA_SIZE_MAX = 256 * 1024 * 1024
 
 
-def _find_banners(data: bytes) -> list[Hit]:
+def _find_banners(data: bytes, stream: tuple[int, str] | None = None) -> list[Hit]:
+    """Banners in ``data``; ``stream`` = (offset, kind) of the compressed stream ``data`` came from,
+    whose file offset then stands for the banner's (the text itself has no offset in the file)."""
     hits: dict[tuple[str, str], Hit] = {}
+    suffix = f" [in the {stream[1]} stream at {stream[0]:#x}, at {{:#x}} once decompressed]" if stream else ""
+
+    def hit(name: str, version: str, confidence: float, m: re.Match[bytes]) -> Hit:
+        detail = _short(m.group(0)) + (suffix.format(m.start()) if stream else "")
+        return Hit(name, version, "banner", confidence, detail, stream[0] if stream else m.start())
+
     for m in LINUX_BANNER.finditer(data):
         v = best_version(m)
-        hits.setdefault(("linux", v), Hit("linux", v, "banner", 0.95, _short(m.group(0))))
+        hits.setdefault(("linux", v), hit("linux", v, 0.95, m))
         if len(hits) > 4:
             break
     for m in UBOOT_BANNER.finditer(data):
         v = m.group("version").decode()
-        hits.setdefault(("u-boot", v), Hit("u-boot", v, "banner", 0.9, _short(m.group(0))))
+        hits.setdefault(("u-boot", v), hit("u-boot", v, 0.9, m))
         if len(hits) > 8:
             break
     return list(hits.values())
@@ -109,13 +117,30 @@ def scan_kernel_like(data: bytes) -> list[Hit]:
         if len(out) < 4096:
             continue
         tried += 1
-        inner = _find_banners(out)
+        inner = _find_banners(out, (offset, kind))
         if inner:
             seen = {(h.name, h.version) for h in hits}
             hits.extend(h for h in inner if (h.name, h.version) not in seen)
             if any(h.name == "linux" for h in hits):
                 break
     return hits
+
+
+# .modinfo of a kernel module: "vermagic=2.6.21 mod_unload MIPS32_R2 32BIT " (2.6 on), or the
+# older "kernel_version=2.6.8.1"; the release is what the module was built for
+VERMAGIC = re.compile(
+    rb"\x00(?:vermagic|kernel_version)=(?P<version>[2-9]\.\d+(?:\.\d+){0,2}(?:-rc\d+)?)"
+    rb"(?:[-+.][^ \x00]{0,64})?[ \x00]"
+)
+
+
+def vermagic(data: bytes) -> Hit | None:
+    """The kernel release a module's ``vermagic`` (or ``kernel_version``) names."""
+    m = VERMAGIC.search(data)
+    if m is None:
+        return None
+    version = m.group("version").decode("latin-1")
+    return Hit("linux", version, "vermagic", 0.8, _short(m.group(0)).strip("."), m.start() + 1)
 
 
 def version_from_modules_path(path: str) -> str:

@@ -85,6 +85,7 @@ class Matcher:
         markers: dict[str, tuple[tuple[int, ...], str, Signature]] = {}
         glob_cache: dict[int, bool] = {}
         counts: dict[tuple[int, int], int] = defaultdict(int)
+        conditions: dict[tuple[int, int], bool] = {}
         text = data.decode("latin-1")
         for start, length, targets in self._anchor_hits(text):
             for si, pi in targets:
@@ -95,6 +96,8 @@ class Matcher:
                 pat = sig.patterns[pi]
                 if pat.static_only and not static:
                     continue
+                if (pat.requires or pat.unless) and not _conditions_hold(pat, data, conditions, (si, pi)):
+                    continue
                 if pat.versionless:
                     found.setdefault(
                         (sig.name, ""),
@@ -104,6 +107,7 @@ class Matcher:
                             "symbol",
                             sig.confidence,
                             _printable(pat.anchor.decode("latin-1")).strip("."),
+                            start,
                         ),
                     )
                     continue
@@ -112,16 +116,23 @@ class Matcher:
                     if sig.name not in markers or key_v > markers[sig.name][0]:
                         markers[sig.name] = (key_v, pat.fixed_version, sig)
                     continue
-                lo = max(0, start - pat.before)
-                window = data[lo : start + length + pat.after]
+                if pat.whole_file:
+                    if counts[(si, pi)] > 1:
+                        continue  # the whole file was searched at the first anchor
+                    lo, window = 0, data
+                else:
+                    lo = max(0, start - pat.before)
+                    window = data[lo : start + length + pat.after]
                 m = pat.regex.search(window)
                 if m is None:
                     continue
-                version = _version(m)
+                version = pat.version_prefix + _version(m)
                 key = (sig.name, version)
                 if key not in found:
                     detail = m.group(0)[:_DETAIL_MAX].decode("latin-1")
-                    found[key] = Hit(sig.name, version, "signature", sig.confidence, _printable(detail))
+                    found[key] = Hit(
+                        sig.name, version, "signature", sig.confidence, _printable(detail), lo + m.start()
+                    )
         for name, (_, version, sig) in markers.items():
             if not any(k[0] == name and k[1] for k in found):
                 found[(name, version)] = Hit(
@@ -135,7 +146,10 @@ class Matcher:
             sig = self.signatures[si]
             if not self._applies(si, path, glob_cache):
                 continue
-            regex = sig.patterns[pi].regex
+            pat = sig.patterns[pi]
+            if (pat.requires or pat.unless) and not _conditions_hold(pat, data, conditions, (si, pi)):
+                continue
+            regex = pat.regex
             m = regex.search(data) if regex is not None else None
             if m is not None:
                 version = _version(m)
@@ -147,6 +161,7 @@ class Matcher:
                         "signature",
                         min(sig.confidence, 0.8),
                         _printable(m.group(0)[:_DETAIL_MAX].decode("latin-1")),
+                        m.start(),
                     ),
                 )
         name = path.rsplit("/", 1)[-1]
@@ -169,6 +184,13 @@ class Matcher:
                         )
         versioned = {n for n, v in found if v}
         return [h for (n, v), h in found.items() if v or n not in versioned]
+
+
+def _conditions_hold(pat, data: bytes, cache: dict[tuple[int, int], bool], key: tuple[int, int]) -> bool:
+    """A pattern's file-level conditions, decided once per file."""
+    if key not in cache:
+        cache[key] = all(r in data for r in pat.requires) and not any(u in data for u in pat.unless)
+    return cache[key]
 
 
 def _filename_detail(sig: Signature, name: str, captured: str, version: str) -> str:

@@ -20,7 +20,15 @@ from cra_fw.identify.records import Detection, Signature, make_purl
 from cra_fw.identify.signatures import SignatureSet
 from cra_fw.records import Component, Dependency, Evidence, FileEntry, FileKind
 
-_METHOD_RANK = {"package-db": 0, "signature": 1, "banner": 1, "filename": 2, "soname": 3, "manifest": 0}
+_METHOD_RANK = {
+    "package-db": 0,
+    "signature": 1,
+    "banner": 1,
+    "filename": 2,
+    "vermagic": 2,
+    "soname": 3,
+    "manifest": 0,
+}
 
 
 @dataclass
@@ -55,6 +63,29 @@ def _sig_for_package(rec: PackageRecord, sigset: SignatureSet) -> Signature | No
     return None
 
 
+def _source_name(rec: PackageRecord) -> str:
+    """The project an OpenWrt package was built from: its Source path's last element
+    ("package/network/services/ubus" for libubus, ubus and ubusd; "package/mac80211" for kmod-ath9k)."""
+    if rec.manager == "opkg" and "/" in rec.source:
+        if rec.source.startswith("feeds/luci/") and rec.version.startswith("git-"):
+            # one repository, one git release, built into many packages (luci-base, luci-app-*); the
+            # feed's own projects (lucihttp, rpcd-mod-rrdns) carry releases of their own
+            return "luci"
+        return rec.source.rstrip("/").rsplit("/", 1)[-1] or rec.name
+    return rec.name
+
+
+def _package_release(rec: PackageRecord) -> str:
+    """The upstream release a package version names; an OpenWrt kernel module built from another
+    project is versioned "<kernel>+<project release>" (kmod-ath9k 3.3.8+2014-05-22-1)."""
+    version = rec.upstream_version
+    if rec.manager == "opkg" and rec.name.startswith("kmod-") and "+" in version:
+        source = rec.source.rstrip("/").rsplit("/", 1)[-1]
+        if source not in ("kernel", "linux"):
+            return version.split("+", 1)[1]
+    return version
+
+
 def build_components(
     ctx: ScanContext,
     sigset: SignatureSet,
@@ -79,9 +110,10 @@ def build_components(
 
     for rec in packages:
         sig = _sig_for_package(rec, sigset)
-        name = sig.name if sig else rec.name
-        d = draft_for(name, rec.upstream_version, sig or sigs.get(name))
-        d.version = rec.upstream_version  # the package DB's upstream version is authoritative
+        name = sig.name if sig else _source_name(rec)
+        version = _package_release(rec)
+        d = draft_for(name, version, sig or sigs.get(name))
+        d.version = version  # the package DB's upstream version is authoritative
         d.packages.append(rec)
         d.evidence.append(
             Evidence("package-db", 1.0, rec.db_path, rec.layer_id, f"{rec.manager}: {rec.name} {rec.version}")
@@ -114,14 +146,18 @@ def build_components(
         else:
             d = draft_for(det.hit.name, det.hit.version, sig)
         d.evidence.append(
-            Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail)
+            Evidence(
+                det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail, det.hit.offset
+            )
         )
         d.files[f"{det.layer_id}:{det.path}"] = (det.sha256, det.sha512)
     for det in versionless:
         existing = [d for d in drafts if d.name == det.hit.name]
         d = existing[0] if existing else draft_for(det.hit.name, "", sigs.get(det.hit.name))
         d.evidence.append(
-            Evidence(det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail)
+            Evidence(
+                det.hit.method, det.hit.confidence, det.path, det.layer_id, det.hit.detail, det.hit.offset
+            )
         )
         d.files.setdefault(f"{det.layer_id}:{det.path}", (det.sha256, det.sha512))
 

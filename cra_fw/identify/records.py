@@ -31,6 +31,12 @@ class Pattern:
     fixed_version: str = ""  # a marker pattern: the anchor alone means "at least this version"
     static_only: bool = False  # only in statically linked ELF files
     versionless: bool = False  # the anchor proves the component, but no release can be read from it
+    # file-level conditions: every ``requires`` literal must occur in the same file, no ``unless``
+    # literal may (libjpeg-turbo carries IJG libjpeg's version string; it is not IJG libjpeg)
+    requires: tuple[bytes, ...] = ()
+    unless: tuple[bytes, ...] = ()
+    whole_file: bool = False  # the anchor only gates: the regex is searched in the whole file, once
+    version_prefix: str = ""  # prepended to the captured release (iproute2's "ss" + "100224")
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class Hit:
     method: str  # signature, soname, filename, banner, package-db, manifest
     confidence: float
     detail: str = ""  # the matched text, cut short
+    offset: int = -1  # byte offset of the matched text in the file (-1: not from file content)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ _KERNEL_NAMES = (
 )
 KERNEL_MIN = 256 * 1024
 BLOB_MIN = 16 * 1024
+MODULES_READ = 16  # kernel modules read per layer for their vermagic: they all name the same kernel
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
     """(index, entry, kernel_like) for every file worth reading; others are skipped unread."""
     out = []
     unpacked = _wholly_unpacked(ctx)
+    modules: dict[str, int] = {}
     for i, f in enumerate(ctx.files):
         if f.kind in (FileKind.SYMLINK, FileKind.DIRECTORY, FileKind.DEVICE) or f.size <= 0:
             continue
@@ -74,7 +76,13 @@ def select(ctx: ScanContext, matcher: Matcher) -> list[tuple[int, FileEntry, boo
             and any(fnmatch.fnmatchcase(name, g) for g in _KERNEL_NAMES)
         )
         if f.kind == FileKind.ELF:
-            if name.endswith(".ko") or name.endswith(".o"):
+            if name.endswith(".ko"):
+                # only the kernel release (vermagic) is read from a module, from a few per layer
+                if modules.get(f.layer_id, 0) < MODULES_READ:
+                    modules[f.layer_id] = modules.get(f.layer_id, 0) + 1
+                    out.append((i, f, False))
+                continue
+            if name.endswith(".o"):
                 continue
             out.append((i, f, kernel_like))
         elif kernel_like or matcher.wants_path(f.path):
@@ -123,6 +131,9 @@ def _scan_one(
     except (OSError, MemoryError) as exc:
         return FileResult(index, entry.sha256, "", (), f"cannot read {entry.path}: {exc}")
     sha256 = entry.sha256 or hashlib.sha256(data).hexdigest()
+    if entry.kind == FileKind.ELF and entry.name.lower().endswith(".ko"):
+        magic = kernel.vermagic(data)
+        return FileResult(index, sha256, hashlib.sha512(data).hexdigest(), (magic,) if magic else ())
     hits = matcher.scan(data, entry.path, static=bool(entry.elf and entry.elf.static))
     if kernel_like or entry.kind == FileKind.KERNEL:
         seen = {(h.name, h.version) for h in hits}

@@ -167,10 +167,34 @@ def parse_signature(doc: dict, where: str) -> Signature:
         )
     for i, p in enumerate(raw_patterns):
         pw = f"{where}: pattern {i + 1}"
-        unknown_p = set(p) - {"anchor", "regex", "before", "after", "version", "static_only", "versionless"}
+        unknown_p = set(p) - {
+            "anchor",
+            "regex",
+            "before",
+            "after",
+            "version",
+            "static_only",
+            "versionless",
+            "requires",
+            "unless",
+            "scope",
+            "version_prefix",
+        }
         if unknown_p:
             raise SignatureDataError(f"{pw}: unknown field(s) {sorted(unknown_p)}")
         anchor = _req_str(p, "anchor", pw, allow_empty=True)
+        conditions = {
+            "requires": tuple(_bytes(t) for t in _str_list(p, "requires", pw)),
+            "unless": tuple(_bytes(t) for t in _str_list(p, "unless", pw)),
+        }
+        if any(len(t) < 4 for ts in conditions.values() for t in ts):
+            raise SignatureDataError(f"{pw}: requires/unless literals need 4 characters at least")
+        scope = p.get("scope", "window")
+        if scope not in ("window", "file"):
+            raise SignatureDataError(f"{pw}: scope must be 'window' (around the anchor) or 'file'")
+        prefix = p.get("version_prefix", "")
+        if not isinstance(prefix, str) or not _NAME.match(prefix or "a"):
+            raise SignatureDataError(f"{pw}: version_prefix must be a short lower-case string")
         if p.get("versionless", False):
             # identity without a release (e.g. only a symbol version set): listed, never given a version
             if p["versionless"] is not True or len(anchor) < 4 or {"regex", "version"} & set(p):
@@ -181,7 +205,13 @@ def parse_signature(doc: dict, where: str) -> Signature:
             if not doc.get("files"):
                 raise SignatureDataError(f"{pw}: a versionless pattern must be restricted with 'files' globs")
             patterns.append(
-                Pattern(_bytes(anchor), None, versionless=True, static_only=bool(p.get("static_only", False)))
+                Pattern(
+                    _bytes(anchor),
+                    None,
+                    versionless=True,
+                    static_only=bool(p.get("static_only", False)),
+                    **conditions,
+                )
             )
             continue
         fixed = p.get("version", "")
@@ -192,7 +222,11 @@ def parse_signature(doc: dict, where: str) -> Signature:
                 )
             patterns.append(
                 Pattern(
-                    _bytes(anchor), None, fixed_version=fixed, static_only=bool(p.get("static_only", False))
+                    _bytes(anchor),
+                    None,
+                    fixed_version=fixed,
+                    static_only=bool(p.get("static_only", False)),
+                    **conditions,
                 )
             )
             continue
@@ -215,8 +249,21 @@ def parse_signature(doc: dict, where: str) -> Signature:
             isinstance(before, int) and isinstance(after, int) and 0 <= before <= 4096 and 0 <= after <= 4096
         ):
             raise SignatureDataError(f"{pw}: before/after must be integers in 0..4096")
+        if scope == "file" and len(anchor) < 8:
+            raise SignatureDataError(
+                f"{pw}: a whole-file pattern needs an anchor of 8+ characters that gates it"
+            )
         patterns.append(
-            Pattern(_bytes(anchor), regex, before, after, static_only=bool(p.get("static_only", False)))
+            Pattern(
+                _bytes(anchor),
+                regex,
+                before,
+                after,
+                static_only=bool(p.get("static_only", False)),
+                whole_file=scope == "file",
+                version_prefix=prefix,
+                **conditions,
+            )
         )
 
     filenames = []

@@ -118,9 +118,15 @@ def _component(c: Component) -> CdxComponent:
                 )
             )
     # The library keeps occurrences in a set ordered by bom-ref; without one of ours the
-    # order would follow random ids, so each run would write a different SBOM.
+    # order would follow random ids, so each run would write a different SBOM.  The offset is
+    # where in each file the identifying text sits, when known.
+    offsets = {f"{e.layer_id}:{e.path}": e.offset for e in c.evidence if e.offset >= 0}
     occurrences = [
-        Occurrence(bom_ref=f"{bom_ref(c)}#occurrence-{i:05d}", location=occ.partition(":")[2] or occ)
+        Occurrence(
+            bom_ref=f"{bom_ref(c)}#occurrence-{i:05d}",
+            location=occ.partition(":")[2] or occ,
+            offset=offsets.get(occ),
+        )
         for i, occ in enumerate(c.files)
     ]
     evidence = (
@@ -129,7 +135,11 @@ def _component(c: Component) -> CdxComponent:
         else None
     )
     props = [
-        Property(name="cra-fw:evidence", value=f"{ev.method} {ev.confidence:.2f} {ev.path}")
+        Property(
+            name="cra-fw:evidence",
+            value=f"{ev.method} {ev.confidence:.2f} {ev.path}"
+            + (f" @{ev.offset:#x}" if ev.offset >= 0 else ""),
+        )
         for ev in c.evidence
     ]
     props.extend(Property(name="cra-fw:occurrence", value=occ) for occ in c.files)

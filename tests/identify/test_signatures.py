@@ -18,9 +18,37 @@ def _path(sig, vec) -> str:
     return vec.path or "/usr/lib/libtest.so"
 
 
-def test_coverage_at_least_80_components():
-    assert len(SIGS.signatures) >= 80
+def test_coverage_at_least_250_components():
+    assert len(SIGS.signatures) >= 250
     for required in (
+        # what vendor router firmware carries (issue 15)
+        "ebtables",
+        "iproute2",
+        "ppp",
+        "rp-pppoe",
+        "udhcp",
+        "xl2tpd",
+        "pptpd",
+        "libupnp",
+        "miniupnpd",
+        "igmpproxy",
+        "radvd",
+        "wide-dhcpv6",
+        "wireless-tools",
+        "boa",
+        "goahead",
+        "mini-httpd",
+        "thttpd",
+        "samba",
+        "vsftpd",
+        "proftpd",
+        "pure-ftpd",
+        "inadyn",
+        "polarssl",
+        "sqlite",
+        "libjpeg",
+        "lua",
+        "mathopd",
         "busybox",
         "glibc",
         "musl",
