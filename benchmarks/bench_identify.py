@@ -1,4 +1,4 @@
-"""Benchmark: cra-fw identify vs cve-bin-tool vs Syft on the extracted fixture trees.
+"""Benchmark: cra-fw identify vs cve-bin-tool vs Syft on the extracted fixture trees and vendor images.
 
 For every fixture image with a ground truth, the root filesystem (and the kernel blob
 of the flash image) is extracted once with real tools; each identifier then runs on the
@@ -14,6 +14,12 @@ ground-truth entry says ``"version_in_image": false``, ``recall_versions_in_imag
 recall over the entries whose release the image records somewhere.
 
     python benchmarks/bench_identify.py [--cve-bin-tool VENV/bin/python] [--syft PATH] [--json OUT]
+                                        [--no-fixtures] [--no-vendor]
+
+Vendor images: every Linux image of ../shared/firmware* that has a hand-written ground truth in
+tests/identify/vendor_truth/ (skipped where the shared folder is absent).  Each is unpacked once with
+`cra-fw unpack --keep-extracted` and every tool reads that same tree.  A truth entry without a
+version (the image records none) counts for name recall only; a versioned claim for it is a miss.
 
 cve-bin-tool runs offline through its VersionScanner (empty database, no updates; see
 cve_bin_tool_runner.py) and Syft with update checks off; either is left out when not given
@@ -32,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +49,8 @@ from cra_fw.records import FileEntry, FileKind  # noqa: E402
 from tests.identify.treectx import tree_context  # noqa: E402
 
 IMAGES = ROOT / "fixtures" / "images"
+VENDOR_TRUTH = ROOT / "tests" / "identify" / "vendor_truth"
+SHARED = ROOT.parent / "shared"
 CASES = (
     "sqfs-lzo-armhf.sqfs",
     "sqfs-gzip-arm64.sqfs",
@@ -99,6 +108,34 @@ PEER_NAMES = {
     "libhogweed": "nettle",
     "libpng16": "libpng",
     "libgpg_error": "libgpg-error",
+    # vendor firmware components
+    "uclibc": "uclibc",
+    "libc": "uclibc",
+    "hostapd": "hostapd",
+    "wpa_supplicant": "wpa-supplicant",
+    "dnsmasq": "dnsmasq",
+    "iptables": "iptables",
+    "ppp": "ppp",
+    "point-to-point_protocol": "ppp",
+    "pppd": "ppp",
+    "curl": "curl",
+    "libcurl": "curl",
+    "radvd": "radvd",
+    "udhcp": "udhcp",
+    "openvpn": "openvpn",
+    "lzo": "lzo",
+    "liblzo2": "lzo",
+    "json-c": "json-c",
+    "iproute2": "iproute2",
+    "ebtables": "ebtables",
+    "bridge-utils": "bridge-utils",
+    "ipsec-tools": "ipsec-tools",
+    "u-boot": "u-boot",
+    "thttpd": "thttpd",
+    "mathopd": "mathopd",
+    "musl": "musl",
+    "lua": "lua",
+    "util-linux": "util-linux",
 }
 
 
@@ -126,7 +163,17 @@ def unpack(name: str, dest: Path, gt: dict) -> Path:
     else:
         sq = next(layer for layer in gt["layers"] if layer["format"] == "squashfs")
         subprocess.run(
-            ["unsquashfs", "-q", "-n", "-no-xattrs", "-o", str(sq["offset"]), "-d", str(root), str(img)],
+            [
+                "unsquashfs",
+                "-q",
+                "-n",
+                "-no-xattrs",
+                "-o",
+                str(sq["offset"]),
+                "-d",
+                str(root),
+                str(img),
+            ],
             check=True,
             capture_output=True,
         )
@@ -136,6 +183,39 @@ def unpack(name: str, dest: Path, gt: dict) -> Path:
     return root
 
 
+def vendor_cases() -> list[tuple[str, Path, dict]]:
+    """(name, image, truth) for every vendor ground truth whose image is present."""
+    out = []
+    for p in sorted(VENDOR_TRUTH.glob("*.toml")):
+        truth = tomllib.loads(p.read_text())
+        image = SHARED / truth["image"]
+        if image.exists():
+            out.append((p.stem, image, truth))
+    return out
+
+
+def unpack_vendor(image: Path, work: Path) -> Path:
+    """The tree every tool reads: cra-fw's own unpack of the image (layers under extracted/)."""
+    out = work / "unpacked"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cra_fw",
+            "unpack",
+            str(image),
+            "-o",
+            str(out),
+            "--keep-extracted",
+            "-q",
+        ],
+        capture_output=True,
+        timeout=1800,
+        check=False,
+    )
+    return out / "extracted"
+
+
 def crafw_context(root: Path, cache: Path):
     """The inventory cra-fw's identify stage receives (built outside the timed part, like the scan's
     inventory stage: file walk, SHA-256, ELF headers)."""
@@ -143,7 +223,13 @@ def crafw_context(root: Path, cache: Path):
     for i, f in enumerate(ctx.files):
         if f.path == "/boot/uImage":
             ctx.files[i] = FileEntry(
-                f.layer_id, f.path, FileKind.KERNEL, f.size, f.mode, f.sha256, abs_path=f.abs_path
+                f.layer_id,
+                f.path,
+                FileKind.KERNEL,
+                f.size,
+                f.mode,
+                f.sha256,
+                abs_path=f.abs_path,
             )
     ctx.__post_init__()
     return ctx
@@ -214,6 +300,8 @@ def main() -> int:
     )
     ap.add_argument("--syft", default=shutil.which("syft") or "")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-fixtures", action="store_true", help="only the vendor images")
+    ap.add_argument("--no-vendor", action="store_true", help="only the fixture images")
     args = ap.parse_args()
     gts = {im["name"]: im for im in json.loads((IMAGES / "ground-truth.json").read_text())["images"]}
     tools = {"cra-fw (cold)": {}, "cra-fw (warm cache)": {}}
@@ -225,17 +313,30 @@ def main() -> int:
     recorded = {t: [0, 0] for t in tools}  # hits and truth size over versions the image records
     load_before = os.getloadavg()
     rows = []
+    cases: list[tuple[str, str]] = []
+    if not args.no_fixtures:
+        cases += [("fixture", name) for name in CASES if name in gts]
+    vendor = {} if args.no_vendor else {name: (image, truth) for name, image, truth in vendor_cases()}
+    cases += [("vendor", name) for name in vendor]
+    names_total = {t: 0 for t in tools}  # ground-truth names (with or without a release)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in CASES:
-            if name not in gts:
-                continue
+        for kind, name in cases:
             work = Path(tmp) / name
             work.mkdir()
-            root = unpack(name, work, gts[name])
-            truth = {(c["name"], c["version"]) for c in gts[name]["components"]}
+            if kind == "fixture":
+                root = unpack(name, work, gts[name])
+                entries = gts[name]["components"]
+            else:
+                root = unpack_vendor(vendor[name][0], work)
+                entries = vendor[name][1].get("components", [])
+                if not root.is_dir():
+                    root.mkdir(parents=True)
+            # a release-less truth entry counts for name recall only
+            truth = {(c["name"], c["version"]) for c in entries if c["version"]}
+            truth_names = {c["name"] for c in entries}
             # a ground-truth entry may say its release is not recorded anywhere in the image
             in_image = {
-                (c["name"], c["version"]) for c in gts[name]["components"] if c.get("version_in_image", True)
+                (c["name"], c["version"]) for c in entries if c["version"] and c.get("version_in_image", True)
             }
             ctx = crafw_context(root, work / "cache")
             for tool in tools:
@@ -248,6 +349,13 @@ def main() -> int:
                     pred = run_syft(args.syft, root)
                 dt = time.perf_counter() - t
                 counts = score(pred, truth)
+                listed = {n for n, _ in pred}
+                counts = (
+                    *counts[:3],
+                    sum(1 for n in truth_names if n in listed),
+                    counts[4],
+                )
+                names_total[tool] += len(truth_names)
                 acc = totals[tool]
                 for k, v in enumerate(counts):
                     acc[k] += v
@@ -257,11 +365,13 @@ def main() -> int:
                 rows.append(
                     {
                         "image": name,
+                        "kind": kind,
                         "tool": tool,
                         "tp": counts[0],
                         "predicted": counts[1],
                         "truth": counts[2],
                         "names_listed": counts[3],
+                        "names": len(truth_names),
                         "seconds": round(dt, 3),
                         "missing": sorted(map(list, truth - pred)),
                         "extra": sorted(map(list, {p for p in pred if p[1]} - truth)),
@@ -276,7 +386,7 @@ def main() -> int:
         summary[tool] = {
             "precision": round(p, 3),
             "recall": round(r, 3),
-            "name_recall": round(nn / nt if nt else 0, 3),
+            "name_recall": round(nn / names_total[tool] if names_total[tool] else 0, 3),
             "hits": tp,
             "versioned_claims": np_,
             "truth": nt,
@@ -286,13 +396,38 @@ def main() -> int:
         if recorded[tool][1] != nt:
             summary[tool]["recall_versions_in_image"] = round(recorded[tool][0] / recorded[tool][1], 3)
         print(
-            f"{tool:22} {p:9.3f} {r:7.3f} {nn / nt if nt else 0:6.3f} {nv:6d} {dt:8.2f}"
+            f"{tool:22} {p:9.3f} {r:7.3f} {summary[tool]['name_recall']:6.3f} {nv:6d} {dt:8.2f}"
             + (
                 f"  (recall over versions the image records: {summary[tool]['recall_versions_in_image']:.3f})"
                 if "recall_versions_in_image" in summary[tool]
                 else ""
             )
         )
+    by_kind: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in ("fixture", "vendor"):
+        part = [r for r in rows if r["kind"] == kind]
+        if not part:
+            continue
+        by_kind[kind] = {}
+        print(f"-- {kind} images only ({len({r['image'] for r in part})})")
+        for tool in tools:
+            mine = [r for r in part if r["tool"] == tool]
+            tp, np_, nt = (sum(r[k] for r in mine) for k in ("tp", "predicted", "truth"))
+            nn, names = (
+                sum(r["names_listed"] for r in mine),
+                sum(r["names"] for r in mine),
+            )
+            p, r_ = (tp / np_ if np_ else 0.0), (tp / nt if nt else 0.0)
+            by_kind[kind][tool] = {
+                "precision": round(p, 3),
+                "recall": round(r_, 3),
+                "name_recall": round(nn / names if names else 0.0, 3),
+                "hits": tp,
+                "versioned_claims": np_,
+                "truth": nt,
+                "seconds": round(sum(r["seconds"] for r in mine), 2),
+            }
+            print(f"{tool:22} {p:9.3f} {r_:7.3f} {by_kind[kind][tool]['name_recall']:6.3f}")
     for row in rows:
         if row["missing"] or row["extra"] or row["versionless"]:
             print(
@@ -316,6 +451,7 @@ def main() -> int:
                     "scoring": "precision = hits / (name, version) claims; versionless listings are not claims; "
                     "name_recall = ground-truth names listed with or without version",
                     "summary": summary,
+                    "by_kind": by_kind,
                     "rows": rows,
                 },
                 indent=2,

@@ -242,8 +242,13 @@ def test_openwrt_packages_join_their_source_component(tmp_path):
         }
         & names
     )
-    # built from other sources (mac80211 backport, batman-adv): not the kernel itself
-    assert {"kmod-ath9k", "kmod-batman-adv"} <= names
+    # built from other sources (mac80211 backport, batman-adv): not the kernel itself, but those
+    # projects, at the release after "<kernel>+" in the package version (3.3.8+2014-05-22-1)
+    assert {("mac80211", "2014-05-22"), ("batman-adv", "2013.4.0")} <= by_key
+    assert not {"kmod-ath9k", "kmod-batman-adv", "kmod-mac80211"} & names
+    # one component per source project: libubus/ubus/ubusd are ubus, jshn/libblobmsg-json libubox
+    assert not {"libubus", "ubusd", "jshn", "libblobmsg-json", "libuci"} & names
+    assert {"ubus", "libubox", "uci"} <= names
     # uClibc 0.9.33.2 is uClibc, whose CVEs NVD files under uclibc:uclibc, not its successor uClibc-ng
     uclibc = next(c for c in comps if c.name == "uclibc")
     assert uclibc.cpe == "cpe:2.3:a:uclibc:uclibc:0.9.33.2:*:*:*:*:*:*:*" and "uclibc-ng" not in names
