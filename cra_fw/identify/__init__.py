@@ -24,7 +24,7 @@ from cra_fw.identify.records import Detection, Hit, IdentifyResult, Signature
 from cra_fw.identify.scan import scan_files
 from cra_fw.identify.signatures import SignatureSet, components_dir, load_signatures_cached
 from cra_fw.paths import cache_dir as default_cache_dir
-from cra_fw.records import FileEntry, Finding, Location, Severity
+from cra_fw.records import FileEntry, Finding, LayerStatus, Location, Severity
 
 __all__ = ["IdentifyResult", "run", "identify"]
 
@@ -125,6 +125,7 @@ def identify(ctx: ScanContext, signatures: Path | None = None, use_cache: bool =
                     continue
                 detections.append(Detection(hit, entry.layer_id, entry.path, r.sha256, r.sha512))
         detections.extend(_soname_hints(ctx, sigset, detections))
+    detections.extend(_raw_region_banners(ctx))
     modules = _modules_dirs(ctx) + _first_vermagic(detections)
     detections = [d for d in detections if d.hit.method != "vermagic"]
     if any(d.hit.name == "linux" for d in detections):
@@ -206,6 +207,47 @@ def _first_vermagic(detections: list[Detection]) -> list[Detection]:
         if d.hit.method == "vermagic" and (d.layer_id, d.hit.version) not in seen:
             seen.add((d.layer_id, d.hit.version))
             out.append(d)
+    return out
+
+
+RAW_REGION_MIN = 16 * 1024
+RAW_REGION_READ = 4 * 1024 * 1024  # bytes read per region: boot loaders sit at a flash dump's start
+RAW_REGIONS = 16
+
+
+def _raw_region_banners(ctx: ScanContext) -> list[Detection]:
+    """U-Boot and kernel banners in regions no format claimed: a boot loader stored raw (no uImage
+    header) at the start of a flash dump is code, not a file, and would otherwise not be read."""
+    out: list[Detection] = []
+    regions = [
+        lay
+        for lay in ctx.layers
+        if lay.status == LayerStatus.UNKNOWN and lay.parent_id and lay.size >= RAW_REGION_MIN
+    ]
+    for lay in regions[:RAW_REGIONS]:
+        if lay.parent_path:
+            parent = ctx.lookup(lay.parent_id, lay.parent_path)
+            source = parent.abs_path if parent is not None else ""
+        else:
+            source = ctx.image.path if ctx.layer(lay.parent_id).parent_id is None else ""
+        if not source:
+            continue
+        try:
+            with open(source, "rb") as fh:
+                fh.seek(lay.offset)
+                data = fh.read(min(lay.size, RAW_REGION_READ))
+        except OSError:
+            continue
+        where = lay.parent_path or "/" + ctx.image.name
+        for hit in kernel.find_banners(data):
+            offset = lay.offset + hit.offset if hit.offset >= 0 else lay.offset
+            out.append(
+                Detection(
+                    Hit(hit.name, hit.version, hit.method, hit.confidence, hit.detail, offset),
+                    lay.parent_id,
+                    where,
+                )
+            )
     return out
 
 

@@ -41,7 +41,7 @@ _LZMA = re.compile(rb"[\x00-\xe0]\x00\x00[\x01\x02\x04\x08\x10\x20\x40\x80]\x00"
 _LZMA_SIZE_MAX = 256 * 1024 * 1024
 
 
-def _find_banners(data: bytes, stream: tuple[int, str] | None = None) -> list[Hit]:
+def find_banners(data: bytes, stream: tuple[int, str] | None = None) -> list[Hit]:
     """Banners in ``data``; ``stream`` = (offset, kind) of the compressed stream ``data`` came from,
     whose file offset then stands for the banner's (the text itself has no offset in the file)."""
     hits: dict[tuple[str, str], Hit] = {}
@@ -90,7 +90,7 @@ def _decompress(data: bytes, offset: int, kind: str) -> bytes:
 
 def scan_kernel_like(data: bytes) -> list[Hit]:
     """Kernel/U-Boot banners in ``data`` itself or in compressed streams inside it."""
-    hits = _find_banners(data)
+    hits = find_banners(data)
     if any(h.name == "linux" for h in hits):
         return hits
     head = data[:SCAN_HEAD]
@@ -117,7 +117,7 @@ def scan_kernel_like(data: bytes) -> list[Hit]:
         if len(out) < 4096:
             continue
         tried += 1
-        inner = _find_banners(out, (offset, kind))
+        inner = find_banners(out, (offset, kind))
         if inner:
             seen = {(h.name, h.version) for h in hits}
             hits.extend(h for h in inner if (h.name, h.version) not in seen)
