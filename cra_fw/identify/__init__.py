@@ -225,11 +225,12 @@ def _raw_region_banners(ctx: ScanContext) -> list[Detection]:
         if lay.status == LayerStatus.UNKNOWN and lay.parent_id and lay.size >= RAW_REGION_MIN
     ]
     for lay in regions[:RAW_REGIONS]:
+        parent_id = lay.parent_id or ""
         if lay.parent_path:
-            parent = ctx.lookup(lay.parent_id, lay.parent_path)
+            parent = ctx.lookup(parent_id, lay.parent_path)
             source = parent.abs_path if parent is not None else ""
         else:
-            source = ctx.image.path if ctx.layer(lay.parent_id).parent_id is None else ""
+            source = ctx.image.path if ctx.layer(parent_id).parent_id is None else ""
         if not source:
             continue
         try:
@@ -244,7 +245,7 @@ def _raw_region_banners(ctx: ScanContext) -> list[Detection]:
             out.append(
                 Detection(
                     Hit(hit.name, hit.version, hit.method, hit.confidence, hit.detail, offset),
-                    lay.parent_id,
+                    parent_id,
                     where,
                 )
             )

@@ -135,6 +135,97 @@ def _bytes(text: str) -> bytes:
     return text.encode("latin-1")
 
 
+def _parse_pattern(p: dict, pw: str, doc: dict) -> Pattern:
+    """One [[pattern]] table of a signature (``pw`` names it in errors), validated."""
+    unknown_p = set(p) - {
+        "anchor",
+        "regex",
+        "before",
+        "after",
+        "version",
+        "static_only",
+        "versionless",
+        "requires",
+        "unless",
+        "scope",
+        "version_prefix",
+    }
+    if unknown_p:
+        raise SignatureDataError(f"{pw}: unknown field(s) {sorted(unknown_p)}")
+    anchor = _req_str(p, "anchor", pw, allow_empty=True)
+    requires = tuple(_bytes(t) for t in _str_list(p, "requires", pw))
+    unless = tuple(_bytes(t) for t in _str_list(p, "unless", pw))
+    if any(len(t) < 4 for t in requires + unless):
+        raise SignatureDataError(f"{pw}: requires/unless literals need 4 characters at least")
+    scope = p.get("scope", "window")
+    if scope not in ("window", "file"):
+        raise SignatureDataError(f"{pw}: scope must be 'window' (around the anchor) or 'file'")
+    prefix = p.get("version_prefix", "")
+    if not isinstance(prefix, str) or not _NAME.match(prefix or "a"):
+        raise SignatureDataError(f"{pw}: version_prefix must be a short lower-case string")
+    if p.get("versionless", False):
+        # identity without a release (e.g. only a symbol version set): listed, never given a version
+        if p["versionless"] is not True or len(anchor) < 4 or {"regex", "version"} & set(p):
+            raise SignatureDataError(
+                f"{pw}: a versionless pattern has an anchor of 4+ characters, "
+                "'versionless = true' and no regex or version"
+            )
+        if not doc.get("files"):
+            raise SignatureDataError(f"{pw}: a versionless pattern must be restricted with 'files' globs")
+        return Pattern(
+            _bytes(anchor),
+            None,
+            versionless=True,
+            static_only=bool(p.get("static_only", False)),
+            requires=requires,
+            unless=unless,
+        )
+    fixed = p.get("version", "")
+    if fixed:
+        if not isinstance(fixed, str) or not anchor or "regex" in p:
+            raise SignatureDataError(f"{pw}: a marker pattern has an anchor and a version string, no regex")
+        return Pattern(
+            _bytes(anchor),
+            None,
+            fixed_version=fixed,
+            static_only=bool(p.get("static_only", False)),
+            requires=requires,
+            unless=unless,
+        )
+    regex_text = _req_str(p, "regex", pw)
+    if not anchor and not doc.get("files"):
+        raise SignatureDataError(
+            f"{pw}: a pattern without anchor is searched in whole files, so the "
+            "signature must restrict them with 'files' globs"
+        )
+    try:
+        regex = re.compile(_bytes(regex_text), re.DOTALL)
+    except (re.error, UnicodeEncodeError) as exc:
+        raise SignatureDataError(f"{pw}: regex does not compile ({exc})") from exc
+    if "version" not in regex.groupindex:
+        raise SignatureDataError(f"{pw}: regex needs a named group (?P<version>...)")
+    if anchor and len(anchor) < 4:
+        raise SignatureDataError(f"{pw}: anchor {anchor!r} is too short (4 characters at least)")
+    before, after = p.get("before", 0), p.get("after", 200)
+    if not (
+        isinstance(before, int) and isinstance(after, int) and 0 <= before <= 4096 and 0 <= after <= 4096
+    ):
+        raise SignatureDataError(f"{pw}: before/after must be integers in 0..4096")
+    if scope == "file" and len(anchor) < 8:
+        raise SignatureDataError(f"{pw}: a whole-file pattern needs an anchor of 8+ characters that gates it")
+    return Pattern(
+        _bytes(anchor),
+        regex,
+        before,
+        after,
+        static_only=bool(p.get("static_only", False)),
+        whole_file=scope == "file",
+        version_prefix=prefix,
+        requires=requires,
+        unless=unless,
+    )
+
+
 def parse_signature(doc: dict, where: str) -> Signature:
     """Build one Signature from a parsed TOML document, validating every field."""
     unknown = set(doc) - _KNOWN_KEYS
@@ -166,105 +257,7 @@ def parse_signature(doc: dict, where: str) -> Signature:
             f"{where}: at least one [[pattern]] (anchor, regex) or filename regex is required"
         )
     for i, p in enumerate(raw_patterns):
-        pw = f"{where}: pattern {i + 1}"
-        unknown_p = set(p) - {
-            "anchor",
-            "regex",
-            "before",
-            "after",
-            "version",
-            "static_only",
-            "versionless",
-            "requires",
-            "unless",
-            "scope",
-            "version_prefix",
-        }
-        if unknown_p:
-            raise SignatureDataError(f"{pw}: unknown field(s) {sorted(unknown_p)}")
-        anchor = _req_str(p, "anchor", pw, allow_empty=True)
-        conditions = {
-            "requires": tuple(_bytes(t) for t in _str_list(p, "requires", pw)),
-            "unless": tuple(_bytes(t) for t in _str_list(p, "unless", pw)),
-        }
-        if any(len(t) < 4 for ts in conditions.values() for t in ts):
-            raise SignatureDataError(f"{pw}: requires/unless literals need 4 characters at least")
-        scope = p.get("scope", "window")
-        if scope not in ("window", "file"):
-            raise SignatureDataError(f"{pw}: scope must be 'window' (around the anchor) or 'file'")
-        prefix = p.get("version_prefix", "")
-        if not isinstance(prefix, str) or not _NAME.match(prefix or "a"):
-            raise SignatureDataError(f"{pw}: version_prefix must be a short lower-case string")
-        if p.get("versionless", False):
-            # identity without a release (e.g. only a symbol version set): listed, never given a version
-            if p["versionless"] is not True or len(anchor) < 4 or {"regex", "version"} & set(p):
-                raise SignatureDataError(
-                    f"{pw}: a versionless pattern has an anchor of 4+ characters, "
-                    "'versionless = true' and no regex or version"
-                )
-            if not doc.get("files"):
-                raise SignatureDataError(f"{pw}: a versionless pattern must be restricted with 'files' globs")
-            patterns.append(
-                Pattern(
-                    _bytes(anchor),
-                    None,
-                    versionless=True,
-                    static_only=bool(p.get("static_only", False)),
-                    **conditions,
-                )
-            )
-            continue
-        fixed = p.get("version", "")
-        if fixed:
-            if not isinstance(fixed, str) or not anchor or "regex" in p:
-                raise SignatureDataError(
-                    f"{pw}: a marker pattern has an anchor and a version string, no regex"
-                )
-            patterns.append(
-                Pattern(
-                    _bytes(anchor),
-                    None,
-                    fixed_version=fixed,
-                    static_only=bool(p.get("static_only", False)),
-                    **conditions,
-                )
-            )
-            continue
-        regex_text = _req_str(p, "regex", pw)
-        if not anchor and not doc.get("files"):
-            raise SignatureDataError(
-                f"{pw}: a pattern without anchor is searched in whole files, so the "
-                "signature must restrict them with 'files' globs"
-            )
-        try:
-            regex = re.compile(_bytes(regex_text), re.DOTALL)
-        except (re.error, UnicodeEncodeError) as exc:
-            raise SignatureDataError(f"{pw}: regex does not compile ({exc})") from exc
-        if "version" not in regex.groupindex:
-            raise SignatureDataError(f"{pw}: regex needs a named group (?P<version>...)")
-        if anchor and len(anchor) < 4:
-            raise SignatureDataError(f"{pw}: anchor {anchor!r} is too short (4 characters at least)")
-        before, after = p.get("before", 0), p.get("after", 200)
-        if not (
-            isinstance(before, int) and isinstance(after, int) and 0 <= before <= 4096 and 0 <= after <= 4096
-        ):
-            raise SignatureDataError(f"{pw}: before/after must be integers in 0..4096")
-        if scope == "file" and len(anchor) < 8:
-            raise SignatureDataError(
-                f"{pw}: a whole-file pattern needs an anchor of 8+ characters that gates it"
-            )
-        patterns.append(
-            Pattern(
-                _bytes(anchor),
-                regex,
-                before,
-                after,
-                static_only=bool(p.get("static_only", False)),
-                whole_file=scope == "file",
-                version_prefix=prefix,
-                **conditions,
-            )
-        )
+        patterns.append(_parse_pattern(p, f"{where}: pattern {i + 1}", doc))
 
     filenames = []
     for i, text in enumerate(_str_list(doc, "filename", where)):
