@@ -28,6 +28,7 @@ from cra_fw.checks.services.base import (
     parse_command,
 )
 from cra_fw.checks.services.data import ServiceData, load_data
+from cra_fw.checks.services.bootpath import BootPath
 from cra_fw.checks.services.dnsmasq import DnsmasqConf
 from cra_fw.checks.services.ftp import ProftpdConf, VsftpdConf
 from cra_fw.checks.services.http import HttpConfigs
@@ -50,6 +51,7 @@ __all__ = ["SOURCES", "Services", "load_data", "merge", "parse_command", "start_
 SOURCES: tuple[type[Source], ...] = (
     Inittab,
     InitScripts,
+    BootPath,
     SystemdUnits,
     Inetd,
     SshdConfig,

@@ -137,6 +137,8 @@ def parse_command(cmd: str, data: ServiceData) -> tuple[Daemon, str, list[str], 
     if daemon is None:
         return None
     args = words[1:]
+    if args and args[0] in ("--version", "--help", "-version", "-help"):
+        return None  # asks the program about itself
     if daemon.port_option and daemon.port_option in args:
         i = args.index(daemon.port_option)
         if i + 1 < len(args):
