@@ -27,8 +27,8 @@ from cra_fw.checks.services.base import (
     opt_value,
     parse_command,
 )
-from cra_fw.checks.services.data import ServiceData, load_data
 from cra_fw.checks.services.bootpath import BootPath
+from cra_fw.checks.services.data import ServiceData, load_data
 from cra_fw.checks.services.dnsmasq import DnsmasqConf
 from cra_fw.checks.services.ftp import ProftpdConf, VsftpdConf
 from cra_fw.checks.services.http import HttpConfigs

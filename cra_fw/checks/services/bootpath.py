@@ -64,6 +64,8 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_]\w*|\d)\}|\$([A-Za-z_]\w*|\d)")
 _FOR_RE = re.compile(r"\bfor\s+\w+\s+in\s+(.+?)\s*(?:;|$)")
 _SEP_RE = re.compile(r"(&&|\|\||;|&(?!>)|\|(?!\|))")
 _KEYWORDS = frozenset({"then", "do", "else", "if", "elif", "while", "until", "!", "{", "(", "}", ")", "time"})
+_PHP_INCLUDE_RE = re.compile(r"""^include\s*\(?\s*["']([^"']+)["']""")
+_PHP_STRING_RE = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")
 _CMD_STRING_RE = re.compile(rb"[ -~]{3,200}")
 
 
@@ -178,6 +180,9 @@ class _Walk:
         if self.is_elf(entry):
             self.rc_binary(entry, depth)
             return
+        if entry.name.endswith(".php"):
+            self.php(entry, depth)
+            return
         lines = text_lines(self.ctx, entry, 1024 * 1024)
         if not lines:
             return
@@ -234,6 +239,44 @@ class _Walk:
         if procd:
             self.command(procd, f"procd:{entry.path}:{procd_line}", entry, procd_line, True, depth)
 
+    def php(self, entry: FileEntry, depth: int) -> None:
+        """A vendor PHP service template (D-Link/Alpha ``/etc/services/*.php``): the shell lines it
+        writes to its start script are what it starts; its ``include``s are followed."""
+        for no, line in enumerate(text_lines(self.ctx, entry, 1024 * 1024), 1):
+            t = line.strip()
+            if not t or t.startswith(("//", "/*", "*")) or "STOP" in t or "stopcmd" in t:
+                continue
+            inc = _PHP_INCLUDE_RE.match(t)
+            if inc:
+                target = self.lookup(inc.group(1))
+                if target is not None:
+                    self.visit(target, [], depth + 1)
+                continue
+            if "killall" in t:
+                continue
+            for dq, sq in _PHP_STRING_RE.findall(t):
+                for cmd in (dq or sq).split("\\n"):
+                    words = split_command(cmd.replace('\\"', '"').strip())
+                    if words:
+                        self.command(
+                            words, f"script:{entry.path}:{no}", entry, no, cmd.rstrip().endswith("&"), depth
+                        )
+
+    def service(self, name: str, depth: int) -> None:
+        """``service NAME start``: the vendor service template that starts it."""
+        target = self.lookup(f"/etc/services/{name}.php")
+        if target is None and name.endswith(("-", ".")):
+            target = next(
+                (
+                    f
+                    for f in self.ctx.iter_files(globs=[f"/etc/services/{name}*.php"])
+                    if f.layer_id == self.layer
+                ),
+                None,
+            )
+        if target is not None:
+            self.visit(target, [], depth + 1)
+
     def loop(self, spec: str, depth: int) -> None:
         """``for i in /etc/init.d/S*``: run every start script the glob names, in order."""
         for word in spec.split():
@@ -273,6 +316,12 @@ class _Walk:
         if not words:
             return
         first = os.path.basename(words[0])
+        if first == "service" and len(words) > 1 and (len(words) < 3 or words[2] in ("start", "restart")):
+            self.service(words[1], depth)
+            return
+        if first == "event" and len(words) > 3 and words[2] == "add":
+            self.command(split_command(" ".join(words[3:])), where, entry, line, False, depth)
+            return
         if first in (".", "source") or (first in SHELLS and len(words) > 1 and not words[1].startswith("-")):
             _p, script = self.find_program(words[1]) if len(words) > 1 else ("", None)
             if script is not None and not self.is_elf(script):
@@ -301,12 +350,17 @@ class _Walk:
         if "/init.d/" in words[0] or "/rc.d/" in words[0]:
             # /etc/init.d/x start: the script runs (service control is followed like any script)
             _p, script = self.find_program(words[0])
-            if script is not None and not self.is_elf(script) and (len(words) < 2 or words[1] in ("start", "boot")):
+            if (
+                script is not None
+                and not self.is_elf(script)
+                and (len(words) < 2 or words[1] in ("start", "boot"))
+            ):
                 self.visit(script, words[1:], depth + 1)
             return
         path, prog = self.find_program(words[0])
         if prog is None:
-            if first in self.data.daemons:  # a catalog daemon named by a path the image lacks
+            if first in self.data.daemons and ("/" not in words[0] or os.path.dirname(words[0]) in PATH_DIRS):
+                # a catalog daemon named by a path the image lacks
                 self.add(words[0], words[1:], where, entry, line, True)
             return
         if not self.is_elf(prog):

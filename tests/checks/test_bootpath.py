@@ -1,0 +1,110 @@
+"""The boot path: every long-running program init starts, known to the catalog or not.
+
+Trees are written by hand; the unknown vendor daemon is a real ELF (iproute2's ``arpd``,
+which detaches with ``daemon()``) copied under a vendor name the catalog cannot know.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cra_fw.checks.services import Services
+
+from .conftest import tree_context, write_tree
+
+ARPD = Path("/usr/sbin/arpd")
+TRUE = Path(shutil.which("true") or "/bin/true")
+
+
+def _services(root: Path) -> dict[tuple[str, str], object]:
+    check = Services()
+    list(check.run(tree_context(root)))
+    return {(s.binary.rsplit("/", 1)[-1], s.started_by): s for s in check.collect()}
+
+
+@pytest.fixture
+def vendor_tree(tmp_path: Path) -> Path:
+    if not ARPD.exists():
+        pytest.skip("iproute2's arpd (a real daemon()-calling ELF) is not installed")
+    root = tmp_path / "rootfs"
+    write_tree(
+        root,
+        {
+            # no inittab: busybox init runs /etc/init.d/rcS
+            "/etc/init.d/rcS": "#!/bin/sh\nfor i in /etc/init.d/S??* ; do\n\t$i\ndone\n/etc/init0.d/rcS\n",
+            "/etc/init.d/S10init.sh": "#!/bin/sh\nmount -t proc none /proc\n",
+            "/etc/init.d/S45vendor.sh": "#!/bin/sh\nrt_mgmtd\n/usr/bin/helper -x &\n",
+            "/etc/init.d/K90vendor.sh": "#!/bin/sh\nkillerd &\n",
+            "/etc/init0.d/rcS": "#!/bin/sh\nfor i in /etc/init0.d/S??* ; do\n\t$i start\ndone\n",
+            "/etc/init0.d/S80telnetd.sh": (
+                '#!/bin/sh\nif [ "$1" = "start" ]; then\n\ttelnetd -l /usr/sbin/login -i br0 &\n'
+                "else\n\tkillall telnetd\nfi\n"
+            ),
+            "/etc/init0.d/S41inf.sh": '#!/bin/sh\nservice HTTP start\nevent LAN.UP add "service LLD2 start"\n',
+            "/etc/services/HTTP.php": (
+                '<?\nfwrite("w",$START,"#!/bin/sh\\n");\nfwrite("a",$START, "httpd -f ".$conf."\\n");\n'
+                'fwrite("a",$STOP, "stoponlyd &\\n");\n?>\n'
+            ),
+            "/etc/services/LLD2.php": '<?\nfwrite("a",$START, "lld2d -c /var/lld2d.conf br0 &\\n");\n?>\n',
+            "/etc/unreached.sh": "#!/bin/sh\nghostd &\n",
+        },
+    )
+    for name in ("usr/sbin/rt_mgmtd", "usr/sbin/killerd", "usr/sbin/ghostd", "usr/sbin/stoponlyd"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARPD, root / name)
+    (root / "usr/bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy(TRUE, root / "usr/bin/helper")
+    for name in ("telnetd", "httpd", "lld2d"):
+        shutil.copy(TRUE, root / "usr/sbin" / name)
+    return root
+
+
+def test_vendor_boot_path(vendor_tree: Path) -> None:
+    found = _services(vendor_tree)
+    names = {b for b, _ in found}
+    # unknown vendor daemon (daemonizes itself), a backgrounded helper, catalog daemons
+    assert ("rt_mgmtd", "script:/etc/init.d/S45vendor.sh:2") in found
+    assert ("helper", "script:/etc/init.d/S45vendor.sh:3") in found
+    assert ("telnetd", "script:/etc/init0.d/S80telnetd.sh:3") in found
+    # vendor PHP service templates reached by `service NAME start` and by an event handler
+    assert ("httpd", "script:/etc/services/HTTP.php:3") in found
+    assert ("lld2d", "script:/etc/services/LLD2.php:2") in found
+    assert found[("rt_mgmtd", "script:/etc/init.d/S45vendor.sh:2")].name == "rt_mgmtd"
+    # not started at boot: a kill link, an unreached script, a stop-only command
+    assert not names & {"killerd", "ghostd", "stoponlyd"}
+
+
+def test_openwrt_rc_d_and_procd(tmp_path: Path) -> None:
+    if not ARPD.exists():
+        pytest.skip("iproute2's arpd is not installed")
+    root = tmp_path / "rootfs"
+    write_tree(
+        root,
+        {
+            "/etc/inittab": "::sysinit:/etc/init.d/rcS S boot\n::shutdown:/etc/init.d/rcS K shutdown\n",
+            "/etc/init.d/rcS": (
+                "#!/bin/sh\nrun_scripts() {\n\tfor i in /etc/rc.d/$1*; do\n\t\t[ -x $i ] && $i $2 2>&1\n"
+                '\tdone\n}\nrun_scripts "$1" "$2" &\n'
+            ),
+            "/etc/init.d/vendord": (
+                "#!/bin/sh /etc/rc.common\nSTART=50\nPROG=/usr/sbin/vendord\nstart_service() {\n"
+                '\tprocd_open_instance\n\tprocd_set_param command "$PROG" -p 8888\n\tprocd_close_instance\n}\n'
+                "stop() {\n\tservice_start /usr/sbin/stopperd\n}\n"
+            ),
+            "/etc/init.d/disabled": "#!/bin/sh /etc/rc.common\nSTART=60\nstart() {\n\tservice_start /usr/sbin/offd\n}\n",
+        },
+    )
+    (root / "usr/sbin").mkdir(parents=True)
+    for name in ("vendord", "stopperd", "offd"):
+        shutil.copy(ARPD, root / "usr/sbin" / name)
+    (root / "etc/rc.d").mkdir(parents=True)
+    (root / "etc/rc.d/S50vendord").symlink_to("../init.d/vendord")
+    found = _services(root)
+    s = found[("vendord", "procd:/etc/init.d/vendord:6")]
+    assert s.port == 8888
+    names = {b for b, _ in found}
+    assert "stopperd" not in names  # only in stop()
+    assert "offd" not in names  # no rc.d link: not enabled
