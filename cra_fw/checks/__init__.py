@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from cra_fw.checks.configcreds import ConfigAccounts, ScriptLogins
 from cra_fw.checks.credentials import (
     AccountFiles,
     OpenWrtLogins,
@@ -32,9 +33,11 @@ __all__ = ["CHECKS", "ChecksResult", "run", "Check", "Service", "ElfHardening", 
 # Every check, one line each, by name (names are unique; tests/checks hold them to it).
 CHECKS: tuple[type[Check], ...] = (
     AccountFiles,  # credentials.accounts
+    ConfigAccounts,  # credentials.config-accounts
     OpenWrtLogins,  # credentials.openwrt
     PlaintextCredentials,  # credentials.plaintext
     SambaPasswords,  # credentials.samba
+    ScriptLogins,  # credentials.script-logins
     WebAuthFiles,  # credentials.web
     BinaryHardening,  # hardening.elf
     McuCertificates,  # mcu.certificates

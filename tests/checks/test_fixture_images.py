@@ -179,6 +179,7 @@ def test_set_a_service_inventory(unpacked):
             ("dns-dhcp", "/usr/sbin/dnsmasq", 53, "udp", "none"),
             ("snmp", "/usr/sbin/snmpd", 161, "udp", "community"),
             ("ftp", "/usr/sbin/vsftpd", 21, "tcp", "anonymous"),
+            ("syslog", "syslogd", None, "", "n/a"),  # rcS starts it (fixtures/build.py)
         ]
     )
 

@@ -122,5 +122,13 @@ def test_openwrt_1209_router_findings(wr841_ctx):
             ("services.ssh-root-password", "/etc/config/dropbear", 1),
             # OpenWrt 12.09 starts telnetd while root has no password (shadow field 'x')
             ("services.telnet", "/etc/init.d/telnet", 31),
+            # CoovaChilli's shipped RADIUS/UAM secrets (HS_RADSECRET=testing123, HS_UAMSECRET=change-me,
+            # HS_RADSECRET=coova-anonymous) and WiFi Mesh's first-boot root password
+            # (echo -e "w1f1m35h\nw1f1m35h" | passwd root, in the init script and the script it copies)
+            ("credentials.plaintext", "/etc/chilli/defaults", 38),
+            ("credentials.plaintext", "/etc/chilli/defaults", 39),
+            ("credentials.plaintext", "/etc/chilli/gui-config-default.ini", 11),
+            ("credentials.plaintext", "/etc/init.d/wifimesh", 95),
+            ("credentials.plaintext", "/sbin/wifimesh/startup.sh", 95),
         ]
     )  # and nothing from the chilli captive-portal JavaScript (password = obj.field; str2hex(...))

@@ -233,6 +233,10 @@ class _Walk:
                 prev_sep = parts[i - 1] if i > 0 else ""
                 if prev_sep == "|":
                     continue  # the reading end of a pipe
+                am = _ASSIGN_RE.match(parts[i])
+                if am and am.group(3):
+                    variables.setdefault(am.group(1), am.group(3))
+                    continue
                 words = split_command(parts[i].strip())
                 if words:
                     self.command(words, where, entry, no, sep_after == "&", depth)
@@ -242,9 +246,23 @@ class _Walk:
     def php(self, entry: FileEntry, depth: int) -> None:
         """A vendor PHP service template (D-Link/Alpha ``/etc/services/*.php``): the shell lines it
         writes to its start script are what it starts; its ``include``s are followed."""
+        in_code = False
         for no, line in enumerate(text_lines(self.ctx, entry, 1024 * 1024), 1):
-            t = line.strip()
-            if not t or t.startswith(("//", "/*", "*")) or "STOP" in t or "stopcmd" in t:
+            where = f"script:{entry.path}:{no}"
+            if not in_code:
+                # template text: the shell lines the template writes as they are
+                text, _, rest = line.partition("<?")
+                words = split_command(text.strip())
+                if words and not text.lstrip().startswith("#"):
+                    self.command(words, where, entry, no, text.rstrip().endswith("&"), depth)
+                if not _:
+                    continue
+                in_code, line = True, rest
+            code, end, _after = line.partition("?>")
+            if end:
+                in_code = False
+            t = code.strip()
+            if not t or t.startswith(("//", "/*", "*")) or "STOP" in t or "stopcmd" in t or "killall" in t:
                 continue
             inc = _PHP_INCLUDE_RE.match(t)
             if inc:
@@ -252,15 +270,11 @@ class _Walk:
                 if target is not None:
                     self.visit(target, [], depth + 1)
                 continue
-            if "killall" in t:
-                continue
             for dq, sq in _PHP_STRING_RE.findall(t):
                 for cmd in (dq or sq).split("\\n"):
                     words = split_command(cmd.replace('\\"', '"').strip())
                     if words:
-                        self.command(
-                            words, f"script:{entry.path}:{no}", entry, no, cmd.rstrip().endswith("&"), depth
-                        )
+                        self.command(words, where, entry, no, cmd.rstrip().endswith("&"), depth)
 
     def service(self, name: str, depth: int) -> None:
         """``service NAME start``: the vendor service template that starts it."""
@@ -319,6 +333,12 @@ class _Walk:
         if first == "service" and len(words) > 1 and (len(words) < 3 or words[2] in ("start", "restart")):
             self.service(words[1], depth)
             return
+        if first in ("rgdb", "xmldbc") and "-A" in words[:-1]:
+            # rgdb -A template.php > /var/run/x_start.sh: the template writes the start script
+            template = self.lookup(words[words.index("-A") + 1])
+            if template is not None:
+                self.visit(template, [], depth + 1)
+            return
         if first == "event" and len(words) > 3 and words[2] == "add":
             self.command(split_command(" ".join(words[3:])), where, entry, line, False, depth)
             return
@@ -357,14 +377,16 @@ class _Walk:
             ):
                 self.visit(script, words[1:], depth + 1)
             return
+        if len(words) > 1 and words[1] in ("stop", "shutdown", "kill"):
+            return
         path, prog = self.find_program(words[0])
+        if prog is not None and not self.is_elf(prog):
+            self.visit(prog, words[1:], depth + 1)
+            return
         if prog is None:
             if first in self.data.daemons and ("/" not in words[0] or os.path.dirname(words[0]) in PATH_DIRS):
                 # a catalog daemon named by a path the image lacks
                 self.add(words[0], words[1:], where, entry, line, True)
-            return
-        if not self.is_elf(prog):
-            self.visit(prog, words[1:], depth + 1)
             return
         if first in self.data.daemons:
             self.add(words[0], words[1:], where, entry, line, True)
