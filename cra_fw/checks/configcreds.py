@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,6 @@ from cra_fw.checks.credentials import (
     _default_pw_finding,
     _empty_pw_finding,
     _plaintext_finding,
-    _plausible,
     _weak_hash_finding,
     load_data,
     plaintext_candidates,
@@ -112,6 +112,28 @@ def config_pairs(lines: list[str]) -> Iterator[tuple[int, str, str]]:
                 yield no, m.group("k"), m.group("v")
 
 
+def _gunzip_lines(ctx: ScanContext, entry: FileEntry) -> list[str]:
+    """A gzip-compressed config database (D-Link ``/etc/config/defaultvalue.gz``), bounded."""
+    if entry.size > 256 * 1024:
+        return []
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = d.decompress(ctx.read_bytes(entry, 256 * 1024), 4 * 1024 * 1024)
+    except zlib.error:
+        return []
+    if b"\0" in data[:8192]:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def _placeholder(value: str) -> bool:
+    """A variable, a template marker or a word standing for "no password here"."""
+    v = value.strip()
+    if any(c in v for c in "$%`") or v.lower() in load_data().ignore_values:
+        return True
+    return set(v) <= set("*x.#?-_") or (len(v) > 1 and v[0] == v[-1] and not v[0].isalnum())
+
+
 def _hex_matches(password: str, digest: str) -> bool:
     algo = hashlib.md5 if len(digest) == 32 else hashlib.sha1
     return algo(password.encode()).hexdigest() == digest.lower()
@@ -133,27 +155,33 @@ class ConfigAccounts(Check):
         for entry in files.values():
             if entry.name in _OWNED or entry.name.endswith((".htpasswd", ".htdigest", ".user")):
                 continue
-            lines = text_lines(ctx, entry, 1024 * 1024)
+            lines = (
+                _gunzip_lines(ctx, entry) if entry.name.endswith(".gz") else text_lines(ctx, entry, 1 << 20)
+            )
             if lines:
                 yield from self._file(ctx, cracker, keys, entry, lines)
 
     def _file(
         self, ctx: ScanContext, cracker: Cracker, keys: AccountKeys, entry: FileEntry, lines: list[str]
     ) -> Iterator[Finding]:
-        users: dict[str, str] = {}
+        users: dict[str, list[tuple[int, str]]] = {}
         passwords: list[tuple[int, str, str, str]] = []
         for no, k, v in config_pairs(lines):
             um = keys.user.fullmatch(k)
             if um:
-                users.setdefault(um.group("p").lower(), v)
+                users.setdefault((um.group("p") or "").lower(), []).append((no, v))
                 continue
             pm = keys.password.fullmatch(k)
             if pm:
                 passwords.append((no, pm.group("p").lower(), k, v))
         for no, prefix, key, value in passwords:
-            user = users.get(prefix)
-            if user is None or (user == "" and value == ""):
-                continue  # no account beside it (the plaintext rules judge it), or an unset slot
+            near = users.get(prefix)
+            if not near:
+                continue  # a password with no account beside it: the plaintext rules judge it
+            # the account key nearest the password (XML entries, NVRAM lists sorted by name)
+            _ln, user = min(near, key=lambda u: (abs(u[0] - no), u[0] > no))
+            if user == "" and value == "":
+                continue  # an unset slot
             yield from self._account(ctx, cracker, keys, entry, no, user or "?", prefix, key, value)
 
     def _account(self, ctx, cracker, keys, entry, no, user, prefix, key, value) -> Iterator[Finding]:
@@ -176,8 +204,8 @@ class ConfigAccounts(Check):
             if pair is not None:
                 yield _default_pw_finding(ctx, entry, no, user, what, pair, value, Severity.CRITICAL)
             return
-        if any(c in value for c in "$%`") or not _plausible(value, load_data()):
-            return  # a variable or template placeholder, not a password
+        if _placeholder(value):
+            return  # a variable or template placeholder (an account's password may be short)
         yield from _plaintext_finding(ctx, entry, no, user, value, f"{what} ({key})", Severity.HIGH)
 
 

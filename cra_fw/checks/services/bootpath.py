@@ -75,8 +75,11 @@ def _not_boot(function: str) -> bool:
 
 
 def _elf_daemonizes(data: bytes) -> bool:
-    """The ELF names ``daemon`` as a symbol (it detaches itself: a long-running program)."""
-    return b"\x00daemon\x00" in data or b"\x00daemon@" in data
+    """The ELF detaches itself: it names ``daemon``, or ``fork`` with ``setsid`` or ``listen``
+    (a server that forks into the background); a long-running program."""
+    if b"\x00daemon\x00" in data or b"\x00daemon@" in data:
+        return True
+    return b"\x00fork\x00" in data and (b"\x00setsid\x00" in data or b"\x00listen\x00" in data)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class _Walk:
     ctx: ScanContext
     data: ServiceData
     layer: str
+    root: str  # where the root filesystem starts inside the layer ('' or '/rootfs')
     out: Gathered
     seen: set[tuple[str, str]]
     visited: set[str] = field(default_factory=set)
@@ -92,10 +96,24 @@ class _Walk:
     # ---- files of the layer ----------------------------------------------------------------
 
     def lookup(self, path: str) -> FileEntry | None:
-        entry = self.ctx.lookup(self.layer, os.path.normpath("/" + path.lstrip("/")))
-        if entry is None:
-            return None
-        return self.ctx.resolve(entry)
+        """The file at ``path`` as the device sees it (under this root), symlinks followed."""
+        entry = self.ctx.lookup(self.layer, self.root + os.path.normpath("/" + path.lstrip("/")))
+        return None if entry is None else self.resolve(entry)
+
+    def resolve(self, entry: FileEntry) -> FileEntry | None:
+        """Follow symlinks the way the device would: absolute targets start at this root."""
+        cur: FileEntry | None = entry
+        for _ in range(16):
+            if cur is None or cur.kind != FileKind.SYMLINK:
+                return cur
+            target = cur.link_target or ""
+            path = (
+                self.root + target
+                if target.startswith("/")
+                else os.path.join(os.path.dirname(cur.path), target)
+            )
+            cur = self.ctx.lookup(self.layer, os.path.normpath("/" + path.lstrip("/")))
+        return None
 
     def find_program(self, word: str) -> tuple[str, FileEntry | None]:
         """(path as the device sees it, resolved entry) of a command word."""
@@ -140,6 +158,10 @@ class _Walk:
     # ---- walking ---------------------------------------------------------------------------
 
     def start_points(self) -> None:
+        procd = self.lookup("/sbin/procd")
+        if procd is not None and self.lookup("/sbin/ubusd") is not None:
+            # procd starts the ubus daemon itself before any init script runs
+            self.add("/sbin/ubusd", [], f"binary:{procd.path}", procd, 0, True)
         inittab = self.lookup("/etc/inittab")
         if inittab is None or inittab.kind == FileKind.SYMLINK:
             rcs = self.lookup("/etc/init.d/rcS")
@@ -158,10 +180,18 @@ class _Walk:
             first = words[0].lstrip("-")
             path, entry = self.find_program(first)
             if entry is None:
-                if first == "/etc/init.d/rcS" and self.lookup("/sbin/procd") is not None:
-                    self.loop("/etc/rc.d/S*", 0)  # procd runs the rc.d start links itself
+                if first == "/etc/init.d/rcS":
+                    # procd runs the rc.d start links itself (and an overlay holds only the links)
+                    self.loop("/etc/rc.d/S*", 0)
                 continue
             where = f"inittab:{inittab.path}:{no}"
+            login_shell = words[0].startswith("-") or "--login" in words or "-l" in words
+            if os.path.basename(first) in SHELLS and login_shell:
+                # a login shell on a console reads /etc/profile (Broadcom starts cfm from there)
+                profile = self.lookup("/etc/profile")
+                if profile is not None:
+                    self.visit(profile, [], 1)
+                continue
             if self.is_elf(entry):
                 if action.strip() in LONG_RUNNING_ACTIONS:
                     self.command(words, where, inittab, no, background=True)
@@ -270,11 +300,13 @@ class _Walk:
                 if target is not None:
                     self.visit(target, [], depth + 1)
                 continue
+            # "prog -i ".$dev." &\n": the '&' may sit in a later literal of the same line
+            background = re.search(r"&\s*(?:\\n)?[\"']", t) is not None
             for dq, sq in _PHP_STRING_RE.findall(t):
                 for cmd in (dq or sq).split("\\n"):
                     words = split_command(cmd.replace('\\"', '"').strip())
                     if words:
-                        self.command(words, where, entry, no, cmd.rstrip().endswith("&"), depth)
+                        self.command(words, where, entry, no, background or cmd.rstrip().endswith("&"), depth)
 
     def service(self, name: str, depth: int) -> None:
         """``service NAME start``: the vendor service template that starts it."""
@@ -283,7 +315,7 @@ class _Walk:
             target = next(
                 (
                     f
-                    for f in self.ctx.iter_files(globs=[f"/etc/services/{name}*.php"])
+                    for f in self.ctx.iter_files(globs=[f"{self.root}/etc/services/{name}*.php"])
                     if f.layer_id == self.layer
                 ),
                 None,
@@ -301,8 +333,8 @@ class _Walk:
             pattern = re.sub(r"\*+", "*", pattern)
             d, base = os.path.split(pattern)
             matched = []
-            for f in self.ctx.iter_files(globs=[f"{d}/*"]):
-                if f.layer_id != self.layer or os.path.dirname(f.path) != d:
+            for f in self.ctx.iter_files(globs=[f"{self.root}{d}/*"]):
+                if f.layer_id != self.layer or os.path.dirname(f.path) != self.root + d:
                     continue
                 if not fnmatch.fnmatchcase(f.name, base):
                     continue
@@ -310,9 +342,15 @@ class _Walk:
                     continue  # kill links run at shutdown
                 matched.append(f)
             for f in sorted(matched, key=lambda e: e.path):
-                real = self.ctx.resolve(f)
+                real = self.resolve(f)
                 if real is not None:
                     self.visit(real, ["start"], depth + 1)
+                    continue
+                # a start link whose script is not in this layer (an overlay over a missing ROM):
+                # the link still says the daemon it names is enabled
+                named = re.sub(r"^S\d+", "", f.name)
+                if f.kind == FileKind.SYMLINK and named in self.data.daemons:
+                    self.add(named, [], f"rc.d:{f.path}", f, 0, True)
 
     def command(
         self,
@@ -330,8 +368,9 @@ class _Walk:
         if not words:
             return
         first = os.path.basename(words[0])
-        if first == "service" and len(words) > 1 and (len(words) < 3 or words[2] in ("start", "restart")):
-            self.service(words[1], depth)
+        if first == "service":  # the vendor service manager's client: runs a template, is no daemon
+            if len(words) > 1 and (len(words) < 3 or words[2] in ("start", "restart")):
+                self.service(words[1], depth)
             return
         if first in ("rgdb", "xmldbc") and "-A" in words[:-1]:
             # rgdb -A template.php > /var/run/x_start.sh: the template writes the start script
@@ -339,8 +378,9 @@ class _Walk:
             if template is not None:
                 self.visit(template, [], depth + 1)
             return
-        if first == "event" and len(words) > 3 and words[2] == "add":
-            self.command(split_command(" ".join(words[3:])), where, entry, line, False, depth)
+        if first == "event":  # registers (or fires) an event handler
+            if len(words) > 3 and words[2] == "add":
+                self.command(split_command(" ".join(words[3:])), where, entry, line, False, depth)
             return
         if first in (".", "source") or (first in SHELLS and len(words) > 1 and not words[1].startswith("-")):
             _p, script = self.find_program(words[1]) if len(words) > 1 else ("", None)
@@ -384,7 +424,11 @@ class _Walk:
             self.visit(prog, words[1:], depth + 1)
             return
         if prog is None:
-            if first in self.data.daemons and ("/" not in words[0] or os.path.dirname(words[0]) in PATH_DIRS):
+            if (
+                first in self.data.daemons
+                and ("/" not in words[0] or os.path.dirname(words[0]) in PATH_DIRS)
+                and not entry.name.endswith(".php")  # a template's lone word is a name, not a command
+            ):
                 # a catalog daemon named by a path the image lacks
                 self.add(words[0], words[1:], where, entry, line, True)
             return
@@ -395,7 +439,7 @@ class _Walk:
             return  # a busybox applet the catalog does not list: a utility
         if wrapped or background or self.daemonizes(prog):
             self.add(words[0], words[1:], where, entry, line, False)
-        elif depth and self.is_rc_binary(prog):
+        if self.is_rc_binary(prog) and prog.path not in self.visited:
             self.rc_binary(prog, depth + 1)
 
     def is_rc_binary(self, entry: FileEntry) -> bool:
@@ -419,8 +463,10 @@ class _Walk:
                 continue
             where = f"binary:{entry.path}@0x{m.start():x}"
             if self.is_elf(prog):
-                if os.path.basename(words[0]) in self.data.daemons or (
-                    not prog.name.startswith("busybox") and self.daemonizes(prog)
+                if (
+                    os.path.basename(words[0]) in self.data.daemons
+                    or s.rstrip().endswith("&")
+                    or (not prog.name.startswith("busybox") and self.daemonizes(prog))
                 ):
                     self.command(list(words), where, entry, 0, s.rstrip().endswith("&"), depth + 1)
             elif len(self.visited) < MAX_SCRIPTS:
@@ -435,13 +481,14 @@ def _port_from_args(args: list[str]) -> int | None:
     return None
 
 
-def boot_roots(ctx: ScanContext) -> Iterator[str]:
-    """Layers that hold a root filesystem init would boot."""
-    found: set[str] = set()
-    for e in ctx.iter_files(globs=["/etc/inittab", "/etc/init.d/rcS"]):
-        if e.layer_id not in found:
-            found.add(e.layer_id)
-            yield e.layer_id
+def boot_roots(ctx: ScanContext) -> Iterator[tuple[str, str]]:
+    """(layer, root) of every root filesystem init would boot (a tar may hold it under a folder)."""
+    found: set[tuple[str, str]] = set()
+    for e in ctx.iter_files(globs=["*/etc/inittab", "*/etc/init.d/rcS"]):
+        root = e.path[: e.path.rindex("/etc/")]
+        if root.count("/") <= 2 and (e.layer_id, root) not in found:
+            found.add((e.layer_id, root))
+            yield e.layer_id, root
 
 
 class BootPath(Source):
@@ -449,5 +496,5 @@ class BootPath(Source):
 
     def gather(self, ctx, data, out):
         seen = {(s.binary, s.started_by) for s in out.starts}
-        for layer in boot_roots(ctx):
-            _Walk(ctx, data, layer, out, seen).start_points()
+        for layer, root in boot_roots(ctx):
+            _Walk(ctx, data, layer, root, out, seen).start_points()
