@@ -471,6 +471,10 @@ class WebAuthFiles(Check):
         "*/passwd.boa",
         "*/boa/passwd",
         "*/mini_httpd.passwd",
+        "*/mosquitto/passwd",
+        "*/mosquitto/pwfile",
+        "*/mosquitto.passwd",
+        "*/mosquitto/password_file",
     ]
 
     def run(self, ctx: ScanContext) -> Iterator[Finding]:
@@ -625,6 +629,8 @@ def _plaintext_finding(
 ) -> Iterator[Finding]:
     shown = value if ctx.options.show_secrets else f"<redacted {fingerprint(value)}>"
     extra = {"rule": rule} if rule else {}
+    if user:
+        extra["account"] = user
     if ctx.options.show_secrets:
         extra["secret"] = value
     yield finding(

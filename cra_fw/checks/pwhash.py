@@ -37,6 +37,9 @@ class Scheme:
 _DES_RE = re.compile(r"^[./0-9A-Za-z]{13}$")
 _ROUNDS_RE = re.compile(r"^\$[56]\$rounds=(\d+)\$")
 _BCRYPT_RE = re.compile(r"^\$2[abxy]?\$(\d\d)\$")
+# mosquitto_passwd: $7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512> (libxcrypt's $7$ is scrypt,
+# written without the decimal iteration field)
+_MOSQUITTO7_RE = re.compile(r"^\$7\$(\d{1,7})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$")
 
 
 def identify(hash_value: str) -> Scheme | None:
@@ -56,6 +59,9 @@ def identify(hash_value: str) -> Scheme | None:
         return Scheme("yescrypt", False, 300)
     if h.startswith("$gy$"):
         return Scheme("gost-yescrypt", False, 300)
+    m7 = _MOSQUITTO7_RE.match(h)
+    if m7:
+        return Scheme("pbkdf2-sha512", int(m7.group(1)) < 1000, max(1, int(m7.group(1)) // 100))
     if h.startswith("$7$"):
         return Scheme("scrypt", False, 300)
     if h.startswith("$apr1$"):
@@ -84,6 +90,8 @@ class Crypt:
         """``crypt(password, setting)``; None when the scheme is unsupported or the setting invalid."""
         if setting.startswith("$apr1$"):
             return apr1(password, setting)
+        if _MOSQUITTO7_RE.match(setting):
+            return mosquitto_pbkdf2(password, setting)
         buf = getattr(self._local, "buf", None)
         if buf is None:
             buf = self._local.buf = ctypes.create_string_buffer(CRYPT_DATA_SIZE)
@@ -118,6 +126,27 @@ def _load() -> ctypes.CDLL:
         f"libxcrypt (libcrypt.so.1) not found ({last}); install Debian package libcrypt1 "
         "to recover default passwords"
     )
+
+
+# ---- mosquitto_passwd $7$ (PBKDF2-HMAC-SHA512, 64-byte key) ------------------------------------
+
+
+def mosquitto_pbkdf2(password: str, setting: str) -> str | None:
+    """mosquitto's ``$7$`` hash of ``password`` with the iterations and salt of ``setting``."""
+    import base64
+    import binascii
+    import hashlib
+
+    m = _MOSQUITTO7_RE.match(setting)
+    if m is None:
+        return None
+    iterations, salt_b64 = int(m.group(1)), m.group(2)
+    try:
+        salt = base64.b64decode(salt_b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    key = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations, 64)
+    return f"$7${iterations}${salt_b64}${base64.b64encode(key).decode()}"
 
 
 # ---- Apache APR1 (htpasswd -m): MD5-crypt with another magic; libxcrypt lacks it ----------------
