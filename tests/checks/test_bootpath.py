@@ -7,6 +7,7 @@ which detaches with ``daemon()``) copied under a vendor name the catalog cannot 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,16 +96,51 @@ def test_openwrt_rc_d_and_procd(tmp_path: Path) -> None:
                 "stop() {\n\tservice_start /usr/sbin/stopperd\n}\n"
             ),
             "/etc/init.d/disabled": "#!/bin/sh /etc/rc.common\nSTART=60\nstart() {\n\tservice_start /usr/sbin/offd\n}\n",
+            "/etc/init.d/cron": "#!/bin/sh /etc/rc.common\nSTART=50\nstart() {\n\tservice_start /usr/sbin/crond -c /etc/crontabs\n}\n",
+            "/etc/crontabs/root": "# m h dom mon dow command\n*/5 * * * * /usr/bin/keepalive.sh\n",
+            "/usr/bin/keepalive.sh": "#!/bin/sh\npidof watchd || /usr/sbin/watchd &\n",
         },
     )
     (root / "usr/sbin").mkdir(parents=True)
-    for name in ("vendord", "stopperd", "offd"):
+    for name in ("vendord", "stopperd", "offd", "watchd", "crond"):
         shutil.copy(ARPD, root / "usr/sbin" / name)
     (root / "etc/rc.d").mkdir(parents=True)
     (root / "etc/rc.d/S50vendord").symlink_to("../init.d/vendord")
+    (root / "etc/rc.d/S50cron").symlink_to("../init.d/cron")
     found = _services(root)
     s = found[("vendord", "procd:/etc/init.d/vendord:6")]
     assert s.port == 8888
     names = {b for b, _ in found}
     assert "stopperd" not in names  # only in stop()
     assert "offd" not in names  # no rc.d link: not enabled
+    # crond runs the crontab, whose script (re)starts a daemon
+    assert ("crond", "script:/etc/init.d/cron:4") in found
+    assert ("watchd", "script:/usr/bin/keepalive.sh:2") in found
+
+
+def test_vendor_rc_binary_strings(tmp_path: Path) -> None:
+    """An rc program (compiled here by gcc with the command strings a vendor rc carries)."""
+    gcc = shutil.which("gcc")
+    if not ARPD.exists() or gcc is None:
+        pytest.skip("needs gcc and iproute2's arpd")
+    root = tmp_path / "rootfs"
+    write_tree(root, {"/etc/inittab": "::sysinit:/sbin/rc init\n::respawn:/sbin/getty -L ttyS0 115200\n"})
+    src = tmp_path / "rc.c"
+    src.write_text(
+        '#include <stdio.h>\nstatic const char *cmds[] = {"/usr/sbin/vendord -d &", "/bin/helperd -c /var/h.conf",\n'
+        '  "/sbin/notadaemon -x", "/usr/sbin/dropbear -p 2222"};\n'
+        "int main(void) { for (unsigned i = 0; i < 4; i++) puts(cmds[i]); return 0; }\n"
+    )
+    (root / "sbin").mkdir(parents=True, exist_ok=True)
+    subprocess.run([gcc, "-O0", "-o", str(root / "sbin/rc"), str(src)], check=True, capture_output=True)
+    for name in ("usr/sbin/vendord", "bin/helperd"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ARPD, root / name)
+    shutil.copy(TRUE, root / "sbin/notadaemon")
+    shutil.copy(TRUE, root / "usr/sbin/dropbear")
+    found = _services(root)
+    by_name = {b: (sb, s) for (b, sb), s in found.items()}
+    assert by_name["vendord"][0].startswith("binary:/sbin/rc@0x")
+    assert by_name["helperd"][0].startswith("binary:/sbin/rc@0x")  # daemonizes itself
+    assert by_name["dropbear"][1].port == 2222 and by_name["dropbear"][1].name == "ssh"
+    assert "notadaemon" not in by_name

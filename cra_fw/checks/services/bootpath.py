@@ -64,7 +64,8 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_]\w*|\d)\}|\$([A-Za-z_]\w*|\d)")
 _FOR_RE = re.compile(r"\bfor\s+\w+\s+in\s+(.+?)\s*(?:;|$)")
 _SEP_RE = re.compile(r"(&&|\|\||;|&(?!>)|\|(?!\|))")
 _KEYWORDS = frozenset({"then", "do", "else", "if", "elif", "while", "until", "!", "{", "(", "}", ")", "time"})
-_PHP_INCLUDE_RE = re.compile(r"""^include\s*\(?\s*["']([^"']+)["']""")
+# include "/x.php"; require($template_root."/dhcp/dhcpd.php"): the variable is the template folder
+_PHP_INCLUDE_RE = re.compile(r"""^(?:include|require)(?:_once)?\s*\(?\s*(\$\w+\s*\.\s*)?["']([^"']+)["']""")
 _PHP_STRING_RE = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")
 _CMD_STRING_RE = re.compile(rb"[ -~]{3,200}")
 
@@ -200,6 +201,29 @@ class _Walk:
             else:
                 self.visit(entry, words[1:], 1)
 
+    def crontabs(self) -> None:
+        """When a cron daemon was started: what its crontabs run (scripts are followed from there)."""
+        if not any(
+            os.path.basename(s.binary) in ("crond", "cron") and s.entry.layer_id == self.layer
+            for s in self.out.starts
+        ):
+            return
+        globs = [
+            f"{self.root}{g}"
+            for g in ("/etc/crontabs/*", "/var/spool/cron/crontabs/*", "/etc/crontab", "/etc/cron.d/*")
+        ]
+        for tab in self.ctx.iter_files(globs=globs):
+            if tab.layer_id != self.layer or tab.kind == FileKind.SYMLINK:
+                continue
+            system = tab.name == "crontab" or "/cron.d/" in tab.path  # a user field after the time
+            for no, line in enumerate(text_lines(self.ctx, tab, 256 * 1024), 1):
+                fields = line.split(None, 6 if system else 5)
+                if line.lstrip().startswith("#") or len(fields) < (7 if system else 6) or "=" in fields[0]:
+                    continue
+                words = split_command(fields[-1])
+                if words:
+                    self.command(words, f"cron:{tab.path}:{no}", tab, no, False, 1)
+
     def is_elf(self, entry: FileEntry) -> bool:
         return entry.kind == FileKind.ELF or entry.elf is not None
 
@@ -296,7 +320,11 @@ class _Walk:
                 continue
             inc = _PHP_INCLUDE_RE.match(t)
             if inc:
-                target = self.lookup(inc.group(1))
+                target = None if inc.group(1) else self.lookup(inc.group(2))
+                folder = os.path.dirname(entry.path)
+                while target is None and inc.group(1) and folder not in ("", "/", self.root):
+                    target = self.lookup(folder[len(self.root) :] + inc.group(2))
+                    folder = os.path.dirname(folder)
                 if target is not None:
                     self.visit(target, [], depth + 1)
                 continue
@@ -443,7 +471,7 @@ class _Walk:
             self.rc_binary(prog, depth + 1)
 
     def is_rc_binary(self, entry: FileEntry) -> bool:
-        return entry.name in ("rc", "init_rc", "rcS", "cfm", "sysinit", "system_manager")
+        return entry.name in self.data.rc_binaries
 
     def rc_binary(self, entry: FileEntry, depth: int) -> None:
         """A vendor rc program: the command lines among its strings are what it starts."""
@@ -497,4 +525,6 @@ class BootPath(Source):
     def gather(self, ctx, data, out):
         seen = {(s.binary, s.started_by) for s in out.starts}
         for layer, root in boot_roots(ctx):
-            _Walk(ctx, data, layer, root, out, seen).start_points()
+            walk = _Walk(ctx, data, layer, root, out, seen)
+            walk.start_points()
+            walk.crontabs()

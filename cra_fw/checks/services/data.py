@@ -32,6 +32,7 @@ class ServiceData:
     inetd_ports: dict[str, tuple[str, int]]
     shells: frozenset[str]
     login_programs: frozenset[str]
+    rc_binaries: frozenset[str] = frozenset()  # vendor rc programs whose strings are start commands
 
 
 @lru_cache(maxsize=4)
@@ -63,6 +64,7 @@ def load_data(base: Path | None = None) -> ServiceData:
             inetd_ports={k: (v[0], int(v[1])) for k, v in c["inetd_ports"].items()},
             shells=frozenset(c["shells"]),
             login_programs=frozenset(c["login_programs"]),
+            rc_binaries=frozenset(d["wrappers"].get("rc_binaries", ())),
         )
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise SignatureDataError(
