@@ -32,7 +32,7 @@ from cra_fw.checks.credentials import (
     load_data,
     plaintext_candidates,
 )
-from cra_fw.checks.interface import CRA_CREDENTIALS, Check, finding, fingerprint, text_lines
+from cra_fw.checks.interface import Check, text_lines
 from cra_fw.checks.pwhash import identify
 from cra_fw.context import ScanContext
 from cra_fw.errors import SignatureDataError
@@ -255,19 +255,18 @@ class ScriptLogins(Check):
             value, source = values.get(var.group(1), ("", "")) if var else (raw, entry.path)
             if not value:
                 continue
-            shown = value if ctx.options.show_secrets else f"<redacted {fingerprint(value)}>"
-            yield finding(
+            yield from _plaintext_finding(
                 ctx,
                 entry,
-                rule_id="credentials.plaintext",
-                category=CAT,
-                severity=Severity.CRITICAL,
+                no,
+                user,
+                value,
+                "a start script",
+                Severity.CRITICAL,
+                "telnetd-login",
                 title="Fixed telnet login on a start script's command line",
-                cra=CRA_CREDENTIALS,
-                line=no,
-                evidence=f"{user}: {shown} (telnetd -u; password from {source})",
+                note=f"telnetd -u; password from {source}",
                 remediation="Remove the built-in login; telnet should not run at all, and never with "
                 "an account that is the same on every device.",
-                fp=fingerprint(value),
-                extra={"account": user, "rule": "telnetd-login", "password_from": source},
+                more={"password_from": source},
             )

@@ -626,11 +626,16 @@ def _plaintext_finding(
     what: str,
     severity: Severity = Severity.HIGH,
     rule: str = "",
+    title: str = "",
+    note: str = "",
+    remediation: str = "",
+    more: dict[str, str] | None = None,
 ) -> Iterator[Finding]:
     shown = value if ctx.options.show_secrets else f"<redacted {fingerprint(value)}>"
     extra = {"rule": rule} if rule else {}
     if user:
         extra["account"] = user
+    extra.update(more or {})
     if ctx.options.show_secrets:
         extra["secret"] = value
     yield finding(
@@ -639,11 +644,12 @@ def _plaintext_finding(
         rule_id="credentials.plaintext",
         category=CAT,
         severity=severity,
-        title=f"Plaintext password in {what}",
+        title=title or f"Plaintext password in {what}",
         cra=CRA_CREDENTIALS,
         line=line,
-        evidence=f"{user + ': ' if user else ''}{shown}",
-        remediation="Do not ship passwords in files: generate per-device secrets at first boot or "
+        evidence=f"{user + ': ' if user else ''}{shown}{' (' + note + ')' if note else ''}",
+        remediation=remediation
+        or "Do not ship passwords in files: generate per-device secrets at first boot or "
         "store only salted hashes.",
         fp=fingerprint(value),
         extra=extra,
