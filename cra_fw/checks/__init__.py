@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from cra_fw.checks.configcreds import ConfigAccounts, ScriptLogins
+from cra_fw.checks.configcreds import ConfigAccounts, ScriptLogins, UnsetRootLogin
 from cra_fw.checks.credentials import (
     AccountFiles,
     OpenWrtLogins,
@@ -38,6 +38,7 @@ CHECKS: tuple[type[Check], ...] = (
     PlaintextCredentials,  # credentials.plaintext
     SambaPasswords,  # credentials.samba
     ScriptLogins,  # credentials.script-logins
+    UnsetRootLogin,  # credentials.unset-root
     WebAuthFiles,  # credentials.web
     BinaryHardening,  # hardening.elf
     McuCertificates,  # mcu.certificates

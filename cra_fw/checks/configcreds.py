@@ -18,7 +18,7 @@ import re
 import tomllib
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from cra_fw.checks.pwhash import identify
 from cra_fw.context import ScanContext
 from cra_fw.errors import SignatureDataError
 from cra_fw.paths import signatures_dir
-from cra_fw.records import FileEntry, Finding, Severity
+from cra_fw.records import FileEntry, FileKind, Finding, Severity
 
 # key = value in the formats configs use; the key is group "k", the value "v".
 _KV_RES = (
@@ -69,6 +69,7 @@ _OWNED = frozenset(
         "lighttpd-plain.user",
     }
 )
+_CODE = (".lua", ".js", ".php", ".py", ".pl", ".rb", ".c", ".h", ".asp", ".htm", ".html", ".cgi")
 _HEX_RE = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}")
 
 
@@ -153,8 +154,8 @@ class ConfigAccounts(Check):
             if e.size <= 1024 * 1024 and e.abs_path:
                 files.setdefault(e.path, e)
         for entry in files.values():
-            if entry.name in _OWNED or entry.name.endswith((".htpasswd", ".htdigest", ".user")):
-                continue
+            if entry.name in _OWNED or entry.name.endswith((".htpasswd", ".htdigest", ".user", *_CODE)):
+                continue  # another check's file, or program source (its `user = x` are variables)
             lines = (
                 _gunzip_lines(ctx, entry) if entry.name.endswith(".gz") else text_lines(ctx, entry, 1 << 20)
             )
@@ -270,3 +271,46 @@ class ScriptLogins(Check):
                 "an account that is the same on every device.",
                 more={"password_from": source},
             )
+
+
+# ---- OpenWrt's unset root password ------------------------------------------------------------
+
+_UNSET_ROOT_TEST = re.compile(r"\^root:\[!x\]")  # login.sh: grep '^root:[!x]\?:' /etc/shadow
+
+
+class UnsetRootLogin(Check):
+    """OpenWrt before 14.07: root's 'x' or '!' means "no password set", and ``/bin/login.sh`` (the
+    telnetd login program) then starts a root shell without asking for one."""
+
+    name = "credentials.unset-root"
+    category = CAT
+
+    def run(self, ctx: ScanContext) -> Iterator[Finding]:
+        for login in ctx.iter_files(globs=["*/bin/login.sh"]):
+            text = ctx.read_text(login, 64 * 1024)
+            if (
+                not _UNSET_ROOT_TEST.search(text)
+                or "exec /bin/ash" not in text
+                and "exec /bin/sh" not in text
+            ):
+                continue
+            root = login.path[: login.path.rindex("/bin/login.sh")]
+            for name in ("/etc/shadow", "/etc/passwd"):
+                entry = ctx.lookup(login.layer_id, root + name)
+                if entry is None or entry.kind == FileKind.SYMLINK:
+                    continue
+                lines = text_lines(ctx, entry, 256 * 1024)
+                no, fields = next(
+                    ((n, ln.split(":")) for n, ln in enumerate(lines, 1) if ln.startswith("root:")), (0, [])
+                )
+                if (
+                    len(fields) > 1
+                    and fields[1] in ("x", "!")
+                    and (name == "/etc/shadow" or fields[1] == "!")
+                ):
+                    yield replace(
+                        _empty_pw_finding(ctx, entry, no, "root", "Account"),
+                        evidence=f"root: password field '{fields[1]}' means unset on OpenWrt; {login.path} "
+                        "gives a root shell without a password (telnet) until one is set",
+                    )
+                    break

@@ -702,6 +702,8 @@ def scan_plaintext(
                     continue
                 if key == "value3" and _looks_like_code(value, text[m.end(key) :]):
                     continue
+                if key == "value3" and value.endswith((",", ";")) and value[:-1].isidentifier():
+                    continue  # `password = pass,` in a Lua/JS table: a variable
                 if (no, value) in seen:
                     continue
                 seen.add((no, value))

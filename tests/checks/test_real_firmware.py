@@ -125,6 +125,8 @@ def test_openwrt_1209_router_findings(wr841_ctx):
             # CoovaChilli's shipped RADIUS/UAM secrets (HS_RADSECRET=testing123, HS_UAMSECRET=change-me,
             # HS_RADSECRET=coova-anonymous) and WiFi Mesh's first-boot root password
             # (echo -e "w1f1m35h\nw1f1m35h" | passwd root, in the init script and the script it copies)
+            # root 'x' is "unset" on OpenWrt 12.09: telnetd's /bin/login.sh gives a root shell
+            ("credentials.empty-password", "/etc/shadow", 1),
             ("credentials.plaintext", "/etc/chilli/defaults", 38),
             ("credentials.plaintext", "/etc/chilli/defaults", 39),
             ("credentials.plaintext", "/etc/chilli/gui-config-default.ini", 11),

@@ -151,3 +151,29 @@ def test_mosquitto_password_file(tmp_path: Path) -> None:
         ("credentials.weak-hash", 1, None),
         ("credentials.weak-hash", 2, None),
     ]
+
+
+LOGIN_SH = r"""#!/bin/sh
+if ( ! grep -qs '^root:[!x]\?:' /etc/shadow || \
+     ! grep -qs '^root:[!x]\?:' /etc/passwd ) && \
+   [ -z "$FAILSAFE" ]
+then
+	echo "Login failed."
+	exit 0
+fi
+exec /bin/ash --login
+"""  # OpenWrt 12.09's /bin/login.sh
+
+
+def test_openwrt_unset_root_password(tmp_path: Path) -> None:
+    shadow = "root:x:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n"
+    unset = write_tree(tmp_path / "a", {"/bin/login.sh": LOGIN_SH, "/etc/shadow": shadow})
+    [f] = run(tree_context(unset), only=("credentials.unset-root",)).findings
+    assert (f.rule_id, f.location.path, f.location.line) == ("credentials.empty-password", "/etc/shadow", 1)
+    assert "unset" in f.evidence and f.severity.value == "critical"
+    hashed = write_tree(
+        tmp_path / "b", {"/bin/login.sh": LOGIN_SH, "/etc/shadow": shadow.replace(":x:", ":$1$ab$cd:", 1)}
+    )
+    assert run(tree_context(hashed), only=("credentials.unset-root",)).findings == ()
+    no_login_sh = write_tree(tmp_path / "c", {"/etc/shadow": shadow})  # 'x' elsewhere: a locked account
+    assert run(tree_context(no_login_sh), only=("credentials.unset-root",)).findings == ()
