@@ -131,6 +131,9 @@ def test_openwrt_1209_router_findings(wr841_ctx):
             ("credentials.plaintext", "/etc/chilli/defaults", 39),
             ("credentials.plaintext", "/etc/chilli/gui-config-default.ini", 11),
             ("credentials.plaintext", "/etc/init.d/wifimesh", 95),
+            # ... and writes the vendor's ssh-rsa key to /etc/dropbear/authorized_keys (line 92 of both)
+            ("credentials.plaintext", "/etc/init.d/wifimesh", 92),
+            ("credentials.plaintext", "/sbin/wifimesh/startup.sh", 92),
             ("credentials.plaintext", "/sbin/wifimesh/startup.sh", 95),
         ]
     )  # and nothing from the chilli captive-portal JavaScript (password = obj.field; str2hex(...))
