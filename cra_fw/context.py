@@ -27,6 +27,7 @@ class Limits:
     max_depth: int = 8  # nesting of layers
     max_files: int = 200_000  # files over the whole scan
     extractor_timeout: float = 300.0  # seconds for one extractor run
+    scan_timeout: float = 0.0  # seconds for the whole scan (0: no limit); what it stops is a finding
     max_memory: int = 4 * 1024**3  # address space of one extractor process
     min_carve_size: int = 64  # smaller chunks are not worth a layer
 
@@ -48,6 +49,7 @@ class ScanOptions:
     feed_max_age_days: int = 7
     progress: bool = True
     analyse: bool = True  # False: unpack and inventory only (`cra-fw unpack`)
+    replace_outputs: bool = False  # --force: an earlier scan's outputs in OUTDIR are removed first
 
 
 @dataclass

@@ -15,6 +15,10 @@ class UnpackError(CraFwError):
     """An extraction backend failed on one region (recorded, the scan goes on)."""
 
 
+class OutputError(CraFwError):
+    """The output folder cannot be used, or an output could not be written."""
+
+
 class LimitExceeded(UnpackError):
     """A safety limit (bytes, ratio, depth, file count, time) stopped a branch."""
 

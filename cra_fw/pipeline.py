@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,46 +18,64 @@ from pathlib import Path
 from cra_fw import __version__, bundles, checks, identify, jsonout, vulns
 from cra_fw.checks.policy import apply_to_report
 from cra_fw.context import ScanContext, ScanOptions
-from cra_fw.errors import InputError
+from cra_fw.errors import CraFwError, InputError, OutputError
+from cra_fw.fstree import remove_tree
 from cra_fw.inventory import build_inventory
-from cra_fw.records import Finding, ImageInfo, LayerStatus, Location, ScanReport, Severity, ToolInfo
+from cra_fw.records import (
+    Assessment,
+    AssessmentStatus,
+    Finding,
+    ImageInfo,
+    Location,
+    OutputFile,
+    ScanReport,
+    Severity,
+    ToolInfo,
+)
+from cra_fw.regions import region_sha256
 from cra_fw.report import cyclonedx, html, sarif, spdx
 from cra_fw.unpack import unpack_image
 from cra_fw.vulns import vex
 
 ProgressFn = Callable[[str], None]
+# what a stage says about its own coverage beyond "complete" (e.g. vulns: no database)
+Assessments = tuple[Assessment, ...]
 Writer = Callable[[ScanReport, Path], "Path | None"]
 
 
-def _identify(report: ScanReport, ctx: ScanContext) -> None:
+def _identify(report: ScanReport, ctx: ScanContext) -> Assessments:
     result = identify.run(ctx)
     report.components.extend(result.components)
     report.dependencies.extend(result.dependencies)
     report.findings.extend(result.findings)
+    return ()
 
 
-def _vulns(report: ScanReport, ctx: ScanContext) -> None:
+def _vulns(report: ScanReport, ctx: ScanContext) -> Assessments:
     result = vulns.run(list(report.components), ctx)
     report.vulnerabilities.extend(result.matches)
     report.findings.extend(result.findings)
+    return ()
 
 
-def _checks(report: ScanReport, ctx: ScanContext) -> None:
+def _checks(report: ScanReport, ctx: ScanContext) -> Assessments:
     result = checks.run(ctx)
     report.findings.extend(result.findings)
     report.services.extend(result.services)
     report.hardening.extend(result.hardening)
     report.hardening_summary.extend(result.hardening_summary)
+    return ()
 
 
-def _bundles(report: ScanReport, ctx: ScanContext) -> None:
+def _bundles(report: ScanReport, ctx: ScanContext) -> Assessments:
     result = bundles.scan_embedded(ctx)
     report.bundles.extend(result.verdicts)
     report.findings.extend(result.findings)
+    return ()
 
 
 # The analysis stages after inventory, in order (vulns reads identify's components).
-ANALYSIS_STAGES: tuple[tuple[str, Callable[[ScanReport, ScanContext], None]], ...] = (
+ANALYSIS_STAGES: tuple[tuple[str, Callable[[ScanReport, ScanContext], Assessments]], ...] = (
     ("identify", _identify),
     ("vulns", _vulns),
     ("checks", _checks),
@@ -114,23 +131,26 @@ def scan(
         raise InputError(f"{image}: not a regular file; give the firmware image file")
     outdir = Path(outdir).resolve()
     image = image.resolve()
-    outdir.mkdir(parents=True, exist_ok=True)
+    prepare_outdir(outdir, options.replace_outputs, keep=image)
     report = ScanReport(
         image=image_info(image),
         tool=ToolInfo("cra-fw", __version__),
         started=_now(),
         extractor=options.extractor,
     )
-    if options.keep_extracted:
-        workspace = outdir / "extracted"
-        if workspace.exists():
-            shutil.rmtree(workspace)
-    else:
-        workspace = Path(tempfile.mkdtemp(prefix=".work-", dir=outdir))
+    try:
+        workspace = (
+            outdir / "extracted"
+            if options.keep_extracted
+            else Path(tempfile.mkdtemp(prefix=".work-", dir=outdir))
+        )
+    except OSError as exc:
+        raise OutputError(f"cannot write in the output folder {outdir}: {exc.strerror or exc}") from exc
     report.workspace = workspace
     timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    deadline = t0 + options.limits.scan_timeout if options.limits.scan_timeout else None
     try:
-        t0 = time.monotonic()
         if report.image.size == 0:
             report.findings.append(
                 Finding(
@@ -144,21 +164,19 @@ def scan(
                 )
             )
             report.errors.append(f"{image.name} is empty: nothing to analyse")
+            report.assessments.append(
+                Assessment("unpack", AssessmentStatus.NOT_ASSESSED, "the image is empty", 1.0)
+            )
         else:
-            unpacked = unpack_image(image, workspace, options, report.image.sha256, say)
+            unpacked = unpack_image(image, workspace, options, report.image.sha256, say, deadline)
             report.layers.extend(unpacked.layers)
             report.findings.extend(unpacked.findings)
+            report.assessments.append(unpacked.assessment)
             report.stats["sandboxed"] = 1.0 if unpacked.sandboxed else 0.0
             report.stats["extracted_bytes"] = float(unpacked.extracted_bytes)
             timings["unpack"] = time.monotonic() - t0
-            if not any(la.status == LayerStatus.EXTRACTED for la in report.layers[1:]) and not any(
-                la.status in (LayerStatus.IDENTIFIED, LayerStatus.UNSUPPORTED, LayerStatus.FAILED)
-                and la.format not in ("padding",)
-                for la in report.layers[1:]
-            ):
-                report.errors.append(
-                    f"no known format found in {image.name}: not a firmware image, encrypted, or truncated"
-                )
+            if unpacked.assessment.status == AssessmentStatus.NOT_ASSESSED:
+                report.errors.append(_not_analysed_line(image.name, unpacked.assessment.reason))
             t1 = time.monotonic()
             inventory = build_inventory(report.layers, unpacked.specials, options, say)
             report.files.extend(inventory.files)
@@ -172,18 +190,75 @@ def scan(
                 workspace=workspace,
             )
             if options.analyse:
-                _run_analysis(report, ctx, timings, say)
+                _run_analysis(report, ctx, timings, say, deadline)
                 _apply_policy(report, options, say)
     finally:
         report.finished = _now()
         report.stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
-        if options.analyse:
-            write_outputs(report, outdir, say)
-        else:
+        failures = write_outputs(report, outdir, say) if options.analyse else []
+        if not options.analyse:
             write_report_json(report, outdir)
         if not options.keep_extracted:
-            shutil.rmtree(workspace, ignore_errors=True)
+            remove_tree(workspace)
+    if failures:
+        raise OutputError(
+            f"{'; '.join(failures)}: the outputs in {outdir} are incomplete (report.json records the errors)"
+        )
     return report
+
+
+# Every file a scan writes into its output folder (the evidence pack and --force know them).
+OWN_FILES = (
+    "report.json",
+    "report.json.tmp",
+    "report.html",
+    "sbom.cdx.json",
+    "sbom.cdx.xml",
+    "sbom.spdx.json",
+    "findings.sarif",
+    "vex.cdx.json",
+    "evidence.zip",
+    "evidence.zip.sig",
+    ".evidence.zip.tmp",
+)
+
+
+def _own(name: str) -> bool:
+    return name in OWN_FILES or name == "extracted" or name.startswith(".work-")
+
+
+def prepare_outdir(outdir: Path, replace: bool, keep: Path | None = None) -> None:
+    """Make ``outdir`` an empty folder for this scan's outputs.
+
+    A folder holding anything is refused, so outputs of an earlier scan (of another
+    image) never mix with this one's; ``replace`` (``--force``) removes cra-fw's own
+    files from it first and leaves everything else alone.
+    """
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output {outdir} exists and is not a folder: give a folder with -o")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        entries = sorted(os.listdir(outdir))
+    except OSError as exc:
+        raise OutputError(f"cannot use the output folder {outdir}: {exc.strerror or exc}") from exc
+    if not entries:
+        return
+    if not replace:
+        shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+        raise OutputError(
+            f"output folder {outdir} is not empty ({shown}): choose an empty folder, or pass --force "
+            "to replace an earlier scan's outputs (cra-fw removes only its own files)"
+        )
+    for name in entries:
+        if _own(name) and (keep is None or outdir / name != keep):
+            remove_tree(outdir / name)
+
+
+def _not_analysed_line(name: str, reason: str) -> str:
+    """The error line of a scan that analysed nothing: the real cause, not a guess."""
+    if reason == "no known format found":
+        return f"no known format found in {name}: not a firmware image, encrypted, or truncated"
+    return f"nothing in {name} could be analysed: {reason}"
 
 
 def _apply_policy(report: ScanReport, options: ScanOptions, say: ProgressFn) -> None:
@@ -211,35 +286,111 @@ def _stage_failed(report: ScanReport, name: str, exc: BaseException) -> None:
     )
 
 
-def _run_analysis(report: ScanReport, ctx: ScanContext, timings: dict[str, float], say: ProgressFn) -> None:
-    """Each stage in turn; ``seconds_<stage>`` is recorded for each that ran to the end."""
+# the topic each stage's assessment is about (counts shown as "not assessed" unless complete)
+TOPICS = {"identify": "components", "vulns": "vulnerabilities", "checks": "checks", "bundles": "bundles"}
+
+
+def _run_analysis(
+    report: ScanReport, ctx: ScanContext, timings: dict[str, float], say: ProgressFn, deadline: float | None
+) -> None:
+    """Each stage in turn; ``seconds_<stage>`` is recorded for each that ran to the end.
+
+    Every stage leaves an assessment of its topic: complete, partial (it covers no
+    more of the image than unpacking did) or not assessed with the reason.
+    """
+    unpack = report.assessment("unpack")
+    skipped: list[str] = []
+    ran: set[str] = set()
+
+    def topics(name: str) -> tuple[str, ...]:
+        return ("vulns", "kev") if name == "vulns" else (name,)
+
     for name, stage in ANALYSIS_STAGES:
-        if name == "vulns" and not report.components:
-            continue  # nothing to match (or identify failed, which is reported already)
+        if name == "vulns" and ("identify" not in ran or unpack.status == AssessmentStatus.NOT_ASSESSED):
+            why = (
+                "components were not identified"
+                if "identify" not in ran
+                else "nothing in the image could be analysed"
+            )
+            for topic in topics(name):
+                _assess(report, topic, AssessmentStatus.NOT_ASSESSED, why)
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            skipped.append(name)
+            for topic in topics(name):
+                _assess(
+                    report,
+                    topic,
+                    AssessmentStatus.NOT_ASSESSED,
+                    "the scan's time limit (--timeout) was reached",
+                )
+            continue
         start = time.monotonic()
         say(f"{name}...")
         try:
-            stage(report, ctx)
-        except Exception as exc:  # noqa: BLE001 - a stage bug must not lose the scan
+            own = list(stage(report, ctx))
+        except (CraFwError, Exception) as exc:  # noqa: BLE001 - a stage bug must not lose the scan
             _stage_failed(report, name, exc)
+            for topic in topics(name):
+                _assess(report, topic, AssessmentStatus.NOT_ASSESSED, f"the {name} stage failed: {exc}"[:300])
             continue
         timings[name] = time.monotonic() - start
+        ran.add(name)
+        if not any(item.topic == TOPICS[name] for item in own):
+            own.insert(0, Assessment(TOPICS[name], AssessmentStatus.COMPLETE))
+        for item in own:
+            status, reason = _with_unpack(item.status, item.reason, unpack)
+            report.assessments.append(Assessment(item.topic, status, reason))
+    if skipped:
+        report.findings.append(
+            Finding(
+                rule_id="scan.limit.time",
+                category="scan",
+                severity=Severity.MEDIUM,
+                title=f"The scan's time limit was reached: {', '.join(skipped)} did not run",
+                cra_reference=(),
+                evidence=f"stages not run: {', '.join(skipped)}",
+                remediation="Raise --timeout to analyse the whole image.",
+            )
+        )
+        report.errors.append(f"time limit reached: {', '.join(skipped)} not run")
 
 
-def write_outputs(report: ScanReport, outdir: Path, say: ProgressFn | None = None) -> list[Path]:
-    """report.json, then every writer."""
-    written = [write_report_json(report, outdir)]
+def _with_unpack(status: AssessmentStatus, reason: str, unpack: Assessment) -> tuple[AssessmentStatus, str]:
+    """A stage covers no more of the image than unpacking did."""
+    if unpack.status == AssessmentStatus.NOT_ASSESSED:
+        return AssessmentStatus.NOT_ASSESSED, "nothing in the image could be analysed"
+    if unpack.status == AssessmentStatus.PARTIAL and status == AssessmentStatus.COMPLETE:
+        pct = f"{unpack.share * 100:.1f}".rstrip("0").rstrip(".")
+        return AssessmentStatus.PARTIAL, f"{pct}% of the image was not analysed"
+    return status, reason
+
+
+def _assess(report: ScanReport, stage: str, status: AssessmentStatus, reason: str) -> None:
+    report.assessments.append(Assessment(TOPICS.get(stage, stage), status, reason))
+
+
+def write_outputs(report: ScanReport, outdir: Path, say: ProgressFn | None = None) -> list[str]:
+    """Every writer, then report.json listing what they wrote with hashes; returns the failures.
+
+    A writer that fails does not stop the others; its failure is recorded in
+    report.json and returned, and the caller fails the scan (never a silent gap).
+    """
+    failures: list[str] = []
     for name, write in WRITERS:
         try:
-            out = write(report, outdir)
-        except Exception as exc:  # noqa: BLE001 - one writer must not lose the others
-            report.errors.append(f"{name} writer failed: {type(exc).__name__}: {exc}"[:300])
-            continue
-        if out:
-            written.append(Path(out))
-    if report.errors:  # writers may have added errors: keep report.json complete
-        write_report_json(report, outdir)
-    return written
+            write(report, outdir)
+        except (CraFwError, Exception) as exc:  # noqa: BLE001 - one writer must not lose the others
+            failures.append(f"the {name} writer failed: {type(exc).__name__}: {exc}"[:300])
+    report.errors.extend(failures)
+    report.outputs = []
+    for name in OWN_FILES:
+        path = outdir / name
+        if name != "report.json" and not name.startswith((".", "evidence.zip")) and path.is_file():
+            size = path.stat().st_size
+            report.outputs.append(OutputFile(name, region_sha256(path, 0, size), size))
+    write_report_json(report, outdir)
+    return failures
 
 
 def write_report_json(report: ScanReport, outdir: Path) -> Path:

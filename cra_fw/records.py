@@ -71,6 +71,7 @@ class LayerStatus(enum.StrEnum):
     IDENTIFIED = "identified"  # recognised, nothing to unpack (e.g. kernel blob)
     UNKNOWN = "unknown"  # no format recognised: an unidentified region
     FAILED = "failed"  # recognised, but extraction failed
+    PARTIAL = "partial"  # extraction stopped partway: what it wrote is analysed, the rest is not
     UNSUPPORTED = "unsupported"  # recognised, the backend cannot extract it
     LIMITED = "limited"  # stopped by a safety limit
 
@@ -83,6 +84,41 @@ def layer_chain(by_id: Mapping[str, Layer], layer_id: str) -> tuple[str, ...]:
         chain.append(f"{cur.id}:{cur.format}")
         cur = by_id.get(cur.parent_id) if cur.parent_id else None
     return tuple(reversed(chain))
+
+
+class AssessmentStatus(enum.StrEnum):
+    COMPLETE = "complete"  # assessed over everything the scan could read
+    PARTIAL = "partial"  # assessed, but over part of the image or with incomplete data
+    NOT_ASSESSED = "not_assessed"  # did not run or had nothing to work with: never shown as zero
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether one part of the analysis covered the image, and why not when it did not.
+
+    Every count that depends on a topic (unpack coverage, components, vulnerabilities,
+    KEV, checks, bundles) is shown as "not assessed" with ``reason`` unless its
+    assessment is complete.  ``share`` is the fraction of the image's bytes the topic
+    did not cover, where that is measurable (unpack).
+    """
+
+    topic: str  # unpack, components, vulnerabilities, kev, checks, bundles
+    status: AssessmentStatus
+    reason: str = ""
+    share: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.status == AssessmentStatus.COMPLETE
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file this scan wrote beside report.json (the evidence pack holds exactly these)."""
+
+    name: str
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,7 @@ class ElfInfo:
     has_symtab: bool = False
     stripped: bool = True
     flags: str = ""  # e.g. MIPS ABI flags, ARM EABI version
+    capped: tuple[str, ...] = ()  # "field:original count" of lists cut to the per-file cap
 
 
 @dataclass(frozen=True)
@@ -296,8 +333,17 @@ class ScanReport:
     hardening_summary: list[HardeningSummary] = field(default_factory=list)  # one per architecture
     stats: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    outputs: list[OutputFile] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
     workspace: Path | None = field(default=None, metadata=INTERNAL)
+
+    def assessment(self, topic: str) -> Assessment:
+        """The topic's assessment; a topic nothing recorded was not assessed."""
+        for item in reversed(self.assessments):
+            if item.topic == topic:
+                return item
+        return Assessment(topic, AssessmentStatus.NOT_ASSESSED, "the stage did not run")
 
     def layer(self, layer_id: str) -> Layer:
         for layer in self.layers:

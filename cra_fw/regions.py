@@ -9,6 +9,24 @@ from pathlib import Path
 BLOCK = 1 << 20
 
 
+def read_limited(path: Path, limit: int, what: str, error: type[Exception] | None = None) -> bytes:
+    """At most ``limit`` bytes of ``path``; a larger file (``/dev/zero``) is refused, never read whole.
+
+    Raises ``error`` (default :class:`cra_fw.errors.InputError`) naming ``what`` and the path.
+    """
+    from cra_fw.errors import InputError
+
+    kind = error or InputError
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise kind(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise kind(f"{what} {path} is larger than {limit} bytes: not a file cra-fw reads as {what}")
+    return data
+
+
 def region_blocks(path: Path, start: int, end: int, block: int = BLOCK) -> Iterator[bytes]:
     """The bytes of path[start:end] in blocks of at most ``block`` bytes."""
     with open(path, "rb") as fh:
@@ -42,6 +60,11 @@ def region_sha256(path: Path, start: int, end: int) -> str:
     for data in region_blocks(path, start, end):
         digest.update(data)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a whole file, streamed."""
+    return region_sha256(path, 0, Path(path).stat().st_size)
 
 
 def leading_run(path: Path, start: int, end: int) -> int:

@@ -17,9 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cra_fw.context import ScanOptions
+from cra_fw.fstree import walk
 from cra_fw.inventory.classify import classify
 from cra_fw.inventory.elf import read_elf_info
-from cra_fw.records import ElfInfo, FileEntry, FileKind, Finding, Layer, LayerStatus, SpecialFile
+from cra_fw.records import (
+    ElfInfo,
+    FileEntry,
+    FileKind,
+    Finding,
+    Layer,
+    LayerStatus,
+    Location,
+    Severity,
+    SpecialFile,
+)
 
 # Files up to this size are read once into memory (hash, classification, ELF facts); larger
 # ones are hashed in blocks and their ELF headers read through a map of the file, so memory
@@ -131,8 +142,7 @@ def _elf_mapped(abs_path: str, sha: str, cache: _ElfCache) -> ElfInfo | None:
 
 
 def _walk(root: Path) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+    for dirpath, dirnames, filenames in walk(root):
         for name in dirnames:
             full = os.path.join(dirpath, name)
             yield full
@@ -151,7 +161,11 @@ def build_inventory(
     specials = specials or {}
     cache = _ElfCache()
     entries: list[FileEntry] = []
-    unpacked = [la for la in layers if la.root and la.status in (LayerStatus.EXTRACTED, LayerStatus.LIMITED)]
+    unpacked = [
+        la
+        for la in layers
+        if la.root and la.status in (LayerStatus.EXTRACTED, LayerStatus.PARTIAL, LayerStatus.LIMITED)
+    ]
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         for layer in unpacked:
             root = Path(layer.root)
@@ -173,4 +187,24 @@ def build_inventory(
             if progress:
                 progress(f"[{layer.id}] inventory: {len(paths)} entries")
     entries.sort(key=lambda e: (int(e.layer_id[1:]), e.path))
-    return InventoryResult(files=tuple(entries))
+    return InventoryResult(files=tuple(entries), findings=_cap_findings(entries))
+
+
+def _cap_findings(entries: list[FileEntry]) -> tuple[Finding, ...]:
+    """One finding for the ELF files whose records were cut to the per-file caps."""
+    capped = [e for e in entries if e.elf is not None and e.elf.capped]
+    if not capped:
+        return ()
+    shown = ", ".join(f"{e.path} ({'; '.join(e.elf.capped)})" for e in capped[:10] if e.elf)
+    return (
+        Finding(
+            rule_id="inventory.limit.record",
+            category="unpack",
+            severity=Severity.MEDIUM,
+            title=f"{len(capped)} ELF file(s) declare more entries than cra-fw records (cut to the per-file cap)",
+            cra_reference=("Annex I Part II 1",),
+            location=Location(path=capped[0].path),
+            evidence=shown + (f" and {len(capped) - 10} more" if len(capped) > 10 else ""),
+            remediation="Thousands of DT_NEEDED entries are not what a toolchain writes: inspect these files.",
+        ),
+    )

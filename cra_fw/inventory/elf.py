@@ -48,6 +48,9 @@ DF_BIND_NOW, DF_1_NOW, DF_1_PIE = 0x8, 0x1, 0x08000000
 PF_X = 0x1
 SHT_SYMTAB, SHT_DYNSYM = 2, 11
 MAX_ENTRIES = 200_000
+# per-file record caps: a hostile ELF must not make the report grow without bound
+MAX_NEEDED = 256  # distinct DT_NEEDED names kept (real programs need a few dozen)
+MAX_NAME = 256  # characters of a SONAME, DT_NEEDED name, interpreter, RPATH/RUNPATH
 _CHK = re.compile(rb"\x00(__[a-z0-9_]+_chk)\x00")
 _CANARY = (b"__stack_chk_fail", b"__stack_chk_fail_local", b"__intel_security_cookie")
 _CANARY_IMPORTS = {
@@ -133,7 +136,7 @@ def _read(r: _Reader) -> ElfInfo:
     dynamic = None
     for ptype, flags, offset, _vaddr, filesz in segments:
         if ptype == PT_INTERP:
-            interpreter = r.cstr(offset, min(filesz, 4096))
+            interpreter = r.cstr(offset, min(filesz, MAX_NAME))
         elif ptype == PT_DYNAMIC:
             dynamic = (offset, filesz)
         elif ptype == PT_GNU_STACK:
@@ -152,9 +155,13 @@ def _read(r: _Reader) -> ElfInfo:
     def dstr(index: int) -> str:
         if strtab_off is None or index < 0 or (strsz and index >= strsz):
             return ""
-        return r.cstr(strtab_off + index)
+        return r.cstr(strtab_off + index, MAX_NAME)
 
-    needed = tuple(dstr(v) for t, v in tags if t == DT_NEEDED)
+    capped: list[str] = []
+    names = list(dict.fromkeys(dstr(v) for t, v in tags if t == DT_NEEDED))  # a repeated entry says nothing
+    if len(names) > MAX_NEEDED:
+        capped.append(f"needed:{len(names)}")
+    needed = tuple(names[:MAX_NEEDED])
     soname = dstr(first[DT_SONAME]) if DT_SONAME in first else ""
     rpath = dstr(first[DT_RPATH]) if DT_RPATH in first else ""
     runpath = dstr(first[DT_RUNPATH]) if DT_RUNPATH in first else ""
@@ -216,6 +223,7 @@ def _read(r: _Reader) -> ElfInfo:
         has_symtab=has_symtab,
         stripped=not has_symtab,
         flags=flags,
+        capped=tuple(capped),
     )
 
 

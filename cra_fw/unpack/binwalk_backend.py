@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
+from cra_fw.fstree import remove_tree
 from cra_fw.paths import package_file
 from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
@@ -110,7 +110,7 @@ class BinwalkBackend(Backend):
                     unsupported=not moved and spec.name in _NO_EXTRACTOR,
                 )
             )
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         return BackendResult(carves=tuple(carves))
 
 

@@ -34,6 +34,13 @@ def main() -> int:
                     "carved": carved,
                 }
             )
+    # binwalk catches its own exceptions (a RecursionError in its walker, a crashed plugin) and
+    # goes on with what it has: a failed module must fail the run, not look like "nothing found"
+    errors = [e for module in modules for e in getattr(module, "errors", []) if getattr(e, "exception", None)]
+    if errors:
+        exc = errors[0].exception
+        sys.stderr.write(f"binwalk {type(exc).__name__}: {exc}"[:500] + "\n")
+        return 2
     json.dump(results, sys.stdout)
     return 0
 

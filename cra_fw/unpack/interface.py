@@ -26,6 +26,9 @@ class Carve:
     container: bool = True
     unsupported: bool = False  # recognised, but this backend has no extractor for it
     details: dict[str, str] = field(default_factory=dict)  # facts a handler read beyond the header
+    # set by the walker's extraction child, not by backends:
+    retried_with: str = ""  # the backend that extracted it after this one stopped partway
+    hostile: tuple[tuple[str, str, str], ...] = ()  # (rule, member, target) of hostile archive members
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cra_fw.unpack.safety import DIR_COST
+
 
 @dataclass(frozen=True)
 class IsolatedFailure:
-    kind: str  # timeout, crash, exception, budget
+    kind: str  # timeout, crash, exception, budget, files
     message: str
 
 
@@ -35,31 +37,50 @@ class Sandboxing:
     landlock: bool
 
 
-def _dir_bytes(path: Path, stop_at: int, largest_at: int = 0) -> int:
-    """Bytes under ``path`` (stops counting past ``stop_at``); ``stop_at + 1`` when a file
-    reached ``largest_at`` bytes, i.e. the per-file size limit cut it."""
-    total = 0
+@dataclass(frozen=True)
+class TreeSize:
+    bytes: int
+    entries: int
+    file_cut: bool = False  # a file reached the per-file size limit (RLIMIT_FSIZE cut it)
+
+
+def measure(path: Path, stop_bytes: int, stop_entries: int = 0, largest_at: int = 0) -> TreeSize:
+    """Bytes (folders at DIR_COST) and entries under ``path``; stops counting once past a limit."""
+    total = entries = 0
     stack = [str(path)]
     while stack:
         cur = stack.pop()
         try:
             with os.scandir(cur) as it:
                 for entry in it:
+                    entries += 1
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
+                            total += DIR_COST
                         elif entry.is_file(follow_symlinks=False):
                             size = entry.stat(follow_symlinks=False).st_size
                             if largest_at and size >= largest_at:
-                                return stop_at + 1
+                                return TreeSize(total + size, entries, True)
                             total += size
                     except OSError:
                         continue
-                    if total > stop_at:
-                        return total
+                    if total > stop_bytes or (stop_entries and entries > stop_entries):
+                        return TreeSize(total, entries)
         except OSError:
             continue
-    return total
+    return TreeSize(total, entries)
+
+
+def _over(watch: Path, byte_budget: int, file_budget: int, largest_at: int = 0) -> IsolatedFailure | None:
+    size = measure(watch, byte_budget, file_budget, largest_at)
+    if size.file_cut or size.bytes > byte_budget:
+        return IsolatedFailure(
+            "budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"
+        )
+    if file_budget and size.entries > file_budget:
+        return IsolatedFailure("files", f"extraction wrote more than {file_budget} files and folders")
+    return None
 
 
 def _enter_sandbox(writable: list[Path]) -> bool:
@@ -91,6 +112,7 @@ def run_isolated(
     max_memory: int,
     max_file_size: int,
     byte_budget: int,
+    file_budget: int = 0,
     watch: Path | None = None,
 ) -> tuple[Any | IsolatedFailure, Sandboxing]:
     """Run ``func(*args)`` in a sandboxed child; return its result or an IsolatedFailure."""
@@ -150,11 +172,9 @@ def run_isolated(
                     break
                 chunks.append(block)
             if watch is not None and time.monotonic() >= next_check:
-                next_check = time.monotonic() + 1.0
-                if _dir_bytes(watch, byte_budget) > byte_budget:
-                    failure = IsolatedFailure(
-                        "budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"
-                    )
+                next_check = time.monotonic() + 0.5
+                failure = _over(watch, byte_budget, file_budget)
+                if failure is not None:
                     break
     finally:
         os.close(rfd)
@@ -182,8 +202,8 @@ def run_isolated(
         return IsolatedFailure("crash", "extractor ended without a result"), Sandboxing(False)
     if kind == "exception":
         return IsolatedFailure("exception", value), Sandboxing(landlock)
-    if watch is not None and _dir_bytes(watch, byte_budget, max_file_size) > byte_budget:
-        return IsolatedFailure(
-            "budget", f"extraction wrote more than {byte_budget} bytes (decompression bomb?)"
-        ), Sandboxing(landlock)
+    if watch is not None:
+        over = _over(watch, byte_budget, file_budget, max_file_size)
+        if over is not None:
+            return over, Sandboxing(landlock)
     return value, Sandboxing(landlock)

@@ -16,9 +16,11 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
+from cra_fw.fstree import walk
+from cra_fw.parsers.cpio import cpio_entries
 from cra_fw.regions import copy_region
 
 S_IFMT = 0o170000
@@ -40,45 +42,10 @@ def _apply(root: Path, name: str, mode: int) -> None:
         os.chmod(target, mode & 0o7777)
 
 
-def _cpio_entries(data: bytes | mmap.mmap, pos: int = 0, end: int | None = None) -> Iterator[tuple[str, int]]:
-    """(name, mode) of each member of the cpio archive in data[pos:end]."""
-    end = len(data) if end is None else end
-    while pos + 6 <= end:
-        magic = data[pos : pos + 6]
-        if magic in (b"070701", b"070702"):
-            if pos + 110 > end:
-                return
-            try:
-                fields = [int(data[pos + 6 + i * 8 : pos + 14 + i * 8], 16) for i in range(13)]
-            except ValueError:
-                return
-            mode, filesize, namesize = fields[1], fields[6], fields[11]
-            name_start = pos + 110
-            name = data[name_start : name_start + namesize - 1].decode("utf-8", "surrogateescape")
-            pos = (name_start + namesize + 3) & ~3
-            pos = (pos + filesize + 3) & ~3
-        elif magic == b"070707":
-            if pos + 76 > end:
-                return
-            try:
-                mode = int(data[pos + 18 : pos + 24], 8)
-                namesize = int(data[pos + 59 : pos + 65], 8)
-                filesize = int(data[pos + 65 : pos + 76], 8)
-            except ValueError:
-                return
-            name = data[pos + 76 : pos + 76 + namesize - 1].decode("utf-8", "surrogateescape")
-            pos = pos + 76 + namesize + filesize
-        else:
-            return
-        if name == "TRAILER!!!":
-            return
-        yield name, mode
-
-
 def restore_cpio(path: Path, start: int, end: int, root: Path) -> None:
     # mapped, not read: the headers are walked in place, the file data is never touched
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        for name, mode in _cpio_entries(data, start, end):
+        for name, mode, _at, _size in cpio_entries(data, start, end):
             _apply(root, name, mode)
 
 
@@ -90,7 +57,7 @@ def restore_ext(path: Path, start: int, end: int, root: Path) -> None:
     if not debugfs:
         return
     dirs = ["/"] + sorted(
-        "/" + os.path.relpath(os.path.join(d, n), root) for d, names, _files in os.walk(root) for n in names
+        "/" + os.path.relpath(os.path.join(d, n), root) for d, names, _files in walk(root) for n in names
     )
     with tempfile.TemporaryDirectory(prefix="cra-fw-ext-", dir=root.parent) as tmp:
         image = path
