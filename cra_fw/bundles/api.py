@@ -14,7 +14,8 @@ from cryptography.x509 import InvalidVersion
 
 from cra_fw.bundles import knownkeys
 from cra_fw.bundles.cms import utcnow
-from cra_fw.bundles.detect import detect_format, detect_signature_format
+from cra_fw.bundles.detached import SIDECARS, find_sidecar
+from cra_fw.bundles.detect import detect_format, detect_signature_format, looks_like
 from cra_fw.bundles.interface import (
     BundleError,
     BundleVerdict,
@@ -23,10 +24,11 @@ from cra_fw.bundles.interface import (
     Verdict,
     as_bundle_error,
 )
-from cra_fw.bundles.registry import names, verifier
+from cra_fw.bundles.registry import FALLBACK, names, verifier
 from cra_fw.bundles.trust import TrustStore
 from cra_fw.errors import InputError
 from cra_fw.parsers import ParseError
+from cra_fw.regions import file_sha256
 
 # Parsing a hostile file can fail anywhere inside the standard library; these
 # failures mean "malformed", never a traceback.
@@ -75,8 +77,20 @@ def verify_bundle(
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if verifier(name) is None:
         raise UnknownFormat(f"unknown format {name!r}; choose one of {', '.join(names())}")
-    ev, verdict, reason = _run(name, path, trust, signature, now)
-    known = _known_signer(name, path, signature, now, ev, verdict) if known_keys else None
+    if name == FALLBACK and fmt is None and signature is None and find_sidecar(path) is None:
+        # no verifier knows the file and no detached signature is beside it: that is not
+        # "unsigned" (an MCUboot or vendor-signed image carries its signature inside)
+        ev, verdict = Notebook(), Verdict.UNSUPPORTED_FORMAT
+        reason = (
+            f"no verifier recognises this file (it looks like {looks_like(path)}) and no "
+            f"{', '.join(SIDECARS)} signature is beside it: whether it is signed is not known"
+        )
+        name = "unknown"
+    else:
+        ev, verdict, reason = _run(name, path, trust, signature, now)
+    known = (
+        _known_signer(name, path, signature, now, ev, verdict) if known_keys and name != "unknown" else None
+    )
     return BundleVerdict(
         path=str(path),
         format=name,
@@ -95,6 +109,10 @@ def verify_bundle(
         notes=tuple(ev.notes),
         known_key=known.id if known is not None else "",
         known_key_text=known.summary if known is not None else "",
+        anchor=trust.describe_anchor((ev.key_fingerprint, *ev.chain_fingerprints))
+        if verdict in _SIGNED_BY_ANCHOR
+        else "",
+        sha256=file_sha256(path),
     )
 
 

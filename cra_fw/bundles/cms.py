@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from asn1crypto import cms as acms
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalid
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cra_fw.bundles.crypto import (
+    MIN_RSA_BITS,
+    WEAK_HASHES,
     check_hash_strength,
     check_key_strength,
     hash_algorithm,
@@ -35,6 +38,7 @@ from cra_fw.bundles.interface import (
     Notebook,
     Unsigned,
     UntrustedSigner,
+    WeakAlgorithm,
 )
 from cra_fw.bundles.trust import TrustStore, key_fingerprint
 
@@ -289,12 +293,14 @@ def _verify_signer(
     if chain is None:
         raise UntrustedSigner(f"signer {ev.signer} does not chain to any trust anchor")
     ev.chain_fingerprints = [key_fingerprint(c.public_key()) for c in chain[1:]]
+    ev.notes.append("chain: " + " -> ".join(c.subject.rfc4514_string() for c in chain) + " (trust anchor)")
     for c in chain:
         check_validity(c, now, "now")
     if signing_time is not None:
         check_validity(cert, signing_time, "at signing time")
     check_signer_usage(cert)
     check_hash_strength(digest_name)
+    check_chain_strength(chain)
     check_key_strength(key, ev)
     return cert, chain
 
@@ -348,9 +354,7 @@ def build_chain(
         for cand in anchors + pool:
             if cand.subject != cur.issuer or any(cand == p for p in path):
                 continue
-            try:
-                cur.verify_directly_issued_by(cand)
-            except (ValueError, TypeError, _CryptoInvalid):
+            if not issued_by(cur, cand):
                 continue
             is_anchor = cand.public_bytes(Encoding.DER) in anchor_der
             if not _may_issue(cand, is_anchor):
@@ -361,6 +365,56 @@ def build_chain(
         return None
 
     return walk([leaf])
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``issuer``'s key signed ``cert``.
+
+    Checked with the issuer's public key directly, whatever the algorithm: cryptography's
+    ``verify_directly_issued_by`` refuses SHA-1, which would report a complete chain that
+    rauc and swupdate accept as "does not chain"; a weak chain is ``weak_algorithm``.
+    """
+    if cert.issuer != issuer.subject:
+        return False
+    key = issuer.public_key()
+    try:
+        algo = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey):
+            params = cert.signature_algorithm_parameters
+            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
+            key.verify(cert.signature, cert.tbs_certificate_bytes, pad, algo)  # type: ignore[arg-type]
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algo))  # type: ignore[arg-type]
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, _CryptoInvalid, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def check_chain_strength(chain: tuple[x509.Certificate, ...]) -> None:
+    """Every key of the chain at least RSA-2048, every certificate signature (but the
+    anchor's own) without a broken hash; the chain itself is complete."""
+    names = " -> ".join(c.subject.rfc4514_string() for c in chain)
+    for i, cert in enumerate(chain):
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+            raise WeakAlgorithm(
+                f"certificate {cert.subject.rfc4514_string()} has an RSA key of {key.key_size} bits "
+                f"(minimum {MIN_RSA_BITS}); the chain is complete: {names}"
+            )
+        if i + 1 < len(chain):
+            try:
+                hash_name = cert.signature_hash_algorithm.name if cert.signature_hash_algorithm else ""
+            except UnsupportedAlgorithm:
+                hash_name = "unknown"
+            if hash_name.replace("-", "").lower() in WEAK_HASHES:
+                raise WeakAlgorithm(
+                    f"certificate {cert.subject.rfc4514_string()} is signed with {hash_name.upper()}, "
+                    f"which is broken; the chain is complete: {names}"
+                )
 
 
 def _may_issue(cert: x509.Certificate, is_anchor: bool) -> bool:

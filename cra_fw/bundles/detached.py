@@ -38,6 +38,7 @@ from cra_fw.bundles.interface import (
     WeakAlgorithm,
 )
 from cra_fw.bundles.trust import TrustedKey, TrustStore
+from cra_fw.regions import read_limited
 
 SIDECARS = (".minisig", ".sig", ".p7s")
 _MAX_SIG = 1024 * 1024
@@ -75,9 +76,7 @@ class DetachedVerifier(Verifier):
         if sig_path is None:
             raise Unsigned(f"no signature given and no {', '.join(SIDECARS)} next to {path.name}")
         ev.notes.append(f"signature file: {sig_path.name}")
-        sig = Path(sig_path).read_bytes()[: _MAX_SIG + 1]
-        if len(sig) > _MAX_SIG:
-            raise MalformedBundle("signature file is larger than 1 MiB")
+        sig = read_limited(Path(sig_path), _MAX_SIG, "signature file", MalformedBundle)
         if not sig.strip():
             raise Unsigned("signature file is empty")
         size = path.stat().st_size

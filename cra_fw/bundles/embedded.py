@@ -15,7 +15,6 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import io
-import json
 import os
 import posixpath
 import re
@@ -25,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cra_fw import safejson
 from cra_fw.bundles.api import verify_bundle
 from cra_fw.bundles.detect import HEAD, TAIL, read_head_tail, sniff_bytes
 from cra_fw.bundles.interface import (
@@ -561,7 +561,7 @@ def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKe
         if conf is None:
             continue
         try:
-            cfg = json.loads(ctx.read_text(conf, 256 * 1024))
+            cfg = safejson.loads(ctx.read_text(conf, 256 * 1024))
         except ValueError:
             continue
         if not isinstance(cfg, dict):

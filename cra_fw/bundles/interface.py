@@ -39,6 +39,8 @@ class Verdict(enum.StrEnum):
     UNSIGNED = "unsigned"
     PARTIALLY_SIGNED = "partially_signed"
     MALFORMED = "malformed"
+    UNSUPPORTED_FORMAT = "unsupported_format"  # no verifier knows the file: never read as "unsigned"
+    ENCRYPTED = "encrypted"  # the signature is encrypted for its recipients: not checked without the key
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ class BundleVerdict:
     ``covered`` lists what the signature protects (files, images, regions);
     ``uncovered`` what gets installed without being protected.  Timestamps
     are ISO 8601 UTC.  ``trusted`` tells whether trust anchors were given at
-    all (without them nothing can be ``valid``).  ``anchor`` is set only by
-    ``cra-fw scan`` without ``--trust``: the key shipped in the image that the
+    all (without them nothing can be ``valid``).  ``anchor`` names the trust
+    anchor the signature chains to (its file, subject and key fingerprint); for
+    ``cra-fw scan`` without ``--trust`` it is the key shipped in the image that the
     bundle verified against (``kind:layer:path``), or ``shipped`` when none of
-    them accepts it.  ``known_key`` is set when the signature verifies under a key
+    them accepts it.  ``sha256`` is the hash of the bundle file that was verified.  ``known_key`` is set when the signature verifies under a key
     whose private half is public: then the bundle is as good as unsigned and
     ``ok`` is False even for a ``valid`` verdict.
     """
@@ -71,7 +74,8 @@ class BundleVerdict:
     verified_at: str = ""
     trusted: bool = True
     notes: tuple[str, ...] = ()
-    anchor: str = ""  # set by the scan stage without --trust: the shipped key (kind:layer:path) used
+    anchor: str = ""  # the trust anchor that validated it (scan without --trust: kind:layer:path)
+    sha256: str = ""  # of the bundle file as verified
     known_key: str = ""  # id of the publicly known key (signatures/keys) the signature verifies under
     known_key_text: str = ""  # that key's name and where its private half was published
 
@@ -224,6 +228,18 @@ class Unsigned(BundleError):
     verdict = Verdict.UNSIGNED
 
 
+class UnsupportedFormat(BundleError):
+    """No verifier knows this file's format: it is not known to be signed or unsigned."""
+
+    verdict = Verdict.UNSUPPORTED_FORMAT
+
+
+class Encrypted(BundleError):
+    """The bundle's signature is encrypted for its recipients and no decryption key was given."""
+
+    verdict = Verdict.ENCRYPTED
+
+
 class PartiallySigned(BundleError):
     """Something installable is not covered by a verified signature."""
 
@@ -257,6 +273,8 @@ ERROR_FOR_VERDICT: dict[Verdict, type[BundleError]] = {
         SignatureExpired,
         Unsigned,
         PartiallySigned,
+        UnsupportedFormat,
+        Encrypted,
     )
 }
 
@@ -267,6 +285,7 @@ __all__ = [
     "CertificateNotYetValid",
     "DigestMismatch",
     "EmbeddedBundles",
+    "Encrypted",
     "Notebook",
     "Verifier",
     "InvalidSignature",
@@ -276,6 +295,7 @@ __all__ = [
     "SignatureExpired",
     "TrustStoreError",
     "UnknownFormat",
+    "UnsupportedFormat",
     "Unsigned",
     "UntrustedSigner",
     "UpdateKey",

@@ -68,7 +68,7 @@ class MenderVerifier(Verifier):
 
     def _verify(self, outer: tarfile.TarFile, trust: TrustStore, ev: Notebook) -> None:
         members = outer.getmembers()
-        _check_tail(outer, members)
+        _check_tail(outer, members, ev.notes)
         _check_header_blocks(outer, members)
         names = [m.name for m in members]
         if not names or names[0] != "version":
@@ -186,6 +186,8 @@ def iter_tar_stream(stream: IO[bytes]) -> Iterator[tuple[str, Iterator[bytes]]]:
     for _ in range(100_000):
         hdr = _read_exact(stream, 512)
         if not hdr.strip(b"\0"):
+            if _read_exact(stream, 512).strip(b"\0"):  # the end marker is two zero blocks
+                raise MalformedBundle("payload tar has data after its end marker")
             while chunk := stream.read(1024 * 1024):
                 if chunk.strip(b"\0"):
                     raise MalformedBundle("payload tar has data after its end marker")
@@ -251,7 +253,7 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
     return bytes(buf)
 
 
-def _check_tail(outer: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
+def _check_tail(outer: tarfile.TarFile, members: list[tarfile.TarInfo], notes: list[str]) -> None:
     """Only zero blocks may follow the last member: tarfile stops silently at a corrupt
     header, which would otherwise hide members (and bytes) from the checks."""
     if not members:
@@ -263,6 +265,13 @@ def _check_tail(outer: tarfile.TarFile, members: list[tarfile.TarInfo]) -> None:
     size = fh.seek(0, 2)
     fh.seek(end)
     left = size - end
+    if left % 512:
+        # a partial block: the file was cut (mender-artifact: "unexpected EOF")
+        raise MalformedBundle(
+            f"Mender artifact is truncated: {left % 512} bytes of a 512-byte block after its last member"
+        )
+    if left < 1024:
+        notes.append(f"the tar's end-of-archive blocks are incomplete ({left} of 1024 bytes)")
     while left > 0:
         chunk = fh.read(min(left, 1024 * 1024))
         if not chunk:

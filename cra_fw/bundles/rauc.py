@@ -18,12 +18,13 @@ from pathlib import Path
 
 from cra_fw.bundles.cms import verify_cms
 from cra_fw.bundles.crypto import chunks, digest_stream
-from cra_fw.bundles.interface import DigestMismatch, MalformedBundle, Notebook, Unsigned, Verifier
+from cra_fw.bundles.interface import DigestMismatch, Encrypted, MalformedBundle, Notebook, Unsigned, Verifier
 from cra_fw.bundles.trust import TrustStore
 
 BLOCK = 4096
 _MAX_CMS = 1024 * 1024
-_CMS_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"
+_CMS_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x02"  # signedData
+_ENVELOPED_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03"  # envelopedData (`rauc encrypt`)
 
 
 class RaucVerifier(Verifier):
@@ -32,7 +33,8 @@ class RaucVerifier(Verifier):
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
-        return head[:4] == b"hsqs" and (path.suffix == ".raucb" or _has_trailer(path, tail, size))
+        # a crypt bundle's payload is encrypted: its trailer, not its first bytes, says RAUC
+        return (head[:4] == b"hsqs" and path.suffix == ".raucb") or _has_trailer(path, tail, size)
 
     def verify(
         self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime
@@ -49,22 +51,27 @@ class RaucVerifier(Verifier):
             der = fh.read(cms_size)
             payload_end = size - 8 - cms_size
             fh.seek(0)
-            if fh.read(4) != b"hsqs":
-                raise MalformedBundle("RAUC payload is not a squashfs image")
+            squashfs = fh.read(4) == b"hsqs"
 
             def digester(algs: tuple[str, ...]) -> dict[str, bytes]:
                 return digest_stream(chunks(fh, 0, payload_end), algs)
 
+            if der[:1] == b"\x30" and _ENVELOPED_OID in der[:32]:
+                der = _decrypt_cms(der, trust, ev)
             if der[:1] != b"\x30" or _CMS_OID not in der[:32]:
                 raise MalformedBundle("RAUC signature block is not CMS signed data")
+            # the signature is checked before anything of the payload is decrypted or read as
+            # squashfs, as rauc does: a crypt bundle's payload is verified encrypted
             result = verify_cms(der, trust, ev, detached=digester, now=now)
             if result.content is None:
+                if not squashfs:
+                    raise MalformedBundle("RAUC payload is not a squashfs image")
                 ev.algorithm("rauc-plain")
                 ev.cover(f"squashfs payload ({payload_end} bytes)")
                 return
-            self._verity(fh, result.content, payload_end, ev)
+            self._verity(fh, result.content, payload_end, ev, squashfs)
 
-    def _verity(self, fh, manifest: bytes, payload_end: int, ev: Notebook) -> None:
+    def _verity(self, fh, manifest: bytes, payload_end: int, ev: Notebook, squashfs: bool) -> None:
         cfg = configparser.ConfigParser(interpolation=None, strict=False)
         try:
             cfg.read_string(manifest.decode("utf-8"))
@@ -72,9 +79,24 @@ class RaucVerifier(Verifier):
             raise MalformedBundle(f"signed RAUC manifest cannot be parsed: {exc}") from exc
         fmt = cfg.get("bundle", "format", fallback="plain")
         ev.cover("manifest")
-        if fmt != "verity":
-            raise MalformedBundle(f"RAUC bundle format {fmt!r} is not supported (plain and verity are)")
-        ev.algorithm("rauc-verity-sha256")
+        if fmt not in ("verity", "crypt"):
+            raise MalformedBundle(
+                f"RAUC bundle format {fmt!r} is not supported (plain, verity and crypt are)"
+            )
+        if fmt == "verity" and not squashfs:
+            raise MalformedBundle("RAUC payload is not a squashfs image")
+        ev.algorithm(f"rauc-{fmt}-sha256")
+        if fmt == "crypt":
+            # the hash tree covers the encrypted payload: every byte is verified before decryption
+            ev.notes.append(
+                "crypt bundle: the payload is encrypted (AES-256-CBC); its key is in the signed manifest"
+                + (
+                    ""
+                    if ev.notes and any("decrypted" in n for n in ev.notes)
+                    else ", readable by anyone "
+                    "holding the bundle until it is encrypted for recipients (rauc encrypt)"
+                )
+            )
         try:
             root = bytes.fromhex(cfg.get("bundle", "verity-hash"))
             salt = bytes.fromhex(cfg.get("bundle", "verity-salt"))
@@ -98,7 +120,7 @@ class RaucVerifier(Verifier):
         stored = b"".join(chunks(fh, data_size, tree_size))
         if stored != tree:
             raise DigestMismatch("stored dm-verity hash tree differs from the payload's")
-        ev.cover(f"squashfs payload ({data_size} bytes, dm-verity)")
+        ev.cover(f"{'encrypted ' if fmt == 'crypt' else ''}squashfs payload ({data_size} bytes, dm-verity)")
         ev.cover(f"dm-verity hash tree ({tree_size} bytes)")
         for section in cfg.sections():
             if section.startswith("image."):
@@ -138,6 +160,25 @@ def verity_tree(fh, data_size: int, salt: bytes) -> tuple[bytes, bytes]:
     return b"".join(reversed(levels)), root
 
 
+def _decrypt_cms(der: bytes, trust: TrustStore, ev: Notebook) -> bytes:
+    """The signed CMS inside a bundle encrypted for recipients (``rauc encrypt``)."""
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    if not trust.recipients:
+        raise Encrypted(
+            "the RAUC crypt bundle is encrypted for its recipients: its signature can only be checked "
+            "with a recipient's key (verify --decrypt-key KEY_AND_CERT.pem)"
+        )
+    for cert, key in trust.recipients:
+        try:
+            inner = pkcs7.pkcs7_decrypt_der(der, cert, key, [])
+        except (ValueError, TypeError):
+            continue
+        ev.notes.append(f"signature decrypted with the key of {cert.subject.rfc4514_string()}")
+        return inner
+    raise Encrypted("none of the --decrypt-key keys is a recipient of this RAUC crypt bundle")
+
+
 def _has_trailer(path: Path, tail: bytes, size: int) -> bool:
     if len(tail) < 8:
         return False
@@ -147,7 +188,7 @@ def _has_trailer(path: Path, tail: bytes, size: int) -> bool:
     with open(path, "rb") as fh:
         fh.seek(size - 8 - n)
         head = fh.read(32)
-    return head[:1] == b"\x30" and _CMS_OID in head
+    return head[:1] == b"\x30" and (_CMS_OID in head or _ENVELOPED_OID in head)
 
 
 def _no_trailer(fh, size: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mmap
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from cra_fw.bundles.interface import (
     Verifier,
 )
 from cra_fw.bundles.trust import TrustStore
+from cra_fw.parsers.cpio import cpio_entries
 
 _MAX_DESC = 1024 * 1024
 _MAX_ENTRIES = 100_000
@@ -193,7 +195,20 @@ class SwupdateVerifier(Verifier):
 
     @classmethod
     def sniff(cls, head: bytes, tail: bytes, size: int, path: Path) -> bool:
-        return head[:6] in (b"070701", b"070702") and b"sw-description\0" in head[110:140]
+        if head[:6] not in (b"070701", b"070702"):
+            return False
+        if b"sw-description\0" in head[110:140] or path.suffix == ".swu":
+            return True
+        # a cpio that holds a sw-description anywhere is a .swu (a malformed one when it is not
+        # first): never a plain file "without a signature"
+        try:
+            with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                for n, (name, _mode, _at, _size) in enumerate(cpio_entries(data)):
+                    if name in ("sw-description", "sw-description.sig") or n >= 64:
+                        return name.startswith("sw-description")
+        except (OSError, ValueError):
+            return False
+        return False
 
     def verify(
         self, path: Path, trust: TrustStore, ev: Notebook, *, signature: Path | None, now: dt.datetime

@@ -15,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cra_fw.bundles.interface import TrustStoreError
 from cra_fw.parsers import ParseError
 from cra_fw.parsers.fdt import Fdt
+from cra_fw.regions import read_limited
 
 _MAX_TRUST_FILE = 16 * 1024 * 1024
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.S)
@@ -77,6 +79,10 @@ class TrustStore:
     # (SAN, OIDC issuer) a keyless signer must match
     sigstore_roots: list[tuple[bytes, str]] = field(default_factory=list)
     identities: list[tuple[str, str]] = field(default_factory=list)
+    certificate_sources: list[str] = field(default_factory=list)  # where each certificate came from
+    # (certificate, private key) of recipients of encrypted bundles (verify --decrypt-key): they
+    # decrypt a signature, they are never trust anchors
+    recipients: list[tuple[x509.Certificate, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -90,13 +96,33 @@ class TrustStore:
             store.add_file(Path(path))
         return store
 
+    def add_recipient(self, path: Path) -> None:
+        """A recipient's private key and certificate (PEM, both in one file) for encrypted bundles."""
+        data = read_limited(path, _MAX_TRUST_FILE, "decryption key file", TrustStoreError)
+        keys, certs = [], []
+        for m in _PEM_BLOCK.finditer(data):
+            kind, block = m.group(1).decode(), m.group(0)
+            try:
+                if kind.endswith("PRIVATE KEY"):
+                    keys.append(serialization.load_pem_private_key(block, password=None))
+                elif kind == "CERTIFICATE":
+                    certs.append(x509.load_pem_x509_certificate(block))
+            except (ValueError, TypeError) as exc:
+                raise TrustStoreError(f"{path}: a {kind} block cannot be read ({exc})") from exc
+        pairs = [
+            (c, k)
+            for c in certs
+            for k in keys
+            if key_fingerprint(c.public_key()) == key_fingerprint(k.public_key())
+        ]
+        if not pairs:
+            raise TrustStoreError(
+                f"{path} must hold a recipient's unencrypted private key and its certificate (PEM)"
+            )
+        self.recipients.extend(pairs)
+
     def add_file(self, path: Path) -> None:
-        try:
-            data = path.read_bytes()[: _MAX_TRUST_FILE + 1]
-        except OSError as exc:
-            raise TrustStoreError(f"cannot read trust file {path}: {exc.strerror or exc}") from exc
-        if len(data) > _MAX_TRUST_FILE:
-            raise TrustStoreError(f"trust file {path} is larger than 16 MiB; pass a certificate or key file")
+        data = read_limited(path, _MAX_TRUST_FILE, "trust file", TrustStoreError)
         before = self._counts()
         self.add_bytes(data, str(path))
         if self._counts() == before:
@@ -139,7 +165,7 @@ class TrustStore:
             self._add_minisign(text, source)
             return
         try:
-            self.certificates.append(x509.load_der_x509_certificate(data))
+            self._add_cert(x509.load_der_x509_certificate(data), source)
             return
         except (ValueError, x509.InvalidVersion):
             pass
@@ -148,10 +174,14 @@ class TrustStore:
         except (ValueError, TypeError):
             pass
 
+    def _add_cert(self, cert: x509.Certificate, source: str) -> None:
+        self.certificates.append(cert)
+        self.certificate_sources.append(source)
+
     def _add_pem(self, kind: str, block: bytes, source: str) -> None:
         try:
             if kind in ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
-                self.certificates.append(x509.load_pem_x509_certificate(block.replace(b"TRUSTED ", b"")))
+                self._add_cert(x509.load_pem_x509_certificate(block.replace(b"TRUSTED ", b"")), source)
             elif kind in ("PUBLIC KEY", "RSA PUBLIC KEY"):
                 self._add_key(serialization.load_pem_public_key(block), source)
             elif kind.endswith("PRIVATE KEY"):
@@ -262,6 +292,18 @@ class TrustStore:
             if key_fingerprint(cert.public_key()) == fp:
                 return TrustedKey(cert.public_key(), "certificate", cert.subject.rfc4514_string())
         return None
+
+    def describe_anchor(self, fingerprints: tuple[str, ...]) -> str:
+        """The trust anchor among ``fingerprints`` (signer key first, then its chain upwards):
+        its file, name and key fingerprint, as an auditor writes it down."""
+        for fp in reversed([f for f in fingerprints if f]):
+            for cert, source in zip(self.certificates, self.certificate_sources, strict=False):
+                if key_fingerprint(cert.public_key()) == fp:
+                    return f"{source}: certificate {cert.subject.rfc4514_string()} (key {fp})"
+            for key in self.keys:
+                if key.fingerprint == fp:
+                    return f"{key.source}: {key.name or 'public key'} (key {fp})"
+        return ""
 
     def all_keys(self) -> list[TrustedKey]:
         """Bare keys plus the keys of trusted certificates (for raw signatures)."""

@@ -41,10 +41,15 @@ def test_not_valid_exits_one(bundle: str, trust: str, verdict: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_sidecar_signature_is_found_and_missing_means_unsigned(tmp_path: Path) -> None:
+def test_sidecar_signature_is_found_and_missing_means_unknown_not_unsigned(tmp_path: Path) -> None:
     f = tmp_path / "firmware.bin"
     shutil.copy(OUT / "detached/ms.bin", f)
     proc = run_cli("verify", str(f), "--trust", str(OUT / "keys/minisign.pub"), "--json")
+    # a file of no known format without a signature beside it may carry one inside: not "unsigned"
+    assert json.loads(proc.stdout)["verdict"] == "unsupported_format" and proc.returncode == 1
+    proc = run_cli(
+        "verify", str(f), "--format", "detached", "--trust", str(OUT / "keys/minisign.pub"), "--json"
+    )
     assert json.loads(proc.stdout)["verdict"] == "unsigned" and proc.returncode == 1
     shutil.copy(OUT / "detached/ms.bin.minisig", tmp_path / "firmware.bin.minisig")
     proc = run_cli("verify", str(f), "--trust", str(OUT / "keys/minisign.pub"), "--json")
