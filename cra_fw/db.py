@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -80,20 +81,61 @@ def migrate(db: sqlite_utils.Database, namespaces: list[str] | None = None) -> d
     return schema_versions(db)
 
 
-def open_db(path: Path | str | None = None, namespaces: list[str] | None = None) -> sqlite_utils.Database:
-    """Open (creating if needed) the database, in WAL mode, with migrations applied."""
+def open_db(
+    path: Path | str | None = None, namespaces: list[str] | None = None, *, readonly: bool = False
+) -> sqlite_utils.Database:
+    """Open the database, in WAL mode, with migrations applied (created if needed).
+
+    ``readonly`` (for commands that only look): the file must exist and is opened
+    read-only, so it is never created, migrated or rewritten; a schema older than this
+    cra-fw is read as it is, a newer one is refused.  A path that is not a regular file
+    (``/dev/null``, a folder) or a file that is not SQLite is a LedgerError naming it.
+    """
     target = Path(path) if path else default_path()
+    hint = f"pass --db PATH or set {ENV_VAR} to a cra-fw database"
+    if target.exists() and not target.is_file():
+        raise LedgerError(f"database {target} is not a regular file; {hint}")
+    if readonly and not target.exists():
+        raise LedgerError(f"no database at {target} (nothing recorded yet); {hint}")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(target), timeout=30, isolation_level=None)
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{quote(str(target.resolve()))}?mode=ro", uri=True, timeout=30, isolation_level=None
+            )
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(target), timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header: not SQLite?
     except (OSError, sqlite3.Error) as exc:
-        raise LedgerError(f"cannot open database {target}: {exc}; pass --db PATH or set {ENV_VAR}") from exc
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    db = sqlite_utils.Database(conn)
-    migrate(db, namespaces)
+        raise LedgerError(f"cannot open database {target}: {exc}; {hint}") from exc
+    try:
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = sqlite_utils.Database(conn)
+        if readonly:
+            _check_versions(db, namespaces)
+        else:
+            conn.execute("PRAGMA journal_mode=WAL")
+            migrate(db, namespaces)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise LedgerError(f"database {target} cannot be used: {exc}; {hint}") from exc
+    except LedgerError:
+        conn.close()
+        raise
     return db
+
+
+def _check_versions(db: sqlite_utils.Database, namespaces: list[str] | None) -> None:
+    names = namespaces if namespaces is not None else sorted(_REGISTRY)
+    found = schema_versions(db)
+    for name in names:
+        mset = _REGISTRY.get(name)
+        if mset is not None and found.get(name, 0) > len(mset.steps):
+            raise LedgerError(
+                f"the database's {name} schema is version {found[name]}, newer than this cra-fw "
+                f"({len(mset.steps)}): upgrade cra-fw"
+            )
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cra_fw.db import open_db, register_migrations
+from cra_fw.records import Assessment, AssessmentStatus
 from cra_fw.versions import sortable
 
 
@@ -139,11 +140,12 @@ register_migrations("feeds", [_feeds_v1, _feeds_v2, _feeds_v3])
 register_migrations("triage", [_triage_v1])
 
 
-def open_feed_db(path: Path | str | None = None) -> sqlite_utils.Database:
-    """Open the shared database with the feed and triage tables in place."""
-    db = open_db(path, NAMESPACES)
-    # bulk imports: WAL + NORMAL is durable enough for re-importable feed data
-    db.conn.execute("PRAGMA synchronous=NORMAL")
+def open_feed_db(path: Path | str | None = None, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the shared database with the feed and triage tables in place (``readonly``: as it is)."""
+    db = open_db(path, NAMESPACES, readonly=readonly)
+    if not readonly:
+        # bulk imports: WAL + NORMAL is durable enough for re-importable feed data
+        db.conn.execute("PRAGMA synchronous=NORMAL")
     return db
 
 
@@ -186,6 +188,64 @@ def parse_date(text: str) -> datetime | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp
+
+
+# NVD's oldest CVEs were published in the 1990s: a database whose oldest NVD record is newer
+# than this holds only recent changes (the "modified" feed), not the yearly feeds
+NVD_COMPLETE_BEFORE = "2003-01-01"
+
+
+def assess_feeds(
+    db: sqlite_utils.Database, max_age_days: int, now: datetime | None = None
+) -> tuple[Assessment, Assessment]:
+    """Whether matches against ``db`` can be trusted: (vulnerabilities, kev).
+
+    The one place that decides it, for scans, ``monitor`` and ``release list``: no
+    advisory feed is ``not_assessed``; a missing, partial (NVD without its yearly feeds)
+    or stale feed is ``partial``; the reason says which and what to run.
+    """
+    status = {s.name: s for s in feed_status(db)} if "feed_meta" in db.table_names() else {}
+    problems: list[str] = []
+    if "nvd" not in status and "osv" not in status:
+        reason = "no NVD or OSV feed imported: `cra-fw db update` or `cra-fw db import FILE`"
+        vulns = Assessment("vulnerabilities", AssessmentStatus.NOT_ASSESSED, reason)
+    else:
+        if "nvd" not in status:
+            problems.append("no NVD feed imported (OSV only)")
+        else:
+            oldest = db.conn.execute("SELECT MIN(published) FROM advisories WHERE source = 'nvd'").fetchone()[
+                0
+            ]
+            if oldest and oldest[:10] > NVD_COMPLETE_BEFORE:
+                problems.append(
+                    f"the NVD feed holds only CVEs published since {oldest[:10]} (loaded without "
+                    "--full-nvd: `cra-fw db update --full-nvd`)"
+                )
+        for s in status.values():
+            age = s.age_days(now)
+            if s.name in ("nvd", "osv") and age is not None and age > max_age_days:
+                problems.append(f"the {s.name.upper()} feed is {int(age)} days old (limit {max_age_days})")
+        vulns = Assessment(
+            "vulnerabilities",
+            AssessmentStatus.PARTIAL if problems else AssessmentStatus.COMPLETE,
+            "; ".join(problems),
+        )
+    kev_status = status.get("kev")
+    if kev_status is None:
+        kev = Assessment(
+            "kev", AssessmentStatus.NOT_ASSESSED, "no CISA KEV feed imported: `cra-fw db update`"
+        )
+    elif vulns.status == AssessmentStatus.NOT_ASSESSED:
+        kev = Assessment("kev", AssessmentStatus.NOT_ASSESSED, vulns.reason)
+    else:
+        age = kev_status.age_days(now)
+        stale = age is not None and age > max_age_days
+        kev = Assessment(
+            "kev",
+            AssessmentStatus.PARTIAL if stale else AssessmentStatus.COMPLETE,
+            f"the KEV feed is {int(age or 0)} days old (limit {max_age_days})" if stale else "",
+        )
+    return vulns, kev
 
 
 def feed_status(db: sqlite_utils.Database) -> list[FeedStatus]:

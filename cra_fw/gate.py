@@ -31,24 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cra_fw.errors import CraFwError
-from cra_fw.records import Finding, ScanReport, Severity
+from cra_fw.exitcodes import EXIT_GATE, EXIT_NOT_ANALYSED, EXIT_OK
+from cra_fw.records import AssessmentStatus, Finding, ScanReport, Severity
 from cra_fw.report.annex1 import stages_run
 from cra_fw.vulns.records import VulnMatch
-
-EXIT_OK = 0
-EXIT_GATE = 1
-EXIT_USAGE = 2
-EXIT_NOT_ANALYSED = 3
-
-EXIT_STATUS_TABLE: tuple[tuple[int, str], ...] = (
-    (EXIT_OK, "scan complete; no gate given, or nothing reached a given gate"),
-    (EXIT_GATE, "a --fail-on or --fail-on-vuln gate failed"),
-    (EXIT_USAGE, "usage error, or the input cannot be read"),
-    (
-        EXIT_NOT_ANALYSED,
-        "the image was read but nothing in it could be analysed, or an analysis stage failed",
-    ),
-)
 
 VULN_GATES = ("critical", "high", "medium", "low", "kev")
 
@@ -76,6 +62,7 @@ class GateResult:
     fail_on_vuln: tuple[str, ...]
     not_analysed: bool = False
     failed_stages: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the gate could only partly judge (partial coverage, feeds)
 
     @property
     def passed(self) -> bool:
@@ -89,19 +76,21 @@ class GateResult:
             return "gate: nothing in the image could be analysed (exit 3)"
         if not self.fail_on and not self.fail_on_vuln:
             return "gate: no --fail-on/--fail-on-vuln given (exit 0)"
+        notes = [f"  note: {n}" for n in self.notes]
         if not self.hits:
-            return "gate: passed (exit 0)"
+            return "\n".join(["gate: passed (exit 0)", *notes])
         lines = [f"gate: FAILED with {len(self.hits)} reason(s) (exit {self.exit_status})"]
         for hit in self.hits[:limit]:
             where = f" at {hit.location}" if hit.location else ""
             lines.append(f"  --{hit.gate}: [{hit.severity}] {hit.id}: {hit.title}{where}")
         if len(self.hits) > limit:
             lines.append(f"  ... and {len(self.hits) - limit} more")
-        return "\n".join(lines)
+        return "\n".join([*lines, *notes])
 
 
 def parse_fail_on(value: str | Severity | None) -> Severity | None:
-    if value is None or value == "":
+    """'critical'|'high'|'medium'|'low' to a Severity; None, '', 'none' or 'never' to None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "never")):
         return None
     if isinstance(value, Severity):
         return value
@@ -139,15 +128,19 @@ def failed_stages(report: ScanReport) -> tuple[str, ...]:
 
 def not_analysed(report: ScanReport) -> bool:
     """The image was read but nothing could be analysed, or a stage failed (the scan CLI's exit 3)."""
-    return (bool(report.errors) and not report.files) or bool(failed_stages(report))
-
-
-def vulns_assessed(report: ScanReport) -> bool:
-    """Vulnerabilities were matched, or there was nothing to match."""
-    ran = stages_run(report)
-    if "vulns" in ran:
+    if failed_stages(report):
         return True
-    return "identify" in ran and not report.components
+    if not report.assessments:  # a report built without the pipeline's typed assessments
+        return bool(report.errors) and not report.files
+    return report.assessment("unpack").status == AssessmentStatus.NOT_ASSESSED
+
+
+def vulns_assessed(report: ScanReport, topic: str = "vulnerabilities") -> bool:
+    """The topic (``vulnerabilities`` or ``kev``) was assessed, at least partly."""
+    if not report.assessments:  # a report built without the pipeline's typed assessments
+        ran = stages_run(report)
+        return "vulns" in ran or ("identify" in ran and not report.components)
+    return report.assessment(topic).status != AssessmentStatus.NOT_ASSESSED
 
 
 def _where(f: Finding) -> str:
@@ -216,8 +209,16 @@ def evaluate(
                     "fail-on-vuln",
                     "vulns.not-assessed",
                     "high",
-                    "vulnerabilities were not assessed (no feed database or the stage failed): "
-                    "import feeds with `cra-fw db import` and scan again",
+                    f"vulnerabilities were not assessed: {report.assessment('vulnerabilities').reason}",
+                )
+            )
+        elif not vulns_assessed(report, "kev"):
+            hits.append(
+                GateHit(
+                    "fail-on-vuln",
+                    "kev.not-assessed",
+                    "high",
+                    f"actively exploited vulnerabilities (KEV) were not assessed: {report.assessment('kev').reason}",
                 )
             )
         for m in report.vulnerabilities:
@@ -237,7 +238,15 @@ def evaluate(
         status = EXIT_GATE
     else:
         status = EXIT_OK
-    return GateResult(status, tuple(hits), threshold, vgates, not_analysed(report), failed_stages(report))
+    topics = ("unpack", "components") + (("vulnerabilities", "kev") if vgates else ())
+    notes = tuple(
+        f"{topic} only partly assessed: {report.assessment(topic).reason}"
+        for topic in topics
+        if report.assessment(topic).status == AssessmentStatus.PARTIAL
+    )
+    return GateResult(
+        status, tuple(hits), threshold, vgates, not_analysed(report), failed_stages(report), notes
+    )
 
 
 # ---- JUnit ----------------------------------------------------------------------------------
@@ -288,7 +297,7 @@ def junit_xml(report: ScanReport, result: GateResult) -> str:
         err.text = _x("\n".join(report.errors))
         count(scan, "errors")
     for hit in result.hits:
-        if hit.id == "vulns.not-assessed":
+        if hit.id in ("vulns.not-assessed", "kev.not-assessed"):
             c = ET.SubElement(scan, "testcase", classname="cra-fw.scan", name="vulnerabilities assessed")
             count(scan, "tests")
             ET.SubElement(c, "failure", message=_x(hit.title), type="fail-on-vuln")

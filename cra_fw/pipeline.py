@@ -55,7 +55,7 @@ def _vulns(report: ScanReport, ctx: ScanContext) -> Assessments:
     result = vulns.run(list(report.components), ctx)
     report.vulnerabilities.extend(result.matches)
     report.findings.extend(result.findings)
-    return ()
+    return result.assessments
 
 
 def _checks(report: ScanReport, ctx: ScanContext) -> Assessments:

@@ -26,9 +26,11 @@ from pathlib import Path
 import yaml
 
 from cra_fw.errors import PolicyError
+from cra_fw.gate import GateError, parse_fail_on
 from cra_fw.records import Finding, ScanReport, Severity
+from cra_fw.regions import read_limited
 
-POLICY_FAILED_EXIT = 1  # = cra_fw.gate.EXIT_GATE (docs/exit-status.md): a --fail-on gate failed
+MAX_POLICY = 4 * 1024 * 1024  # bytes of a policy file
 
 
 @dataclass(frozen=True)
@@ -53,31 +55,16 @@ class Policy:
     fail_on: Severity | None = None
 
 
-def parse_fail_on(value: str | None) -> Severity | None:
-    """'critical'|'high'|'medium'|'low' (or None/'none') to a Severity."""
-    if value is None or value.strip().lower() in ("", "none", "never"):
-        return None
-    try:
-        sev = Severity.parse(value)
-    except ValueError:
-        sev = None
-    if sev is None or sev == Severity.INFO:
-        raise PolicyError(f"--fail-on {value!r}: use one of critical, high, medium, low")
-    return sev
-
-
 def load_policy(path: Path) -> Policy:
     """Read a YAML or TOML policy file; PolicyError says what is wrong and where."""
+    data = read_limited(path, MAX_POLICY, "policy file", PolicyError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc.strerror or exc}") from exc
-    try:
+        text = data.decode("utf-8")
         if path.suffix.lower() == ".toml":
             raw = tomllib.loads(text)
         else:
             raw = yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise PolicyError(
             f"policy file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
         ) from exc
@@ -115,7 +102,11 @@ def load_policy(path: Path) -> Policy:
                 path=str(item.get("path", "") or ""),
             )
         )
-    return Policy(tuple(sups), parse_fail_on(raw.get("fail_on")) if raw.get("fail_on") else None)
+    try:
+        fail_on = parse_fail_on(raw.get("fail_on")) if raw.get("fail_on") else None
+    except GateError as exc:
+        raise PolicyError(f"policy file {path}: {exc}") from exc
+    return Policy(tuple(sups), fail_on)
 
 
 def apply_policy(
@@ -139,18 +130,6 @@ def apply_policy(
             )
         out.append(f)
     return out, list(expired)
-
-
-def failing(findings: Iterable[Finding], fail_on: Severity | None) -> list[Finding]:
-    """Unsuppressed findings at or above the threshold."""
-    if fail_on is None:
-        return []
-    return [f for f in findings if not f.suppressed and f.severity.rank >= fail_on.rank]
-
-
-def exit_status(findings: Iterable[Finding], fail_on: Severity | None) -> int:
-    """0, or POLICY_FAILED_EXIT when an unsuppressed finding reaches ``fail_on``."""
-    return POLICY_FAILED_EXIT if failing(findings, fail_on) else 0
 
 
 def apply_to_report(

@@ -10,6 +10,7 @@ import sys
 import click
 
 from cra_fw import __version__
+from cra_fw.cli.common import GuardedGroup
 
 # Command name -> "module:attribute".  Modules are imported only when their command
 # runs, so `cra-fw scan` does not pay for the ledger's or the verifier's imports.
@@ -39,8 +40,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
+class LazyGroup(GuardedGroup):
+    """A click group whose sub-commands are imported on first use, each run inside the error guard."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))

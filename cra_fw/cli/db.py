@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_USAGE, fail
+from cra_fw.cli.common import echo, fail
 from cra_fw.errors import CraFwError
+from cra_fw.exitcodes import EXIT_USAGE
 
 DB_OPTION = click.option(
     "--db",
@@ -34,21 +35,18 @@ def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
     from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.importers import import_path
 
-    try:
-        database = open_feed_db(db_path)
-    except CraFwError as exc:
-        fail(str(exc))
+    database = open_feed_db(db_path)
     failed = 0
     for file in files:
         try:
             stats = import_path(database, file)
         except CraFwError as exc:
-            click.echo(f"cra-fw: error: {exc}", err=True)
+            echo(f"cra-fw: error: {exc}", err=True)
             failed += 1
             continue
-        click.echo(stats.summary())
+        echo(stats.summary())
         for err in stats.errors:
-            click.echo(f"  warning: {err}", err=True)
+            echo(f"  warning: {err}", err=True)
     if failed:
         sys.exit(EXIT_USAGE)
 
@@ -84,15 +82,12 @@ def update_cmd(
         if not sep or not url:
             fail(f"--source {item!r}: expected NAME=URL")
         chosen.append(FeedSource(name, url))
-    try:
-        database = open_feed_db(db_path)
-    except CraFwError as exc:
-        fail(str(exc))
+    database = open_feed_db(db_path)
     results, errors = update(database, chosen or default_sources(full_nvd, osv), timeout)
     for stats in results:
-        click.echo(stats.summary())
+        echo(stats.summary())
     for err in errors:
-        click.echo(f"cra-fw: error: {err}", err=True)
+        echo(f"cra-fw: error: {err}", err=True)
     if errors:
         sys.exit(EXIT_USAGE)
 
@@ -108,18 +103,15 @@ def status_cmd(db_path: Path | None, max_age: int) -> None:
     path = db_path or default_path()
     if not path.exists():
         fail(f"no database at {path}; import feeds with `cra-fw db import FILE...` or `cra-fw db update`")
-    try:
-        database = open_feed_db(path)
-    except CraFwError as exc:
-        fail(str(exc))
+    database = open_feed_db(path, readonly=True)
     rows = feed_status(database)
-    click.echo(f"database: {path}")
+    echo(f"database: {path}")
     if not rows:
-        click.echo("no feeds imported")
+        echo("no feeds imported")
     for s in rows:
         age = s.age_days()
         age_text = f"{age:.0f} days" if age is not None else "unknown age"
         stale = "  STALE" if age is not None and age > max_age else ""
-        click.echo(f"{s.name:5} {s.records:>8} records  newest {s.feed_date or '-':32} {age_text}{stale}")
+        echo(f"{s.name:5} {s.records:>8} records  newest {s.feed_date or '-':32} {age_text}{stale}")
     triaged = database.conn.execute("SELECT COUNT(*) FROM triage").fetchone()[0]
-    click.echo(f"triage decisions: {triaged}")
+    echo(f"triage decisions: {triaged}")

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_OK, fail
-from cra_fw.errors import CraFwError
-
-EXIT_UPLOAD_FAILED = 1
+from cra_fw.cli.common import echo, fail
+from cra_fw.exitcodes import EXIT_GATE, EXIT_OK
 
 
 @click.group("dtrack")
@@ -81,13 +79,11 @@ def upload_cmd(
     )
     try:
         client = Client(url, key)
-        result = upload(outdir, client, project, vex=not no_vex, wait=wait, timeout=timeout, log=click.echo)
-    except DTrackError as exc:
-        fail(str(exc), EXIT_UPLOAD_FAILED)
-    except CraFwError as exc:
-        fail(str(exc))
+        result = upload(outdir, client, project, vex=not no_vex, wait=wait, timeout=timeout, log=echo)
+    except DTrackError as exc:  # the server refused or failed: exit 1, as a failed check
+        fail(str(exc), EXIT_GATE)
     if not result.vex_token and not no_vex:
-        click.echo(f"note: no {outdir}/vex.cdx.json: only the SBOM was uploaded")
+        echo(f"note: no {outdir}/vex.cdx.json: only the SBOM was uploaded")
     sys.exit(EXIT_OK)
 
 

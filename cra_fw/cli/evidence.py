@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_OK, EXIT_USAGE, fail
+from cra_fw.cli.common import echo, fail
 from cra_fw.errors import CraFwError
-
-EXIT_NOT_VERIFIED = 1
+from cra_fw.exitcodes import EXIT_GATE, EXIT_OK, EXIT_USAGE
 
 
 def _password(env_name: str | None) -> bytes | None:
@@ -90,32 +89,27 @@ def sign(
     if fmt != "sigstore" and (identity or issuer or tlog or write_trust_root):
         fail("--identity, --issuer, --tlog and --write-trust-root go with --format sigstore")
     password = _password(password_env)
-    try:
-        if fmt == "openpgp":
-            out = sign_openpgp(target, key_path, password.decode() if password else None, output)
-            signer = "OpenPGP key " + str(key_path)
+    if fmt == "openpgp":
+        out = sign_openpgp(target, key_path, password.decode() if password else None, output)
+        signer = "OpenPGP key " + str(key_path)
+    else:
+        key = load_private_key(key_path, password)
+        signer = f"key {fingerprint(key)}"
+        if fmt == "native":
+            out = sign_file(target, key, output)
         else:
-            key = load_private_key(key_path, password)
-            signer = f"key {fingerprint(key)}"
-            if fmt == "native":
-                out = sign_file(target, key, output)
-            else:
-                out = sigstore_fmt.sign_sigstore(
-                    target,
-                    key,  # type: ignore[arg-type] - checked to be P-256 inside
-                    output,
-                    identity=identity or sigstore_fmt.DEFAULT_IDENTITY,
-                    issuer=issuer or sigstore_fmt.DEFAULT_ISSUER,
-                    tlog=tlog,
-                )
-                if write_trust_root:
-                    root = sigstore_fmt.write_trusted_root(key, write_trust_root)  # type: ignore[arg-type]
-                    click.echo(f"trusted root for this key -> {root}")
-    except CraFwError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{target}: {exc.strerror}")
-    click.echo(f"signed {target} -> {out} ({fmt}, {signer})")
+            out = sigstore_fmt.sign_sigstore(
+                target,
+                key,  # type: ignore[arg-type] - checked to be P-256 inside
+                output,
+                identity=identity or sigstore_fmt.DEFAULT_IDENTITY,
+                issuer=issuer or sigstore_fmt.DEFAULT_ISSUER,
+                tlog=tlog,
+            )
+            if write_trust_root:
+                root = sigstore_fmt.write_trusted_root(key, write_trust_root)  # type: ignore[arg-type]
+                echo(f"trusted root for this key -> {root}")
+    echo(f"signed {target} -> {out} ({fmt}, {signer})")
     sys.exit(EXIT_OK)
 
 
@@ -152,12 +146,9 @@ def verify_evidence_cmd(
     """
     from cra_fw.evidence.verify import verify_evidence
 
-    try:
-        result = verify_evidence(pack, list(trust), signature, image)
-    except CraFwError as exc:
-        fail(str(exc), EXIT_USAGE)
+    result = verify_evidence(pack, list(trust), signature, image)
     if as_json:
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "path": str(result.path),
@@ -171,8 +162,8 @@ def verify_evidence_cmd(
             )
         )
     else:
-        click.echo(result.text())
-    sys.exit(EXIT_OK if result.ok else EXIT_NOT_VERIFIED)
+        echo(result.text())
+    sys.exit(EXIT_OK if result.ok else EXIT_GATE)
 
 
 @click.command("pack")
@@ -199,14 +190,11 @@ def pack(outdir: Path, key_path: Path | None, password_env: str | None, db_path:
     from cra_fw.evidence.pack import feed_ages_from_db, write_pack
     from cra_fw.evidence.sign import load_private_key, sign_file
 
-    try:
-        path = write_pack(outdir, feed_ages=feed_ages_from_db(db_path))
-        click.echo(f"wrote {path}")
-        if key_path:
-            sig = sign_file(path, load_private_key(key_path, _password(password_env)))
-            click.echo(f"signed -> {sig}")
-    except CraFwError as exc:
-        fail(str(exc))
+    path = write_pack(outdir, feed_ages=feed_ages_from_db(db_path))
+    echo(f"wrote {path}")
+    if key_path:
+        sig = sign_file(path, load_private_key(key_path, _password(password_env)))
+        echo(f"signed -> {sig}")
     sys.exit(EXIT_OK)
 
 
@@ -273,12 +261,12 @@ def finish_scan(
         extra = [junit] if junit and _inside(junit, outdir) else []
         try:
             path = write_pack(outdir, report, feed_ages=feed_ages_from_db(db_path), extra=extra)
-            click.echo(f"evidence pack: {path}", err=True)
+            echo(f"evidence pack: {path}", err=True)
         except CraFwError as exc:
-            click.echo(f"cra-fw: error: {exc}", err=True)
+            echo(f"cra-fw: error: {exc}", err=True)
             return EXIT_USAGE
     if fail_on or fail_on_vuln:
-        click.echo(result.summary(), err=True)
+        echo(result.summary(), err=True)
     return result.exit_status
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-from cra_fw.cli.common import EXIT_GATE, EXIT_NOT_ANALYSED, fail
+from cra_fw.cli.common import echo, fail
 from cra_fw.db import default_path
-from cra_fw.errors import CraFwError
+from cra_fw.exitcodes import EXIT_GATE, EXIT_NOT_ANALYSED
 from cra_fw.ledger.clocks import ClockState, Stage, format_local, human_delta, now_utc, parse_utc, urgency_key
 
 _STAGE_CHOICE = click.Choice([str(s) for s in Stage])
@@ -35,26 +35,15 @@ def db_option(func: Callable) -> Callable:
     )(func)
 
 
-def _open(db_path: Path | None):
+def _open(db_path: Path | None, readonly: bool = False):
+    """The ledger; ``readonly`` for commands that only look: never created, migrated or rewritten
+    (no database yet reads as an empty ledger)."""
     from cra_fw.ledger.store import open_ledger
 
+    if readonly:
+        target = Path(db_path) if db_path else default_path()
+        return open_ledger(target if target.exists() else ":memory:", readonly=target.exists())
     return open_ledger(db_path)
-
-
-def _guard(func: Callable) -> Callable:
-    """Map CraFwError (and file-system errors) to one line on stderr, no traceback."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CraFwError as exc:
-            fail(str(exc))
-        except OSError as exc:  # an output folder or file that cannot be written
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}; choose another path")
-
-    return wrapper
 
 
 def _time(text: str) -> str:
@@ -62,7 +51,7 @@ def _time(text: str) -> str:
 
 
 def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 # ---------------------------------------------------------------- product
@@ -80,7 +69,6 @@ def product() -> None:
 @click.option("--category", default="", help="CRA category, e.g. default, important-class-I, critical.")
 @click.option("--market", "markets", multiple=True, help="Member State code where it is sold (repeatable).")
 @db_option
-@_guard
 def product_add(
     name: str, manufacturer: str, model: str, category: str, markets: tuple[str, ...], db_path: Path | None
 ) -> None:
@@ -97,60 +85,56 @@ def product_add(
         markets=[m.upper() for m in markets],
         now=now_utc(),
     )
-    click.echo(f"product {prod.name} added")
+    echo(f"product {prod.name} added")
 
 
 @product.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
-@_guard
 def product_list(as_json: bool, db_path: Path | None) -> None:
     """List products."""
     from cra_fw.ledger.store import list_products
 
-    products = list_products(_open(db_path))
+    products = list_products(_open(db_path, readonly=True))
     if as_json:
         _emit_json([asdict(p) for p in products])
         return
     if not products:
-        click.echo("no products yet; add one with `cra-fw product add NAME`")
+        echo("no products yet; add one with `cra-fw product add NAME`")
     for p in products:
-        click.echo(f"{p.name}\t{p.manufacturer or '-'}\t{p.model or '-'}\t{','.join(p.markets) or '-'}")
+        echo(f"{p.name}\t{p.manufacturer or '-'}\t{p.model or '-'}\t{','.join(p.markets) or '-'}")
 
 
 @product.command("show")
 @click.argument("name")
 @db_option
-@_guard
 def product_show(name: str, db_path: Path | None) -> None:
     """A product with its support period, releases and cases."""
     from cra_fw.ledger.store import get_product, get_support, list_cases, list_releases
 
-    db = _open(db_path)
+    db = _open(db_path, readonly=True)
     now = now_utc()
     p = get_product(db, name)
     support = get_support(db, p.id)
-    click.echo(f"product:      {p.name}")
-    click.echo(f"manufacturer: {p.manufacturer or '-'}")
-    click.echo(f"model:        {p.model or '-'}")
-    click.echo(f"category:     {p.category or '-'}")
-    click.echo(f"markets:      {', '.join(p.markets) or '-'}")
+    echo(f"product:      {p.name}")
+    echo(f"manufacturer: {p.manufacturer or '-'}")
+    echo(f"model:        {p.model or '-'}")
+    echo(f"category:     {p.category or '-'}")
+    echo(f"markets:      {', '.join(p.markets) or '-'}")
     if support:
         just = f" (justification: {support.justification})" if support.justification else ""
-        click.echo(
-            f"support:      {support.start_month} to {support.end_month}, {support.months} months{just}"
-        )
+        echo(f"support:      {support.start_month} to {support.end_month}, {support.months} months{just}")
     else:
-        click.echo("support:      not declared")
-    click.echo("releases:")
+        echo("support:      not declared")
+    echo("releases:")
     for r in list_releases(db, name):
         state = "on market" if r.on_market(now) else ("withdrawn" if r.withdrawn_at else "not on market")
-        click.echo(f"  {r.version}\t{_time(r.released_at)}\t{state}\t{r.image_sha256[:16]}")
+        echo(f"  {r.version}\t{_time(r.released_at)}\t{state}\t{r.image_sha256[:16]}")
     cases = [c for c in list_cases(db) if c.product_id == p.id]
     if cases:
-        click.echo("cases:")
+        echo("cases:")
         for c in cases:
-            click.echo(f"  {c.id}\t{c.advisory_id}\t{c.stage}")
+            echo(f"  {c.id}\t{c.advisory_id}\t{c.stage}")
 
 
 # ---------------------------------------------------------------- release
@@ -182,7 +166,6 @@ def release() -> None:
 @click.option("--extractor", type=click.Choice(["unblob", "binwalk"]), default="unblob", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @db_option
-@_guard
 def release_add(
     product_name: str,
     version: str,
@@ -207,13 +190,16 @@ def release_add(
 
     def say(message: str) -> None:
         if not quiet:
-            click.echo(message, err=True)
+            echo(message, err=True)
 
-    options = ScanOptions(extractor=extractor, db_path=target, progress=not quiet)
+    # the report folder belongs to this release: a re-run replaces cra-fw's own files in it
+    options = ScanOptions(extractor=extractor, db_path=target, progress=not quiet, replace_outputs=True)
     report = run_scan(image, outdir, options, say)
     for error in report.errors:
-        click.echo(f"cra-fw: {error}", err=True)
-    if report.errors and not report.files:
+        echo(f"cra-fw: {error}", err=True)
+    from cra_fw.gate import not_analysed
+
+    if not_analysed(report):
         fail(
             f"nothing in {image} could be analysed; release {product_name}@{version} was not recorded",
             EXIT_NOT_ANALYSED,
@@ -230,7 +216,7 @@ def release_add(
         progress=None,
     )
     summary = f"{len(report.components)} components, {len(report.findings)} findings"
-    click.echo(f"release {rel.label} recorded ({summary}; image sha256 {rel.image_sha256[:16]}...)")
+    echo(f"release {rel.label} recorded ({summary}; image sha256 {rel.image_sha256[:16]}...)")
     _print_case_hint(db, rel.product_id)
 
 
@@ -239,30 +225,38 @@ def _print_case_hint(db: Any, product_id: int) -> None:
 
     open_cases = [c for c in list_cases(db) if c.product_id == product_id and c.status == "open"]
     for case in open_cases:
-        click.echo(f"case {case.id}: {case.advisory_id} is at stage {case.stage}; see `cra-fw cases`")
+        echo(f"case {case.id}: {case.advisory_id} is at stage {case.stage}; see `cra-fw cases`")
 
 
 @release.command("list")
 @click.argument("product_name", metavar="[PRODUCT]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
-@_guard
 def release_list(product_name: str | None, as_json: bool, db_path: Path | None) -> None:
     """List releases (of one PRODUCT, or all)."""
+    from cra_fw.ledger import feeds
     from cra_fw.ledger.store import list_releases, release_scans, vuln_counts
+    from cra_fw.records import AssessmentStatus
 
-    db = _open(db_path)
+    db = _open(db_path, readonly=True)
     now = now_utc()
     releases = list_releases(db, product_name)
     counts = vuln_counts(db)  # current matches (updated by monitor), not the ones at scan time
+    vulns, kev = feeds.assess(db, now)
+    assessed = vulns.status != AssessmentStatus.NOT_ASSESSED
     if as_json:
         _emit_json(
             [
                 asdict(r)
                 | {
                     "on_market": r.on_market(now),
-                    "vulnerabilities": counts.get(r.id, (0, 0))[0],
-                    "kev": counts.get(r.id, (0, 0))[1],
+                    # null, never 0, when nothing was matched: see vulnerabilities_assessed
+                    "vulnerabilities": counts.get(r.id, (0, 0))[0] if assessed else None,
+                    "kev": counts.get(r.id, (0, 0))[1]
+                    if kev.status != AssessmentStatus.NOT_ASSESSED
+                    else None,
+                    "vulnerabilities_assessed": {"status": str(vulns.status), "reason": vulns.reason},
+                    "kev_assessed": {"status": str(kev.status), "reason": kev.reason},
                     "scans": [asdict(s) for s in release_scans(db, r.id)],
                 }
                 for r in releases
@@ -270,16 +264,24 @@ def release_list(product_name: str | None, as_json: bool, db_path: Path | None) 
         )
         return
     if not releases:
-        click.echo("no releases yet; add one with `cra-fw release add PRODUCT VERSION IMAGE`")
+        echo("no releases yet; add one with `cra-fw release add PRODUCT VERSION IMAGE`")
     for r in releases:
         state = "on market" if r.on_market(now) else ("withdrawn" if r.withdrawn_at else "not on market")
         scans = release_scans(db, r.id)
         summary = scans[-1].summary if scans else {}
-        vulns, kev = counts.get(r.id, (0, 0))
-        click.echo(
+        found, exploited = counts.get(r.id, (0, 0))
+        kev_text = f"{exploited} KEV" if kev.status != AssessmentStatus.NOT_ASSESSED else "KEV not assessed"
+        vuln_text = f"{found} vulns ({kev_text})" if assessed else "vulns not assessed"
+        echo(
             f"{r.label}\t{_time(r.released_at)}\t{state}\t{summary.get('components', 0)} components\t"
-            f"{vulns} vulns ({kev} KEV)"
+            + vuln_text
         )
+    for item in (vulns, kev):
+        if releases and item.status != AssessmentStatus.COMPLETE:
+            state_text = (
+                "not assessed" if item.status == AssessmentStatus.NOT_ASSESSED else "only partly assessed"
+            )
+            echo(f"note: {item.topic} {state_text}: {item.reason}", err=True)
 
 
 @release.command("withdraw")
@@ -287,14 +289,13 @@ def release_list(product_name: str | None, as_json: bool, db_path: Path | None) 
 @click.argument("version")
 @click.option("--at", "at", default=None, help="When it left the market (ISO, default now).")
 @db_option
-@_guard
 def release_withdraw(product_name: str, version: str, at: str | None, db_path: Path | None) -> None:
     """Record that a release is no longer made available on the market."""
     from cra_fw.ledger.store import get_release, withdraw_release
 
     db = _open(db_path)
     rel = withdraw_release(db, get_release(db, product_name, version), parse_utc(at) if at else now_utc())
-    click.echo(f"{rel.label} withdrawn at {_time(rel.withdrawn_at)}")
+    echo(f"{rel.label} withdrawn at {_time(rel.withdrawn_at)}")
 
 
 # ---------------------------------------------------------------- support
@@ -311,7 +312,6 @@ def support() -> None:
 @click.option("--start", "start", default=None, help="First month, YYYY-MM (default: first release).")
 @click.option("--justification", default="", help="Why support is shorter than 5 years (expected use).")
 @db_option
-@_guard
 def support_set(
     product_name: str, end: str, start: str | None, justification: str, db_path: Path | None
 ) -> None:
@@ -322,9 +322,9 @@ def support_set(
     period = set_support(
         _open(db_path), product_name, end, start_month=start, justification=justification, now=now_utc()
     )
-    click.echo(f"{product_name}: support {period.start_month} to {period.end_month} ({period.months} months)")
+    echo(f"{product_name}: support {period.start_month} to {period.end_month} ({period.months} months)")
     if period.months < MIN_MONTHS and not period.justification:
-        click.echo(
+        echo(
             f"warning: under {MIN_MONTHS} months without a justification (CRA Article 13(8)); "
             "add --justification if the product's expected use is shorter",
             err=True,
@@ -343,12 +343,11 @@ def support_set(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--fail", "fail_on_issue", is_flag=True, help="Exit with status 1 when anything is flagged.")
 @db_option
-@_guard
 def support_status_cmd(within: int, as_json: bool, fail_on_issue: bool, db_path: Path | None) -> None:
     """Support periods and what needs attention."""
     from cra_fw.ledger.support import support_status
 
-    periods, issues = support_status(_open(db_path), now_utc(), within)
+    periods, issues = support_status(_open(db_path, readonly=True), now_utc(), within)
     if as_json:
         _emit_json(
             {
@@ -368,13 +367,13 @@ def support_status_cmd(within: int, as_json: bool, fail_on_issue: bool, db_path:
     else:
         for p in periods:
             span = f"{p.start_month} to {p.end_month} ({p.months} months)" if p.end_month else "not declared"
-            click.echo(f"{p.product.name}\t{span}")
+            echo(f"{p.product.name}\t{span}")
         if issues:
-            click.echo("")
+            echo("")
         for issue in issues:
-            click.echo(f"{issue.kind}\t{issue.product}\t{issue.detail}\t[{issue.reference}]")
+            echo(f"{issue.kind}\t{issue.product}\t{issue.detail}\t[{issue.reference}]")
         if not issues:
-            click.echo("nothing flagged")
+            echo("nothing flagged")
     if issues and fail_on_issue:
         sys.exit(EXIT_GATE)
 
@@ -409,7 +408,6 @@ def _large_ledger(db: Any) -> bool:
     "ledger holds many components).",
 )
 @db_option
-@_guard
 def monitor(as_json: bool, scheduler: str | None, workers: int | None, db_path: Path | None) -> None:
     """Re-match every recorded release against the current feeds; open cases for exploited ones."""
     from cra_fw.ledger.monitor import run_monitor
@@ -424,7 +422,7 @@ def monitor(as_json: bool, scheduler: str | None, workers: int | None, db_path: 
     if as_json:
         _emit_json(asdict(result))
         return
-    click.echo(
+    echo(
         f"matched {result.components_matched} components at {_time(result.run_at)}; "
         f"{len(result.changes)} changes"
     )
@@ -434,14 +432,16 @@ def monitor(as_json: bool, scheduler: str | None, workers: int | None, db_path: 
         if more > 0:
             where += f" and {more} more"
         kev = " [KEV]" if change.kev else ""
-        click.echo(
+        echo(
             f"{change.kind}\t{change.advisory_id}{kev}\t{change.severity or '-'}\t{change.component}\t"
             f"{where or 'no releases'}"
         )
+    for note in result.coverage:
+        echo(f"note: {note}", err=True)
     for case_id in result.cases_opened:
-        click.echo(f"case {case_id} opened: Article 14 clocks started; see `cra-fw cases`")
+        echo(f"case {case_id} opened: Article 14 clocks started; see `cra-fw cases`")
     for case_id in result.cases_fixed:
-        click.echo(f"case {case_id}: a fixing release is recorded; the final-report clock started")
+        echo(f"case {case_id}: a fixing release is recorded; the final-report clock started")
 
 
 # ---------------------------------------------------------------- cases
@@ -493,19 +493,18 @@ def sorted_cases(db: Any, now: Any, only_open: bool = False, only_overdue: bool 
 @click.option("--overdue", "only_overdue", is_flag=True, help="Only cases with an overdue report.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
-@_guard
 def cases(only_open: bool, only_overdue: bool, as_json: bool, db_path: Path | None) -> None:
     """Vulnerability cases with the time left on each Article 14 clock, overdue first."""
-    db = _open(db_path)
+    db = _open(db_path, readonly=True)
     now = now_utc()
     found = sorted_cases(db, now, only_open, only_overdue)
     if as_json:
         _emit_json([_case_json(c, now) for c in found])
         return
     if not found:
-        click.echo("no cases")
+        echo("no cases")
     for case in found:
-        click.echo(
+        echo(
             f"case {case.id}  {case.product}  {case.advisory_id}  {case.severity or '-'}  "
             f"stage: {case.stage}  aware: {_time(case.aware_at)}"
         )
@@ -522,7 +521,7 @@ def cases(only_open: bool, only_overdue: bool, as_json: bool, db_path: Path | No
                     if state == ClockState.OVERDUE
                     else f"{human_delta(left)} left"
                 )
-            click.echo(f"    {clock.stage:<14} {text}")
+            echo(f"    {clock.stage:<14} {text}")
 
 
 @click.group()
@@ -533,12 +532,11 @@ def case() -> None:
 @case.command("show")
 @click.argument("case_id", type=int)
 @db_option
-@_guard
 def case_show(case_id: int, db_path: Path | None) -> None:
     """One case as JSON, with its clocks."""
     from cra_fw.ledger.store import get_case
 
-    _emit_json(_case_json(get_case(_open(db_path), case_id), now_utc()))
+    _emit_json(_case_json(get_case(_open(db_path, readonly=True), case_id), now_utc()))
 
 
 @case.command("file")
@@ -548,7 +546,6 @@ def case_show(case_id: int, db_path: Path | None) -> None:
 @click.option("--reference", default="", help="Reference given by the reporting platform.")
 @click.option("--note", default="", help="Free text kept with the filing.")
 @db_option
-@_guard
 def case_file(
     case_id: int, stage: str, at: str | None, reference: str, note: str, db_path: Path | None
 ) -> None:
@@ -563,7 +560,7 @@ def case_file(
         reference=reference,
         note=note,
     )
-    click.echo(f"case {case_id}: {stage} filed; now at stage {updated.stage}")
+    echo(f"case {case_id}: {stage} filed; now at stage {updated.stage}")
 
 
 @case.command("fix")
@@ -571,7 +568,6 @@ def case_file(
 @click.option("--at", "at", default=None, help="When the corrective or mitigating measure became available.")
 @click.option("--release", "release_ref", default=None, help="The fixing release, PRODUCT@VERSION.")
 @db_option
-@_guard
 def case_fix(case_id: int, at: str | None, release_ref: str | None, db_path: Path | None) -> None:
     """Record a corrective or mitigating measure (starts the 14-day final-report clock)."""
     from cra_fw.ledger.store import resolve_release, set_fix
@@ -579,9 +575,7 @@ def case_fix(case_id: int, at: str | None, release_ref: str | None, db_path: Pat
     db = _open(db_path)
     rel = resolve_release(db, release_ref) if release_ref else None
     updated = set_fix(db, case_id, parse_utc(at) if at else now_utc(), rel)
-    click.echo(
-        f"case {case_id}: fix available {_time(updated.fix_available_at)}; now at stage {updated.stage}"
-    )
+    echo(f"case {case_id}: fix available {_time(updated.fix_available_at)}; now at stage {updated.stage}")
 
 
 @case.command("draft")
@@ -597,14 +591,13 @@ def case_fix(case_id: int, at: str | None, release_ref: str | None, db_path: Pat
     help="Folder for the Markdown and JSON.",
 )
 @db_option
-@_guard
 def case_draft(case_id: int, stage: str, outdir: Path, db_path: Path | None) -> None:
     """Write a pre-filled draft of one report of case CASE_ID (Markdown and JSON)."""
     from cra_fw.ledger.drafts import build_draft, write_draft
 
-    md, js = write_draft(build_draft(_open(db_path), case_id, stage, now_utc()), outdir)
-    click.echo(f"wrote {md}")
-    click.echo(f"wrote {js}")
+    md, js = write_draft(build_draft(_open(db_path, readonly=True), case_id, stage, now_utc()), outdir)
+    echo(f"wrote {md}")
+    echo(f"wrote {js}")
 
 
 # ---------------------------------------------------------------- diff, export, import
@@ -615,13 +608,12 @@ def case_draft(case_id: int, stage: str, outdir: Path, db_path: Path | None) -> 
 @click.argument("release_b")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @db_option
-@_guard
 def diff(release_a: str, release_b: str, as_json: bool, db_path: Path | None) -> None:
     """What changed from RELEASE_A to RELEASE_B (each PRODUCT@VERSION)."""
     from cra_fw.ledger.diff import diff_releases
     from cra_fw.ledger.store import resolve_release
 
-    db = _open(db_path)
+    db = _open(db_path, readonly=True)
     result = diff_releases(db, resolve_release(db, release_a), resolve_release(db, release_b))
     if as_json:
         _emit_json(
@@ -640,23 +632,23 @@ def diff(release_a: str, release_b: str, as_json: bool, db_path: Path | None) ->
             }
         )
         return
-    click.echo(f"{result.old.label} -> {result.new.label}")
+    echo(f"{result.old.label} -> {result.new.label}")
     if result.empty:
-        click.echo("no differences")
+        echo("no differences")
     for c in result.components_added:
-        click.echo(f"+ component {c.key}")
+        echo(f"+ component {c.key}")
     for c in result.components_removed:
-        click.echo(f"- component {c.key}")
+        echo(f"- component {c.key}")
     for ch in result.components_changed:
-        click.echo(f"{'^' if ch.upgraded else 'v'} component {ch.name} {ch.old_version} -> {ch.new_version}")
+        echo(f"{'^' if ch.upgraded else 'v'} component {ch.name} {ch.old_version} -> {ch.new_version}")
     for v in result.vulns_fixed:
-        click.echo(f"fixed      {v.advisory_id}{' [KEV]' if v.kev else ''} in {v.component.key}")
+        echo(f"fixed      {v.advisory_id}{' [KEV]' if v.kev else ''} in {v.component.key}")
     for v in result.vulns_introduced:
-        click.echo(f"introduced {v.advisory_id}{' [KEV]' if v.kev else ''} in {v.component.key}")
+        echo(f"introduced {v.advisory_id}{' [KEV]' if v.kev else ''} in {v.component.key}")
     for f in result.findings_fixed:
-        click.echo(f"fixed      finding {f.rule_id} {f.path} ({f.severity})")
+        echo(f"fixed      finding {f.rule_id} {f.path} ({f.severity})")
     for f in result.findings_introduced:
-        click.echo(f"introduced finding {f.rule_id} {f.path} ({f.severity})")
+        echo(f"introduced finding {f.rule_id} {f.path} ({f.severity})")
 
 
 @click.command("export")
@@ -669,30 +661,28 @@ def diff(release_a: str, release_b: str, as_json: bool, db_path: Path | None) ->
     help="File to write (default: stdout).",
 )
 @db_option
-@_guard
 def export_cmd(output: Path | None, db_path: Path | None) -> None:
     """Write the whole ledger as JSON (feeds are not included)."""
     from cra_fw.ledger.exchange import dumps, export_ledger, write_export
 
-    db = _open(db_path)
+    db = _open(db_path, readonly=True)
     if output is None:
         sys.stdout.write(dumps(export_ledger(db)))
     else:
         write_export(db, output)
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)
 
 
 @click.command("import")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--replace", is_flag=True, help="Overwrite a ledger that is not empty.")
 @db_option
-@_guard
 def import_cmd(source: Path, replace: bool, db_path: Path | None) -> None:
     """Load a ledger written by `cra-fw export` (into an empty ledger unless --replace)."""
     from cra_fw.ledger.exchange import read_import
 
     counts = read_import(_open(db_path), source, replace=replace)
-    click.echo(", ".join(f"{n} {t}" for t, n in counts.items() if n) or "nothing to import")
+    echo(", ".join(f"{n} {t}" for t, n in counts.items() if n) or "nothing to import")
 
 
 COMMANDS = (product, release, support, monitor, cases, case, diff, export_cmd, import_cmd)

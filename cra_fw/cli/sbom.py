@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cra_fw.errors import CraFwError
+from cra_fw.cli.common import echo
 
 
 @click.group("sbom")
@@ -25,13 +25,9 @@ def check_cmd(file: Path, as_json: bool) -> None:
     Exit status: 0 complete, 1 fields missing, 2 unreadable input."""
     from cra_fw.sbomcheck import check, load
 
-    try:
-        result = check(load(file))
-    except CraFwError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    result = check(load(file))
     if as_json:
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "format": result.doc.format,
@@ -43,17 +39,17 @@ def check_cmd(file: Path, as_json: bool) -> None:
             )
         )
     else:
-        click.echo(f"{file}: {result.doc.format}, {len(result.doc.components)} components")
+        echo(f"{file}: {result.doc.format}, {len(result.doc.components)} components")
         doc_missing = result.missing_for("")
         for m in doc_missing:
-            click.echo(f"  document: missing {m.field} ({m.standard})")
+            echo(f"  document: missing {m.field} ({m.standard})")
         by_comp: dict[str, list] = {}
         for m in result.missing:
             if m.component:
                 by_comp.setdefault(m.component, []).append(m)
         for comp, items in sorted(by_comp.items()):
-            click.echo(f"  {comp}: missing " + "; ".join(f"{m.field} ({m.standard})" for m in items))
-        click.echo(
+            echo(f"  {comp}: missing " + "; ".join(f"{m.field} ({m.standard})" for m in items))
+        echo(
             "complete: no required field missing"
             if result.ok
             else f"incomplete: {len(result.missing)} missing field(s)"
@@ -71,13 +67,9 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     Exit status: 0 identical component sets, 1 differences, 2 unreadable input."""
     from cra_fw.sbomcheck import diff, load
 
-    try:
-        d = diff(load(old), load(new))
-    except CraFwError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    d = diff(load(old), load(new))
     if as_json:
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "added": [list(x) for x in d.added],
@@ -89,11 +81,11 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
         )
     else:
         for name, v in d.added:
-            click.echo(f"+ {name} {v}")
+            echo(f"+ {name} {v}")
         for name, v in d.removed:
-            click.echo(f"- {name} {v}")
+            echo(f"- {name} {v}")
         for name, a, b in d.changed:
-            click.echo(f"~ {name} {a} -> {b}")
+            echo(f"~ {name} {a} -> {b}")
         if not (d.added or d.removed or d.changed):
-            click.echo("no component changes")
+            echo("no component changes")
     sys.exit(1 if (d.added or d.removed or d.changed) else 0)

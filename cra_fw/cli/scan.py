@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_NOT_ANALYSED, EXIT_OK, fail, parse_size
+from cra_fw.cli.common import echo, parse_size
 from cra_fw.cli.evidence import check_gate_values, finish_scan, gate_options
 from cra_fw.context import Limits, ScanOptions
-from cra_fw.errors import CraFwError
+from cra_fw.exitcodes import EXIT_NOT_ANALYSED, EXIT_OK
+from cra_fw.gate import not_analysed
 from cra_fw.records import ScanReport
 
 _UNPACK_OPTIONS = [
@@ -30,6 +31,11 @@ _UNPACK_OPTIONS = [
         default="unblob",
         show_default=True,
         help="Extraction backend.",
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="OUTDIR holds an earlier scan: remove cra-fw's own files from it first (others stay).",
     ),
     click.option("--keep-extracted", is_flag=True, help="Keep the unpacked tree in OUTDIR/extracted."),
     click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of a summary."),
@@ -56,10 +62,17 @@ _UNPACK_OPTIONS = [
     ),
     click.option(
         "--extractor-timeout",
-        type=float,
+        type=click.FloatRange(min=1),
         default=300.0,
         show_default=True,
         help="Seconds one extractor run may take.",
+    ),
+    click.option(
+        "--timeout",
+        "scan_timeout",
+        type=click.FloatRange(min=0),
+        default=0,
+        help="Seconds the whole scan may take (default: no limit); what it stops is a finding.",
     ),
     click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr."),
 ]
@@ -82,6 +95,7 @@ def _options(params: dict, analyse: bool) -> ScanOptions:
         max_depth=params["max_depth"],
         max_files=params["max_files"],
         extractor_timeout=params["extractor_timeout"],
+        scan_timeout=params["scan_timeout"],
     )
     extra = {"workers": params["workers"]} if params.get("workers") else {}
     return ScanOptions(
@@ -95,13 +109,14 @@ def _options(params: dict, analyse: bool) -> ScanOptions:
         analyse=analyse,
         policy=params.get("policy"),
         db_path=Path(db) if db else None,
+        replace_outputs=params["force"],
         **extra,
     )
 
 
 def _run(params: dict, analyse: bool) -> ScanReport:
     from cra_fw.pipeline import scan as run_scan
-    from cra_fw.report.text import summary
+    from cra_fw.report.terminal import summary, use_colour
 
     image: Path = params["image"]
     outdir = params["outdir"] or Path("cra-fw-out") / image.name
@@ -109,25 +124,20 @@ def _run(params: dict, analyse: bool) -> ScanReport:
 
     def progress(message: str) -> None:
         if not quiet:
-            click.echo(message, err=True)
+            echo(message, err=True)
 
-    try:
-        report = run_scan(image, outdir, _options(params, analyse), progress)
-    except CraFwError as exc:
-        fail(str(exc))
+    report = run_scan(image, outdir, _options(params, analyse), progress)
     if params["as_json"]:
         sys.stdout.write((Path(outdir) / "report.json").read_text())
     else:
-        click.echo(summary(report, Path(outdir)))
+        echo(summary(report, colour=use_colour(sys.stdout), outdir=Path(outdir)))
     for error in report.errors:
-        click.echo(f"cra-fw: {error}", err=True)
+        echo(f"cra-fw: {error}", err=True)
     return report
 
 
 def _exit_for(report: ScanReport) -> None:
-    if report.errors and not report.files:
-        sys.exit(EXIT_NOT_ANALYSED)
-    sys.exit(EXIT_OK)
+    sys.exit(EXIT_NOT_ANALYSED if not_analysed(report) else EXIT_OK)
 
 
 @click.command()
@@ -162,13 +172,8 @@ def scan(**params: object) -> None:
     fail_on_vuln = check_gate_values(params["fail_on_vuln"])
     fail_on = params["fail_on"]
     if fail_on is None and params.get("policy"):
-        try:
-            fail_on = load_policy(params["policy"]).fail_on
-        except CraFwError as exc:
-            fail(str(exc))
+        fail_on = load_policy(params["policy"]).fail_on
     report = _run(params, analyse=True)
-    if report.errors and not report.files:
-        sys.exit(EXIT_NOT_ANALYSED)
     outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
     sys.exit(
         finish_scan(

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_USAGE, fail
+from cra_fw.cli.common import echo, fail
 from cra_fw.cli.db import DB_OPTION
+from cra_fw.db import default_path
 from cra_fw.errors import CraFwError
+from cra_fw.exitcodes import EXIT_USAGE
 
 
 class _TriageGroup(click.Group):
@@ -78,16 +80,11 @@ def set_cmd(
 
     if state == "not_affected" and not justification:
         fail("--state not_affected needs --justification (e.g. code_not_present)")
-    try:
-        record(
-            open_feed_db(db_path),
-            [TriageDecision(advisory, component, state, justification, responses, detail, "cli")],
-        )
-    except CraFwError as exc:
-        fail(str(exc))
-    click.echo(
-        f"recorded: {advisory} on {component}: {state}" + (f" ({justification})" if justification else "")
+    record(
+        open_feed_db(db_path),
+        [TriageDecision(advisory, component, state, justification, responses, detail, "cli")],
     )
+    echo(f"recorded: {advisory} on {component}: {state}" + (f" ({justification})" if justification else ""))
 
 
 @triage.command("import")
@@ -98,19 +95,16 @@ def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
     from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import import_vex
 
-    try:
-        database = open_feed_db(db_path)
-    except CraFwError as exc:
-        fail(str(exc))
+    database = open_feed_db(db_path)
     failed = False
     for file in files:
         try:
             count = import_vex(database, file)
         except CraFwError as exc:
-            click.echo(f"cra-fw: error: {exc}", err=True)
+            echo(f"cra-fw: error: {exc}", err=True)
             failed = True
             continue
-        click.echo(f"{file}: {count} decision(s) imported")
+        echo(f"{file}: {count} decision(s) imported")
     if failed:
         sys.exit(EXIT_USAGE)
 
@@ -122,10 +116,8 @@ def list_cmd(db_path: Path | None) -> None:
     from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import list_decisions
 
-    try:
-        decisions = list_decisions(open_feed_db(db_path))
-    except CraFwError as exc:
-        fail(str(exc))
+    target = db_path or default_path()
+    decisions = list_decisions(open_feed_db(target, readonly=True)) if Path(target).exists() else []
     for d in decisions:
         extra = f" ({d.justification})" if d.justification else ""
-        click.echo(f"{d.advisory_id}\t{d.component}\t{d.state}{extra}\t{d.source}")
+        echo(f"{d.advisory_id}\t{d.component}\t{d.state}{extra}\t{d.source}")

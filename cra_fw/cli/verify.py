@@ -9,14 +9,12 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import EXIT_GATE, EXIT_OK, fail
-from cra_fw.errors import CraFwError
-
-EXIT_INVALID = EXIT_GATE  # anything but `valid`
+from cra_fw.cli.common import echo, fail
+from cra_fw.exitcodes import EXIT_GATE, EXIT_OK
 
 
 @click.command("verify")
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundles", metavar="BUNDLE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--trust",
     "trust",
@@ -71,56 +69,70 @@ EXIT_INVALID = EXIT_GATE  # anything but `valid`
     multiple=True,
     help="Sigstore keyless: the OIDC issuer that goes with each --certificate-identity.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option(
+    "--decrypt-key",
+    "decrypt_keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A recipient's private key and certificate (one PEM file) for bundles whose signature is "
+    "encrypted (RAUC crypt bundles after `rauc encrypt`). Repeatable. Never a trust anchor.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the verdict as JSON (a list for several bundles)."
+)
 def verify(
-    bundle: Path,
+    bundles: tuple[Path, ...],
     trust: tuple[Path, ...],
     signature: Path | None,
     fmt: str | None,
     trust_roots: tuple[Path, ...],
     identities: tuple[str, ...],
     oidc_issuers: tuple[str, ...],
+    decrypt_keys: tuple[Path, ...],
     as_json: bool,
 ) -> None:
     """Verify BUNDLE (FIT, RAUC, SWUpdate, Mender, MCUboot, ESP secure boot, Nordic DFU,
     OpenPGP- or Sigstore-signed, or any file with a detached signature).
 
-    Exit status 0 only when the verdict is `valid` and the signing key is not a
-    publicly known one; 1 otherwise; 2 for unusable options or unreadable files.
+    Several bundles give one verdict each.  Exit status 0 only when every verdict
+    is `valid` and no signing key is a publicly known one; 1 otherwise (also
+    `unsupported_format`: a file no verifier knows is not known to be signed);
+    2 for unusable options or unreadable files.
     """
     from cra_fw.bundles import TrustStore, verify_bundle
 
     if oidc_issuers and len(oidc_issuers) != len(identities):
         fail("give one --certificate-oidc-issuer per --certificate-identity")
-    try:
-        store = TrustStore.load([*trust, *trust_roots])
-        if trust_roots and len(store.sigstore_roots) < len(trust_roots):
-            fail("--trust-root takes a Sigstore trusted_root.json")
-        store.identities = list(zip(identities, oidc_issuers or [""] * len(identities), strict=True))
-        result = verify_bundle(bundle, store, signature=signature, fmt=fmt)
-    except CraFwError as exc:
-        fail(str(exc))
+    if signature is not None and len(bundles) > 1:
+        fail("--signature names the signature of one bundle: verify the bundles one at a time")
+    store = TrustStore.load([*trust, *trust_roots])
+    if trust_roots and len(store.sigstore_roots) < len(trust_roots):
+        fail("--trust-root takes a Sigstore trusted_root.json")
+    store.identities = list(zip(identities, oidc_issuers or [""] * len(identities), strict=True))
+    for path in decrypt_keys:
+        store.add_recipient(path)
+    results = [verify_bundle(bundle, store, signature=signature, fmt=fmt) for bundle in bundles]
     if as_json:
-        payload = asdict(result)
-        payload["verdict"] = result.verdict.value
-        click.echo(json.dumps(payload, indent=2))
+        payloads = [asdict(r) | {"verdict": r.verdict.value} for r in results]
+        echo(json.dumps(payloads[0] if len(payloads) == 1 else payloads, indent=2))
     else:
-        _print_text(result)
-    sys.exit(EXIT_OK if result.ok else EXIT_INVALID)
+        for result in results:
+            _print_text(result)
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_GATE)
 
 
 def _print_text(result) -> None:
-    click.echo(f"{result.path}: {result.verdict.value} ({result.format})")
-    click.echo(f"  reason:      {result.reason}")
+    echo(f"{result.path}: {result.verdict.value} ({result.format})")
+    echo(f"  reason:      {result.reason}")
     if result.known_key:
-        click.echo(
-            f"  KNOWN KEY:   signed with a publicly known key, as good as unsigned: {result.known_key_text}"
-        )
+        echo(f"  KNOWN KEY:   signed with a publicly known key, as good as unsigned: {result.known_key_text}")
     if not result.trusted:
-        click.echo("  note:        no --trust given: nothing can be valid")
+        echo("  note:        no --trust given: nothing can be valid")
     for label, value in (
+        ("sha256", result.sha256),
         ("signer", result.signer),
         ("key", result.key_fingerprint),
+        ("anchor", result.anchor),
         ("algorithms", ", ".join(result.algorithms)),
         ("signed at", result.signed_at),
         (
@@ -129,10 +141,10 @@ def _print_text(result) -> None:
         ),
     ):
         if value:
-            click.echo(f"  {label + ':':<12} {value}")
+            echo(f"  {label + ':':<12} {value}")
     for item in result.covered:
-        click.echo(f"  covered:     {item}")
+        echo(f"  covered:     {item}")
     for item in result.uncovered:
-        click.echo(f"  NOT covered: {item}")
+        echo(f"  NOT covered: {item}")
     for note in result.notes:
-        click.echo(f"  note:        {note}")
+        echo(f"  note:        {note}")

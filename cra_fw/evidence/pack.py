@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cra_fw import __version__
+from cra_fw import __version__, safejson
 from cra_fw.db import default_path
 from cra_fw.evidence.sign import PACK_MANIFEST, EvidenceError, file_digest
 from cra_fw.feeddb import feed_status, open_feed_db
@@ -52,7 +52,7 @@ def feed_ages_from_db(
     if not path.exists():
         return {}
     try:
-        db = open_feed_db(path)
+        db = open_feed_db(path, readonly=True)
         try:
             statuses = feed_status(db)
         finally:
@@ -73,7 +73,7 @@ def feed_ages_from_db(
 
 def _image_from_report_json(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PackError(f"{path} cannot be read as JSON ({exc}); run `cra-fw scan` again") from exc
     if not isinstance(data, dict) or not isinstance(data.get("image"), dict):
@@ -87,6 +87,31 @@ def _image_from_report_json(path: Path) -> tuple[dict[str, Any], dict[str, Any],
             "schema_version": data.get("schema_version", ""),
         },
     )
+
+
+def _scan_outputs(outdir: Path, report: ScanReport | None) -> list[str]:
+    """The files the scan wrote, as report.json lists them, each still as the scan wrote it."""
+    if report is not None:
+        listed = [(o.name, o.sha256) for o in report.outputs]
+    else:
+        try:
+            data = safejson.loads((outdir / "report.json").read_text(encoding="utf-8"))
+            listed = [(str(o["name"]), str(o["sha256"])) for o in data.get("outputs", [])]
+        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise PackError(
+                f"{outdir / 'report.json'} does not list the scan's outputs ({exc}); scan again"
+            ) from exc
+    names = []
+    for name, sha in listed:
+        if "/" in name or name not in MEMBERS:
+            raise PackError(f"report.json lists {name!r}, which is not an output of cra-fw scan; scan again")
+        path = outdir / name
+        if not path.is_file():
+            raise PackError(f"{path} is missing: the pack holds exactly the files the scan wrote; scan again")
+        if file_digest(path)[1] != sha:
+            raise PackError(f"{path} changed after the scan wrote it; scan again")
+        names.append(name)
+    return names
 
 
 def build_manifest(
@@ -146,7 +171,11 @@ def write_pack(
     out: Path | None = None,
     created: str | None = None,
 ) -> Path:
-    """Write ``outdir/evidence.zip`` from the outputs present in ``outdir``; return its path.
+    """Write ``outdir/evidence.zip`` from exactly the outputs the scan wrote; return its path.
+
+    The members are report.json and the files its ``outputs`` list names, each checked
+    against the hash the scan recorded: a file left by an earlier scan, or changed
+    since, never enters the pack.
 
     ``feed_ages`` maps feed name to its freshness (see :func:`feed_ages_from_db`);
     ``extra`` adds more files of ``outdir`` (e.g. a JUnit report).
@@ -155,7 +184,7 @@ def write_pack(
     for name in REQUIRED:
         if not (outdir / name).is_file():
             raise PackError(f"{outdir / name} is missing: run `cra-fw scan IMAGE -o {outdir}` first")
-    names = [n for n in MEMBERS if (outdir / n).is_file()]
+    names = ["report.json", *_scan_outputs(outdir, report)]
     for path in extra:
         path = Path(path)
         try:

@@ -33,8 +33,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from cra_fw import __version__
+from cra_fw import __version__, safejson
 from cra_fw.errors import CraFwError
+from cra_fw.regions import read_limited
 
 SIG_FORMAT = "cra-fw-signature/1"
 ED25519 = "ed25519"
@@ -66,14 +67,7 @@ class SignatureFileError(EvidenceError):
 
 
 def _read_small(path: Path, limit: int, what: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > limit:
-        raise KeyFileError(f"{what} {path} is larger than {limit} bytes: give a PEM or DER key file")
-    return data
+    return read_limited(path, limit, what, KeyFileError)
 
 
 def check_key(key: Any, path: Path | str = "key") -> None:
@@ -330,7 +324,7 @@ def read_signature(path: Path) -> SignatureFile:
     if len(raw) > MAX_SIG_FILE:
         raise SignatureFileError(f"{path} is too large to be a cra-fw signature file")
     try:
-        doc = json.loads(raw.decode("ascii"))
+        doc = safejson.loads(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise SignatureFileError(
             f"the signature file {path} is not valid JSON (damaged or edited): {exc}"

@@ -9,7 +9,6 @@ when every check passed.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
+from cra_fw import safejson
 from cra_fw.evidence.pack import MANIFEST_FORMAT
 from cra_fw.evidence.sign import (
     PACK_MANIFEST,
@@ -154,7 +154,7 @@ def _check_pack(
             else:
                 checks.append(Check("manifest", True, f"{PACK_MANIFEST} is the one that was signed"))
         try:
-            manifest = json.loads(raw.decode("utf-8"))
+            manifest = safejson.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             checks.append(Check("manifest", False, f"{PACK_MANIFEST} is not valid JSON ({exc})"))
             return None

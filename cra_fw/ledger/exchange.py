@@ -14,11 +14,15 @@ from typing import Any
 
 import sqlite_utils
 
+from cra_fw import safejson
 from cra_fw.db import schema_versions, transaction
 from cra_fw.errors import LedgerError
 from cra_fw.ledger.schema import NAMESPACE, TABLES
+from cra_fw.regions import read_limited
 
 FORMAT = "cra-fw-ledger"
+MAX_EXPORT = 2 * 1024**3  # bytes of an export file read at most
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _columns(db: sqlite_utils.Database, table: str) -> list[str]:
@@ -80,17 +84,7 @@ def import_ledger(db: sqlite_utils.Database, doc: Any, *, replace: bool = False)
                 db.conn.execute(f"DELETE FROM {table}")
         for table in TABLES:
             part = doc["tables"].get(table, {"columns": [], "rows": []})
-            cols = part.get("columns") or []
-            known = set(_columns(db, table))
-            if not isinstance(cols, list) or not set(cols) <= known:
-                raise LedgerError(
-                    f"export table {table} has unknown columns; the file was edited or is damaged"
-                )
-            rows = part.get("rows") or []
-            if any(not isinstance(r, list) or len(r) != len(cols) for r in rows):
-                raise LedgerError(
-                    f"export table {table} has malformed rows; the file was edited or is damaged"
-                )
+            cols, rows = _table_part(part, table, set(_columns(db, table)))
             if rows:
                 marks = ",".join("?" * len(cols))
                 try:
@@ -101,11 +95,34 @@ def import_ledger(db: sqlite_utils.Database, doc: Any, *, replace: bool = False)
     return counts
 
 
+def _table_part(part: Any, table: str, known: set[str]) -> tuple[list[str], list[list[Any]]]:
+    """(columns, rows) of one exported table, every value of a type SQLite stores as given."""
+    damaged = f"export table {table} has {{}}; the file was edited or is damaged"
+    if not isinstance(part, dict):
+        raise LedgerError(damaged.format("no columns and rows"))
+    cols = part.get("columns") or []
+    rows = part.get("rows") or []
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols) or len(set(cols)) != len(cols):
+        raise LedgerError(damaged.format("malformed columns"))
+    if not set(cols) <= known:
+        raise LedgerError(damaged.format("unknown columns"))
+    if not isinstance(rows, list):
+        raise LedgerError(damaged.format("malformed rows"))
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(cols):
+            raise LedgerError(damaged.format("malformed rows"))
+        for value in row:
+            if isinstance(value, bool) or not isinstance(value, str | int | float | type(None)):
+                raise LedgerError(damaged.format(f"malformed rows (a {type(value).__name__} value)"))
+            if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+                raise LedgerError(damaged.format("malformed rows (an integer out of range)"))
+    return cols, rows
+
+
 def read_import(db: sqlite_utils.Database, path: Path, *, replace: bool = False) -> dict[str, int]:
+    data = read_limited(Path(path), MAX_EXPORT, "ledger export", LedgerError)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LedgerError(f"cannot read {path}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = safejson.loads(data)
+    except ValueError as exc:  # not JSON, not UTF-8, nested too deeply
         raise LedgerError(f"{path} is not JSON ({exc}); give a file made by `cra-fw export`") from exc
     return import_ledger(db, doc, replace=replace)

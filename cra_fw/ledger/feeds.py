@@ -14,8 +14,8 @@ from datetime import datetime
 
 import sqlite_utils
 
-from cra_fw.feeddb import NAMESPACES, feed_status
-from cra_fw.records import Component
+from cra_fw.feeddb import NAMESPACES, assess_feeds, feed_status
+from cra_fw.records import Assessment, AssessmentStatus, Component
 from cra_fw.vulns.match import Matcher
 from cra_fw.vulns.records import VulnMatch
 
@@ -39,8 +39,21 @@ def namespaces() -> list[str]:
 
 
 def available(db: sqlite_utils.Database) -> bool:
-    """True when feeds have been imported into ``db``."""
-    return "advisories" in db.table_names()
+    """True when ``db`` holds an advisory feed (NVD or OSV)."""
+    return assess(db)[0].status != AssessmentStatus.NOT_ASSESSED
+
+
+def assess(
+    db: sqlite_utils.Database, now: datetime | None = None, max_age_days: int = 7
+) -> tuple[Assessment, Assessment]:
+    """(vulnerabilities, kev): whether counts from ``db``'s feeds mean anything, and why not."""
+    if "advisories" not in db.table_names():
+        why = "no vulnerability feeds in this database: `cra-fw db import FILE` or `cra-fw db update`"
+        return (
+            Assessment("vulnerabilities", AssessmentStatus.NOT_ASSESSED, why),
+            Assessment("kev", AssessmentStatus.NOT_ASSESSED, why),
+        )
+    return assess_feeds(db, max_age_days, now)
 
 
 def feed_ages(db: sqlite_utils.Database, now: datetime) -> dict[str, float]:

@@ -19,7 +19,7 @@ from cra_fw.errors import LedgerError
 from cra_fw.ledger import feeds
 from cra_fw.ledger.clocks import format_utc
 from cra_fw.ledger.store import _COMPONENT_COLS, _component_row, detect_fixes, store_matches, sync_cases
-from cra_fw.records import Component
+from cra_fw.records import AssessmentStatus, Component
 
 NEW = "new"  # a new advisory matches a component
 NOW_EXPLOITED = "now-exploited"  # an advisory already matched became KEV-listed
@@ -46,6 +46,7 @@ class MonitorResult:
     cases_opened: tuple[int, ...]
     cases_fixed: tuple[int, ...]
     feed_ages: dict[str, float]
+    coverage: tuple[str, ...] = ()  # what the feeds could only partly judge (stale, partial NVD, no KEV)
 
 
 _LABELS = 5
@@ -88,11 +89,10 @@ def run_monitor(
     ``match_many`` matches a list of components at once (e.g. in a Dask pool, see
     ``cra_fw.batch.pool``); by default they are matched here, one by one.
     """
-    if not feeds.available(db):
-        raise LedgerError(
-            "no vulnerability feeds in this database: import them first "
-            "(`cra-fw db import FILE`), then run `cra-fw monitor` again"
-        )
+    vulns, _kev = feeds.assess(db, now)
+    if vulns.status == AssessmentStatus.NOT_ASSESSED:
+        # matching against nothing would report "0 changes": say why nothing can be monitored
+        raise LedgerError(f"cannot monitor: {vulns.reason}; then run `cra-fw monitor` again")
     conn = db.conn
     components = [
         _component_row(r)
@@ -172,4 +172,11 @@ def run_monitor(
         )
         for i, (kind, adv, cid, sev, kev) in enumerate(raw_changes)
     )
-    return MonitorResult(run_id, stamp, len(components), changes, tuple(opened), tuple(fixed), ages)
+    coverage = tuple(
+        f"{a.topic} only partly assessed: {a.reason}"
+        if a.status == AssessmentStatus.PARTIAL
+        else f"{a.topic} not assessed: {a.reason}"
+        for a in feeds.assess(db, now)
+        if a.status != AssessmentStatus.COMPLETE
+    )
+    return MonitorResult(run_id, stamp, len(components), changes, tuple(opened), tuple(fixed), ages, coverage)

@@ -37,9 +37,10 @@ from cra_fw.records import Component, Finding, ScanReport
 ProgressFn = Callable[[str], None]
 
 
-def open_ledger(path: Path | str | None = None) -> sqlite_utils.Database:
-    """Open the shared database with the ledger (and, when installed, feed) tables migrated."""
-    return open_db(path, [NAMESPACE, *feeds.namespaces()])
+def open_ledger(path: Path | str | None = None, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the shared database with the ledger (and, when installed, feed) tables migrated
+    (``readonly``: as it is, never created or rewritten)."""
+    return open_db(path, [NAMESPACE, *feeds.namespaces()], readonly=readonly)
 
 
 # ---------------------------------------------------------------- helpers

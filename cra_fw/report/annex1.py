@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cra_fw.records import Finding, ScanReport, Severity
+from cra_fw.records import AssessmentStatus, Finding, ScanReport, Severity
 
 if TYPE_CHECKING:
     from cra_fw.bundles.interface import BundleVerdict
@@ -216,6 +216,14 @@ POINTS: tuple[AnnexPoint, ...] = (
 
 _POINT_KEYS = {p.key for p in POINTS}
 
+# the assessment topic (report.assessments) of each stage a point depends on
+STAGE_TOPICS = {
+    "identify": "components",
+    "vulns": "vulnerabilities",
+    "checks": "checks",
+    "bundles": "bundles",
+}
+
 # Findings that say a stage could not assess the image (not that the image is at fault): for the
 # points that stage decides they mean "not assessed", not "fail".
 ASSESSMENT_GAPS = {"vuln.no-database": "vulns", "vuln.database-error": "vulns"}
@@ -293,6 +301,13 @@ def stages_run(report: ScanReport) -> frozenset[str]:
     and a ``<stage>.stage-failed`` finding for each that broke; a stage whose
     records are present counts as run even without a timing.
     """
+    if report.assessments:
+        # the typed record of what ran (pipeline): a stage whose topic was not assessed did not run
+        return frozenset(
+            stage
+            for stage, topic in STAGE_TOPICS.items()
+            if report.assessment(topic).status != AssessmentStatus.NOT_ASSESSED
+        )
     ran = {key[len("seconds_") :] for key in report.stats if key.startswith("seconds_")}
     if report.components:
         ran.add("identify")
@@ -355,6 +370,19 @@ def support_failures(
     return problems
 
 
+def _topics(point: AnnexPoint) -> tuple[str, ...]:
+    """The assessment topics a point's verdict rests on (KEV for Article 14(2))."""
+    topics = tuple(STAGE_TOPICS.get(s, s) for s in point.stages)
+    return (*topics, "kev") if point.key == "Art.14(2)" else topics
+
+
+def _topic_reason(report: ScanReport, stage: str) -> str:
+    topic = STAGE_TOPICS.get(stage, stage)
+    if report.assessments:
+        return f"{topic} not assessed: {report.assessment(topic).reason}"
+    return f"stage not run: {stage}"
+
+
 def assess(
     report: ScanReport,
     support: ProductSupport | None = None,
@@ -383,7 +411,8 @@ def assess(
     results = []
     for point in POINTS:
         found = [f for f in by_point[point.key] if f.rule_id not in point.ignore_rules]
-        gaps = [f for f in found if ASSESSMENT_GAPS.get(f.rule_id) in point.stages]
+        # a finding that only says a stage could not work never makes a point fail
+        gaps = [f for f in found if f.rule_id in ASSESSMENT_GAPS]
         if gaps:
             gap_ids = {id(f) for f in gaps}
             found = [f for f in found if id(f) not in gap_ids]
@@ -419,11 +448,28 @@ def assess(
         if point.scope_note:
             results.append(PointResult(point, NOT_ASSESSED, point.scope_note, tuple(rest)))
             continue
+        if gaps:  # a stage said it could not judge this point: never a pass
+            results.append(PointResult(point, NOT_ASSESSED, "; ".join(f.title for f in gaps), tuple(rest)))
+            continue
         missing = [s for s in point.stages if s not in done]
+        if report.assessments:
+            missing += [
+                t
+                for t in _topics(point)
+                if t not in STAGE_TOPICS.values()
+                and report.assessment(t).status == AssessmentStatus.NOT_ASSESSED
+            ]
         if missing:
-            results.append(
-                PointResult(point, NOT_ASSESSED, "stage not run: " + ", ".join(missing), tuple(rest))
-            )
+            why = [_topic_reason(report, s) for s in missing]
+            results.append(PointResult(point, NOT_ASSESSED, "; ".join(why), tuple(rest)))
+            continue
+        partly = [
+            f"{topic} only partly assessed: {report.assessment(topic).reason}"
+            for topic in _topics(point)
+            if report.assessments and report.assessment(topic).status == AssessmentStatus.PARTIAL
+        ]
+        if partly:
+            results.append(PointResult(point, NOT_ASSESSED, "; ".join(partly), tuple(rest)))
             continue
         if point.needs and not needs_present.get(point.needs, False):
             results.append(PointResult(point, NOT_ASSESSED, point.needs_reason, tuple(rest)))

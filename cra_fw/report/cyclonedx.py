@@ -9,7 +9,9 @@ ELF link graph becomes the dependency graph; the image depends on every componen
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -236,10 +238,38 @@ def build_bom(report: ScanReport) -> Bom:
     return bom
 
 
+# characters XML 1.0 cannot carry (C0 controls but tab/newline/CR, lone surrogates, non-characters)
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """``value`` with every string XML can carry: a control character read from the image
+    (an ESC in /etc/openwrt_release) becomes U+FFFD instead of failing the XML writer."""
+    if type(value) is str:
+        return _XML_BAD.sub("\ufffd", value)
+    if isinstance(value, tuple):
+        return tuple(_xml_safe(v) for v in value)
+    if isinstance(value, list):
+        return [_xml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {_xml_safe(k): _xml_safe(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _xml_safe(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
 def write(report: ScanReport, outdir: Path) -> Path:
     """Write ``sbom.cdx.json`` and ``sbom.cdx.xml`` into ``outdir``; returns the JSON path."""
     outdir.mkdir(parents=True, exist_ok=True)
-    bom = build_bom(report)
+    safe = dataclasses.replace(
+        report,
+        image=_xml_safe(report.image),
+        components=_xml_safe(report.components),
+        dependencies=_xml_safe(report.dependencies),
+        findings=_xml_safe([f for f in report.findings if f.rule_id.startswith("identify.")]),
+    )
+    bom = build_bom(safe)
     json_text = JsonV1Dot6(bom).output_as_string(indent=2)
     json_path = outdir / JSON_NAME
     json_path.write_text(json_text, encoding="utf-8")

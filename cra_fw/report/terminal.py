@@ -11,12 +11,14 @@ import os
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import TextIO
 
-from cra_fw.records import ScanReport, Severity
+from cra_fw.records import AssessmentStatus, ScanReport, Severity
 from cra_fw.report import annex1
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _COLOURS = {
     "critical": "1;37;41",
     "high": "1;31",
@@ -28,6 +30,27 @@ _COLOURS = {
     "kev": "1;33;40",
     "bold": "1",
 }
+
+
+# the colours this module paints with, and only those, survive the sanitiser
+_OWN_SGR = re.compile(
+    "\x1b\\[(?:" + "|".join(sorted({*_COLOURS.values(), "0"}, key=len, reverse=True)) + ")m"
+)
+
+
+def safe(text: str) -> str:
+    """The terminal sanitiser: every line cra-fw prints passes here.
+
+    Control characters (ESC of OSC title and hyperlink sequences, cursor moves, BEL,
+    CR, C1 codes, bidirectional overrides) become ``?``; newlines and tabs stay, and so
+    do the few colour codes this module paints with; bytes that are not valid text
+    (lone surrogates from non-UTF-8 names) become U+FFFD.
+    """
+    parts = _OWN_SGR.split(text)
+    codes = _OWN_SGR.findall(text)
+    cleaned = [_CONTROL_BUT_LINES.sub("?", p) for p in parts]
+    value = "".join(c + (codes[i] if i < len(codes) else "") for i, c in enumerate(cleaned))
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def clean(text: object, limit: int = 120) -> str:
@@ -45,14 +68,48 @@ def use_colour(stream: TextIO | None = None) -> bool:
     return bool(isatty and isatty())
 
 
-def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int = 100) -> str:
-    """At most ~24 lines: image, severity counts, checklist, top findings, KEV items."""
+def _pct(share: float) -> str:
+    return f"{share * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def _coverage_lines(report: ScanReport, width: int) -> list[str]:
+    """What was unpacked, and what was not: never a silent gap."""
+    if not report.assessments:
+        return []
+    unpack = report.assessment("unpack")
+    files = sum(1 for f in report.files if f.kind.value != "directory")
+    head = f"Unpacked: {max(0, len(report.layers) - 1)} layers, {files} files"
+    if unpack.status == AssessmentStatus.COMPLETE:
+        return [head]
+    if unpack.status == AssessmentStatus.NOT_ASSESSED:
+        return [clean(f"Unpacked: NOTHING could be analysed: {unpack.reason}", width)]
+    return [head + f"; {_pct(unpack.share)} of the image NOT analysed", clean(f"  {unpack.reason}", width)]
+
+
+def _topic_text(report: ScanReport, topic: str) -> str | None:
+    """None when ``topic`` was assessed completely, else why not ("not assessed: ...")."""
+    if not report.assessments:
+        return None
+    item = report.assessment(topic)
+    if item.status == AssessmentStatus.COMPLETE:
+        return None
+    if item.status == AssessmentStatus.NOT_ASSESSED:
+        return f"not assessed ({item.reason})"
+    return f"only partly assessed ({item.reason})"
+
+
+def summary(
+    report: ScanReport, colour: bool = False, top: int = 8, width: int = 100, outdir: Path | None = None
+) -> str:
+    """About a screen: image, coverage, severity counts, vulnerabilities and KEV (or why they were
+    not assessed), the CRA checklist, top findings, KEV items, errors."""
 
     def paint(text: str, style: str) -> str:
         return f"\x1b[{_COLOURS[style]}m{text}\x1b[0m" if colour else text
 
     img = report.image
     lines = [paint(f"{clean(img.name, 60)}", "bold") + f"  {img.size:,} bytes  sha256 {img.sha256}"]
+    lines += _coverage_lines(report, width)
     sev = Counter(f.severity.value for f in report.findings if not f.suppressed)
     suppressed = sum(1 for f in report.findings if f.suppressed)
     counts = "  ".join(
@@ -63,17 +120,31 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
     kev = [m for m in open_vulns if m.kev]
     vsev = Counter(m.severity.value if m.severity else "unscored" for m in open_vulns)
     ran = annex1.stages_run(report)
-    if report.vulnerabilities or "vulns" in ran:
+    components = f"Components: {len(report.components)}"
+    gap = _topic_text(report, "components")
+    if gap:
+        components += f" ({gap})"
+    vgap = _topic_text(report, "vulnerabilities")
+    if report.assessments and report.assessment("vulnerabilities").status == AssessmentStatus.NOT_ASSESSED:
+        lines.append(clean(components, width))
+        lines.append(clean(f"Vulnerabilities: {vgap}", width))
+    elif report.vulnerabilities or "vulns" in ran:
         vtext = ", ".join(
             f"{k} {vsev[k]}" for k in ("critical", "high", "medium", "low", "unscored") if vsev[k]
         )
         lines.append(
-            f"Components: {len(report.components)}  open vulnerabilities: {len(open_vulns)}"
+            clean(components, width)
+            + f"  open vulnerabilities: {len(open_vulns)}"
             + (f" ({vtext})" if vtext else "")
             + (f"  {paint(f'KEV {len(kev)}', 'kev')}" if kev else "")
         )
+        if vgap:
+            lines.append(clean(f"  vulnerabilities {vgap}", width))
     else:
-        lines.append(f"Components: {len(report.components)}  vulnerabilities: not assessed")
+        lines.append(clean(components, width) + "  vulnerabilities: not assessed")
+    kgap = _topic_text(report, "kev")
+    if kgap and not (vgap and vgap.startswith("not assessed")):
+        lines.append(clean(f"  KEV (actively exploited) {kgap}", width))
     checklist = annex1.assess(report, ran=ran)
     failed = [
         r.point.reference.replace("Annex I Part II ", "Part II ").replace("Annex I Part I ", "")
@@ -109,10 +180,12 @@ def summary(report: ScanReport, colour: bool = False, top: int = 8, width: int =
         lines.append(
             paint(f"Errors: {len(report.errors)}", "fail") + "  " + clean(report.errors[0], width - 12)
         )
+    if outdir is not None:
+        lines.append(clean(f"Report: {outdir / 'report.json'}", width + 100))
     return "\n".join(lines)
 
 
-def print_summary(report: ScanReport, stream: TextIO | None = None) -> None:
+def print_summary(report: ScanReport, stream: TextIO | None = None, outdir: Path | None = None) -> None:
     """Print :func:`summary` with colour when ``stream`` is a TTY."""
     stream = stream or sys.stdout
-    stream.write(summary(report, colour=use_colour(stream)) + "\n")
+    stream.write(safe(summary(report, colour=use_colour(stream), outdir=outdir)) + "\n")

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cra_fw import safejson
 from cra_fw.errors import CraFwError
 
 MAX_SBOM_BYTES = 512 * 1024 * 1024
@@ -69,7 +70,7 @@ def load(path: Path) -> SbomDoc:
     try:
         if path.stat().st_size > MAX_SBOM_BYTES:
             raise SbomFormatError(f"{path}: larger than {MAX_SBOM_BYTES} bytes; not checked")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SbomFormatError(
             f"{path}: not readable JSON ({exc}); pass a CycloneDX or SPDX JSON file"

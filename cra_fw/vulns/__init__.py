@@ -3,7 +3,6 @@
 Entry points:
 * ``run(components, ctx) -> VulnResult`` for the scan pipeline;
 * ``match_components(components, db) -> list[VulnMatch]`` without a scan;
-* ``vuln_gate(matches, level) -> bool`` for ``--fail-on-vuln critical|high|kev``.
 """
 
 from __future__ import annotations
@@ -15,48 +14,23 @@ from pathlib import Path
 from cra_fw.context import ScanContext
 from cra_fw.db import default_path
 from cra_fw.errors import CraFwError
-from cra_fw.records import Component, Finding, Location, Severity
+from cra_fw.records import Assessment, AssessmentStatus, Component, Finding, Location, Severity
 from cra_fw.vulns.match import match_components
 from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, VulnResult
 
 __all__ = [
     "run",
     "match_components",
-    "vuln_gate",
     "findings_for",
     "VulnMatch",
     "VulnResult",
     "Triage",
     "ARTICLE14_NOTE",
-    "GATE_LEVELS",
 ]
 
 CRA_REFS = ("Annex I Part I (2)(a)", "Annex I Part II 1", "Annex I Part II 2")
 KEV_REF = "Article 14(2)"
-GATE_LEVELS = ("critical", "high", "kev")
 FEEDS_EXPECTED = ("nvd", "kev")
-
-
-def vuln_gate(matches: Iterable[VulnMatch], level: str) -> bool:
-    """True when the gate fails: an open (not triaged away) match at or above ``level``.
-
-    ``critical``: CVSS critical or KEV-listed; ``high``: high or worse, or KEV;
-    ``kev``: any KEV-listed match.
-    """
-    level = level.strip().lower()
-    if level not in GATE_LEVELS:
-        raise ValueError(f"--fail-on-vuln must be one of {', '.join(GATE_LEVELS)}, not {level!r}")
-    for m in matches:
-        if not m.open:
-            continue
-        if m.kev:
-            return True
-        if level == "kev":
-            continue
-        rank = m.severity.rank if m.severity is not None else -1
-        if rank >= (Severity.CRITICAL.rank if level == "critical" else Severity.HIGH.rank):
-            return True
-    return False
 
 
 def _location(component: Component, ctx: ScanContext | None) -> Location:
@@ -184,10 +158,11 @@ def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[F
 
 def run(components: list[Component], ctx: ScanContext, now: datetime | None = None) -> VulnResult:
     """The scan stage: match, then one Finding per vulnerable component plus feed warnings."""
-    from cra_fw.feeddb import open_feed_db
+    from cra_fw.feeddb import assess_feeds, open_feed_db
 
     path = Path(ctx.options.db_path) if ctx.options.db_path else default_path()
     if not path.exists():
+        why = f"no vulnerability database at {path}: import feeds with `cra-fw db import FILE...` or `cra-fw db update`"
         return VulnResult(
             (),
             (
@@ -203,12 +178,14 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
                     fingerprint="db:missing",
                 ),
             ),
+            _not_assessed(why),
         )
     try:
-        db = open_feed_db(path)
+        db = open_feed_db(path, readonly=True)
         try:
             matches = match_components(components, db)
             feed_findings = _feed_findings(db, ctx.options.feed_max_age_days, now)
+            assessed = assess_feeds(db, ctx.options.feed_max_age_days, now)
         finally:
             db.conn.close()
     except (CraFwError, OSError, Exception) as exc:  # noqa: BLE001 - a broken db must not end the scan
@@ -226,5 +203,13 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
                     fingerprint="db:error",
                 ),
             ),
+            _not_assessed(f"the vulnerability database {path} could not be read: {exc}"[:300]),
         )
-    return VulnResult(tuple(matches), tuple(feed_findings + findings_for(components, matches, ctx)))
+    return VulnResult(tuple(matches), tuple(feed_findings + findings_for(components, matches, ctx)), assessed)
+
+
+def _not_assessed(reason: str) -> tuple[Assessment, Assessment]:
+    return (
+        Assessment("vulnerabilities", AssessmentStatus.NOT_ASSESSED, reason),
+        Assessment("kev", AssessmentStatus.NOT_ASSESSED, reason),
+    )

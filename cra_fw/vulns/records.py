@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from cra_fw.records import Finding, Severity
+from cra_fw.records import Assessment, Finding, Severity
 
 ARTICLE14_NOTE = "actively exploited: CRA Article 14 reporting applies"
 
@@ -89,3 +89,4 @@ class VulnResult:
 
     matches: tuple[VulnMatch, ...]
     findings: tuple[Finding, ...]
+    assessments: tuple[Assessment, ...] = ()  # vulnerabilities and kev: complete, partial or not assessed

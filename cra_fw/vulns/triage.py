@@ -8,12 +8,12 @@ table, which imports never touch).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
+from cra_fw import safejson
 from cra_fw.db import transaction
 from cra_fw.errors import FeedError
 from cra_fw.feeddb import now_iso
@@ -213,10 +213,10 @@ def import_vex(db: sqlite_utils.Database, path: Path | str) -> int:
     try:
         if path.stat().st_size > MAX_VEX_BYTES:
             raise TriageError(f"{path}: larger than {MAX_VEX_BYTES} bytes")
-        doc = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        doc = safejson.loads(path.read_text(encoding="utf-8", errors="replace"))
     except OSError as exc:
         raise TriageError(f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise TriageError(
             f"{path}: not JSON ({exc.msg} at line {exc.lineno}); "
             "pass a CycloneDX VEX or OpenVEX JSON document"

@@ -6,17 +6,22 @@ import datetime as dt
 
 import pytest
 
-from cra_fw.checks.policy import (
-    POLICY_FAILED_EXIT,
-    Policy,
-    Suppression,
-    apply_policy,
-    exit_status,
-    load_policy,
-    parse_fail_on,
-)
+from cra_fw.checks.policy import Policy, Suppression, apply_policy, load_policy
 from cra_fw.errors import PolicyError
-from cra_fw.records import Finding, Location, Severity
+from cra_fw.exitcodes import EXIT_GATE
+from cra_fw.gate import GateError, evaluate, parse_fail_on
+from cra_fw.records import (
+    Assessment,
+    AssessmentStatus,
+    FileEntry,
+    FileKind,
+    Finding,
+    ImageInfo,
+    Location,
+    ScanReport,
+    Severity,
+    ToolInfo,
+)
 
 
 def f(rule: str, sev: Severity, path: str) -> Finding:
@@ -65,9 +70,17 @@ def test_toml_policy_and_finding_id(tmp_path):
     assert [x.suppressed for x in out] == [True, False, False, False]
 
 
+def _status(findings, fail_on):
+    report = ScanReport(image=ImageInfo("x", 1, "", "", ""), tool=ToolInfo("cra-fw", "0"), started="")
+    report.files.append(FileEntry("L1", "/x", FileKind.DATA, 1, 0o644))
+    report.assessments.append(Assessment("unpack", AssessmentStatus.COMPLETE))
+    report.findings.extend(findings)
+    return evaluate(report, fail_on=fail_on).exit_status
+
+
 def test_fail_on_counts_only_unsuppressed_at_or_above():
-    assert exit_status(FINDINGS, Severity.CRITICAL) == POLICY_FAILED_EXIT == 1
-    assert exit_status(FINDINGS, None) == 0
+    assert _status(FINDINGS, Severity.CRITICAL) == EXIT_GATE == 1
+    assert _status(FINDINGS, None) == 0
     sup = Policy(
         (
             Suppression("credentials.default-password", "x", dt.date(2030, 1, 1)),
@@ -75,10 +88,11 @@ def test_fail_on_counts_only_unsuppressed_at_or_above():
         )
     )
     out, _ = apply_policy(FINDINGS, sup, today=TODAY)
-    assert exit_status(out, Severity.HIGH) == 0
-    assert exit_status(out, Severity.LOW) == 1
+    assert _status(out, Severity.HIGH) == 0
+    assert _status(out, Severity.LOW) == 1
     assert parse_fail_on("Medium") == Severity.MEDIUM
-    with pytest.raises(PolicyError, match="critical, high, medium, low"):
+    assert parse_fail_on("none") is None
+    with pytest.raises(GateError, match="critical, high, medium, low"):
         parse_fail_on("info")
 
 

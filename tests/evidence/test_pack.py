@@ -59,19 +59,27 @@ def keys(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
 
 
 def scan_outputs(outdir: Path) -> Path:
-    """report.json, report.html and a SARIF-named file, as a scan leaves them."""
+    """report.html, a SARIF-named file and report.json listing them, as a scan leaves them."""
+    import hashlib
+
+    from cra_fw.records import OutputFile
+
     report = sample_report()
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "report.json").write_text(jsonout.dumps(report))
     html.write(report, outdir)
     (outdir / "findings.sarif").write_text(json.dumps({"version": "2.1.0", "runs": []}))
+    report.outputs = [
+        OutputFile(n, hashlib.sha256((outdir / n).read_bytes()).hexdigest(), (outdir / n).stat().st_size)
+        for n in ("report.html", "findings.sarif")
+    ]
+    (outdir / "report.json").write_text(jsonout.dumps(report))
     return outdir
 
 
 @pytest.fixture
 def signed_pack(tmp_path, keys):
     outdir = scan_outputs(tmp_path / "out")
-    path = packmod.write_pack(outdir, sample_report(), feed_ages={"nvd": {"age_days": 1.5}})
+    path = packmod.write_pack(outdir, feed_ages={"nvd": {"age_days": 1.5}})
     sign_file(path, load_private_key(keys["ed25519"][0]))
     return path
 

@@ -138,7 +138,8 @@ def test_release_add_with_missing_image_or_product(run, tmp_path: Path):
         "no such file" in run("release", "add", "router", "1.0", str(tmp_path / "x.bin"), "-q", code=2).output
     )
     assert "no releases yet" in run("release", "list").output
-    assert "matched 0 components" in run("monitor").output
+    # no feed imported: nothing can be monitored, and "0 changes" would be a lie
+    assert "cannot monitor: no NVD or OSV feed imported" in run("monitor", code=2).output
 
 
 def test_times_are_shown_in_the_local_zone(tmp_path: Path):

@@ -117,7 +117,7 @@ def test_failed_migration_leaves_the_version(tmp_path: Path):
     # a table the v2 step is about to create already exists: the step fails after its ALTERs
     old.conn.execute("CREATE TABLE monitor_changes (x INTEGER)")
     old.conn.close()
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(LedgerError, match="monitor_changes already exists"):
         open_ledger(path)
     db = sqlite_utils.Database(sqlite3.connect(str(path)))
     assert schema_versions(db)["ledger"] == 1

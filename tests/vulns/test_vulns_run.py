@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from cra_fw.context import ScanContext, ScanOptions
+from cra_fw.gate import GateError, parse_fail_on_vuln, vuln_trips
 from cra_fw.records import Component, ImageInfo, Layer, LayerStatus, Severity
-from cra_fw.vulns import match_components, run, vuln_gate
+from cra_fw.vulns import match_components, run
 from cra_fw.vulns.triage import TriageDecision, record
 
 from .conftest import load_all
@@ -107,29 +108,28 @@ def test_missing_feed_is_reported(tmp_path: Path) -> None:
     assert [f.fingerprint for f in result.findings if f.rule_id == "vuln.feed-missing"] == ["feed:kev"]
 
 
-def test_vuln_gate_levels(feed_db) -> None:
-    busybox = match_components(
-        [Component("busybox", "1.35.0")], feed_db
-    )  # critical (CVE-2022-48174), not KEV
-    glibc = match_components([Component("glibc", "2.36")], feed_db)  # high, KEV
-    uclibc = match_components([Component("uclibc", "0.9.33.2")], feed_db)  # critical
-    dropbear = match_components([Component("dropbear", "2022.83")], feed_db)  # medium
-    assert [vuln_gate(busybox, lvl) for lvl in ("critical", "high", "kev")] == [True, True, False]
-    openssl = match_components([Component("openssl", "1.0.2k")], feed_db)  # high (7.5, 7.4), not KEV
-    assert [vuln_gate(openssl, lvl) for lvl in ("critical", "high", "kev")] == [False, True, False]
-    assert [vuln_gate(glibc, lvl) for lvl in ("critical", "high", "kev")] == [True, True, True]
-    assert [vuln_gate(uclibc, lvl) for lvl in ("critical", "high", "kev")] == [True, True, False]
-    assert [vuln_gate(dropbear, lvl) for lvl in ("critical", "high", "kev")] == [False, False, False]
-    assert vuln_gate([], "high") is False
-    with pytest.raises(ValueError):
-        vuln_gate(glibc, "medium")
+def test_fail_on_vuln_levels(feed_db) -> None:
+    """The one gate (cra_fw.gate) on real matches: KEV trips every level, ``kev`` only KEV."""
+
+    def trips(component: Component, level: str) -> bool:
+        gates = parse_fail_on_vuln(level)
+        return any(vuln_trips(m, gates) for m in match_components([component], feed_db))
+
+    levels = ("critical", "high", "medium", "kev")
+    assert [trips(Component("busybox", "1.35.0"), lvl) for lvl in levels] == [True, True, True, False]
+    assert [trips(Component("openssl", "1.0.2k"), lvl) for lvl in levels] == [False, True, True, False]
+    assert [trips(Component("glibc", "2.36"), lvl) for lvl in levels] == [True, True, True, True]
+    assert [trips(Component("uclibc", "0.9.33.2"), lvl) for lvl in levels] == [True, True, True, False]
+    assert [trips(Component("dropbear", "2022.83"), lvl) for lvl in levels] == [False, False, True, False]
+    with pytest.raises(GateError):
+        parse_fail_on_vuln("info")
 
 
 def test_vuln_gate_ignores_triaged_away(feed_db) -> None:
     record(feed_db, [TriageDecision("CVE-2023-4911", "glibc@2.36", "not_affected", "requires_configuration")])
     glibc = match_components([Component("glibc", "2.36")], feed_db)
     assert glibc[0].triage is not None
-    assert vuln_gate(glibc, "kev") is False
+    assert not any(vuln_trips(m, ("kev",)) for m in glibc)
 
 
 def test_match_components_on_a_db_without_feed_tables(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import sqlite3
 import zipfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import IO
 
 import sqlite_utils
 
+from cra_fw import safejson
 from cra_fw.errors import FeedError
 from cra_fw.vulns.importers.epss import iter_epss
 from cra_fw.vulns.importers.kev import kev_rows
@@ -78,8 +78,8 @@ def sniff(path: Path) -> str:
 
 def _load_json(data: bytes, name: str) -> dict:
     try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = safejson.loads(data)
+    except ValueError as exc:  # JSON, UTF-8, nesting
         raise FeedError(f"{name}: invalid JSON ({exc})") from exc
     if not isinstance(doc, dict):
         raise FeedError(f"{name}: expected a JSON object")
