@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import fail
+from cra_fw.cli.common import echo
 from cra_fw.cli.ledger import db_option
-from cra_fw.errors import CraFwError
 
 
 def _loopback(host: str) -> bool:
@@ -56,23 +55,20 @@ def serve(db_path: Path | None, host: str, port: int, fail_on: str, fail_on_vuln
     from cra_fw.serve import app
 
     target = Path(db_path) if db_path else default_path()
-    try:
-        ds = app.build(target, fail_on=fail_on, fail_on_vuln=",".join(fail_on_vuln))
-        sock = app.bind(host, port)
-    except CraFwError as exc:
-        fail(str(exc))
+    ds = app.build(target, fail_on=fail_on, fail_on_vuln=",".join(fail_on_vuln))
+    sock = app.bind(host, port)
     if not _loopback(host):
-        click.echo(
+        echo(
             f"cra-fw: warning: listening on {host}: anyone who can reach this address can read the whole "
             "ledger (there is no login)",
             err=True,
         )
 
     def ready(url: str) -> None:
-        click.echo(f"serving the ledger {target} at {url} (read-only; Ctrl-C stops)", err=False)
+        echo(f"serving the ledger {target} at {url} (read-only; Ctrl-C stops)", err=False)
 
     try:
         app.serve(ds, sock, ready)
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has already shut down cleanly
         pass
-    click.echo("stopped", err=True)
+    echo("stopped", err=True)
