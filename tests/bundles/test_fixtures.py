@@ -35,13 +35,25 @@ def test_fixture_verdict(case: dict) -> None:
 def test_every_verdict_is_exercised() -> None:
     openpgp = ROOT / "fixtures" / "openpgp" / "out" / "expected.json"  # revoked, signature_expired
     seen = {c["verdict"] for c in CASES} | {c["verdict"] for c in json.loads(openpgp.read_text())}
+    # a RAUC crypt bundle encrypted for recipients is built with the real rauc by tests/bundles/test_verdicts.py
+    seen.add("encrypted")
     assert seen == {v.value for v in Verdict}
+
+
+def test_a_plain_file_is_unsigned_only_when_named_detached() -> None:
+    """No signature beside an unknown file: `unsupported_format`; `--format detached`: `unsigned`."""
+    path = OUT / "detached" / "unsigned.bin"
+    trust = TrustStore.load([OUT / "keys" / "ca.crt"])
+    assert verify_bundle(path, trust).verdict is Verdict.UNSUPPORTED_FORMAT
+    named = verify_bundle(path, trust, fmt="detached")
+    assert (named.verdict, named.format) == (Verdict.UNSIGNED, "detached")
 
 
 def test_every_format_has_tampering_variants() -> None:
     for fmt in ("fit", "rauc", "mender", "swupdate", "detached"):
-        verdicts = {c["verdict"] for c in CASES if c["format"] == fmt}
-        assert {"valid", "invalid_signature", "unsigned"} <= verdicts, fmt
+        verdicts = {c["verdict"] for c in CASES if c["format"] == fmt or c["path"].startswith(f"{fmt}/")}
+        untouched = "unsupported_format" if fmt == "detached" else "unsigned"  # a plain file is no format
+        assert {"valid", "invalid_signature", untouched} <= verdicts, fmt
         assert verdicts & {"digest_mismatch", "invalid_signature"}, fmt
         assert verdicts & {"malformed", "invalid_signature"}, fmt
 

@@ -137,7 +137,8 @@ def test_sidecar_found_next_to_the_file_and_cli_exit(tmp_path: Path) -> None:
     shutil.copy(OUT / "data.txt", firmware)
     runner = CliRunner()
     res = runner.invoke(main, ["verify", str(firmware), "--trust", str(OUT / "keys/release.asc")])
-    assert res.exit_code == 1 and "unsigned" in res.output  # no signature next to it
+    # no signature next to it and no format that carries one inside: not known to be signed
+    assert res.exit_code == 1 and "unsupported_format" in res.output
     shutil.copy(OUT / "data.txt.sig", tmp_path / "firmware.bin.sig")  # gpg binary, named like minisign's
     res = runner.invoke(main, ["verify", str(firmware), "--trust", str(OUT / "keys/release.asc"), "--json"])
     assert res.exit_code == 0, res.output
