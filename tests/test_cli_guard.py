@@ -92,6 +92,12 @@ def test_scan_with_a_junk_database_records_why_vulnerabilities_were_not_assessed
     vulns = next(a for a in report["assessments"] if a["topic"] == "vulnerabilities")
     assert vulns["status"] == "not_assessed" and str(db) in vulns["reason"]
     assert "vulns.not-assessed" in run.stderr
+    # the terminal says why in full, and the HTML cards say "not assessed", never 0
+    line = next(x for x in run.stdout.splitlines() if x.startswith("Vulnerabilities:"))
+    assert line.startswith("Vulnerabilities: not assessed (") and line.endswith(")") and str(db) in line
+    page = (run.outdir / "report.html").read_text()
+    for label in ("Open vulnerabilities", "KEV (Article 14)"):
+        assert f"<b>not assessed</b>{label}" in page and f"<b>0</b>{label}" not in page
 
 
 def test_verify_trust_dev_zero_is_bounded(tmp_path):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup, escape
 
-from cra_fw.records import Component, Layer, ScanReport, Severity
+from cra_fw.records import AssessmentStatus, Component, Layer, ScanReport, Severity
 from cra_fw.report import annex1
 
 if TYPE_CHECKING:
@@ -332,6 +332,16 @@ def layer_tree(layers: Sequence[Layer]) -> tuple[list[tuple[str, Layer | None]],
     return steps, count
 
 
+def _count_or_why(report: ScanReport, topic: str, count: int) -> tuple[int | str, str]:
+    """(count, "") or ("not assessed", why) when nothing behind the count was checked: never a false 0."""
+    if not report.assessments:  # a report built without the pipeline's typed assessments
+        return count, ""
+    assessed = report.assessment(topic)
+    if assessed.status == AssessmentStatus.NOT_ASSESSED:
+        return "not assessed", assessed.reason or "the stage did not run"
+    return count, ""
+
+
 def render(report: ScanReport, support: ProductSupport | None = None) -> str:
     """The whole page as a string."""
     ran = annex1.stages_run(report)
@@ -374,13 +384,13 @@ def render(report: ScanReport, support: ProductSupport | None = None) -> str:
             ran=ran,
             checklist=checklist,
             cards=(
-                ("Checklist fail", counts[0]),
-                ("Checklist pass", counts[1]),
-                ("Not assessed", counts[2]),
-                ("Findings", sum(sev.values())),
-                ("Components", len(report.components)),
-                ("Open vulnerabilities", len(open_vulns)),
-                ("KEV (Article 14)", len(kev)),
+                ("Checklist fail", counts[0], ""),
+                ("Checklist pass", counts[1], ""),
+                ("Not assessed", counts[2], ""),
+                ("Findings", sum(sev.values()), ""),
+                ("Components", *_count_or_why(report, "components", len(report.components))),
+                ("Open vulnerabilities", *_count_or_why(report, "vulnerabilities", len(open_vulns))),
+                ("KEV (Article 14)", *_count_or_why(report, "kev", len(kev))),
             ),
             severity_chart=bar_chart(
                 "chart-severity",

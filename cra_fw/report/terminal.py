@@ -38,6 +38,10 @@ _OWN_SGR = re.compile(
 )
 
 
+# why something was not assessed says what to run: it is never cut to the summary's width
+WHY_WIDTH = 400
+
+
 def safe(text: str) -> str:
     """The terminal sanitiser: every line cra-fw prints passes here.
 
@@ -82,8 +86,8 @@ def _coverage_lines(report: ScanReport, width: int) -> list[str]:
     if unpack.status == AssessmentStatus.COMPLETE:
         return [head]
     if unpack.status == AssessmentStatus.NOT_ASSESSED:
-        return [clean(f"Unpacked: NOTHING could be analysed: {unpack.reason}", width)]
-    return [head + f"; {_pct(unpack.share)} of the image NOT analysed", clean(f"  {unpack.reason}", width)]
+        return [clean(f"Unpacked: NOTHING could be analysed: {unpack.reason}", WHY_WIDTH)]
+    return [head + f"; {_pct(unpack.share)} of the image NOT analysed", clean(f"  {unpack.reason}", WHY_WIDTH)]
 
 
 def _topic_text(report: ScanReport, topic: str) -> str | None:
@@ -127,7 +131,7 @@ def summary(
     vgap = _topic_text(report, "vulnerabilities")
     if report.assessments and report.assessment("vulnerabilities").status == AssessmentStatus.NOT_ASSESSED:
         lines.append(clean(components, width))
-        lines.append(clean(f"Vulnerabilities: {vgap}", width))
+        lines.append(clean(f"Vulnerabilities: {vgap}", WHY_WIDTH))
     elif report.vulnerabilities or "vulns" in ran:
         vtext = ", ".join(
             f"{k} {vsev[k]}" for k in ("critical", "high", "medium", "low", "unscored") if vsev[k]
@@ -139,12 +143,12 @@ def summary(
             + (f"  {paint(f'KEV {len(kev)}', 'kev')}" if kev else "")
         )
         if vgap:
-            lines.append(clean(f"  vulnerabilities {vgap}", width))
+            lines.append(clean(f"  vulnerabilities {vgap}", WHY_WIDTH))
     else:
         lines.append(clean(components, width) + "  vulnerabilities: not assessed")
     kgap = _topic_text(report, "kev")
     if kgap and not (vgap and vgap.startswith("not assessed")):
-        lines.append(clean(f"  KEV (actively exploited) {kgap}", width))
+        lines.append(clean(f"  KEV (actively exploited) {kgap}", WHY_WIDTH))
     checklist = annex1.assess(report, ran=ran)
     failed = [
         r.point.reference.replace("Annex I Part II ", "Part II ").replace("Annex I Part I ", "")
