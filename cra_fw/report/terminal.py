@@ -76,7 +76,7 @@ def _pct(share: float) -> str:
     return f"{share * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
-def _coverage_lines(report: ScanReport, width: int) -> list[str]:
+def _coverage_lines(report: ScanReport) -> list[str]:
     """What was unpacked, and what was not: never a silent gap."""
     if not report.assessments:
         return []
@@ -87,7 +87,10 @@ def _coverage_lines(report: ScanReport, width: int) -> list[str]:
         return [head]
     if unpack.status == AssessmentStatus.NOT_ASSESSED:
         return [clean(f"Unpacked: NOTHING could be analysed: {unpack.reason}", WHY_WIDTH)]
-    return [head + f"; {_pct(unpack.share)} of the image NOT analysed", clean(f"  {unpack.reason}", WHY_WIDTH)]
+    return [
+        head + f"; {_pct(unpack.share)} of the image NOT analysed",
+        clean(f"  {unpack.reason}", WHY_WIDTH),
+    ]
 
 
 def _topic_text(report: ScanReport, topic: str) -> str | None:
@@ -113,7 +116,7 @@ def summary(
 
     img = report.image
     lines = [paint(f"{clean(img.name, 60)}", "bold") + f"  {img.size:,} bytes  sha256 {img.sha256}"]
-    lines += _coverage_lines(report, width)
+    lines += _coverage_lines(report)
     sev = Counter(f.severity.value for f in report.findings if not f.suppressed)
     suppressed = sum(1 for f in report.findings if f.suppressed)
     counts = "  ".join(

@@ -20,6 +20,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from cra_fw.parsers.cpio import cpio_entries
 
@@ -103,7 +104,7 @@ def _list(fmt: str, path: Path, start: int, end: int, limit: int) -> list[Member
     return out
 
 
-def _tar(region: io.BufferedReader, out: list[Member], limit: int) -> None:
+def _tar(region: IO[bytes], out: list[Member], limit: int) -> None:
     with tarfile.open(fileobj=region, mode="r:") as tar:
         for info in tar:
             if len(out) >= limit:
@@ -119,10 +120,10 @@ def _tar(region: io.BufferedReader, out: list[Member], limit: int) -> None:
             else:
                 kind = "other"
             out.append(Member(info.name, kind, info.linkname[:MAX_TARGET] if kind.endswith("link") else ""))
-            tar.members = []  # keep memory flat on huge archives
+            tar.members = []  # type: ignore[attr-defined]  # keep memory flat on huge archives (private list)
 
 
-def _zip(region: io.BufferedReader, out: list[Member], limit: int) -> None:
+def _zip(region: IO[bytes], out: list[Member], limit: int) -> None:
     with zipfile.ZipFile(region) as zf:
         for info in zf.infolist()[:limit]:
             mode = info.external_attr >> 16

@@ -430,7 +430,7 @@ class Walker:
                     self._other = other
                 except Exception:  # noqa: BLE001 - not installed: the failure stands
                     self._other = False
-            return self._other or None
+            return self._other if isinstance(self._other, Backend) else None
 
     def _record(self, job: _Job, outcome: tuple[BackendResult | IsolatedFailure, Path]) -> list[_Job]:
         result, outdir = outcome
