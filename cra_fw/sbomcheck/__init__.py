@@ -8,7 +8,6 @@ written once.  Rules say what is missing per component, by field name.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +70,7 @@ def load(path: Path) -> SbomDoc:
         if path.stat().st_size > MAX_SBOM_BYTES:
             raise SbomFormatError(f"{path}: larger than {MAX_SBOM_BYTES} bytes; not checked")
         data = safejson.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, too deep (safejson)
         raise SbomFormatError(
             f"{path}: not readable JSON ({exc}); pass a CycloneDX or SPDX JSON file"
         ) from exc
