@@ -29,12 +29,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cra_fw.errors import CraFwError
 from cra_fw.exitcodes import EXIT_GATE, EXIT_NOT_ANALYSED, EXIT_OK
 from cra_fw.records import AssessmentStatus, Finding, ScanReport, Severity
 from cra_fw.report.annex1 import stages_run
-from cra_fw.vulns.records import VulnMatch
+
+if TYPE_CHECKING:  # the scan command imports the gate: keep the vulnerability stage (and SQLite) out
+    from cra_fw.vulns.records import VulnMatch
 
 VULN_GATES = ("critical", "high", "medium", "low", "kev")
 

@@ -13,10 +13,9 @@ from typing import Any
 import click
 
 from cra_fw.batch.engine import Events
-from cra_fw.cli.common import EXIT_GATE, EXIT_NOT_ANALYSED, EXIT_OK, fail, parse_size
-from cra_fw.errors import CraFwError
+from cra_fw.cli.common import echo, fail, parse_size
+from cra_fw.exitcodes import EXIT_GATE, EXIT_INTERRUPTED, EXIT_NOT_ANALYSED, EXIT_OK
 
-EXIT_INTERRUPTED = 130
 GiB = 1 << 30
 
 
@@ -45,7 +44,7 @@ class _Events(Events):
         if self.bar is not None:
             self.bar.console.print(message, markup=False, highlight=False)
         else:
-            click.echo(message, err=True)
+            echo(message, err=True)
 
     def note(self, message: str) -> None:
         self._say(message)
@@ -121,7 +120,7 @@ class _JsonEvents(_Events):
     def emit(event: str, **fields: Any) -> None:
         from cra_fw.jsonout import to_jsonable
 
-        click.echo(json.dumps({"event": event, **to_jsonable(fields)}, ensure_ascii=False))
+        echo(json.dumps({"event": event, **to_jsonable(fields)}, ensure_ascii=False))
 
     def note(self, message: str) -> None:
         self.emit("note", message=message)
@@ -257,12 +256,9 @@ def batch(**params: Any) -> None:
     (and no gate failed), 1 a gate failed, 3 an image failed or could not be
     analysed, 130 interrupted; with --verify, 0 only when every bundle is valid.
     """
-    try:
-        if params["verify_mode"]:
-            _verify(params)
-        _batch(params)
-    except CraFwError as exc:
-        fail(str(exc))
+    if params["verify_mode"]:
+        _verify(params)
+    _batch(params)
 
 
 def _batch(params: dict[str, Any]) -> None:
@@ -336,16 +332,16 @@ def _batch(params: dict[str, Any]) -> None:
             portfolio=str(html_path),
         )
     elif not params["quiet"]:
-        click.echo(portfolio.text_table(table))
-        click.echo("")
+        echo(portfolio.text_table(table))
+        echo("")
         for failure in portfolio.failures(table):
-            click.echo(f"{failure['status'].upper()}: {failure['path']}: {failure['reason']}")
-        click.echo(
+            echo(f"{failure['status'].upper()}: {failure['path']}: {failure['reason']}")
+        echo(
             f"{counts['analysed']} analysed, {counts['not-analysed']} not analysed, {counts['failed']} failed"
             + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else "")
             + f" of {counts['images']} images in {run.seconds:.1f} s"
         )
-        click.echo(f"Summary: {summary_path}\nPortfolio: {html_path}")
+        echo(f"Summary: {summary_path}\nPortfolio: {html_path}")
     if run.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if counts["failed"] or counts["not-analysed"]:
@@ -405,8 +401,8 @@ def _verify(params: dict[str, Any]) -> None:
     if params["as_json"]:
         _JsonEvents.emit("summary", bundles=len(results), valid=valid, not_valid=len(results) - valid)
     else:
-        click.echo(portfolio.verify_table(results))
-        click.echo(f"\n{valid} of {len(results)} valid")
+        echo(portfolio.verify_table(results))
+        echo(f"\n{valid} of {len(results)} valid")
     if interrupted:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if valid == len(results) else EXIT_GATE)
