@@ -10,80 +10,13 @@ native handler's (:mod:`cra_fw.unpack.handlers.squashfs`).
 from __future__ import annotations
 
 import shutil
-from functools import cache
+from operator import attrgetter
 from pathlib import Path
 
 from cra_fw.regions import copy_region
 from cra_fw.unpack.formats import load_formats
 from cra_fw.unpack.interface import Backend, BackendResult, Carve
-
-
-@cache
-def _handlers() -> tuple:
-    from unblob.extractors import Command
-    from unblob.handlers import BUILTIN_HANDLERS
-    from unblob.handlers.filesystem.squashfs import SquashFSv4LEHandler
-    from unblob.models import Extractor
-
-    from cra_fw.unpack.squashfs_reader import extract_squashfs
-
-    class SquashfsToolsExtractor(Extractor):
-        """unsquashfs from squashfs-tools; cra-fw's own reader when unsquashfs refuses."""
-
-        def get_dependencies(self) -> list[str]:
-            return ["unsquashfs"]
-
-        def extract(self, inpath: Path, outdir: Path):
-            if not shutil.which("unsquashfs"):
-                extract_squashfs(inpath, outdir)
-                return None
-            # -no-xattrs: xattrs are not needed for analysis and fail unprivileged.
-            # -da/-fr: unsquashfs's queues default to 256 MB each and fill up with large
-            # files; 32 MB keeps its memory flat in image size at no measurable cost
-            cmd = Command(
-                "unsquashfs",
-                "-no-progress",
-                "-no-xattrs",
-                "-da",
-                "32",
-                "-fr",
-                "32",
-                "-f",
-                "-d",
-                "{outdir}",
-                "{inpath}",
-            )
-            try:
-                return cmd.extract(inpath, outdir)
-            except Exception as first:
-                # unsquashfs refused (vendor compressor, damage): try cra-fw's own reader,
-                # keeping whatever unsquashfs already wrote when that fails too
-                try:
-                    extract_squashfs(inpath, outdir)
-                except Exception:  # noqa: BLE001
-                    raise first from None
-                return None
-
-    class SquashFSv4Handler(SquashFSv4LEHandler):
-        EXTRACTOR = SquashfsToolsExtractor()
-
-        def calculate_chunk(self, file, start_offset: int):
-            # LZMA images are cra-fw's own handler's: vendors write LZMA headers unsquashfs rejects
-            file.seek(start_offset + 20)
-            if file.read(2) == b"\x02\x00":
-                return None
-            file.seek(start_offset)
-            return super().calculate_chunk(file, start_offset)
-
-    out = []
-    for handler in BUILTIN_HANDLERS:
-        if handler.NAME == "squashfs_v4_le":
-            out.append(SquashFSv4Handler)
-        elif handler.NAME.startswith("squashfs"):
-            continue  # cra-fw's own squashfs handler reads every other flavour
-        else:
-            out.append(handler)
-    return tuple(out)
+from cra_fw.unpack.unblob_handlers import unblob_handlers
 
 
 class UnblobBackend(Backend):
@@ -106,23 +39,23 @@ class UnblobBackend(Backend):
 
         # unblob logs every pattern match at debug level; cra-fw reports what matters itself
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-        _handlers()
+        handlers = unblob_handlers()  # first: it keeps unblob.finder from importing every handler
         from unblob.finder import build_hyperscan_database
 
-        build_hyperscan_database(_handlers())
+        build_hyperscan_database(handlers)
 
     def carve(self, path: Path, outdir: Path) -> BackendResult:
+        handlers = unblob_handlers()
         from unblob.file_utils import File
         from unblob.finder import search_chunks
         from unblob.models import ExtractError, Task, TaskResult
-        from unblob.processing import remove_inner_chunks
 
         table = load_formats()
         size = path.stat().st_size
         result = TaskResult(task=Task(blob_id="", path=path, depth=0))
         carves: list[Carve] = []
         with File.from_path(path) as file:
-            chunks = remove_inner_chunks(search_chunks(file, size, _handlers(), result))
+            chunks = remove_inner_chunks(search_chunks(file, size, handlers, result))
             chunks.sort(key=lambda c: c.start_offset)
             for chunk in chunks:
                 spec = table.from_unblob(chunk.handler.NAME)
@@ -167,6 +100,18 @@ class UnblobBackend(Backend):
                     )
                 )
         return BackendResult(carves=tuple(carves))
+
+
+def remove_inner_chunks(chunks: list) -> list:
+    """The chunks no other chunk contains, largest first (as unblob's own step of that name).
+
+    Written here because ``unblob.processing`` imports its whole command-line tool.
+    """
+    outer: list = []
+    for chunk in sorted(chunks, key=attrgetter("size"), reverse=True):
+        if not any(o.contains(chunk) for o in outer):
+            outer.append(chunk)
+    return outer
 
 
 def _report_text(report: object) -> str:
