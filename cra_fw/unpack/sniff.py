@@ -11,6 +11,8 @@ from __future__ import annotations
 import mmap
 import os
 import re
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from cra_fw.parsers.magic import HEAD_MAGICS
@@ -46,11 +48,35 @@ def worth_unpacking(path: Path, size: int) -> bool:
         if size < EMBEDDED_MIN_SIZE or _looks_textual(head):
             return False
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
-            return EMBEDDED.search(data) is not None
+            return _embedded(data)
     except (OSError, ValueError):
         return False
     finally:
         os.close(fd)
+
+
+@cache
+def _embedded_scanner() -> Callable[[mmap.mmap], bool] | None:
+    """``EMBEDDED`` compiled by Hyperscan (pyperscan, unblob's dependency): one pass at memory
+    speed, where Python's regex engine tries every byte (0.2 s for 22 MB of random data)."""
+    try:
+        from pyperscan import BlockDatabase, Pattern, Scan
+    except ImportError:
+        return None
+    database = BlockDatabase(Pattern(EMBEDDED.pattern))
+
+    def found(_context: object, _tag: object, _start: int, _end: int) -> Scan:
+        return Scan.Terminate
+
+    def search(data: mmap.mmap) -> bool:
+        return database.build(None, found).scan(data) == Scan.Terminate
+
+    return search
+
+
+def _embedded(data: mmap.mmap) -> bool:
+    search = _embedded_scanner()
+    return search(data) if search is not None else EMBEDDED.search(data) is not None  # type: ignore[call-overload]
 
 
 def _looks_textual(head: bytes) -> bool:

@@ -224,10 +224,17 @@ class Jffs2Handler(NativeHandler):
 
     def find(self, data: mmap.mmap) -> list[Region]:
         out: list[Region] = []
+        size = len(data)
+        # the next hit of each byte order, searched again only once passed: a 2-byte magic
+        # occurs every 32 KiB in random data, and re-searching both from each candidate
+        # re-reads the bytes up to the farther hit every time
+        nxt = {magic: data.find(magic, 0) for magic in (MAGIC_LE, MAGIC_BE)}
         pos = 0
-        while pos + 12 <= len(data):
-            le, be = data.find(MAGIC_LE, pos), data.find(MAGIC_BE, pos)
-            hits = [h for h in (le, be) if h != -1]
+        while pos + 12 <= size:
+            for magic, hit in nxt.items():
+                if hit != -1 and hit < pos:
+                    nxt[magic] = data.find(magic, pos)
+            hits = [h for h in nxt.values() if h != -1]
             if not hits:
                 break
             pos = min(hits)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import mmap
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from cra_fw.regions import copy_region
@@ -110,13 +111,35 @@ def parse(data: mmap.mmap | bytes, pos: int) -> tuple[dict[str, str], int] | Non
     return details, fw_len
 
 
+def _anchors(data: mmap.mmap) -> Iterator[int]:
+    """Where ``ANCHOR.finditer`` would match, found with ``find`` on the version words.
+
+    The regex engine tries every byte of the file (seconds for 200 MB); the version word
+    is a 4-byte literal that ``find`` skips to, and the regex then checks only there.
+    """
+    words = [bytes([version, 0, 0, 0]) for version in (1, 2, 3)]
+    nxt = [data.find(word, 0) for word in words]
+    after = 0  # finditer's matches never overlap
+    while True:
+        live = [hit for hit in nxt if hit != -1]
+        if not live:
+            return
+        pos = min(live)
+        nxt = [data.find(word, pos + 1) if hit == pos else hit for word, hit in zip(words, nxt, strict=True)]
+        if pos < after:
+            continue
+        match = ANCHOR.match(data, pos)  # type: ignore[call-overload]
+        if match is not None:
+            after = match.end()
+            yield pos
+
+
 class TplinkHandler(NativeHandler):
     name = "tplink"
 
     def find(self, data: mmap.mmap) -> list[Region]:
         out: list[Region] = []
-        for match in ANCHOR.finditer(data):  # type: ignore[call-overload]
-            pos = match.start()
+        for pos in _anchors(data):
             if out and pos < out[-1].end:
                 continue
             parsed = parse(data, pos)
