@@ -76,7 +76,7 @@ def _embedded_scanner() -> Callable[[mmap.mmap], bool] | None:
 
 def _embedded(data: mmap.mmap) -> bool:
     search = _embedded_scanner()
-    return search(data) if search is not None else EMBEDDED.search(data) is not None  # type: ignore[call-overload]
+    return search(data) if search is not None else EMBEDDED.search(data) is not None
 
 
 def _looks_textual(head: bytes) -> bool:

@@ -225,7 +225,8 @@ def _squashfs() -> type:
                 return None
 
     class SquashFSv4Handler(SquashFSv4LEHandler):
-        EXTRACTOR = SquashfsToolsExtractor()
+        # unblob types it as its sasquatch extractor; any Extractor does
+        EXTRACTOR = SquashfsToolsExtractor()  # type: ignore[assignment]
 
         def calculate_chunk(self, file, start_offset: int):  # noqa: ANN001, ANN201 - unblob's types
             # LZMA images are cra-fw's own handler's: vendors write LZMA headers unsquashfs rejects
