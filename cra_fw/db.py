@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import sqlite_utils
 
 from cra_fw.errors import LedgerError
 
+if TYPE_CHECKING:  # imported when a database is opened: a scan without one never needs it
+    import sqlite_utils
+
 ENV_VAR = "CRA_FW_DB"
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def open_db(
         raise LedgerError(f"cannot open database {target}: {exc}; {hint}") from exc
     try:
         conn.execute("PRAGMA foreign_keys=ON")
+        import sqlite_utils
+
         db = sqlite_utils.Database(conn)
         if readonly:
             _check_versions(db, namespaces)

@@ -33,12 +33,6 @@ class UnblobBackend(Backend):
 
     def prepare(self) -> None:
         """Import unblob and build its handler table once, before forking children."""
-        import logging
-
-        import structlog
-
-        # unblob logs every pattern match at debug level; cra-fw reports what matters itself
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
         handlers = unblob_handlers()  # first: it keeps unblob.finder from importing every handler
         from unblob.finder import build_hyperscan_database
 

@@ -163,9 +163,30 @@ def _share_struct_parsers() -> None:
     file_utils.StructParser._cra_fw_shared = True  # type: ignore[attr-defined]
 
 
+def _quiet_structlog() -> None:
+    """structlog, which unblob logs through, silenced and without rich.
+
+    unblob logs every pattern match at debug level; cra-fw reports what matters itself.
+    structlog imports rich (0.1-0.2 s) for pretty tracebacks when it is installed; with
+    everything below CRITICAL dropped it never formats one, so rich is kept out.
+    """
+    import logging
+
+    if "structlog" not in sys.modules and "rich" not in sys.modules:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # structlog then does without it
+        try:
+            import structlog
+        finally:
+            del sys.modules["rich"]
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+
+
 @cache
 def unblob_handlers() -> tuple:
     """The handler classes cra-fw runs, in unblob's order (imported on first call)."""
+    _quiet_structlog()
     _handlers_package()
     _share_struct_parsers()
     from cra_fw.unpack.unblob_elf import ELF32Handler, ELF64Handler

@@ -16,9 +16,8 @@ import json
 import operator
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import sqlite_utils
 from packageurl import PackageURL
 
 from cra_fw.records import Component
@@ -36,6 +35,9 @@ from cra_fw.vulns.cpe import (
 from cra_fw.vulns.cvss import severity_of
 from cra_fw.vulns.mapping import CpeMapping, load_mapping
 from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, vuln_match
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # purl type -> OSV ecosystem (base name)
 PURL_ECOSYSTEMS = {

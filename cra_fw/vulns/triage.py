@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from cra_fw import safejson
 from cra_fw.db import transaction
 from cra_fw.errors import FeedError
 from cra_fw.feeddb import now_iso
 from cra_fw.vulns.match import normalize_ref
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 CDX_STATES = (
     "resolved",

@@ -15,9 +15,7 @@ import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
-
-import sqlite_utils
+from typing import IO, TYPE_CHECKING
 
 from cra_fw import safejson
 from cra_fw.errors import FeedError
@@ -26,6 +24,9 @@ from cra_fw.vulns.importers.kev import kev_rows
 from cra_fw.vulns.importers.nvd import iter_nvd
 from cra_fw.vulns.importers.osv import parse_osv
 from cra_fw.vulns.store import AdvisoryWriter, ImportStats, ParsedAdvisory, record_feed, replace_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # one OSV record / KEV catalog read into memory
 MAX_ZIP_MEMBERS = 2_000_000
