@@ -8,8 +8,9 @@ inventory and the hardening verdicts.  A check that fails records a
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cra_fw.checks.configcreds import ConfigAccounts, ScriptLogins, UnsetRootLogin
@@ -31,6 +32,11 @@ from cra_fw.records import Finding, Severity
 __all__ = ["CHECKS", "ChecksResult", "run", "Check", "Service", "ElfHardening", "HardeningSummary"]
 
 # Every check, one line each, by name (names are unique; tests/checks hold them to it).
+# below this many files a process costs more than it saves
+PARALLEL_MIN_FILES = 200
+# relative cost of the checks that read every file (the rest look at a few named files)
+HEAVY = {"secrets.embedded": 10, "hardening.elf": 8, "credentials.plaintext": 6, "services.inventory": 3}
+
 CHECKS: tuple[type[Check], ...] = (
     AccountFiles,  # credentials.accounts
     ConfigAccounts,  # credentials.config-accounts
@@ -91,12 +97,37 @@ def _run_one(check: Check, ctx: ScanContext) -> tuple[list[Finding], tuple, floa
     return found, collected, time.perf_counter() - start
 
 
+# what forked check processes inherit (set just before the fork, never pickled)
+_FORKED: dict[str, object] = {}
+
+
+def _run_forked(index: int) -> tuple[list[Finding], tuple, float]:
+    checks = _FORKED["checks"]
+    assert isinstance(checks, list)
+    return _run_one(checks[index], _FORKED["ctx"])  # type: ignore[arg-type]
+
+
 def run(ctx: ScanContext, only: tuple[str, ...] = ()) -> ChecksResult:
-    """Run the checks (or those named in ``only``, by name or category) over ``ctx``."""
+    """Run the checks (or those named in ``only``, by name or category) over ``ctx``.
+
+    The checks are pure Python: with more than one worker they run in forked processes
+    (which inherit the context instead of receiving it), so each worker gets a core.
+    """
     checks = [cls() for cls in CHECKS if not only or cls.name in only or cls.category in only]
     workers = max(1, min(len(checks), ctx.options.workers))
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda c: _run_one(c, ctx), checks))
+    if workers > 1 and len(ctx.files) >= PARALLEL_MIN_FILES and "fork" in mp.get_all_start_methods():
+        _FORKED.update(checks=checks, ctx=ctx)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as processes:
+                # the heaviest first, so the last one to start is a light one
+                order = sorted(range(len(checks)), key=lambda i: HEAVY.get(checks[i].name, 1), reverse=True)
+                done = dict(zip(order, processes.map(_run_forked, order), strict=True))
+            results = [done[i] for i in range(len(checks))]
+        finally:
+            _FORKED.clear()
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(lambda c: _run_one(c, ctx), checks))
     findings: list[Finding] = []
     services: list[Service] = []
     hardening: list[ElfHardening] = []

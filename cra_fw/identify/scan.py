@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -177,11 +178,19 @@ def scan_files(
             j = sizes.index(min(sizes))
             batches[j].append(item)
             sizes[j] += item[1].size
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=_worker_init, initargs=(sig_folder,)
-        ) as pool:
-            for part in pool.map(_scan_batch, [b for b in batches if b]):
-                fresh.extend(part)
+        if "fork" in mp.get_all_start_methods():
+            # forked workers inherit the compiled matcher: loading and compiling the
+            # signatures again in each worker costs more than a small image's whole scan
+            _WORKER["matcher"] = matcher
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(sig_folder,))
+        try:
+            with pool:
+                for part in pool.map(_scan_batch, [b for b in batches if b]):
+                    fresh.extend(part)
+        finally:
+            _WORKER.pop("matcher", None)
     else:
         reader = ScanContext(ImageInfo("", 0, "", "", ""), [], [])
         fresh = [_scan_one(matcher, reader, i, e, k) for i, e, k in todo]
