@@ -471,6 +471,28 @@ def _same_layer(ctx: ScanContext, entry: FileEntry, path: str) -> FileEntry | No
     return ctx.resolve(found) if found is not None else None
 
 
+def _config_finding(
+    ctx: ScanContext,
+    conf: FileEntry,
+    rule_id: str,
+    severity: Severity,
+    title: str,
+    evidence: str,
+    remediation: str,
+) -> Finding:
+    """A finding about an update client's configuration file (``conf``)."""
+    return Finding(
+        rule_id=rule_id,
+        category=CATEGORY,
+        severity=severity,
+        title=title,
+        cra_reference=CRA_UPDATE,
+        location=Location(ctx.layer_chain(conf.layer_id), conf.path),
+        evidence=evidence,
+        remediation=remediation,
+    )
+
+
 def _rauc_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]:
     for conf in ctx.iter_files(globs=["*/etc/rauc/system.conf"]):
         conf = ctx.resolve(conf)
@@ -485,15 +507,14 @@ def _rauc_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]
         ring = cfg.get("keyring", "path", fallback="")
         if not ring:
             findings.append(
-                Finding(
-                    rule_id="update.rauc-no-keyring",
-                    category=CATEGORY,
-                    severity=Severity.HIGH,
-                    title="RAUC is configured without a keyring",
-                    cra_reference=CRA_UPDATE,
-                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
-                    evidence="[keyring] path= is missing in system.conf",
-                    remediation="Set [keyring] path= to the vendor CA so bundles are verified.",
+                _config_finding(
+                    ctx,
+                    conf,
+                    "update.rauc-no-keyring",
+                    Severity.HIGH,
+                    "RAUC is configured without a keyring",
+                    "[keyring] path= is missing in system.conf",
+                    "Set [keyring] path= to the vendor CA so bundles are verified.",
                 )
             )
             continue
@@ -502,15 +523,14 @@ def _rauc_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKey]
         ring_entry = _same_layer(ctx, conf, full)
         if ring_entry is None:
             findings.append(
-                Finding(
-                    rule_id="update.rauc-keyring-missing",
-                    category=CATEGORY,
-                    severity=Severity.MEDIUM,
-                    title="RAUC keyring named in system.conf is not in the image",
-                    cra_reference=CRA_UPDATE,
-                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
-                    evidence=f"keyring path={ring}",
-                    remediation="Ship the keyring in the image, or check it is provisioned another way.",
+                _config_finding(
+                    ctx,
+                    conf,
+                    "update.rauc-keyring-missing",
+                    Severity.MEDIUM,
+                    "RAUC keyring named in system.conf is not in the image",
+                    f"keyring path={ring}",
+                    "Ship the keyring in the image, or check it is provisioned another way.",
                 )
             )
             continue
@@ -571,15 +591,14 @@ def _mender_keys(ctx: ScanContext, findings: list[Finding]) -> Iterator[UpdateKe
         )
         if not paths:
             findings.append(
-                Finding(
-                    rule_id="update.mender-no-verify-key",
-                    category=CATEGORY,
-                    severity=Severity.HIGH,
-                    title="Mender client accepts unsigned artifacts (no ArtifactVerifyKey)",
-                    cra_reference=CRA_UPDATE,
-                    location=Location(ctx.layer_chain(conf.layer_id), conf.path),
-                    evidence="mender.conf sets neither ArtifactVerifyKey nor ArtifactVerifyKeys",
-                    remediation="Set ArtifactVerifyKey so the device installs only signed artifacts.",
+                _config_finding(
+                    ctx,
+                    conf,
+                    "update.mender-no-verify-key",
+                    Severity.HIGH,
+                    "Mender client accepts unsigned artifacts (no ArtifactVerifyKey)",
+                    "mender.conf sets neither ArtifactVerifyKey nor ArtifactVerifyKeys",
+                    "Set ArtifactVerifyKey so the device installs only signed artifacts.",
                 )
             )
             continue

@@ -13,6 +13,7 @@ import errno
 import re
 import sqlite3
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -22,6 +23,18 @@ from cra_fw.exitcodes import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE
 from cra_fw.report.terminal import safe
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def path_option(name: str, help: str, *, multiple: bool = False, required: bool = False) -> Any:
+    """A ``--name PATH`` option (``pathlib.Path``); ``multiple`` makes it repeatable (a tuple)."""
+    return click.option(
+        name,
+        multiple=multiple,
+        required=required,
+        default=() if multiple else None,
+        type=click.Path(path_type=Path),
+        help=help,
+    )
 
 
 def parse_size(text: str) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import echo, fail
+from cra_fw.cli.common import echo, fail, path_option
 from cra_fw.errors import CraFwError
 from cra_fw.exitcodes import EXIT_GATE, EXIT_OK, EXIT_USAGE
 
@@ -115,27 +115,15 @@ def sign(
 
 @click.command("verify-evidence")
 @click.argument("pack", metavar="PACK|FILE", type=click.Path(path_type=Path))
-@click.option(
+@path_option(
     "--trust",
-    "trust",
+    "Trusted public key, certificate or private key of the signer; for OpenPGP signatures the "
+    "signer's OpenPGP certificate, for Sigstore bundles the trusted_root.json (repeatable).",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path),
-    help="Trusted public key, certificate or private key of the signer; for OpenPGP signatures the "
-    "signer's OpenPGP certificate, for Sigstore bundles the trusted_root.json (repeatable).",
 )
-@click.option(
-    "--signature",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Signature file (default: PACK.sig, else PACK.asc or PACK.sigstore.json).",
-)
-@click.option(
-    "--image",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also check that this image is the one the pack's manifest names.",
-)
+@path_option("--signature", "Signature file (default: PACK.sig, else PACK.asc or PACK.sigstore.json).")
+@path_option("--image", "Also check that this image is the one the pack's manifest names.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def verify_evidence_cmd(
     pack: Path, trust: tuple[Path, ...], signature: Path | None, image: Path | None, as_json: bool

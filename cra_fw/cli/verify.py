@@ -9,25 +9,21 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import echo, fail
+from cra_fw.cli.common import echo, fail, path_option
 from cra_fw.exitcodes import EXIT_GATE, EXIT_OK
 
 
 @click.command("verify")
 @click.argument("bundles", metavar="BUNDLE...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
+@path_option(
     "--trust",
-    "trust",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify), "
+    "Trust anchor: PEM/DER CA certificate, public key (PEM, OpenSSH, minisign/signify), "
     "OpenPGP certificate or keyring (armored or binary), or U-Boot control DTB. Repeatable.",
+    multiple=True,
 )
-@click.option(
+@path_option(
     "--signature",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Detached signature (default: BUNDLE.asc/.sig/.gpg (OpenPGP), .minisig, .sig or .p7s next to the file).",
+    "Detached signature (default: BUNDLE.asc/.sig/.gpg (OpenPGP), .minisig, .sig or .p7s next to the file).",
 )
 @click.option(
     "--format",
