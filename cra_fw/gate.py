@@ -191,8 +191,11 @@ def level_trips(severity: Severity | None, kev: bool, gates: tuple[str, ...]) ->
 
 
 def vuln_trips(match: VulnMatch, gates: tuple[str, ...]) -> bool:
-    """An open (not triaged away) match that reaches a ``--fail-on-vuln`` gate."""
-    return match.open and level_trips(match.severity, match.kev, gates)
+    """An open (not triaged away) match that reaches a ``--fail-on-vuln`` gate.
+
+    A possible match (a version known only as a bound) is listed apart and never gates on its own.
+    """
+    return match.open and not match.possible and level_trips(match.severity, match.kev, gates)
 
 
 def evaluate(

@@ -291,6 +291,10 @@ class Component:
     evidence: tuple[Evidence, ...] = ()
     files: tuple[str, ...] = ()  # "layer_id:/path" occurrences
     hashes: dict[str, str] = field(default_factory=dict)  # alg -> hex, of the main file
+    # how well the version is known: exact, lower-bound or range (then ``version_range`` in purl
+    # "vers" notation, e.g. "vers:generic/>=2.36"), unknown when there is no version
+    version_certainty: str = "exact"
+    version_range: str = ""
 
     @property
     def key(self) -> str:

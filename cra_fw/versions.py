@@ -147,20 +147,102 @@ def debian_compare(a: str, b: str) -> int:
     return _dpkg_part(ua, ub) or _dpkg_part(ra, rb)
 
 
-SCHEMES = {"generic": generic_compare, "debian": debian_compare}
+# apk (Alpine): number{.number}[letter]{_suffix[number]}[~hash][-rN], per apk-package(5).
+# Token kinds: a shorter version ends where the other goes on; which one is newer depends on
+# what follows (a pre-release suffix makes it older, anything else newer), so kinds are ranked.
+_APK_DIGIT, _APK_LETTER, _APK_SUFFIX, _APK_REVISION, _APK_END, _APK_INVALID = 1, 3, 4, 6, 7, 8
+_APK_PRE = {"alpha": 0, "beta": 1, "pre": 2, "rc": 3}
+_APK_POST = {"cvs": 5, "svn": 6, "git": 7, "hg": 8, "p": 9}
+_APK_TOKEN = re.compile(
+    r"(?P<digit>\d+)|(?P<letter>[a-z](?![a-z]))|_(?P<suffix>[a-z]+)(?P<sufno>\d*)|~[0-9a-f]+|-r(?P<rev>\d+)|(?P<dot>\.)"
+)
 
-# OSV ecosystems whose versions are Debian-style
-_DEBIAN_ECOSYSTEMS = ("debian", "ubuntu")
+
+@functools.lru_cache(maxsize=1 << 14)
+def _apk_tokens(version: str) -> tuple[tuple, ...]:
+    """The tokens of an apk version; an unparsable rest ends in an invalid token (text order there)."""
+    out: list[tuple] = []
+    pos, first, after_dot = 0, True, False
+    text = version.strip()
+    while pos < len(text):
+        m = _APK_TOKEN.match(text, pos)
+        if m is None:
+            return (*out, (_APK_INVALID, None))
+        pos = m.end()
+        if m.group("dot"):
+            after_dot = True
+            continue
+        if m.group("digit") is not None:
+            digits = m.group("digit")
+            if not first and not after_dot:
+                return (*out, (_APK_INVALID, None))  # "1a2": digits start the version or follow a dot
+            # after a dot, a leading zero makes the part a fraction: compared as text ("02" < "1")
+            value: object = digits if (not first and digits.startswith("0")) else int(digits)
+            out.append((_APK_DIGIT, value))
+        elif m.group("letter"):
+            out.append((_APK_LETTER, m.group("letter")))
+        elif m.group("suffix"):
+            name = m.group("suffix")
+            rank = _APK_PRE.get(name, _APK_POST.get(name))
+            if rank is None:
+                return (*out, (_APK_INVALID, None))
+            out.append((_APK_SUFFIX, (rank, int(m.group("sufno") or 0))))
+        elif m.group("rev") is not None:
+            out.append((_APK_REVISION, int(m.group("rev"))))
+        first, after_dot = False, False
+    if after_dot or not out or out[0][0] != _APK_DIGIT:
+        return (*out, (_APK_INVALID, None))
+    return tuple(out)
+
+
+def _apk_value_cmp(a: object, b: object) -> int:
+    if isinstance(a, str) or isinstance(b, str):
+        sa, sb = str(a), str(b)
+        return (sa > sb) - (sa < sb)
+    return (a > b) - (a < b)  # type: ignore[operator]
+
+
+def apk_compare(a: str, b: str) -> int:
+    """Compare two Alpine package versions the way apk does; -1, 0 or 1."""
+    ta, tb = _apk_tokens(a), _apk_tokens(b)
+    for i in range(max(len(ta), len(tb))):
+        ka, va = ta[i] if i < len(ta) else (_APK_END, None)
+        kb, vb = tb[i] if i < len(tb) else (_APK_END, None)
+        if _APK_INVALID in (ka, kb):
+            return (a > b) - (a < b)  # apk sorts what it cannot parse as text
+        if ka == kb:
+            if ka == _APK_END:
+                return 0
+            diff = _apk_value_cmp(va, vb)
+            if diff:
+                return diff
+            continue
+        # kinds differ: a pre-release suffix is older than whatever the other side has
+        if ka == _APK_SUFFIX and va[0] < 4:  # type: ignore[index]
+            return -1
+        if kb == _APK_SUFFIX and vb[0] < 4:  # type: ignore[index]
+            return 1
+        return -1 if ka > kb else 1
+    return 0
+
+
+SCHEMES = {"generic": generic_compare, "debian": debian_compare, "apk": apk_compare}
+
+# OSV ecosystems whose versions are Debian-style (opkg, OpenWrt's package manager, orders as dpkg)
+_DEBIAN_ECOSYSTEMS = ("debian", "ubuntu", "openwrt", "opkg")
+_APK_ECOSYSTEMS = ("alpine", "wolfi", "chainguard")
 
 
 def scheme_for_ecosystem(ecosystem: str) -> str:
-    """The comparator name for an OSV ecosystem ("Debian:12" -> "debian")."""
+    """The comparator name for an OSV ecosystem ("Debian:12" -> "debian", "Alpine:v3.19" -> "apk")."""
     base = ecosystem.split(":", 1)[0].strip().lower()
-    return "debian" if base in _DEBIAN_ECOSYSTEMS else "generic"
+    if base in _DEBIAN_ECOSYSTEMS:
+        return "debian"
+    return "apk" if base in _APK_ECOSYSTEMS else "generic"
 
 
 def compare(a: str, b: str, scheme: str = "generic") -> int:
-    """Compare two versions in a named scheme ("generic" or "debian")."""
+    """Compare two versions in a named scheme ("generic", "debian" or "apk")."""
     return SCHEMES.get(scheme, generic_compare)(a, b)
 
 

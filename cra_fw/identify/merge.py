@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from cra_fw.context import ScanContext
+from cra_fw.identify import purls
 from cra_fw.identify.pkgdb import PackageRecord
 from cra_fw.identify.records import Detection, Signature, make_purl
 from cra_fw.identify.signatures import SignatureSet
@@ -171,7 +172,7 @@ def build_components(
             merged[key].packages.extend(d.packages)
         else:
             merged[key] = d
-    out = [_finish(d) for d in merged.values()]
+    out = [_finish(d, ctx, packages) for d in merged.values()]
     out.sort(key=lambda c: (c.name, c.version))
     return out
 
@@ -190,7 +191,7 @@ def _follow_binary_versions(drafts: list[_Draft]) -> None:
                 d.version = binary[0].version
 
 
-def _finish(d: _Draft) -> Component:
+def _finish(d: _Draft, ctx: ScanContext | None = None, packages: list[PackageRecord] = ()) -> Component:
     sig = d.sig
     evidence = _dedupe_evidence(d.evidence)
     hashes: dict[str, str] = {}
@@ -203,13 +204,10 @@ def _finish(d: _Draft) -> Component:
         (r for r in d.packages if any(f"{r.layer_id}:{p}" in d.files for p in r.files)),
         d.packages[0] if d.packages else None,
     )
-    if rec is not None and rec.manager == "dpkg":
-        quals = [f"arch={rec.arch}"] if rec.arch else []
-        if rec.distro:
-            quals.append(f"distro={rec.distro}")
-        purl = make_purl(
-            f"pkg:deb/debian/{rec.name}@{{version}}" + ("?" + "&".join(quals) if quals else ""), rec.version
-        )
+    if rec is not None and (distro_purl := purls.package_purl(rec)):
+        purl = distro_purl
+    elif rec is None and (banner := purls.banner_distro(evidence)) is not None:
+        purl = _banner_purl(d, banner, ctx, packages)
     elif sig is not None:
         purl = sig.purl_for(d.version)
     elif rec is not None:
@@ -217,6 +215,7 @@ def _finish(d: _Draft) -> Component:
     supplier = sig.supplier if sig else (rec.maintainer if rec else "")
     licenses = sig.licenses if sig else ((rec.license,) if rec and rec.license else ())
     kind = sig.kind if sig else (rec.kind if rec else "library")
+    certainty, version_range = purls.version_certainty(d.version, evidence)
     return Component(
         name=d.name,
         version=d.version,
@@ -228,7 +227,28 @@ def _finish(d: _Draft) -> Component:
         evidence=tuple(evidence),
         files=tuple(sorted(d.files)),
         hashes=hashes,
+        version_certainty=certainty,
+        version_range=version_range,
     )
+
+
+def _banner_purl(
+    d: _Draft, banner: tuple[str, str], ctx: ScanContext | None, packages: list[PackageRecord]
+) -> str:
+    """The distro purl of a component whose binary names its distro build (Debian's glibc)."""
+    distro, version = banner
+    arch = release = ""
+    if ctx is not None:
+        for occ in d.files:
+            layer_id, _, path = occ.partition(":")
+            entry = ctx.lookup(layer_id, path)
+            arch = purls.deb_arch(entry.elf if entry else None, path)
+            if arch:
+                break
+    for rec in packages:  # the image's os-release, when it is that distribution
+        if rec.manager == "os-release" and rec.name == distro:
+            release = rec.version
+    return purls.banner_purl(d.name, distro, version, arch, release)
 
 
 def _dedupe_evidence(items: list[Evidence]) -> list[Evidence]:

@@ -1,4 +1,4 @@
-"""Package databases and distribution markers: dpkg, opkg, os-release, OpenWrt, Buildroot, Yocto.
+"""Package databases and distribution markers: dpkg, opkg, apk, os-release, OpenWrt, Buildroot, Yocto.
 
 Each reader returns :class:`PackageRecord` items; ``merge`` maps them to components
 (a package named in a signature's ``packages`` list becomes that component).
@@ -22,7 +22,7 @@ class PackageRecord:
 
     name: str
     version: str  # as the package manager writes it (epoch, revision included)
-    manager: str  # dpkg, opkg, os-release, openwrt, buildroot, yocto
+    manager: str  # dpkg, opkg, apk, os-release, openwrt, buildroot, yocto
     layer_id: str
     db_path: str  # the file it was read from
     arch: str = ""
@@ -32,7 +32,7 @@ class PackageRecord:
     maintainer: str = ""
     files: tuple[str, ...] = ()  # paths the package installed, when the DB lists them
     kind: str = "library"
-    distro: str = ""  # e.g. "debian-12" for purl qualifiers
+    distro: str = ""  # e.g. "debian-12", "alpine-3.19.1", "openwrt-18.06.1" for purl qualifiers
 
     @property
     def upstream_version(self) -> str:
@@ -47,6 +47,8 @@ _DFSG = re.compile(r"(?:[+.~](?:dfsg|ds|repack|debian|nmu)[^-]*)$", re.I)
 def upstream_version(version: str, manager: str = "dpkg") -> str:
     """Upstream part of a package version: no epoch, no packaging revision, no +dfsg marks."""
     v = version.strip()
+    if manager == "apk":
+        return re.sub(r"-r\d+$", "", v)  # Alpine: "<upstream>-r<release>"
     if manager not in ("dpkg", "opkg"):
         return v
     if ":" in v and v.split(":", 1)[0].isdigit():
@@ -118,6 +120,7 @@ _DB_FILES = (
     "/var/lib/dpkg/status",
     "/usr/lib/opkg/status",
     "/var/lib/opkg/status",
+    "/lib/apk/db/installed",
     "/etc/os-release",
     "/usr/lib/os-release",
     "/etc/openwrt_release",
@@ -161,14 +164,24 @@ def read_package_dbs(files: list[FileEntry], read: Reader) -> list[PackageRecord
             vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
             osid = vals.get("ID", "").lower()
             if osid and vals.get("VERSION_ID"):
-                distro_by_root[(f.layer_id, root)] = f"{osid}-{vals['VERSION_ID']}"
+                distro_by_root.setdefault((f.layer_id, root), f"{osid}-{vals['VERSION_ID']}")
+        elif path == "/etc/openwrt_release":
+            # OpenWrt's own release file names the release its package feeds belong to
+            vals = _os_release_values(read(f)[:65536].decode("utf-8", "replace"))
+            # (vendors rename DISTRIB_ID; the package feeds stay OpenWrt's)
+            release = re.sub(r"\s+", "_", vals.get("DISTRIB_RELEASE", "").strip())
+            if release:
+                distro_by_root[(f.layer_id, root)] = f"openwrt-{release}"
     for f, root, path in dbs:
+        distro = distro_by_root.get((f.layer_id, root), "")
         if path == "/var/lib/dpkg/status" or path.startswith("/var/lib/dpkg/status.d/"):
-            out.extend(_dpkg(f, root, read, by_path, distro_by_root.get((f.layer_id, root), "")))
+            out.extend(_dpkg(f, root, read, by_path, distro))
         elif path in ("/usr/lib/opkg/status", "/var/lib/opkg/status"):
-            out.extend(_opkg_status(f, root, path, read, by_path))
+            out.extend(_opkg_status(f, root, path, read, by_path, distro=distro))
         elif path.startswith(("/usr/lib/opkg/info/", "/var/lib/opkg/info/")) and path.endswith(".control"):
-            out.extend(_opkg_status(f, root, path, read, by_path, control=True))
+            out.extend(_opkg_status(f, root, path, read, by_path, control=True, distro=distro))
+        elif path == "/lib/apk/db/installed":
+            out.extend(_apk_installed(f, root, read, distro))
         elif path in ("/etc/os-release", "/usr/lib/os-release"):
             out.extend(_os_release(f, read))
         elif path == "/etc/openwrt_release":
@@ -236,7 +249,7 @@ def _dpkg(f: FileEntry, root: str, read: Reader, by_path: dict, distro: str) -> 
 
 
 def _opkg_status(
-    f: FileEntry, root: str, path: str, read: Reader, by_path: dict, control: bool = False
+    f: FileEntry, root: str, path: str, read: Reader, by_path: dict, control: bool = False, distro: str = ""
 ) -> list[PackageRecord]:
     out = []
     text = read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")
@@ -263,6 +276,46 @@ def _opkg_status(
                 license=para.get("License", ""),
                 maintainer=para.get("Maintainer", ""),
                 files=listed,
+                distro=distro,
+            )
+        )
+    return out
+
+
+def _apk_installed(f: FileEntry, root: str, read: Reader, distro: str) -> list[PackageRecord]:
+    """Alpine's ``/lib/apk/db/installed``: records of ``X:value`` lines (apk-installed(5))."""
+    out = []
+    text = read(f)[:MAX_DB_BYTES].decode("utf-8", "replace")
+    for block in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        files: list[str] = []
+        folder = ""
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if not sep or len(key) != 1:
+                continue
+            if key == "F":
+                folder = value.strip("/")
+            elif key == "R":
+                files.append(f"{root}/{folder}/{value}" if folder else f"{root}/{value}")
+            else:
+                fields.setdefault(key, value)
+        name, version = fields.get("P", ""), fields.get("V", "")
+        if not name or not version:
+            continue
+        out.append(
+            PackageRecord(
+                name,
+                version,
+                "apk",
+                f.layer_id,
+                f.path,
+                arch=fields.get("A", ""),
+                source=fields.get("o", ""),
+                license=fields.get("L", ""),
+                maintainer=fields.get("m", ""),
+                files=tuple(files),
+                distro=distro,
             )
         )
     return out

@@ -74,7 +74,8 @@ def from_vuln_match(match: VulnMatch) -> Match:
     return Match(
         advisory_id=match.advisory_id,
         severity=match.severity.value if match.severity is not None else "",
-        kev=match.kev,
+        # a possible match (uncertain version) opens no Article 14 case on its own
+        kev=match.kev and not match.possible,
         kev_date_added=match.kev_date_added,
         fixed_version=match.fixed_version,
         summary=match.summary[:2000],

@@ -147,6 +147,10 @@ def _component(c: Component) -> CdxComponent:
     props.extend(Property(name="cra-fw:occurrence", value=occ) for occ in c.files)
     if not c.version:  # say why the version is missing, so a reviewer does not read it as an omission
         props.append(Property(name="cra-fw:version", value=VERSION_UNKNOWN))
+    elif c.version_certainty not in ("exact", ""):  # e.g. "at least 2.36" from feature markers
+        props.append(Property(name="cra-fw:version-certainty", value=c.version_certainty))
+        if c.version_range:
+            props.append(Property(name="cra-fw:version-range", value=c.version_range))
     # BSI TR-03183-2 component properties
     main = next(iter(c.files), "")
     if main:

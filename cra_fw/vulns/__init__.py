@@ -58,65 +58,101 @@ def findings_for(
         found = by_key.pop(component.key, None)
         if not found:
             continue
-        open_matches = [m for m in found if m.open]
-        kev = [m for m in open_matches if m.kev]
-        ranks = [m.severity.rank for m in open_matches if m.severity is not None]
-        if kev:
-            severity = Severity.CRITICAL
-        elif ranks:
-            severity = next(s for s in Severity if s.rank == max(ranks))
-        else:
-            severity = Severity.MEDIUM
-        shown = open_matches or found
-        ids = ", ".join(m.advisory_id for m in shown[:20]) + (" ..." if len(shown) > 20 else "")
-        fixes = sorted({m.fixed_version for m in open_matches if m.fixed_version})
-        title = f"{component.name} {component.version}: {len(open_matches)} known vulnerabilit" + (
-            "y" if len(open_matches) == 1 else "ies"
-        )
-        if kev:
-            title += f", {len(kev)} actively exploited (CISA KEV)"
-        evidence = f"{ids}"
-        if kev:
-            evidence += "; KEV: " + ", ".join(
-                f"{m.advisory_id} (added {m.kev_date_added}, due {m.kev_due_date})" for m in kev
-            )
-            evidence += f"; {ARTICLE14_NOTE}"
-        remediation = (
-            f"Update {component.name} to a version without these vulnerabilities"
-            + (f" (fixed in: {', '.join(fixes[:5])})" if fixes else "")
-            + ", or record a triage decision with `cra-fw triage` when it is not affected."
-        )
-        if kev:
-            remediation += (
-                " Actively exploited: notify the CSIRT/ENISA within 24 hours of becoming aware (Article 14)."
-            )
-        all_dismissed = not open_matches
-        out.append(
-            Finding(
-                rule_id="vuln.actively-exploited" if kev else "vuln.known-vulnerability",
-                category="vulnerability",
-                severity=severity,
-                title=title
-                if open_matches
-                else f"{component.name} {component.version}: all "
-                f"{len(found)} matched vulnerabilities triaged as not affecting it",
-                cra_reference=CRA_REFS + ((KEV_REF,) if kev else ()),
-                location=_location(component, ctx),
-                evidence=evidence,
-                remediation=remediation,
-                fingerprint=component.purl or component.key,
-                suppressed=all_dismissed,
-                suppression_reason="triaged: " + ", ".join(sorted({m.triage_state for m in found}))
-                if all_dismissed
-                else "",
-                extra={
-                    "component": component.purl or component.key,
-                    "advisories": ",".join(m.advisory_id for m in found),
-                    "kev": ",".join(m.advisory_id for m in kev),
-                },
-            )
-        )
+        certain = [m for m in found if not m.possible]
+        possible = [m for m in found if m.possible and m.open]
+        if certain:
+            out.append(_component_finding(component, certain, ctx))
+        if possible:
+            out.append(_possible_finding(component, possible, ctx))
     return out
+
+
+def _possible_finding(component: Component, matches: list[VulnMatch], ctx: ScanContext | None) -> Finding:
+    """Matches on a version known only as a bound: listed apart, never actively exploited here."""
+    ids = ", ".join(m.advisory_id for m in matches[:20]) + (" ..." if len(matches) > 20 else "")
+    kev = [m.advisory_id for m in matches if m.kev]
+    known = component.version_range or f"{component.version_certainty} {component.version}"
+    evidence = f"{ids}; the version is known only as {known}"
+    if kev:
+        evidence += f"; KEV-listed ({', '.join(kev)}) but not established for this component"
+    return Finding(
+        rule_id="vuln.possible-vulnerability",
+        category="vulnerability",
+        severity=Severity.MEDIUM,
+        title=f"{component.name} {component.version}: {len(matches)} possible vulnerabilit"
+        + ("y" if len(matches) == 1 else "ies")
+        + " (version uncertain)",
+        cra_reference=CRA_REFS,
+        location=_location(component, ctx),
+        evidence=evidence,
+        remediation="Establish the exact version (a package database in the image, the build SBOM with "
+        "`cra-fw scan --build-sbom`), or record a decision with `cra-fw triage`. "
+        + (matches[0].settle if matches[0].settle else ""),
+        fingerprint=f"possible:{component.purl or component.key}",
+        extra={
+            "component": component.purl or component.key,
+            "advisories": ",".join(m.advisory_id for m in matches),
+        },
+    )
+
+
+def _component_finding(component: Component, found: list[VulnMatch], ctx: ScanContext | None) -> Finding:
+    open_matches = [m for m in found if m.open]
+    kev = [m for m in open_matches if m.kev]
+    ranks = [m.severity.rank for m in open_matches if m.severity is not None]
+    if kev:
+        severity = Severity.CRITICAL
+    elif ranks:
+        severity = next(s for s in Severity if s.rank == max(ranks))
+    else:
+        severity = Severity.MEDIUM
+    shown = open_matches or found
+    ids = ", ".join(m.advisory_id for m in shown[:20]) + (" ..." if len(shown) > 20 else "")
+    fixes = sorted({m.fixed_version for m in open_matches if m.fixed_version})
+    title = f"{component.name} {component.version}: {len(open_matches)} known vulnerabilit" + (
+        "y" if len(open_matches) == 1 else "ies"
+    )
+    if kev:
+        title += f", {len(kev)} actively exploited (CISA KEV)"
+    evidence = f"{ids}"
+    if kev:
+        evidence += "; KEV: " + ", ".join(
+            f"{m.advisory_id} (added {m.kev_date_added}, due {m.kev_due_date})" for m in kev
+        )
+        evidence += f"; {ARTICLE14_NOTE}"
+    remediation = (
+        f"Update {component.name} to a version without these vulnerabilities"
+        + (f" (fixed in: {', '.join(fixes[:5])})" if fixes else "")
+        + ", or record a triage decision with `cra-fw triage` when it is not affected."
+    )
+    if kev:
+        remediation += (
+            " Actively exploited: notify the CSIRT/ENISA within 24 hours of becoming aware (Article 14)."
+        )
+    all_dismissed = not open_matches
+    return Finding(
+        rule_id="vuln.actively-exploited" if kev else "vuln.known-vulnerability",
+        category="vulnerability",
+        severity=severity,
+        title=title
+        if open_matches
+        else f"{component.name} {component.version}: all "
+        f"{len(found)} matched vulnerabilities triaged as not affecting it",
+        cra_reference=CRA_REFS + ((KEV_REF,) if kev else ()),
+        location=_location(component, ctx),
+        evidence=evidence,
+        remediation=remediation,
+        fingerprint=component.purl or component.key,
+        suppressed=all_dismissed,
+        suppression_reason="triaged: " + ", ".join(sorted({m.triage_state for m in found}))
+        if all_dismissed
+        else "",
+        extra={
+            "component": component.purl or component.key,
+            "advisories": ",".join(m.advisory_id for m in found),
+            "kev": ",".join(m.advisory_id for m in kev),
+        },
+    )
 
 
 def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[Finding]:

@@ -67,6 +67,25 @@ class _Hit(NamedTuple):
     method: str
     matched_range: str
     fixed: str
+    open_end: bool = False  # no upper bound: every version from the start on is affected
+
+
+class _DistroVerdict(NamedTuple):
+    """A distribution's record saying its package version is not affected by an advisory."""
+
+    record_id: str
+    where: str  # "Debian:12/expat"
+    fixed: str  # the distro version that fixed it ("" when the record says never affected)
+
+
+class _Found(NamedTuple):
+    component: Component
+    canonical: str
+    hit: _Hit
+    aliases: frozenset[str]
+    source: str
+    analysis: Triage | None  # the distribution's verdict, when it overrules the upstream range
+    possible: bool
 
 
 def parse_purl(text: str) -> PackageURL | None:
@@ -253,6 +272,7 @@ class Matcher:
         rows = conn.execute(self._CPE_SQL, (vendor, product, key, key_plain)).fetchall()
         rows.sort(key=_first)
         for rowid, advisory_id, part, si, se, ei, ee, plain in rows:
+            open_end = not (ei or ee)
             if plain and (part == target_part or ANY in (part, target_part)):
                 # the index scan's key test was exact
                 range_key = (part, si, se, ei, ee)
@@ -269,14 +289,15 @@ class Matcher:
                 if not compiled_matches(compiled, target, gkey):
                     continue
                 described = prefix.format(part) + compiled.criterion.describe()
-            hits.append(_Hit(advisory_id, "cpe", described, ee))
+                open_end = open_end and rest[0] in (ANY, "")
+            hits.append(_Hit(advisory_id, "cpe", described, ee, open_end))
         return tuple(hits)
 
-    def _osv_hits(self, component: Component) -> tuple[list[_Hit], set[str]]:
-        """Hits, and the advisory ids (with aliases) whose ranges say 'not affected'."""
+    def _osv_hits(self, component: Component) -> tuple[list[_Hit], dict[str, _DistroVerdict]]:
+        """Hits, and per advisory id (and alias) the distro record whose ranges say 'not affected'."""
         names, ecosystems, version, scheme = _osv_targets(component)
         if not names:
-            return [], set()
+            return [], {}
         marks = ",".join("?" * len(names))
         rows = self.db.conn.execute(
             f"SELECT advisory_id, ecosystem, name, range_type, introduced, fixed, last_affected, limit_, "
@@ -284,24 +305,32 @@ class Matcher:
             names,
         ).fetchall()
         affected: dict[str, _Hit] = {}
-        covered: set[str] = set()
+        covered: dict[str, _DistroVerdict] = {}
         for advisory_id, ecosystem, name, *rng in rows:
             if not any(
                 ecosystem == e or (":" not in e and ecosystem.split(":", 1)[0] == e) for e in ecosystems
             ):
                 continue
-            covered.add(advisory_id)
+            fixed = rng[2] if rng[0] != "VERSIONS" else ""
+            prev_verdict = covered.get(advisory_id)
+            if prev_verdict is None or (fixed and compare(fixed, version, scheme) <= 0):
+                covered[advisory_id] = _DistroVerdict(advisory_id, f"{ecosystem}/{name}", fixed)
             if _osv_row_affects(tuple(rng), version, scheme):
-                fixed = rng[2] if rng[0] != "VERSIONS" else ""
                 prev = affected.get(advisory_id)
                 if prev is None or (fixed and not prev.fixed):
+                    open_end = rng[0] != "VERSIONS" and not (rng[2] or rng[3] or rng[4])
                     affected[advisory_id] = _Hit(
-                        advisory_id, "purl", _describe_osv(ecosystem, name, tuple(rng)), fixed
+                        advisory_id, "purl", _describe_osv(ecosystem, name, tuple(rng)), fixed, open_end
                     )
-        not_affected = set()
-        for advisory_id in covered - set(affected):
-            not_affected.add(advisory_id)
-            not_affected.update(self._alias_of(advisory_id))
+        not_affected: dict[str, _DistroVerdict] = {}
+        for advisory_id, verdict in covered.items():
+            if advisory_id in affected:
+                continue
+            if verdict.fixed and compare(verdict.fixed, version, scheme) > 0:
+                verdict = verdict._replace(fixed="")  # the fix is later: the range excluded us otherwise
+            not_affected[advisory_id] = verdict
+            for alias in self._alias_of(advisory_id):
+                not_affected.setdefault(alias, verdict)
         return list(affected.values()), not_affected
 
     def _alias_of(self, advisory_id: str) -> tuple[str, ...]:
@@ -324,14 +353,13 @@ class Matcher:
             if gc_was_enabled:
                 gc.enable()
 
-    def _find(
-        self, components: Iterable[Component]
-    ) -> list[tuple[Component, str, _Hit, frozenset[str], str]]:
-        found: list[tuple[Component, str, _Hit, frozenset[str], str]] = []
+    def _find(self, components: Iterable[Component]) -> list[_Found]:
+        found: list[_Found] = []
         no_aliases: frozenset[str] = frozenset()
         for component in components:
-            osv_hits, distro_fixed = self._osv_hits(component) if component.purl else ([], set())
-            merged: dict[str, tuple[_Hit, set[str], str]] = {}  # canonical id -> (hit, aliases, source)
+            osv_hits, distro_fixed = self._osv_hits(component) if component.purl else ([], {})
+            uncertain = component.version_certainty not in ("exact", "unknown", "")
+            merged: dict[str, tuple[_Hit, set[str], str, Triage | None]] = {}  # canonical id -> ...
             for hit in osv_hits:
                 aliases = set(self._alias_of(hit.advisory_id))
                 cves = sorted(a for a in aliases if a.startswith("CVE-"))
@@ -341,16 +369,34 @@ class Matcher:
                 if canonical in merged:
                     merged[canonical][1].update(aliases)
                 else:
-                    merged[canonical] = (hit, aliases, "osv")
+                    merged[canonical] = (hit, aliases, "osv", None)
             for hit in self._cpe_hits(component):
-                if hit.advisory_id in distro_fixed:
-                    continue  # the distribution's record says this package version is fixed
-                if hit.advisory_id not in merged:
-                    merged[hit.advisory_id] = (hit, no_aliases, "nvd")
-            found.extend(
-                (component, canonical, hit, frozenset(aliases) if aliases else no_aliases, source)
-                for canonical, (hit, aliases, source) in sorted(merged.items())
-            )
+                if hit.advisory_id in merged:
+                    continue
+                verdict = distro_fixed.get(hit.advisory_id)
+                if verdict is None:
+                    merged[hit.advisory_id] = (hit, set(), "nvd", None)
+                else:
+                    # the distribution's record overrules the upstream range (a backported fix)
+                    merged[hit.advisory_id] = (
+                        hit,
+                        {verdict.record_id},
+                        "nvd",
+                        _distro_analysis(component, verdict),
+                    )
+            for canonical, (hit, aliases, source, analysis) in sorted(merged.items()):
+                aliases.discard(canonical)
+                found.append(
+                    _Found(
+                        component,
+                        canonical,
+                        hit,
+                        frozenset(aliases) if aliases else no_aliases,
+                        source,
+                        analysis,
+                        uncertain and not hit.open_end,
+                    )
+                )
         return found
 
     def _fetch(self, sql: str, keys: Iterable[str]) -> list[tuple]:
@@ -362,10 +408,10 @@ class Matcher:
             rows.extend(self.db.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
         return rows
 
-    def _facts(self, found: list[tuple[Component, str, _Hit, frozenset[str], str]]) -> dict[tuple, tuple]:
+    def _facts(self, found: list[_Found]) -> dict[tuple, tuple]:
         """Per (advisory, matched record, aliases): the facts every component with it shares."""
         # one query per table for all matches: a firmware image easily has thousands
-        keys = {(canonical, hit.advisory_id, aliases) for _, canonical, hit, aliases, _ in found}
+        keys = {(f.canonical, f.hit.advisory_id, f.aliases) for f in found}
         ids = {k[0] for k in keys} | {k[1] for k in keys}
         adv: dict[tuple[str, str], tuple] = {}
         for row in self._fetch(
@@ -429,12 +475,12 @@ class Matcher:
             )
         return facts
 
-    def _enrich_all(self, found: list[tuple[Component, str, _Hit, frozenset[str], str]]) -> list[VulnMatch]:
+    def _enrich_all(self, found: list[_Found]) -> list[VulnMatch]:
         facts = self._facts(found)
         triage = self._triage_table()
         out = []
         last_component, ident = None, ("", "", "", "")
-        for component, canonical, hit, aliases, source in found:
+        for component, canonical, hit, aliases, source, analysis, possible in found:
             if component is not last_component:  # a component's matches are consecutive
                 last_component = component
                 ident = (component.key, component.purl, component.name, component.version)
@@ -477,7 +523,12 @@ class Matcher:
                     epss,
                     epss_pct,
                     exploited,
-                    self._triage_for(triage, component, (canonical, *alias_list)) if triage else None,
+                    # a person's decision stands over cra-fw's own analysis
+                    (self._triage_for(triage, component, (canonical, *alias_list)) if triage else None)
+                    or analysis,
+                    component.version_certainty,
+                    possible,
+                    _settle(component, canonical, hit) if possible else "",
                 )
             )
         return out
@@ -505,6 +556,35 @@ class Matcher:
             refs += [component.purl, normalize_ref(component.purl)]
         found = [table[(i, r)] for i in ids for r in refs if (i, r) in table]
         return max(found, key=lambda t: t.updated) if found else None
+
+
+def _distro_analysis(component: Component, verdict: _DistroVerdict) -> Triage:
+    """A VEX analysis from the distribution's record: fixed (a backport) or never affected."""
+    installed = purl_version(component) or component.version
+    if verdict.fixed:
+        detail = (
+            f"{verdict.where} fixed this in {verdict.fixed} ({verdict.record_id}); "
+            f"the installed {installed} includes the fix"
+        )
+        return Triage("resolved", "", (), detail, f"distro:{verdict.record_id}")
+    detail = f"{verdict.where} is not affected according to {verdict.record_id} (installed {installed})"
+    return Triage("not_affected", "code_not_present", (), detail, f"distro:{verdict.record_id}")
+
+
+def purl_version(component: Component) -> str:
+    """The version the component's purl names (the full distro version of a distro package)."""
+    purl = parse_purl(component.purl)
+    return purl.version or "" if purl else ""
+
+
+def _settle(component: Component, advisory: str, hit: _Hit) -> str:
+    known = component.version_range or f"{component.version_certainty} {component.version}"
+    fix = f" (fixed in {hit.fixed})" if hit.fixed else ""
+    return (
+        f"{component.name} is known only as {known}; {advisory} affects {hit.matched_range}{fix}. "
+        "The exact version settles it: a package database in the image, the build SBOM "
+        "(`cra-fw scan --build-sbom`), or a recorded decision (`cra-fw triage`)."
+    )
 
 
 def match_components(components: Iterable[Component], db: sqlite_utils.Database) -> list[VulnMatch]:

@@ -56,6 +56,16 @@ class VulnMatch:
     epss_percentile: float | None = None
     actively_exploited: str = ""  # ARTICLE14_NOTE when KEV-listed
     triage: Triage | None = None
+    # how well the component's version is known (exact, lower-bound, range); a match on an
+    # uncertain version whose range could end below the real version is only ``possible``:
+    # listed apart, never a KEV gate failure or an Article 14 case on its own
+    version_certainty: str = "exact"
+    possible: bool = False
+    settle: str = ""  # what would settle a possible match
+
+    @property
+    def certain(self) -> bool:
+        return not self.possible
 
     @property
     def triage_state(self) -> str:
@@ -65,6 +75,11 @@ class VulnMatch:
     def open(self) -> bool:
         """Still to be handled: not triaged away."""
         return not (self.triage and self.triage.dismisses)
+
+    @property
+    def exploited_here(self) -> bool:
+        """KEV-listed and certain: what starts an Article 14 clock and fails ``--fail-on-vuln kev``."""
+        return self.kev and self.open and not self.possible
 
 
 _VULN_FIELDS = tuple(f.name for f in fields(VulnMatch))

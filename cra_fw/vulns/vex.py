@@ -85,6 +85,8 @@ def _vuln_entry(match: VulnMatch) -> dict[str, Any]:
         entry["recommendation"] = f"Upgrade {match.component_name} to {match.fixed_version} or later."
     triage = match.triage
     analysis: dict[str, Any] = {"state": triage.state if triage else "in_triage"}
+    if triage is None and match.possible:
+        analysis["detail"] = f"Possible match: {match.settle}"
     if triage:
         if triage.justification:
             analysis["justification"] = triage.justification
@@ -103,8 +105,15 @@ def _vuln_entry(match: VulnMatch) -> dict[str, Any]:
     props = [
         {"name": "cra-fw:match-method", "value": match.match_method},
         {"name": "cra-fw:matched-range", "value": match.matched_range},
+        {"name": "cra-fw:match-certainty", "value": "possible" if match.possible else "certain"},
     ]
-    if match.kev:
+    if match.version_certainty != "exact":
+        props.append({"name": "cra-fw:version-certainty", "value": match.version_certainty})
+    if triage and triage.source:
+        props.append({"name": "cra-fw:analysis-source", "value": triage.source})
+    if match.kev and match.possible:
+        props.append({"name": "cra-fw:cisa-kev", "value": "true (not established: version uncertain)"})
+    elif match.kev:
         props += [
             {"name": "cra-fw:cisa-kev", "value": "true"},
             {"name": "cra-fw:cisa-kev:date-added", "value": match.kev_date_added},

@@ -57,7 +57,10 @@ def test_openwrt_libgcc_is_one_component_from_its_package_and_its_symbol_version
         ("symbol", "/lib/libgcc_s.so.1", "GCC_3.0"),
     ]
     assert libgcc.cpe == "cpe:2.3:a:gnu:gcc:4.6-linaro:*:*:*:*:*:*:*"
-    assert libgcc.purl == "pkg:generic/libgcc@4.6-linaro"
+    # the opkg package's own purl: full package version, the OpenWrt release, the source package
+    assert libgcc.purl == (
+        "pkg:opkg/openwrt/libgcc@4.6-linaro-1?arch=malta_mipsel&distro=openwrt-Chaos_Calmer&upstream=toolchain"
+    )
     assert libgcc.licenses == ("GPL-3.0-or-later WITH GCC-exception-3.1",)
     assert len(libgcc.hashes["SHA-512"]) == 128
     # the compiler named in program .comment sections is no component; no libstdc++ in this image

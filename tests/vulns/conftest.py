@@ -14,6 +14,7 @@ ALL_FEEDS = (
     "nvd/nvdcve-2.0-fixture.json.gz",
     "nvd/api-page-0.json",
     "osv/Debian-all.zip",
+    "osv/alpine",
     "kev/known_exploited_vulnerabilities.json",
     "epss/epss_scores-fixture.csv.gz",
 )

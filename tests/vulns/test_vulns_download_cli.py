@@ -47,13 +47,13 @@ def test_update_downloads_and_imports(tmp_path: Path, server: str) -> None:
         FeedSource("missing", f"{server}/nvd/nope.json.gz"),
     ]
     results, errors = update(db, sources, timeout=10)
-    assert [(r.feed, r.added) for r in results] == [("nvd", 21), ("kev", 3), ("osv", 3)]
+    assert [(r.feed, r.added) for r in results] == [("nvd", 24), ("kev", 3), ("osv", 5)]
     assert len(errors) == 1 and "missing" in errors[0] and "404" in errors[0]
     status = {s.name: s for s in feed_status(db)}
     assert status["kev"].source == f"{server}/kev/known_exploited_vulnerabilities.json"
     # second run: incremental, nothing rewritten
     results, errors = update(db, sources[:1], timeout=10)
-    assert (results[0].added, results[0].unchanged, errors) == (0, 21, [])
+    assert (results[0].added, results[0].unchanged, errors) == (0, 24, [])
 
 
 def test_update_unreachable_host_is_an_error_not_a_crash(tmp_path: Path) -> None:
@@ -81,13 +81,13 @@ def test_cli_db_update_import_status_and_triage(tmp_path: Path, server: str) -> 
     assert res.stdout.startswith("kev: 3 added")
     res = cli("db", "import", str(FEEDS / "nvd/nvdcve-2.0-fixture.json.gz"), str(FEEDS / "osv/debian"), db=db)
     assert res.returncode == 0, res.stderr
-    assert "nvd: 21 added" in res.stdout and "osv: 3 added" in res.stdout
+    assert "nvd: 24 added" in res.stdout and "osv: 5 added" in res.stdout
     res = cli("db", "status", db=db)
     assert res.returncode == 0
     lines = {
         line.split()[0]: line for line in res.stdout.splitlines() if line[:4] in ("nvd ", "kev ", "osv ")
     }
-    assert set(lines) == {"nvd", "kev", "osv"} and "21 records" in lines["nvd"] and "STALE" in lines["nvd"]
+    assert set(lines) == {"nvd", "kev", "osv"} and "24 records" in lines["nvd"] and "STALE" in lines["nvd"]
     res = cli(
         "triage",
         "CVE-2023-45853",

@@ -41,10 +41,10 @@ def test_sniff_kinds() -> None:
 
 def test_nvd_gzip_feed_then_reimport_is_unchanged(db) -> None:
     first = import_path(db, FEEDS / "nvd/nvdcve-2.0-fixture.json.gz")
-    assert (first.added, first.updated, first.unchanged) == (21, 0, 0)
+    assert (first.added, first.updated, first.unchanged) == (24, 0, 0)
     rows_before = count(db, "cpe_match")
     again = import_path(db, FEEDS / "nvd/nvdcve-2.0-fixture.json.gz")
-    assert (again.added, again.updated, again.unchanged) == (0, 0, 21)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 24)
     assert count(db, "cpe_match") == rows_before
     # CVE-2022-0778 has three ranges; CVE-2023-4911 one (>=2.34 <2.39)
     assert count(db, "cpe_match", "advisory_id = ?", ("CVE-2022-0778",)) == 3
@@ -62,7 +62,7 @@ def test_modified_feed_rewrites_only_newer_records(db) -> None:
     assert count(db, "cpe_match", "advisory_id = ?", ("CVE-2023-45853",)) == 1  # replaced, not duplicated
     # an older copy does not roll a record back
     stats = import_path(db, FEEDS / "nvd/nvdcve-2.0-fixture.json.gz")
-    assert (stats.updated, stats.unchanged) == (0, 21)
+    assert (stats.updated, stats.unchanged) == (0, 24)
     assert (
         db.conn.execute("SELECT modified FROM advisories WHERE id='CVE-2023-45853'").fetchone()[0]
         == "2024-12-20T10:15:08.000"
@@ -85,14 +85,16 @@ def test_rejected_cve_is_removed(db, tmp_path: Path) -> None:
 
 def test_osv_zip_and_folder_are_the_same(db, tmp_path: Path) -> None:
     stats = import_path(db, FEEDS / "osv/Debian-all.zip")
-    assert (stats.added, stats.feed) == (3, "osv")
+    assert (stats.added, stats.feed) == (5, "osv")
     again = import_path(db, FEEDS / "osv/debian")
-    assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 5)
     rows = db.conn.execute(
-        "SELECT ecosystem, name, introduced, fixed FROM osv_affected ORDER BY name, ecosystem"
+        "SELECT ecosystem, name, introduced, fixed FROM osv_affected ORDER BY name, ecosystem, fixed"
     ).fetchall()
     assert rows == [
         ("Debian:12", "dropbear", "0", "2022.83-1+deb12u1"),
+        ("Debian:12", "expat", "0", "2.5.0-1+deb12u1"),
+        ("Debian:12", "expat", "0", "2.5.0-1+deb12u4"),
         ("Debian:12", "glibc", "0", "2.36-9+deb12u3"),
         ("Debian:12", "zlib", "0", ""),
         ("Debian:13", "zlib", "0", "1:1.3.dfsg-2"),
@@ -118,7 +120,7 @@ def test_feed_age_is_recorded(db) -> None:
     import_path(db, FEEDS / "kev/known_exploited_vulnerabilities.json")
     status = {s.name: s for s in feed_status(db)}
     assert set(status) == {"nvd", "kev"}
-    assert status["nvd"].records == 21
+    assert status["nvd"].records == 24
     assert status["nvd"].feed_date == "2026-06-17T05:47:45.783"  # newest lastModified in the file
     now = datetime(2024, 12, 11, 15, 0, tzinfo=UTC)
     assert round(status["kev"].age_days(now)) == 10
@@ -190,7 +192,7 @@ def test_osv_folder_skips_bad_records(db, tmp_path: Path) -> None:
     (folder / "broken.json").write_text("{not json")
     (folder / "noid.json").write_text('{"modified": "2024-01-01T00:00:00Z"}')
     stats = import_path(db, folder)
-    assert stats.added == 3 and len(stats.errors) == 2
+    assert stats.added == 5 and len(stats.errors) == 2
 
 
 def test_oversized_item_is_refused(monkeypatch) -> None:
