@@ -102,8 +102,8 @@ def test_backport_is_fixed_and_later_fix_matches(debian_scan) -> None:
 
 
 def test_fixed_kev_entry_opens_no_article14_case(feeds, tmp_path) -> None:
-    import sqlite3
     import shutil
+    import sqlite3
 
     db = tmp_path / "ledger.db"
     shutil.copy(feeds, db)
