@@ -164,6 +164,9 @@ def _exit_for(report: ScanReport) -> None:
     envvar="CRA_FW_DB",
     help="Vulnerability/ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
 )
+@click.option("--csaf", "csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0, profile csaf_vex).")
+@click.option("--csaf-publisher", default="", help="Publisher name in the CSAF document (e.g. your company).")
+@click.option("--csaf-namespace", default="", help="Publisher namespace URL in the CSAF document.")
 @gate_options
 def scan(**params: object) -> None:
     """Unpack IMAGE and analyse it; write OUTDIR/report.json and the other outputs."""
@@ -175,6 +178,10 @@ def scan(**params: object) -> None:
         fail_on = load_policy(params["policy"]).fail_on
     report = _run(params, analyse=True)
     outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
+    if params["csaf"]:
+        from cra_fw.vulns.csaf import write as write_csaf
+
+        write_csaf(report, Path(outdir), str(params["csaf_publisher"]), str(params["csaf_namespace"]))
     sys.exit(
         finish_scan(
             report,

@@ -91,7 +91,7 @@ def set_cmd(
 @DB_OPTION
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
-    """Import decisions from CycloneDX VEX or OpenVEX FILES."""
+    """Import decisions from CycloneDX VEX, OpenVEX or CSAF 2.0 VEX FILES."""
     from cra_fw.feeddb import open_feed_db
     from cra_fw.vulns.triage import import_vex
 

@@ -1,4 +1,4 @@
-"""Persisted triage decisions, and import of CycloneDX VEX and OpenVEX documents.
+"""Persisted triage decisions, and import of CycloneDX VEX, OpenVEX and CSAF VEX documents.
 
 A decision is keyed by advisory id and component reference (purl, purl without
 qualifiers, or name@version), so it applies to every later scan of any release
@@ -210,7 +210,7 @@ def _openvex_decisions(doc: dict, source: str) -> list[TriageDecision]:
 
 
 def import_vex(db: sqlite_utils.Database, path: Path | str) -> int:
-    """Import decisions from a CycloneDX VEX/BOM or an OpenVEX document; returns how many."""
+    """Import decisions from a CycloneDX VEX/BOM, an OpenVEX or a CSAF 2.0 VEX document; returns how many."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_VEX_BYTES:
@@ -230,6 +230,13 @@ def import_vex(db: sqlite_utils.Database, path: Path | str) -> int:
         decisions = _cdx_decisions(doc, source)
     elif "openvex" in str(doc.get("@context", "")) or "statements" in doc:
         decisions = _openvex_decisions(doc, source)
+    elif isinstance(doc.get("document"), dict) and doc["document"].get("csaf_version"):
+        from cra_fw.vulns.csaf import decisions_from_csaf
+
+        decisions = [
+            TriageDecision(adv, purl, state, justification, (), detail, source)
+            for adv, purl, state, justification, detail in decisions_from_csaf(doc)
+        ]
     else:
-        raise TriageError(f"{path}: neither a CycloneDX nor an OpenVEX document")
+        raise TriageError(f"{path}: neither a CycloneDX, an OpenVEX nor a CSAF VEX document")
     return record(db, decisions) if decisions else 0

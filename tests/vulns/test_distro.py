@@ -49,8 +49,23 @@ def feeds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def debian_scan(tmp_path_factory, feeds) -> tuple[int, dict, Path]:
     out = tmp_path_factory.mktemp("debian")
-    code, report = _scan(DEBIAN, out, feeds, "--fail-on-vuln", "kev")
+    code, report = _scan(DEBIAN, out, feeds, "--fail-on-vuln", "kev", "--csaf")
     return code, report, out
+
+
+def test_scan_writes_csaf_vex_that_validates(debian_scan) -> None:
+    from .test_csaf import validate_csaf
+
+    _, _, out = debian_scan
+    doc = json.loads((out / "vex.csaf.json").read_text())
+    validate_csaf(doc)
+    statuses = {v["cve"]: sorted(v["product_status"]) for v in doc["vulnerabilities"]}
+    assert statuses == {
+        "CVE-2023-4911": ["fixed"],
+        "CVE-2023-45853": ["known_affected"],
+        "CVE-2024-28757": ["known_affected"],
+        "CVE-2024-45490": ["fixed"],
+    }
 
 
 def test_dpkg_components_carry_the_debian_purl(debian_scan) -> None:
