@@ -31,13 +31,26 @@ def db() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def import_cmd(db_path: Path | None, files: tuple[Path, ...]) -> None:
     """Import feed FILES: NVD CVE JSON 2.0 (.json/.json.gz, API pages), OSV (record, folder,
-    all.zip), CISA KEV JSON, EPSS CSV.  Only records newer than the stored ones are rewritten."""
+    all.zip), CISA KEV JSON, EPSS CSV, or a whole database written by `cra-fw db export`.
+    Only records newer than the stored ones are rewritten; an export replaces the feeds."""
     from cra_fw.feeddb import open_feed_db
+    from cra_fw.vulns.bundle import import_bundle, is_bundle
     from cra_fw.vulns.importers import import_path
 
     database = open_feed_db(db_path)
     failed = 0
     for file in files:
+        if file.is_file() and is_bundle(file):
+            try:
+                info = import_bundle(database, file)
+            except CraFwError as exc:
+                echo(f"cra-fw: error: {exc}", err=True)
+                failed += 1
+                continue
+            echo(f"{file}: feed export of {info.created}, sha256 {info.sha256} verified")
+            for feed in info.feeds:
+                echo(f"  {feed['name']}: {feed['records']} records, newest {feed['feed_date'] or '-'}")
+            continue
         try:
             stats = import_path(database, file)
         except CraFwError as exc:
@@ -92,6 +105,25 @@ def update_cmd(
         sys.exit(EXIT_USAGE)
 
 
+@db.command("export")
+@DB_OPTION
+@click.argument("file", type=click.Path(path_type=Path))
+def export_cmd(db_path: Path | None, file: Path) -> None:
+    """Write the whole vulnerability database (feeds and triage decisions) to FILE, with each
+    feed's date and origin and a SHA-256, for `cra-fw db import FILE` on a machine without internet."""
+    from cra_fw.db import default_path
+    from cra_fw.feeddb import open_feed_db
+    from cra_fw.vulns.bundle import export_db
+
+    path = db_path or default_path()
+    if not path.exists():
+        fail(f"no database at {path}; import feeds first")
+    info = export_db(open_feed_db(path, readonly=True), file)  # errors: the CLI guard, one line
+    echo(f"{file}: sha256 of feeds.sqlite {info.sha256}")
+    for feed in info.feeds:
+        echo(f"  {feed['name']}: {feed['records']} records, newest {feed['feed_date'] or '-'}")
+
+
 @db.command("status")
 @DB_OPTION
 @click.option("--max-age", type=int, default=7, show_default=True, help="Days after which a feed is stale.")
@@ -113,5 +145,6 @@ def status_cmd(db_path: Path | None, max_age: int) -> None:
         age_text = f"{age:.0f} days" if age is not None else "unknown age"
         stale = "  STALE" if age is not None and age > max_age else ""
         echo(f"{s.name:5} {s.records:>8} records  newest {s.feed_date or '-':32} {age_text}{stale}")
+        echo(f"      from {s.source or 'unknown'} (imported {s.imported_at})")
     triaged = database.conn.execute("SELECT COUNT(*) FROM triage").fetchone()[0]
     echo(f"triage decisions: {triaged}")

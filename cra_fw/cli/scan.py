@@ -164,7 +164,9 @@ def _exit_for(report: ScanReport) -> None:
     envvar="CRA_FW_DB",
     help="Vulnerability/ledger database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
 )
-@click.option("--csaf", "csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0, profile csaf_vex).")
+@click.option(
+    "--csaf", "csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0, profile csaf_vex)."
+)
 @click.option("--csaf-publisher", default="", help="Publisher name in the CSAF document (e.g. your company).")
 @click.option("--csaf-namespace", default="", help="Publisher namespace URL in the CSAF document.")
 @gate_options

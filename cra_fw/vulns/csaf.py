@@ -61,7 +61,9 @@ def _severity(score: float) -> str:
 
 
 def _product_name(c: Component | None, m: VulnMatch) -> str:
-    return f"{m.component_name} {m.component_version}".strip() if c is None else f"{c.name} {c.version}".strip()
+    return (
+        f"{m.component_name} {m.component_version}".strip() if c is None else f"{c.name} {c.version}".strip()
+    )
 
 
 def build_csaf(
@@ -151,7 +153,9 @@ def _vulnerability(advisory: str, matches: list[VulnMatch], pid_of: dict[str, st
         entry["cve"] = advisory
     ids = [a for a in (advisory, *first.aliases) if not a.startswith("CVE-")]
     if ids:
-        entry["ids"] = [{"system_name": "OSV" if "-" in i else "cra-fw", "text": i} for i in dict.fromkeys(ids)]
+        entry["ids"] = [
+            {"system_name": "OSV" if "-" in i else "cra-fw", "text": i} for i in dict.fromkeys(ids)
+        ]
     if first.summary:
         entry["notes"] = [{"category": "description", "title": "Summary", "text": first.summary}]
     status: dict[str, list[str]] = {}
@@ -172,7 +176,9 @@ def _vulnerability(advisory: str, matches: list[VulnMatch], pid_of: dict[str, st
             threats.append(
                 {
                     "category": "impact",
-                    "details": (triage.detail if triage and triage.detail else f"Not affected ({label}).")[:4000],
+                    "details": (triage.detail if triage and triage.detail else f"Not affected ({label}).")[
+                        :4000
+                    ],
                     "product_ids": [pid],
                 }
             )
@@ -196,7 +202,9 @@ def _vulnerability(advisory: str, matches: list[VulnMatch], pid_of: dict[str, st
                     }
                 )
         elif st == "fixed" and m.triage and m.triage.detail:
-            remediations.append({"category": "vendor_fix", "details": m.triage.detail[:4000], "product_ids": [pid]})
+            remediations.append(
+                {"category": "vendor_fix", "details": m.triage.detail[:4000], "product_ids": [pid]}
+            )
         elif st == "under_investigation" and m.settle:
             threats.append({"category": "impact", "details": m.settle[:4000], "product_ids": [pid]})
     entry["product_status"] = status
@@ -292,7 +300,9 @@ def decisions_from_csaf(doc: dict[str, Any]) -> list[tuple[str, str, str, str, s
                 purl = purls.get(str(pid))
                 if not purl:
                     continue
-                justification = _JUSTIFICATION.get(flag_of.get(str(pid), ""), "") if state == "not_affected" else ""
+                justification = (
+                    _JUSTIFICATION.get(flag_of.get(str(pid), ""), "") if state == "not_affected" else ""
+                )
                 if state == "not_affected" and not justification:
                     justification = "code_not_present" if str(pid) not in impact else "requires_environment"
                 out.append((advisory, purl, state, justification, impact.get(str(pid), "")))

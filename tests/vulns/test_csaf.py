@@ -47,7 +47,9 @@ def validate_csaf(doc: dict) -> None:
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
     # the csaf_vex profile's own mandatory parts (CSAF 2.0 section 4.5, tests 6.1.27.x)
     assert doc["document"]["category"] == "csaf_vex"
-    assert any(n["category"] in ("description", "details", "general", "summary") for n in doc["document"]["notes"])
+    assert any(
+        n["category"] in ("description", "details", "general", "summary") for n in doc["document"]["notes"]
+    )
     for vuln in doc["vulnerabilities"]:
         assert vuln.get("cve") or vuln.get("ids")
         status = vuln["product_status"]
@@ -65,7 +67,10 @@ def matches(feed_db):
         feed_db,
         [
             TriageDecision(
-                "CVE-2022-30065", "pkg:generic/busybox@1.35.0", "not_affected", "code_not_present",
+                "CVE-2022-30065",
+                "pkg:generic/busybox@1.35.0",
+                "not_affected",
+                "code_not_present",
                 detail="the awk applet is not built",
             )
         ],
@@ -78,8 +83,11 @@ def test_csaf_vex_validates_and_says_each_status(matches) -> None:
         matches, COMPONENTS, title="t", tracking_id="cra-fw-test-1", timestamp="2026-12-01T00:00:00Z"
     )
     validate_csaf(doc)
-    pid = {p["product_identification_helper"]["purl"]: p["product_id"]
-           for p in doc["product_tree"]["full_product_names"] if "product_identification_helper" in p}
+    pid = {
+        p["product_identification_helper"]["purl"]: p["product_id"]
+        for p in doc["product_tree"]["full_product_names"]
+        if "product_identification_helper" in p
+    }
     expat = pid[COMPONENTS[0].purl]
     by_cve = {v["cve"]: v for v in doc["vulnerabilities"]}
     assert by_cve["CVE-2024-45490"]["product_status"] == {"fixed": [expat]}
@@ -89,7 +97,9 @@ def test_csaf_vex_validates_and_says_each_status(matches) -> None:
     assert list(by_cve["CVE-2023-4911"]["product_status"]) == ["under_investigation"]
     busybox = pid["pkg:generic/busybox@1.35.0"]
     assert by_cve["CVE-2022-30065"]["product_status"] == {"known_not_affected": [busybox]}
-    assert by_cve["CVE-2022-30065"]["flags"] == [{"label": "vulnerable_code_not_present", "product_ids": [busybox]}]
+    assert by_cve["CVE-2022-30065"]["flags"] == [
+        {"label": "vulnerable_code_not_present", "product_ids": [busybox]}
+    ]
     assert by_cve["CVE-2022-30065"]["scores"][0]["cvss_v3"]["baseScore"] == 7.8
 
 
@@ -106,7 +116,9 @@ def test_csaf_statement_imported_with_triage_persists(matches, tmp_path, feed_db
     pid = vuln["product_status"].pop("known_affected")
     vuln["product_status"]["known_not_affected"] = pid
     vuln["flags"] = [{"label": "vulnerable_code_not_in_execute_path", "product_ids": pid}]
-    vuln["threats"] = [{"category": "impact", "details": "external entities are disabled", "product_ids": pid}]
+    vuln["threats"] = [
+        {"category": "impact", "details": "external entities are disabled", "product_ids": pid}
+    ]
     del vuln["remediations"]
     validate_csaf(doc)
     path = tmp_path / "supplier.csaf.json"
