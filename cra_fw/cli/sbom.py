@@ -1,4 +1,4 @@
-"""`cra-fw sbom check FILE` and `cra-fw sbom diff A B`."""
+"""`cra-fw sbom check FILE`, `cra-fw sbom diff A B` and `cra-fw sbom match FILE`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import echo
+from cra_fw.cli.common import echo, fail
+from cra_fw.cli.evidence import gate_options
+from cra_fw.errors import CraFwError
 
 
 @click.group("sbom")
 def sbom() -> None:
-    """Check an SBOM against NTIA / BSI TR-03183-2, or compare two SBOMs."""
+    """Check an SBOM against NTIA / BSI TR-03183-2, compare two SBOMs, or match one against the
+    vulnerability database."""
 
 
 @sbom.command("check")
@@ -89,3 +92,81 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
         if not (d.added or d.removed or d.changed):
             echo("no component changes")
     sys.exit(1 if (d.added or d.removed or d.changed) else 0)
+
+
+@sbom.command("match")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: ./cra-fw-out/<SBOM name>).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="CRA_FW_DB",
+    help="Vulnerability database (default: $CRA_FW_DB or ~/.local/share/cra-fw/cra-fw.db).",
+)
+@click.option(
+    "--cve-check",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Yocto cve-check JSON: CVEs the build reports Patched (resolved) or Ignored (not affected).",
+)
+@click.option("--csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0 VEX).")
+@click.option(
+    "--max-age", "max_age", type=int, default=7, show_default=True, help="Days after which a feed is stale."
+)
+@gate_options
+def match_cmd(
+    file: Path,
+    outdir: Path | None,
+    db_path: Path | None,
+    cve_check: Path | None,
+    csaf: bool,
+    max_age: int,
+    fail_on: str | None,
+    fail_on_vuln: tuple[str, ...],
+    junit: Path | None,
+    pack: bool,
+) -> None:
+    """Match the components of SBOM FILE (CycloneDX or SPDX JSON: Yocto create-spdx, Syft, cra-fw)
+    against the vulnerability database; write report.json, vex.cdx.json and the gate as a scan does.
+
+    Exit status: as `cra-fw scan` (0 pass, 1 gate failed, 2 unreadable input)."""
+    from cra_fw.cli.evidence import check_gate_values, finish_scan
+    from cra_fw.vulns.sbommatch import sbom_report
+
+    gates = check_gate_values(fail_on_vuln)
+    outdir = outdir or Path("cra-fw-out") / file.name
+    try:
+        report = sbom_report(file, db_path, cve_check=cve_check, max_age_days=max_age)
+    except CraFwError as exc:
+        fail(str(exc))
+    outdir.mkdir(parents=True, exist_ok=True)
+    from cra_fw.pipeline import write_outputs
+
+    write_outputs(report, outdir)
+    if csaf:
+        from cra_fw.vulns.csaf import write as write_csaf
+
+        write_csaf(report, outdir)
+    open_certain = [m for m in report.vulnerabilities if m.open and not m.possible]
+    echo(
+        f"{file}: {len(report.components)} components, {len(open_certain)} open vulnerabilities, "
+        f"{sum(1 for m in report.vulnerabilities if m.possible and m.open)} possible, "
+        f"{sum(1 for m in report.vulnerabilities if not m.open)} resolved or not affected; report: {outdir / 'report.json'}"
+    )
+    for f in report.findings:
+        if f.rule_id in ("vuln.no-database", "vuln.database-error", "vuln.feed-missing"):
+            echo(f"cra-fw: {f.title}", err=True)
+    sys.exit(
+        finish_scan(
+            report, outdir, fail_on=fail_on, fail_on_vuln=gates, junit=junit, pack=pack, db_path=db_path
+        )
+    )

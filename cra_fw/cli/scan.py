@@ -167,6 +167,18 @@ def _exit_for(report: ScanReport) -> None:
 @click.option(
     "--csaf", "csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0, profile csaf_vex)."
 )
+@click.option(
+    "--build-sbom",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The build's SBOM (CycloneDX/SPDX): report what it declares that the image lacks, and the reverse.",
+)
+@click.option(
+    "--cve-check",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Yocto cve-check JSON: CVEs the build reports Patched (resolved) or Ignored (not affected).",
+)
 @click.option("--csaf-publisher", default="", help="Publisher name in the CSAF document (e.g. your company).")
 @click.option("--csaf-namespace", default="", help="Publisher namespace URL in the CSAF document.")
 @gate_options
@@ -180,6 +192,17 @@ def scan(**params: object) -> None:
         fail_on = load_policy(params["policy"]).fail_on
     report = _run(params, analyse=True)
     outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
+    if params["build_sbom"] or params["cve_check"]:
+        from cra_fw.pipeline import write_outputs
+        from cra_fw.vulns.sbommatch import amend_report, write_build_diff
+
+        try:
+            diff = amend_report(report, params["build_sbom"], params["cve_check"])
+        except CraFwError as exc:
+            fail(str(exc))
+        write_outputs(report, Path(outdir))
+        if diff is not None:
+            click.echo(write_build_diff(diff, Path(outdir), Path(params["build_sbom"])), err=True)
     if params["csaf"]:
         from cra_fw.vulns.csaf import write as write_csaf
 

@@ -295,3 +295,22 @@ def build_dependencies(ctx: ScanContext, components: list[Component]) -> list[De
 
 def soname_matches(sig: Signature, soname: str) -> bool:
     return any(fnmatch.fnmatchcase(soname, g) for g in sig.sonames)
+
+
+def component_for_package(rec: PackageRecord, sigset: SignatureSet) -> Component:
+    """The component one package record stands for, named and versioned as a scan names it
+    (``sbom match`` uses it for the packages a build SBOM declares)."""
+    sig = _sig_for_package(rec, sigset)
+    version = rec.upstream_version
+    return Component(
+        name=sig.name if sig else rec.name,
+        version=version,
+        purl=purls.package_purl(rec),
+        cpe=sig.cpe_for(version) if sig and version else "",
+        supplier=sig.supplier if sig else rec.maintainer,
+        licenses=sig.licenses if sig else ((rec.license,) if rec.license else ()),
+        kind=sig.kind if sig else rec.kind,
+        evidence=(
+            Evidence("manifest", 1.0, rec.db_path, rec.layer_id, f"{rec.manager}: {rec.name} {rec.version}"),
+        ),
+    )
