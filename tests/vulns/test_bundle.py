@@ -7,9 +7,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+from cra_fw.feeddb import open_feed_db
 from cra_fw.records import Component
 from cra_fw.vulns import match_components
-from cra_fw.feeddb import open_feed_db
 from cra_fw.vulns.triage import TriageDecision, record
 
 from .conftest import load_all

@@ -138,7 +138,7 @@ def test_fixed_kev_entry_opens_no_article14_case(feeds, tmp_path) -> None:
 
 
 def test_alpine_backport_decides_with_apk_order(feeds) -> None:
-    from cra_fw.vulns.store import open_feed_db
+    from cra_fw.feeddb import open_feed_db
 
     db = open_feed_db(feeds)
 
