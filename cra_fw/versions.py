@@ -218,9 +218,9 @@ def apk_compare(a: str, b: str) -> int:
                 return diff
             continue
         # kinds differ: a pre-release suffix is older than whatever the other side has
-        if ka == _APK_SUFFIX and va[0] < 4:  # type: ignore[index]
+        if ka == _APK_SUFFIX and va[0] < 4:
             return -1
-        if kb == _APK_SUFFIX and vb[0] < 4:  # type: ignore[index]
+        if kb == _APK_SUFFIX and vb[0] < 4:
             return 1
         return -1 if ka > kb else 1
     return 0

@@ -137,10 +137,11 @@ def apply_cve_check(
             verdicts[(_norm(e.recipe), e.advisory)] = e
     out = []
     for m in matches:
-        e = verdicts.get((_norm(m.component_name), m.advisory_id))
-        if e is None or (m.triage is not None and not m.triage.source.startswith("distro:")):
+        found = verdicts.get((_norm(m.component_name), m.advisory_id))
+        if found is None or (m.triage is not None and not m.triage.source.startswith("distro:")):
             out.append(m)
             continue
+        e = found
         where = f"Yocto cve-check: {e.advisory} {e.status.lower()} in recipe {e.recipe} {e.version}"
         triage = (
             Triage("resolved", "", (), f"{where}{': ' + e.detail if e.detail else ''}", source)
