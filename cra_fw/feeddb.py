@@ -129,6 +129,11 @@ def _feeds_v3(db: sqlite_utils.Database) -> None:
     db.conn.execute("DROP INDEX IF EXISTS idx_cpe_match_vendor_product")
 
 
+def _feeds_v4(db: sqlite_utils.Database) -> None:
+    """The source files each CVE's fix touched (CVE JSON 5 ``programFiles``: the kernel CNA's records)."""
+    db["cve_files"].create({"advisory_id": str, "path": str}, pk=("advisory_id", "path"))
+
+
 def _triage_v1(db: sqlite_utils.Database) -> None:
     db.table("triage").create(
         columns("advisory_id component state justification response detail source updated"),
@@ -136,7 +141,7 @@ def _triage_v1(db: sqlite_utils.Database) -> None:
     )
 
 
-register_migrations("feeds", [_feeds_v1, _feeds_v2, _feeds_v3])
+register_migrations("feeds", [_feeds_v1, _feeds_v2, _feeds_v3, _feeds_v4])
 register_migrations("triage", [_triage_v1])
 
 

@@ -192,6 +192,78 @@ def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[F
     return out
 
 
+def _kernel_build_filter(
+    components: list[Component], matches: list[VulnMatch], db, ctx: ScanContext
+) -> tuple[list[VulnMatch], list[Finding]]:
+    """Kernel CVEs whose affected files the image's kernel configuration does not build: not affected."""
+    import dataclasses
+
+    from cra_fw.vulns.kernel import KERNEL_NAMES, kernel_build, not_built, program_files
+
+    kernels = [m for m in matches if m.component_name.lower() in KERNEL_NAMES and m.open]
+    if not kernels:
+        return matches, []
+    build = kernel_build(ctx.files)
+    if build is None:
+        return matches, [
+            Finding(
+                rule_id="vuln.kernel-config-unknown",
+                category="vulnerability",
+                severity=Severity.INFO,
+                title=f"{len(kernels)} kernel CVE matches kept: the image says nothing about how its kernel "
+                "was configured",
+                cra_reference=("Annex I Part II 1",),
+                remediation="Ship the configuration (/boot/config-*, IKCONFIG) or scan with it, so CVEs in "
+                "code the kernel does not build can be set aside.",
+                fingerprint="kernel-config:unknown",
+            )
+        ]
+    files = program_files(db, {m.advisory_id for m in kernels})
+    out, filtered, reasons = [], 0, {}
+    kernel_ids = {id(m) for m in kernels}
+    for m in matches:
+        verdict = None
+        if id(m) in kernel_ids and build.config:
+            verdict = not_built(build, files.get(m.advisory_id, ()))
+        if verdict is None:
+            out.append(m)
+            continue
+        filtered += 1
+        symbol = verdict.evidence.split(": ", 1)[1].split(" is not set", 1)[0]
+        reasons[symbol] = reasons.get(symbol, 0) + 1
+        triage = Triage(
+            "not_affected",
+            "code_not_present",
+            (),
+            f"not built in this kernel: {verdict.evidence}",
+            f"kernel-config:{build.config_source}",
+        )
+        out.append(dataclasses.replace(m, triage=triage))
+    without = sum(1 for m in kernels if not files.get(m.advisory_id))
+    detail = ", ".join(f"{sym}: {n}" for sym, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:20])
+    return out, [
+        Finding(
+            rule_id="vuln.kernel-config-filtered",
+            category="vulnerability",
+            severity=Severity.INFO,
+            title=f"{filtered} of {len(kernels)} kernel CVE matches are in code this kernel does not build",
+            cra_reference=("Annex I Part II 1",),
+            evidence=f"configuration {build.config_source or 'not found'}; objects from "
+            f"{build.objects_source or 'no module lists'} ({len(build.built_objects)} built objects); "
+            f"set aside by symbol: {detail or 'none'}; {without} matched CVEs name no affected files "
+            "(import the kernel CNA's CVE JSON 5 records) and were kept",
+            remediation="Each set-aside CVE is in the VEX as not_affected (code_not_present) with the "
+            "symbol and configuration file as the reason.",
+            fingerprint="kernel-config:filtered",
+            extra={
+                "filtered": str(filtered),
+                "kernel_matches": str(len(kernels)),
+                "without_files": str(without),
+            },
+        )
+    ]
+
+
 def run(components: list[Component], ctx: ScanContext, now: datetime | None = None) -> VulnResult:
     """The scan stage: match, then one Finding per vulnerable component plus feed warnings."""
     from cra_fw.feeddb import assess_feeds, open_feed_db
@@ -220,7 +292,8 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
         db = open_feed_db(path, readonly=True)
         try:
             matches = match_components(components, db)
-            feed_findings = _feed_findings(db, ctx.options.feed_max_age_days, now)
+            matches, kernel_findings = _kernel_build_filter(components, matches, db, ctx)
+            feed_findings = _feed_findings(db, ctx.options.feed_max_age_days, now) + kernel_findings
             assessed = assess_feeds(db, ctx.options.feed_max_age_days, now)
         finally:
             db.conn.close()

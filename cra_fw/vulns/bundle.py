@@ -27,7 +27,7 @@ from cra_fw.feeddb import feed_status, now_iso
 
 FORMAT = "cra-fw-feeds"
 FORMAT_VERSION = 1
-FEED_TABLES = ("advisories", "cpe_match", "osv_affected", "kev", "epss", "feed_meta")
+FEED_TABLES = ("advisories", "cpe_match", "osv_affected", "kev", "epss", "cve_files", "feed_meta")
 MERGED_TABLES = ("triage",)
 MAX_BUNDLE_DB = 8 * 1024 * 1024 * 1024  # bytes of feeds.sqlite accepted on import
 

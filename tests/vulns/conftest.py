@@ -15,6 +15,7 @@ ALL_FEEDS = (
     "nvd/api-page-0.json",
     "osv/Debian-all.zip",
     "osv/alpine",
+    "cve5",
     "kev/known_exploited_vulnerabilities.json",
     "epss/epss_scores-fixture.csv.gz",
 )

@@ -51,7 +51,7 @@ def test_export_then_import_gives_the_same_results(tmp_path: Path) -> None:
         assert sorted(zf.namelist()) == ["feeds.sqlite", "manifest.json"]
     res = _cli("db", "import", str(tmp_path / "feeds.crafw"), "--db", str(tmp_path / "airgap.db"))
     assert res.returncode == 0, res.stderr
-    assert "verified" in res.stdout and "nvd: 26 records" in res.stdout
+    assert "verified" in res.stdout and "nvd: 27 records" in res.stdout
     dst = open_feed_db(tmp_path / "airgap.db")
     assert _matches(dst) == want
     assert "products" not in dst.table_names()

@@ -183,7 +183,7 @@ def test_bad_items_are_skipped_and_reported(db, tmp_path: Path) -> None:
     page["vulnerabilities"].insert(0, "not an object")
     (tmp_path / "p.json").write_text(json.dumps(page))
     stats = import_path(db, tmp_path / "p.json")
-    assert stats.added == 2 and len(stats.errors) == 2
+    assert stats.added == 3 and len(stats.errors) == 2
 
 
 def test_osv_folder_skips_bad_records(db, tmp_path: Path) -> None:
@@ -242,7 +242,8 @@ def test_schema_v1_database_is_migrated_and_backfilled(tmp_path: Path) -> None:
     from cra_fw.records import Component
 
     db = open_feed_db(path)
-    assert db.conn.execute("SELECT version FROM schema_versions WHERE namespace='feeds'").fetchone()[0] == 3
+    assert db.conn.execute("SELECT version FROM schema_versions WHERE namespace='feeds'").fetchone()[0] == 4
+    assert "cve_files" in db.table_names()
     indexes = {r[1] for r in db.conn.execute("PRAGMA index_list(cpe_match)")}
     assert "idx_cpe_match_range" in indexes and "idx_cpe_match_vendor_product" not in indexes
     assert [m.advisory_id for m in match_components([Component("openssl", "1.0.2k")], db)] == [

@@ -99,26 +99,31 @@ CASES = [
     (Component("zlib", "1.3"), {"CVE-2023-45853"}),
     (Component("zlib", "1.3.1"), set()),
     # kernel: 0847 5.8-5.10.101, 5.15-5.15.24, 5.16-5.16.10; 1086 3.15-5.15.148, 6.1-6.7.2 in
-    # branches, and 6.8-rc1 named in the CPE update field
-    (Component("linux", "5.10.0-rc1", kind="operating-system"), {"CVE-2022-0847", "CVE-2024-1086"}),
-    (Component("linux", "5.10.101"), {"CVE-2022-0847", "CVE-2024-1086"}),
-    (Component("linux", "5.10.102"), {"CVE-2024-1086"}),
-    (Component("linux", "5.14.21"), {"CVE-2024-1086"}),
-    (Component("linux", "5.15.24"), {"CVE-2022-0847", "CVE-2024-1086"}),
-    (Component("linux", "5.15.25"), {"CVE-2024-1086"}),
-    (Component("linux", "5.15.149"), set()),
-    (Component("linux", "5.16.10"), {"CVE-2022-0847"}),
-    (Component("linux", "5.16.11"), set()),
-    (Component("linux", "5.17-rc3"), set()),
-    (Component("linux", "6.0.19"), set()),
-    (Component("linux", "6.1"), {"CVE-2024-1086"}),
-    (Component("linux", "6.1.76"), set()),
-    (Component("linux", "6.7.2"), {"CVE-2024-1086"}),
-    (Component("linux", "6.7.3"), set()),
-    (Component("linux", "6.8-rc1"), {"CVE-2024-1086"}),
-    (Component("linux", "6.8-rc2"), set()),
-    (Component("linux", "3.15"), {"CVE-2024-1086"}),
-    (Component("linux", "3.14.79"), set()),
+    # branches, and 6.8-rc1 named in the CPE update field; 26656 <6.9 (the NVD's range)
+    (
+        Component("linux", "5.10.0-rc1", kind="operating-system"),
+        {"CVE-2022-0847", "CVE-2024-1086", "CVE-2024-26656"},
+    ),
+    (Component("linux", "5.10.101"), {"CVE-2022-0847", "CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "5.10.102"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "5.14.21"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "5.15.24"), {"CVE-2022-0847", "CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "5.15.25"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "5.15.149"), {"CVE-2024-26656"}),
+    (Component("linux", "5.16.10"), {"CVE-2022-0847", "CVE-2024-26656"}),
+    (Component("linux", "5.16.11"), {"CVE-2024-26656"}),
+    (Component("linux", "5.17-rc3"), {"CVE-2024-26656"}),
+    (Component("linux", "6.0.19"), {"CVE-2024-26656"}),
+    (Component("linux", "6.1"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "6.1.76"), {"CVE-2024-26656"}),
+    (Component("linux", "6.7.2"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "6.7.3"), {"CVE-2024-26656"}),
+    (Component("linux", "6.8-rc1"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "6.8-rc2"), {"CVE-2024-26656"}),
+    (Component("linux", "3.15"), {"CVE-2024-1086", "CVE-2024-26656"}),
+    (Component("linux", "3.14.79"), {"CVE-2024-26656"}),
+    (Component("linux", "6.8.12"), {"CVE-2024-26656"}),
+    (Component("linux", "6.9"), set()),
     # uClibc <=0.9.33.2 (30295, 43523), =0.9.33.2 (9728); uClibc-ng <=1.0.40 (30295), <1.0.39 (43523)
     (Component("uclibc", "0.9.33.2"), {"CVE-2017-9728", "CVE-2021-43523", "CVE-2022-30295"}),
     (Component("uclibc", "0.9.33.1"), {"CVE-2021-43523", "CVE-2022-30295"}),
@@ -250,7 +255,7 @@ IMAGE_EXPECTED = {
     "libtomcrypt@1.18.2": {"CVE-2019-17362"},
     "libtommath@1.2.0": {"CVE-2023-36328"},  # fixed in 1.2.1
     "lighttpd@1.4.69": set(),  # CVE-2022-41556 is 1.4.56 through 1.4.66
-    "linux@6.1.176": set(),  # CVE-2024-1086 is fixed in 6.1.76
+    "linux@6.1.176": {"CVE-2024-26656"},  # CVE-2024-1086 is fixed in 6.1.76; 26656 is <6.9
 }
 
 

@@ -46,8 +46,12 @@ def _text(stream: IO[bytes]) -> IO[str]:
 
 
 def sniff(path: Path) -> str:
-    """The feed kind of a file or folder: nvd, osv, osv-zip, osv-dir, kev or epss."""
+    """The feed kind of a file or folder: nvd, osv, osv-zip, osv-dir, cve5, cve5-dir, kev or epss."""
     if path.is_dir():
+        first = next(iter(sorted(path.rglob("*.json"))), None)
+        if first is not None and first.stat().st_size < MAX_RECORD_BYTES:
+            if b'"cveMetadata"' in first.read_bytes()[:65536]:
+                return "cve5-dir"
         return "osv-dir"
     with path.open("rb") as fh:
         if fh.read(4) == b"PK\x03\x04":
@@ -63,6 +67,8 @@ def sniff(path: Path) -> str:
     if stripped.startswith("{"):
         if '"cveID"' in head or '"catalogVersion"' in head:
             return "kev"
+        if '"cveMetadata"' in head and '"containers"' in head:
+            return "cve5"
         if '"CVE_Items"' in head:
             raise FeedError(
                 f"{path} is an NVD 1.1 feed, which NVD retired; download the 2.0 feeds "
@@ -154,6 +160,8 @@ def _import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") 
         writer.errors.extend(errors)
         record_feed(db, "nvd", writer.newest, origin)
         return writer.stats()
+    if kind.startswith("cve5"):
+        return _import_cve5(db, path, kind, origin)
     if kind.startswith("osv"):
         with AdvisoryWriter(db, "osv", "osv", origin) as writer:
             for parsed in _iter_osv(path, kind, errors):
@@ -188,3 +196,35 @@ def _import_path(db: sqlite_utils.Database, path: Path | str, origin: str = "") 
         count = replace_rows(db, "epss", ([first] if first else []) + list(rows_iter), "cve_id")
     record_feed(db, "epss", score_date, origin)
     return ImportStats("epss", origin, updated=count, feed_date=score_date)
+
+
+def _import_cve5(db: sqlite_utils.Database, path: Path, kind: str, origin: str) -> ImportStats:
+    """CVE JSON 5 records (cvelistV5): the files each CVE's fix touched (``programFiles``)."""
+    from cra_fw.feeddb import now_iso
+    from cra_fw.vulns.kernel import cve5_program_files, store_program_files
+
+    files = sorted(path.rglob("*.json")) if kind == "cve5-dir" else [path]
+    rows: list[tuple[str, str]] = []
+    errors: list[str] = []
+    newest = ""
+    records = 0
+    for file in files:
+        if file.is_symlink() or file.stat().st_size > MAX_RECORD_BYTES:
+            continue
+        try:
+            doc = _load_json(file.read_bytes(), str(file))
+        except FeedError as exc:
+            if len(errors) < 20:
+                errors.append(f"skipped {file}: {exc}")
+            continue
+        records += 1
+        rows.extend(cve5_program_files(doc))
+        updated = str((doc.get("cveMetadata") or {}).get("dateUpdated", ""))
+        newest = max(newest, updated)
+    store_program_files(db, rows)
+    count = db.conn.execute("SELECT COUNT(DISTINCT advisory_id) FROM cve_files").fetchone()[0]
+    db["feed_meta"].upsert(
+        {"name": "cve5", "imported_at": now_iso(), "feed_date": newest, "records": count, "source": origin},
+        pk="name",
+    )
+    return ImportStats("cve5", origin, added=records, feed_date=newest, errors=tuple(errors))
