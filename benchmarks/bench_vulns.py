@@ -9,12 +9,21 @@ affected product, CVSS v3.1 metrics and descriptions.  The 1,000 components are
 5 kernels, openssl, busybox, glibc, then half from the 2,000 most popular
 products and half from the whole pool.
 
+The distro path (issue 17): a synthetic OSV ``Debian`` ecosystem of the real one's size
+(``--osv-debian``, default 60,000 DEBIAN-CVE records over 30,000 source packages, each in
+1-4 Debian releases with a fixed revision or none, and enumerated affected versions) is
+imported as ``Debian-all.zip``, and half of the 1,000 components are Debian packages
+(``pkg:deb/debian/NAME@VERSION?distro=debian-12`` plus the upstream CPE), so each is
+matched by CPE against the NVD and by purl against Debian's records, the distro record
+deciding.
+
 Measures: import time and peak memory (the real ``cra-fw db import`` in a child
 process), database size, an incremental re-import of one year, match time for
 1,000 components, and the matcher's peak memory.
 
     python benchmarks/bench_vulns.py                 # full size (targets: import < 300 s, match < 2 s)
-    python benchmarks/bench_vulns.py --cves 20000    # quick run
+    python benchmarks/bench_vulns.py --cves 20000 --osv-debian 5000   # quick run
+    python benchmarks/bench_vulns.py --osv-debian 0  # NVD only, as before issue 17
     python benchmarks/bench_vulns.py --workdir DIR --keep        # keep DIR/bench.db for later runs
     python benchmarks/bench_vulns.py --workdir DIR --reuse-db    # time matching only, on DIR/bench.db
 
@@ -36,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 YEARS = list(range(2002, 2026))
@@ -174,13 +184,73 @@ def generate(outdir: Path, total: int, seed: int = 7) -> list[Path]:
                 serial += 1
                 if i:
                     fh.write(",")
-                fh.write(json.dumps(cve_item(rng, f"CVE-{year}-{serial:06d}", year, prods, cum_weights)))
+                item = cve_item(rng, f"CVE-{year}-{serial:06d}", year, prods, cum_weights)
+                fh.write(json.dumps(item))
+                if NVD_PRODUCTS is not None:
+                    crit = item["cve"]["configurations"][0]["nodes"][0]["cpeMatch"][0]["criteria"]
+                    NVD_PRODUCTS.append((item["cve"]["id"], crit.split(":")[4]))
             fh.write("]}")
         files.append(path)
     return files
 
 
-def components(count: int, seed: int = 11):
+DEBIAN_RELEASES = ("10", "11", "12", "13")
+# (CVE, product) of the generated NVD records: most Debian records are about CVEs the NVD has too
+NVD_PRODUCTS: list[tuple[str, str]] | None = []
+SOURCE_PACKAGES = 30_000
+
+
+def osv_debian(outdir: Path, total: int, seed: int = 13) -> Path:
+    """``Debian-all.zip`` with ``total`` DEBIAN-CVE records in OSV's schema (the real ecosystem's shape)."""
+    rng = random.Random(seed)
+    prods = products(random.Random(11), PRODUCTS)
+    # source packages: the NVD pool's products (so components match both ways), Zipf popularity
+    names = [p[2] for p in prods[:SOURCE_PACKAGES]]
+    cum = list(itertools.accumulate(1.0 / (i + 20) for i in range(len(names))))
+    path = outdir / "Debian-all.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        shipped = set(names)
+        known = [(c, p) for c, p in (NVD_PRODUCTS or []) if p in shipped]
+        rng.shuffle(known)
+        for i in range(total):
+            year = rng.choice(YEARS)
+            if i < len(known) and rng.random() < 0.9:
+                cve, name = known[i]  # the Debian record of an NVD CVE: here the distro decides
+            else:
+                name = rng.choices(names, cum_weights=cum)[0]
+                cve = f"CVE-{year}-{9_000_000 + i:07d}"
+            affected = []
+            for release in rng.sample(DEBIAN_RELEASES, rng.randint(1, 4)):
+                upstream = version(rng)
+                events: list[dict] = [{"introduced": "0"}]
+                if rng.random() < 0.8:  # most are fixed, often by a backport revision
+                    events.append(
+                        {"fixed": f"{upstream}-{rng.randint(1, 5)}+deb{release}u{rng.randint(1, 9)}"}
+                    )
+                affected.append(
+                    {
+                        "package": {
+                            "ecosystem": f"Debian:{release}",
+                            "name": name,
+                            "purl": f"pkg:deb/debian/{name}?arch=source",
+                        },
+                        "ranges": [{"type": "ECOSYSTEM", "events": events}],
+                        "versions": [f"{version(rng)}-{k}" for k in range(rng.randint(0, 12))],
+                    }
+                )
+            record = {
+                "id": f"DEBIAN-{cve}",
+                "modified": f"{min(year + 1, 2025)}-01-01T00:00:00Z",
+                "published": f"{year}-01-01T00:00:00Z",
+                "upstream": [cve],
+                "summary": " ".join(rng.choices(WORDS, k=8)),
+                "affected": affected,
+            }
+            zf.writestr(f"DEBIAN-{cve}.json", json.dumps(record))
+    return path
+
+
+def components(count: int, seed: int = 11, debian: bool = True):
     from cra_fw.records import Component
 
     rng = random.Random(seed)
@@ -189,9 +259,19 @@ def components(count: int, seed: int = 11):
     out += [Component("openssl", "1.0.2k"), Component("busybox", "1.35.0"), Component("glibc", "2.36")]
     while len(out) < count:
         # half from the popular head (hundreds of CVEs each), half from the whole product pool
-        pool = prods[5:2000] if len(out) % 2 else prods[5:]
+        popular = len(out) % 2 == 1
+        pool = prods[5:2000] if popular else prods[5:]
         part, vendor, product = rng.choice(pool)
-        out.append(Component(product, version(rng), cpe=f"cpe:2.3:{part}:{vendor}:{product}:{version(rng)}"))
+        v1, v2 = version(rng), version(rng)
+        cpe = f"cpe:2.3:{part}:{vendor}:{product}:{v2}"
+        if debian and popular:
+            # a Debian package of a product the distribution ships: the distro purl and the upstream
+            # CPE, as a scan of a dpkg database finds it
+            rev = f"{v2}-{rng.randint(1, 5)}+deb12u{rng.randint(0, 9)}"
+            purl = f"pkg:deb/debian/{product}@{rev.replace('+', '%2B')}?arch=amd64&distro=debian-12"
+            out.append(Component(product, rev, cpe=cpe, purl=purl))
+            continue
+        out.append(Component(product, v1, cpe=cpe))
     return out
 
 
@@ -199,6 +279,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cves", type=int, default=300_000)
     ap.add_argument("--components", type=int, default=1000)
+    ap.add_argument(
+        "--osv-debian",
+        type=int,
+        default=60_000,
+        help="DEBIAN-CVE records in the synthetic OSV Debian ecosystem",
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument(
@@ -212,7 +298,11 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cra-fw-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     db_path = work / "bench.db"
-    results: dict[str, float | int | str] = {"cves": args.cves, "components": args.components}
+    results: dict[str, float | int | str] = {
+        "cves": args.cves,
+        "osv_debian_records": args.osv_debian,
+        "components": args.components,
+    }
     if args.reuse_db:
         if not db_path.exists():
             ap.error(f"--reuse-db: {db_path} does not exist; run once with --workdir {work} --keep")
@@ -223,14 +313,17 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         files = generate(work, args.cves)
+        osv = [osv_debian(work, args.osv_debian)] if args.osv_debian else []
         results["generate_s"] = round(time.perf_counter() - t0, 1)
         results["feed_gz_mb"] = round(sum(f.stat().st_size for f in files) / 1e6, 1)
+        if osv:
+            results["osv_zip_mb"] = round(osv[0].stat().st_size / 1e6, 1)
 
         env = {**os.environ, "CRA_FW_DB": str(db_path)}
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "cra_fw", "db", "import", *map(str, files)],
+            [sys.executable, "-m", "cra_fw", "db", "import", *map(str, files + osv)],
             env=env,
             capture_output=True,
             text=True,
@@ -275,7 +368,9 @@ def _measure_match(db_path: Path, count: int, results: dict) -> None:
     db = open_feed_db(db_path)  # applies pending schema migrations (a one-time index build) before timing
     results["open_db_s"] = round(time.perf_counter() - t0, 1)
     results["cpe_match_rows"] = db.conn.execute("SELECT COUNT(*) FROM cpe_match").fetchone()[0]
-    comps = components(count)
+    results["osv_affected_rows"] = db.conn.execute("SELECT COUNT(*) FROM osv_affected").fetchone()[0]
+    comps = components(count, debian=results.get("osv_debian_records", 1) != 0)
+    results["debian_components"] = sum(1 for c in comps if c.purl.startswith("pkg:deb/"))
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["load_avg_before_match"] = round(os.getloadavg()[0], 2)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -283,6 +378,10 @@ def _measure_match(db_path: Path, count: int, results: dict) -> None:
     results["match_s"] = round(time.perf_counter() - t0, 2)
     results["match_cpu_s"] = round(time.process_time() - c0, 2)
     results["matches"] = len(matches)
+    results["matches_by_purl"] = sum(1 for m in matches if m.match_method == "purl")
+    results["resolved_by_distro"] = sum(
+        1 for m in matches if m.triage is not None and m.triage.source.startswith("distro:")
+    )
     results["match_peak_rss_mb"] = round(
         max(rss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), 1
     )
