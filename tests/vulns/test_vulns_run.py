@@ -72,13 +72,15 @@ def test_stale_feeds_warn(tmp_path: Path) -> None:
     now = datetime(2026, 7, 27, tzinfo=UTC)
     result = run(COMPONENTS[:1], ctx_for(tmp_path / "f.db", max_age=30), now=now)
     stale = {f.extra["feed"] for f in result.findings if f.rule_id == "vuln.feed-stale"}
-    # newest data: nvd 2026-06-17 (40 days); osv 2024-09-18, kev and epss 2024-12-01 (about 600 days)
-    assert stale == {"nvd", "osv", "kev", "epss"}
+    # newest data: nvd 2026-06-17 (40 days); osv 2024-09-18, kev and epss 2024-12-01 (about 600 days);
+    # cve5 (the kernel CNA's records) 2024-05-29
+    assert stale == {"nvd", "osv", "kev", "epss", "cve5"}
     fresh = run(COMPONENTS[:1], ctx_for(tmp_path / "f.db", max_age=45), now=now)
     assert {f.extra["feed"] for f in fresh.findings if f.rule_id == "vuln.feed-stale"} == {
         "osv",
         "kev",
         "epss",
+        "cve5",
     }
 
 
