@@ -400,7 +400,7 @@ def assess(
             by_point[key].append(f)
     issues = tuple(issues)
     open_vulns = [m for m in report.vulnerabilities if m.open]
-    kev = [m for m in open_vulns if m.kev]
+    kev = [m for m in open_vulns if m.exploited_here]  # a possible match is never actively exploited here
     fixable = [m for m in open_vulns if m.fixed_version]
     needs_present = {
         "components": bool(report.components),

@@ -347,7 +347,7 @@ def render(report: ScanReport, support: ProductSupport | None = None) -> str:
     ran = annex1.stages_run(report)
     checklist = annex1.assess(report, support=support, ran=ran)
     open_vulns = [m for m in report.vulnerabilities if m.open]
-    kev = [m for m in open_vulns if m.kev]
+    kev = [m for m in open_vulns if m.exploited_here]  # a possible match is never actively exploited here
     sev = Counter(f.severity.value for f in report.findings if not f.suppressed)
     findings = sorted(report.findings, key=lambda f: (f.suppressed, -f.severity.rank, f.category, f.rule_id))
     credentials = sorted(

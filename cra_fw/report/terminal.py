@@ -123,8 +123,10 @@ def summary(
         paint(f"{s} {sev.get(s, 0)}", s) if sev.get(s) else f"{s} 0" for s in (x.value for x in Severity)
     )
     lines.append(f"Findings: {counts}" + (f"  (suppressed {suppressed})" if suppressed else ""))
-    open_vulns = [m for m in report.vulnerabilities if m.open]
-    kev = [m for m in open_vulns if m.kev]
+    # possible matches (a version known only as a bound) are listed apart, never as established
+    possible = [m for m in report.vulnerabilities if m.open and m.possible]
+    open_vulns = [m for m in report.vulnerabilities if m.open and not m.possible]
+    kev = [m for m in open_vulns if m.exploited_here]
     vsev = Counter(m.severity.value if m.severity else "unscored" for m in open_vulns)
     ran = annex1.stages_run(report)
     components = f"Components: {len(report.components)}"
@@ -144,6 +146,7 @@ def summary(
             + f"  open vulnerabilities: {len(open_vulns)}"
             + (f" ({vtext})" if vtext else "")
             + (f"  {paint(f'KEV {len(kev)}', 'kev')}" if kev else "")
+            + (f"  possible (version uncertain): {len(possible)}" if possible else "")
         )
         if vgap:
             lines.append(clean(f"  vulnerabilities {vgap}", WHY_WIDTH))

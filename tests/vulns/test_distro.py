@@ -195,3 +195,14 @@ def test_debian_glibc_banner_gives_the_distro_purl_and_the_fix(feeds, tmp_path) 
     looney = next(v for v in report["vulnerabilities"] if v["advisory_id"] == "CVE-2023-4911")
     assert looney["triage"]["state"] == "resolved" and not looney["possible"]
     assert code == 0
+
+
+def test_possible_kev_match_is_not_actively_exploited_in_summaries(feeds) -> None:
+    # the terminal summary, the HTML report and the CRA checklist count KEV by exploited_here
+    import dataclasses
+
+    from cra_fw.feeddb import open_feed_db
+
+    (m,) = match_components([Component("glibc", "2.36")], open_feed_db(feeds))
+    assert m.kev and m.exploited_here
+    assert not dataclasses.replace(m, possible=True).exploited_here
