@@ -26,6 +26,9 @@ _GLIBC_BANNER = re.compile(r"\((?P<distro>Debian|Ubuntu) GLIBC (?P<version>[0-9]
 # Debian's stable and security updates carry the release number: +deb12u3, ~deb12u1, +deb11u7
 _DEB_RELEASE = re.compile(r"[+~]deb(?P<release>\d+)u\d+")
 
+# /lib/modules/6.1.0-57-armmp: Debian and Ubuntu name the kernel's ABI (X.Y.0-N), not its release
+# (Debian's 6.1.0-57 is 6.1.192): from the folder name alone the kernel is only "at least X.Y.0"
+_DISTRO_KERNEL_ABI = re.compile(r"/lib/modules/\d+\.\d+\.0-\d+[-+]")
 VERSION_EXACT = "exact"
 VERSION_LOWER_BOUND = "lower-bound"
 VERSION_RANGE = "range"
@@ -110,12 +113,16 @@ def version_certainty(version: str, evidence: Iterable[Evidence]) -> tuple[str, 
     """(certainty, vers range) of a component's version from how it was found.
 
     Only "symbol" evidence (feature markers of a statically linked library) says no more than
-    "at least this release": the marker of a newer release may simply not be linked in.  Any
-    other method that names a version (package database, banner, signature, file name) is exact.
+    "at least this release": the marker of a newer release may simply not be linked in; nor does
+    a distribution's kernel ABI folder (``/lib/modules/6.1.0-57-armmp``).  Any other method that
+    names a version (package database, banner, signature, file name) is exact.
     """
     if not version:
         return VERSION_UNKNOWN, ""
+    evidence = list(evidence)
     methods = {ev.method for ev in evidence}
     if methods and methods <= {"symbol", "soname"} and "symbol" in methods:
+        return VERSION_LOWER_BOUND, f"vers:generic/>={version}"
+    if evidence and all(ev.method == "filename" and _DISTRO_KERNEL_ABI.search(ev.detail) for ev in evidence):
         return VERSION_LOWER_BOUND, f"vers:generic/>={version}"
     return VERSION_EXACT, ""

@@ -67,6 +67,13 @@ def test_unbuilt_driver_cve_is_not_affected_with_the_config_as_evidence(tmp_path
     )
     # CVEs without an affected-file list (older records, the NVD alone) stay matches
     assert all(v["triage"] is None for k, v in kernel.items() if k[1] != "CVE-2024-26656")
+    # /lib/modules/6.1.0-57-armmp names Debian's ABI, not the release (6.1.192): the version is a lower
+    # bound, so the KEV-listed CVE-2024-1086 (fixed in 6.1.76) is only possible, never an Article 14 case
+    linux = next(c for c in report["components"] if c["name"] == "linux")
+    assert (linux["version_certainty"], linux["version_range"]) == ("lower-bound", "vers:generic/>=6.1.0")
+    nft = kernel[("linux@6.1.0", "CVE-2024-1086")]
+    assert nft["kev"] and nft["possible"]
+    assert not [f for f in report["findings"] if f["rule_id"] == "vuln.actively-exploited"]
     vex = json.loads((tmp_path / "o" / "vex.cdx.json").read_text())
     entry = next(v for v in vex["vulnerabilities"] if v["id"] == "CVE-2024-26656")
     assert (
