@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+import sqlite_utils
+
 from cra_fw.context import ScanContext
 from cra_fw.db import default_path
 from cra_fw.errors import CraFwError
@@ -193,7 +195,7 @@ def _feed_findings(db, max_age_days: int, now: datetime | None = None) -> list[F
 
 
 def _kernel_build_filter(
-    components: list[Component], matches: list[VulnMatch], db, ctx: ScanContext
+    matches: list[VulnMatch], db: sqlite_utils.Database, ctx: ScanContext
 ) -> tuple[list[VulnMatch], list[Finding]]:
     """Kernel CVEs whose affected files the image's kernel configuration does not build: not affected."""
     import dataclasses
@@ -219,7 +221,9 @@ def _kernel_build_filter(
             )
         ]
     files = program_files(db, {m.advisory_id for m in kernels})
-    out, filtered, reasons = [], 0, {}
+    out: list[VulnMatch] = []
+    filtered = 0
+    reasons: dict[str, int] = {}
     kernel_ids = {id(m) for m in kernels}
     for m in matches:
         verdict = None
@@ -292,7 +296,7 @@ def run(components: list[Component], ctx: ScanContext, now: datetime | None = No
         db = open_feed_db(path, readonly=True)
         try:
             matches = match_components(components, db)
-            matches, kernel_findings = _kernel_build_filter(components, matches, db, ctx)
+            matches, kernel_findings = _kernel_build_filter(matches, db, ctx)
             feed_findings = _feed_findings(db, ctx.options.feed_max_age_days, now) + kernel_findings
             assessed = assess_feeds(db, ctx.options.feed_max_age_days, now)
         finally:

@@ -223,7 +223,7 @@ def _import_cve5(db: sqlite_utils.Database, path: Path, kind: str, origin: str) 
         newest = max(newest, updated)
     store_program_files(db, rows)
     count = db.conn.execute("SELECT COUNT(DISTINCT advisory_id) FROM cve_files").fetchone()[0]
-    db["feed_meta"].upsert(
+    db.table("feed_meta").upsert(
         {"name": "cve5", "imported_at": now_iso(), "feed_date": newest, "records": count, "source": origin},
         pk="name",
     )
