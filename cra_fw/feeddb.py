@@ -131,7 +131,7 @@ def _feeds_v3(db: sqlite_utils.Database) -> None:
 
 def _feeds_v4(db: sqlite_utils.Database) -> None:
     """The source files each CVE's fix touched (CVE JSON 5 ``programFiles``: the kernel CNA's records)."""
-    db["cve_files"].create({"advisory_id": str, "path": str}, pk=("advisory_id", "path"))
+    db.table("cve_files").create(columns("advisory_id path"), pk=("advisory_id", "path"))
 
 
 def _triage_v1(db: sqlite_utils.Database) -> None:
