@@ -65,7 +65,7 @@ def summarise(
         exit_status=exit_status,
         components=len(report.components) if "identify" in ran and not empty else None,
         vulnerabilities=len(open_matches) if assessed else None,
-        kev=sum(1 for m in open_matches if m.kev) if assessed else None,
+        kev=sum(1 for m in open_matches if m.exploited_here) if assessed else None,
         findings=findings,
         gate=gate,
         gate_reasons=len(result.hits),
