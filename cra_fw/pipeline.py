@@ -217,6 +217,8 @@ OWN_FILES = (
     "sbom.spdx.json",
     "findings.sarif",
     "vex.cdx.json",
+    "vex.csaf.json",
+    "build-sbom-diff.json",
     "evidence.zip",
     "evidence.zip.sig",
     ".evidence.zip.tmp",

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from cra_fw.cli.common import echo, fail
+from cra_fw.cli.common import echo
 from cra_fw.cli.evidence import gate_options
-from cra_fw.errors import CraFwError
 
 
 @click.group("sbom")
@@ -120,6 +119,9 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
 )
 @click.option("--csaf", is_flag=True, help="Also write OUTDIR/vex.csaf.json (CSAF 2.0 VEX).")
 @click.option(
+    "--force", is_flag=True, help="Replace an earlier run's outputs in OUTDIR (cra-fw's own files only)."
+)
+@click.option(
     "--max-age", "max_age", type=int, default=7, show_default=True, help="Days after which a feed is stale."
 )
 @gate_options
@@ -129,6 +131,7 @@ def match_cmd(
     db_path: Path | None,
     cve_check: Path | None,
     csaf: bool,
+    force: bool,
     max_age: int,
     fail_on: str | None,
     fail_on_vuln: tuple[str, ...],
@@ -144,18 +147,15 @@ def match_cmd(
 
     gates = check_gate_values(fail_on_vuln)
     outdir = outdir or Path("cra-fw-out") / file.name
-    try:
-        report = sbom_report(file, db_path, cve_check=cve_check, max_age_days=max_age)
-    except CraFwError as exc:
-        fail(str(exc))
-    outdir.mkdir(parents=True, exist_ok=True)
-    from cra_fw.pipeline import write_outputs
+    from cra_fw.pipeline import prepare_outdir, write_outputs
 
-    write_outputs(report, outdir)
+    report = sbom_report(file, db_path, cve_check=cve_check, max_age_days=max_age)  # errors: the CLI guard
+    prepare_outdir(outdir, replace=force)
     if csaf:
         from cra_fw.vulns.csaf import write as write_csaf
 
         write_csaf(report, outdir)
+    write_outputs(report, outdir)  # last: report.json lists every output with its hash
     open_certain = [m for m in report.vulnerabilities if m.open and not m.possible]
     echo(
         f"{file}: {len(report.components)} components, {len(open_certain)} open vulnerabilities, "

@@ -192,21 +192,21 @@ def scan(**params: object) -> None:
         fail_on = load_policy(params["policy"]).fail_on
     report = _run(params, analyse=True)
     outdir = params["outdir"] or Path("cra-fw-out") / params["image"].name
-    if params["build_sbom"] or params["cve_check"]:
+    if params["build_sbom"] or params["cve_check"] or params["csaf"]:
         from cra_fw.pipeline import write_outputs
-        from cra_fw.vulns.sbommatch import amend_report, write_build_diff
 
-        try:
-            diff = amend_report(report, params["build_sbom"], params["cve_check"])
-        except CraFwError as exc:
-            fail(str(exc))
+        if params["build_sbom"] or params["cve_check"]:
+            from cra_fw.vulns.sbommatch import amend_report, write_build_diff
+
+            diff = amend_report(report, params["build_sbom"], params["cve_check"])  # errors: the CLI guard
+            if diff is not None:
+                echo(write_build_diff(diff, Path(outdir), Path(params["build_sbom"])), err=True)
+        if params["csaf"]:
+            from cra_fw.vulns.csaf import write as write_csaf
+
+            write_csaf(report, Path(outdir), str(params["csaf_publisher"]), str(params["csaf_namespace"]))
+        # again, so report.json carries the amended matches and lists these outputs with their hashes
         write_outputs(report, Path(outdir))
-        if diff is not None:
-            click.echo(write_build_diff(diff, Path(outdir), Path(params["build_sbom"])), err=True)
-    if params["csaf"]:
-        from cra_fw.vulns.csaf import write as write_csaf
-
-        write_csaf(report, Path(outdir), str(params["csaf_publisher"]), str(params["csaf_namespace"]))
     sys.exit(
         finish_scan(
             report,

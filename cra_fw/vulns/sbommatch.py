@@ -265,7 +265,7 @@ def sbom_report(
     from cra_fw import __version__
     from cra_fw.context import ScanContext, ScanOptions
     from cra_fw.pipeline import image_info
-    from cra_fw.records import ToolInfo
+    from cra_fw.records import Assessment, AssessmentStatus, ToolInfo
     from cra_fw.sbomcheck import load
     from cra_fw.vulns import run
 
@@ -283,6 +283,18 @@ def sbom_report(
     report.stats["seconds_vulns"] = time.monotonic() - start
     report.vulnerabilities.extend(result.matches)
     report.findings.extend(result.findings)
+    # nothing was unpacked: the components are what the SBOM declares; the vulnerability
+    # stage says itself when it could not assess (no database, missing or stale feeds)
+    report.assessments.append(
+        Assessment("unpack", AssessmentStatus.COMPLETE, "SBOM input: nothing to unpack")
+    )
+    report.assessments.append(
+        Assessment("components", AssessmentStatus.COMPLETE, f"as declared in {path.name}")
+    )
+    own = list(result.assessments)
+    if not any(a.topic == "vulnerabilities" for a in own):
+        own.insert(0, Assessment("vulnerabilities", AssessmentStatus.COMPLETE))
+    report.assessments.extend(own)
     if cve_check is not None:
         amend_report(report, cve_check=cve_check)
     report.finished = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
