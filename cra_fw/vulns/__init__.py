@@ -10,14 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from cra_fw.context import ScanContext
 from cra_fw.db import default_path
 from cra_fw.errors import CraFwError
 from cra_fw.records import Assessment, AssessmentStatus, Component, Finding, Location, Severity
 from cra_fw.vulns.match import match_components
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
 from cra_fw.vulns.records import ARTICLE14_NOTE, Triage, VulnMatch, VulnResult
 
 __all__ = [
