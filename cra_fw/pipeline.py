@@ -13,7 +13,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from cra_fw import __version__, bundles, checks, identify, jsonout, vulns
 from cra_fw.checks.policy import apply_to_report
@@ -91,12 +93,18 @@ WRITERS: tuple[tuple[str, Writer], ...] = (
 )
 
 
-def image_info(path: Path) -> ImageInfo:
-    """Size and hashes of the image, in one pass over its bytes."""
+def _hash_image(path: Path, fh: BinaryIO) -> ImageInfo:
+    """Size and digests of the image, in one pass over its bytes (closes ``fh``).
+
+    The SPDX, CycloneDX and HTML outputs name the image by all three digests.
+
+    hashlib lets go of the GIL while it hashes, so in a thread of its own this runs on
+    the second core while the first one unpacks.
+    """
     sha256, sha512, md5 = hashlib.sha256(), hashlib.sha512(), hashlib.md5(usedforsecurity=False)
     size = 0
     try:
-        with open(path, "rb") as fh:
+        with fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 size += len(block)
                 sha256.update(block)
@@ -132,8 +140,16 @@ def scan(
     outdir = Path(outdir).resolve()
     image = image.resolve()
     prepare_outdir(outdir, options.replace_outputs, keep=image)
+    try:
+        fh = open(image, "rb")  # noqa: SIM115 - closed by _hash_image
+        size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {image}: {exc.strerror}") from exc
+    hashing = ThreadPoolExecutor(1, thread_name_prefix="hash-image")
+    digests = hashing.submit(_hash_image, image, fh)
+    hashing.shutdown(wait=False)
     report = ScanReport(
-        image=image_info(image),
+        image=ImageInfo(name=image.name, size=size, sha256="", sha512="", md5="", path=str(image)),
         tool=ToolInfo("cra-fw", __version__),
         started=_now(),
         extractor=options.extractor,
@@ -163,12 +179,14 @@ def scan(
                     remediation="Check the download or build step that produced this file.",
                 )
             )
+            report.image = digests.result()
             report.errors.append(f"{image.name} is empty: nothing to analyse")
             report.assessments.append(
                 Assessment("unpack", AssessmentStatus.NOT_ASSESSED, "the image is empty", 1.0)
             )
         else:
-            unpacked = unpack_image(image, workspace, options, report.image.sha256, say, deadline)
+            unpacked = unpack_image(image, workspace, options, lambda: digests.result().sha256, say, deadline)
+            report.image = digests.result()
             report.layers.extend(unpacked.layers)
             report.findings.extend(unpacked.findings)
             report.assessments.append(unpacked.assessment)
@@ -193,6 +211,8 @@ def scan(
                 _run_analysis(report, ctx, timings, say, deadline)
                 _apply_policy(report, options, say)
     finally:
+        if not report.image.sha256 and digests.exception() is None:
+            report.image = digests.result()  # a stage failed before the digests were asked for
         report.finished = _now()
         report.stats.update({f"seconds_{k}": round(v, 3) for k, v in timings.items()})
         failures = write_outputs(report, outdir, say) if options.analyse else []

@@ -61,6 +61,11 @@ class UnblobBackend(Backend):
                     continue
                 target = outdir / f"{start:08x}.{fmt}"
                 whole = start == 0 and end == size
+                in_place = getattr(chunk.handler.EXTRACTOR, "extract_at", None)
+                if not whole and in_place is not None and in_place(path, start, target):
+                    # read where it lies: no copy of the region (200 MB of squashfs in a flash image)
+                    carves.append(Carve(fmt, start, end, chunk.handler.NAME, extracted=str(target)))
+                    continue
                 if whole:
                     inpath = path
                 else:

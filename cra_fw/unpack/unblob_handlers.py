@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+import subprocess
 import sys
 import types
 from functools import cache
@@ -105,6 +106,12 @@ UNBLOB_HANDLERS: tuple[tuple[str, str], ...] = (
     ("archive.tesla.sbfh", "SBFHHandler"),
     ("archive.airoha", "AirohaHandler"),
 )
+
+
+# -no-xattrs: xattrs are not needed for analysis and fail unprivileged.
+# -da/-fr: unsquashfs's queues default to 256 MB each and fill up with large files;
+# 32 MB keeps its memory flat in image size at no measurable cost
+UNSQUASHFS_OPTIONS = ("-no-progress", "-no-xattrs", "-da", "32", "-fr", "32", "-f")
 
 
 def _handlers_package() -> None:
@@ -214,26 +221,26 @@ def _squashfs() -> type:
         def get_dependencies(self) -> list[str]:
             return ["unsquashfs"]
 
+        def extract_at(self, path: Path, offset: int, outdir: Path) -> bool:
+            """unsquashfs on the file system at ``offset`` of ``path``, without carving it out.
+
+            False (and nothing left behind) when that fails: the region is then carved and
+            extracted the usual way, with its error report and cra-fw's own reader after.
+            """
+            if not shutil.which("unsquashfs"):
+                return False
+            cmd = ["unsquashfs", *UNSQUASHFS_OPTIONS, "-o", str(offset), "-d", str(outdir), str(path)]
+            proc = subprocess.run(cmd, capture_output=True, check=False)
+            if proc.returncode != 0:
+                shutil.rmtree(outdir, ignore_errors=True)
+                return False
+            return True
+
         def extract(self, inpath: Path, outdir: Path):  # noqa: ANN201 - unblob's ExtractResult | None
             if not shutil.which("unsquashfs"):
                 extract_squashfs(inpath, outdir)
                 return None
-            # -no-xattrs: xattrs are not needed for analysis and fail unprivileged.
-            # -da/-fr: unsquashfs's queues default to 256 MB each and fill up with large
-            # files; 32 MB keeps its memory flat in image size at no measurable cost
-            cmd = Command(
-                "unsquashfs",
-                "-no-progress",
-                "-no-xattrs",
-                "-da",
-                "32",
-                "-fr",
-                "32",
-                "-f",
-                "-d",
-                "{outdir}",
-                "{inpath}",
-            )
+            cmd = Command("unsquashfs", *UNSQUASHFS_OPTIONS, "-d", "{outdir}", "{inpath}")
             try:
                 return cmd.extract(inpath, outdir)
             except Exception as first:

@@ -236,6 +236,9 @@ class _Job:
     depth: int
     chain: tuple[str, ...]
     budget: int = 0  # bytes this file's extraction may write
+    # where the job stands in a one-at-a-time walk: the sibling numbers from the image down
+    key: tuple[int, ...] = ()
+    made: int = 0  # layers and child jobs this job has numbered so far
 
 
 @dataclass
@@ -251,10 +254,15 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     files_limit_hit: bool = False
 
-    def new_id(self) -> str:
+    order: dict[str, tuple] = field(default_factory=dict)  # layer id -> its place in a sequential walk
+
+    def new_id(self, job: _Job | None = None) -> str:
         with self.lock:
             lid = f"L{self.next_id}"
             self.next_id += 1
+            if job is not None:
+                self.order[lid] = (len(job.key), job.key, job.made)
+                job.made += 1
         return lid
 
 
@@ -302,7 +310,9 @@ class Walker:
             )
         )
 
-    def run(self, image: Path, image_sha256: str) -> UnpackResult:
+    def run(self, image: Path, image_sha256: str | Callable[[], str]) -> UnpackResult:
+        """``image_sha256`` may be a callable: the digest is then asked for once the walk is over
+        (the scan hashes the image on another core meanwhile)."""
         size = image.stat().st_size
         root = Layer(
             id="L0",
@@ -310,7 +320,7 @@ class Walker:
             format="raw",
             offset=0,
             size=size,
-            sha256=image_sha256,
+            sha256=image_sha256 if isinstance(image_sha256, str) else "",
             status=LayerStatus.EXTRACTED,
             depth=0,
             extractor="",
@@ -329,7 +339,9 @@ class Walker:
                     job = pending.pop(fut)
                     for child in self._record(job, fut.result()):
                         pending[pool.submit(self._carve, child)] = child
-        layers = sorted(self.state.layers, key=lambda la: int(la.id[1:]))
+        layers = self._renumbered()
+        if not isinstance(image_sha256, str):
+            layers[0] = replace(layers[0], sha256=image_sha256())
         assessment, gap = coverage(layers, size)
         if gap is not None:
             self.state.findings.append(gap)
@@ -343,6 +355,44 @@ class Walker:
             extracted_files=self.state.total_files,
             assessment=assessment,
         )
+
+    def _renumbered(self) -> list[Layer]:
+        """The layers numbered as a one-at-a-time walk numbers them, whatever finished first.
+
+        Jobs run in parallel and take layer ids as they finish; the numbers in the report
+        (layers, their parents, the layer chains of findings, special files) are then
+        made those of the sequential order, so two scans of one image agree.
+        """
+        state = self.state
+        ordered = sorted(state.layers, key=lambda la: (-1, (), 0) if la.id == "L0" else state.order[la.id])
+        new = {la.id: f"L{i}" for i, la in enumerate(ordered)}
+
+        def link(item: str) -> str:
+            lid, sep, rest = item.partition(":")
+            return f"{new.get(lid, lid)}{sep}{rest}"
+
+        def rank(finding: Finding) -> int:
+            chain = finding.location.layer_chain if finding.location is not None else ()
+            lid = chain[-1].partition(":")[0] if chain else ""
+            return int(new[lid][1:]) if lid in new else len(new)
+
+        # findings in the order of the layers they are about (stable: a layer's own stay in order)
+        findings = sorted(state.findings, key=rank)
+        state.findings = [
+            replace(
+                f, location=replace(f.location, layer_chain=tuple(link(x) for x in f.location.layer_chain))
+            )
+            if f.location is not None and f.location.layer_chain
+            else f
+            for f in findings
+        ]
+        state.specials = {new.get(k, k): v for k, v in state.specials.items()}
+        return [
+            replace(
+                la, id=new[la.id], parent_id=new.get(la.parent_id, la.parent_id) if la.parent_id else None
+            )
+            for la in ordered
+        ]
 
     # -- one file --------------------------------------------------------------------------
 
@@ -451,7 +501,7 @@ class Walker:
         where = job.parent_path or job.path.name
         size = job.path.stat().st_size
         limited = result.kind in ("budget", "files", "timeout", "deadline")
-        lid = self.state.new_id()
+        lid = self.state.new_id(job)
         chain = (*job.chain, f"{lid}:unknown")
         layer = Layer(
             id=lid,
@@ -505,7 +555,7 @@ class Walker:
         self._finding(rule, severity, title, chain, where, result.message, remediation)
 
     def _record_carve(self, job: _Job, carve: Carve) -> list[_Job]:
-        lid = self.state.new_id()
+        lid = self.state.new_id(job)
         head = _read_head(job.path, carve.start)
         details = {**read_details(carve.format, head), **carve.details}
         chain = (*job.chain, f"{lid}:{carve.format}")
@@ -615,7 +665,7 @@ class Walker:
                     "A very deep nesting is a nesting bomb or an odd format; raise --max-depth if legitimate.",
                 )
             if not (over_files or over_bytes) and job.depth + 1 <= self.limits.max_depth:
-                children = self._children(lid, Path(root), job.depth + 1, chain)
+                children = self._children(job, lid, Path(root), chain)
         if not limited and status == LayerStatus.PARTIAL:
             self._finding(
                 "unpack.partial",
@@ -697,8 +747,9 @@ class Walker:
                 offset=carve.start,
             )
 
-    def _children(self, lid: str, root: Path, depth: int, chain: tuple[str, ...]) -> list[_Job]:
+    def _children(self, job: _Job, lid: str, root: Path, chain: tuple[str, ...]) -> list[_Job]:
         jobs: list[_Job] = []
+        depth = job.depth + 1
         for dirpath, _dirnames, filenames in walk(root):
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
@@ -709,7 +760,9 @@ class Walker:
                 if not os.path.isfile(full) or os.path.islink(full):
                     continue
                 if worth_unpacking(Path(full), st.st_size):
-                    jobs.append(_Job(Path(full), lid, layer_path(root, full), depth, chain))
+                    key = (*job.key, job.made)
+                    job.made += 1
+                    jobs.append(_Job(Path(full), lid, layer_path(root, full), depth, chain, key=key))
         return jobs
 
     def _add_gaps(self, job: _Job, carves: list[Carve]) -> None:
@@ -729,7 +782,7 @@ class Walker:
             piece for start, end in gaps if end > start for piece in _split_padding(job.path, start, end)
         ]
         for start, end, padding in pieces:
-            lid = self.state.new_id()
+            lid = self.state.new_id(job)
             entropy = None if padding else round(shannon_entropy(job.path, start, end), 3)
             fmt = "padding" if padding else "unknown"
             chain = (*job.chain, f"{lid}:{fmt}")
@@ -783,7 +836,7 @@ def unpack_image(
     image: Path,
     workspace: Path,
     options: ScanOptions,
-    image_sha256: str,
+    image_sha256: str | Callable[[], str],
     progress: ProgressFn | None = None,
     deadline: float | None = None,
 ) -> UnpackResult:
