@@ -93,6 +93,15 @@ WRITERS: tuple[tuple[str, Writer], ...] = (
 )
 
 
+def image_info(path: Path) -> ImageInfo:
+    """Size and digests of the image at ``path``, in one pass over its bytes."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by _hash_image
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    return _hash_image(path, fh)
+
+
 def _hash_image(path: Path, fh: BinaryIO) -> ImageInfo:
     """Size and digests of the image, in one pass over its bytes (closes ``fh``).
 
