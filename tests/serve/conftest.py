@@ -20,7 +20,10 @@ camera    running    2026-11-20 04:05      early warning due 11-21 04:05, 16.1 h
 
 Every case is CVE-2023-4911 (glibc 2.34 <= v < 2.39, KEV-listed in the fixture KEV
 catalog): each image above but sqfs-xz-armhf-libs ships glibc 2.36
-(fixtures/images/ground-truth.json).  The ledger is built once per test session,
+(fixtures/images/ground-truth.json).  Only a glibc whose exact release the image
+records (the libc banner: the sqfs images) opens a case; one known from symbol
+versions alone is a possible match, which never does (issue 17), so the products
+with a case ship a squashfs image.  The ledger is built once per test session,
 shared by pytest-xdist workers through a lock, and never written to afterwards;
 a test that writes copies it first (:func:`private_copy`).
 """
@@ -49,13 +52,13 @@ NOW = "2026-11-20T12:00:00Z"
 
 # (product, version, image, release date, recorded at)
 RELEASES = (
-    ("hub", "1.0", "ext4-armhf.ext4", "2026-11-02T08:00:00Z", "2026-11-02T08:05:00Z"),
-    ("sensor", "4.0", "jffs2-le-armhf.jffs2", "2026-11-05T08:00:00Z", "2026-11-05T08:05:00Z"),
+    ("hub", "1.0", "sqfs-lzo-armhf.sqfs", "2026-11-02T08:00:00Z", "2026-11-02T08:05:00Z"),
+    ("sensor", "4.0", "sqfs-lzo-armhf.sqfs", "2026-11-05T08:00:00Z", "2026-11-05T08:05:00Z"),
     ("sensor", "4.1", "sqfs-xz-armhf-libs.sqfs", "2026-11-10T12:00:00Z", "2026-11-10T12:05:00Z"),
     ("router", "1.0", "sqfs-xz-mipsel.sqfs", "2026-11-17T09:00:00Z", "2026-11-17T09:00:00Z"),
     ("gateway", "3.0", "sqfs-lzo-armhf.sqfs", "2026-11-18T12:00:00Z", "2026-11-18T12:05:00Z"),
     ("router", "1.1", "sqfs-gzip-arm64.sqfs", "2026-11-19T10:00:00Z", "2026-11-19T10:05:00Z"),
-    ("camera", "2.0", "initramfs-armel.cpio.gz", "2026-11-20T04:00:00Z", "2026-11-20T04:05:00Z"),
+    ("camera", "2.0", "sqfs-lzo-armhf.sqfs", "2026-11-20T04:00:00Z", "2026-11-20T04:05:00Z"),
 )
 
 
