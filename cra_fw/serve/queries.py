@@ -256,11 +256,11 @@ va AS ({vuln.format(old)}), vb AS ({vuln.format(new)}),
 fa AS ({find.format(old)}), fb AS ({find.format(new)})
 SELECT 'component' AS kind, 'added' AS change, cb.name || '@' || cb.version AS item, cb.purl AS detail, '' AS severity,
        (SELECT group_concat(ca.version, ', ') FROM ca WHERE ca.name = cb.name) AS other_version
-  FROM cb WHERE cb.id NOT IN (SELECT id FROM ca)
+  FROM cb WHERE NOT EXISTS (SELECT 1 FROM ca WHERE ca.name = cb.name AND ca.version = cb.version)
 UNION ALL
 SELECT 'component', 'removed', ca.name || '@' || ca.version, ca.purl, '',
        (SELECT group_concat(cb.version, ', ') FROM cb WHERE cb.name = ca.name)
-  FROM ca WHERE ca.id NOT IN (SELECT id FROM cb)
+  FROM ca WHERE NOT EXISTS (SELECT 1 FROM cb WHERE cb.name = ca.name AND cb.version = ca.version)
 UNION ALL
 SELECT 'vulnerability', 'introduced', vb.advisory_id || CASE WHEN vb.kev THEN ' [KEV]' ELSE '' END,
        vb.name || '@' || vb.version, vb.severity, ''
@@ -305,7 +305,7 @@ shipped AS (
   JOIN release_components rc ON rc.component_id = hit.id
   JOIN releases r ON r.id = rc.release_id
   JOIN products p ON p.id = r.product_id
-  WINDOW newest AS (PARTITION BY p.id, hit.id ORDER BY r.released_at DESC, r.id DESC),
+  WINDOW newest AS (PARTITION BY p.id, hit.name, hit.version ORDER BY r.released_at DESC, r.id DESC),
          every AS (newest ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )
 SELECT product_id, product, name AS component, version, releases, on_market, release_versions,
