@@ -31,12 +31,12 @@ from cra_fw.records import Finding, Severity
 
 __all__ = ["CHECKS", "ChecksResult", "run", "Check", "Service", "ElfHardening", "HardeningSummary"]
 
-# Every check, one line each, by name (names are unique; tests/checks hold them to it).
 # below this many files a process costs more than it saves
 PARALLEL_MIN_FILES = 200
 # relative cost of the checks that read every file (the rest look at a few named files)
 HEAVY = {"secrets.embedded": 10, "hardening.elf": 8, "credentials.plaintext": 6, "services.inventory": 3}
 
+# Every check, one line each, by name (names are unique; tests/test_registries.py holds them to it).
 CHECKS: tuple[type[Check], ...] = (
     AccountFiles,  # credentials.accounts
     ConfigAccounts,  # credentials.config-accounts

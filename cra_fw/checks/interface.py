@@ -1,4 +1,4 @@
-"""The check contract, the registry, and the records the checks stage produces.
+"""The check contract and the records the checks stage produces.
 
 A check is one small class: a ``name``, a ``category`` and ``run(ctx)`` yielding
 :class:`~cra_fw.records.Finding`; it runs once it is listed in

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,19 @@ ARPD = Path("/usr/sbin/arpd")
 TRUE = Path(shutil.which("true") or "/bin/true")
 
 
-def _services(root: Path) -> dict[tuple[str, str], object]:
+def _services(root: Path, reads: Counter[str] | None = None) -> dict[tuple[str, str], object]:
+    """The services of a tree; ``reads`` counts the reads of each file (by path in the image)."""
+    ctx = tree_context(root)
+    if reads is not None:
+        read_bytes = ctx.read_bytes
+
+        def counted(entry, *limit):
+            reads[entry.path] += 1
+            return read_bytes(entry, *limit)
+
+        ctx.read_bytes = counted  # type: ignore[method-assign]
     check = Services()
-    list(check.run(tree_context(root)))
+    list(check.run(ctx))
     return {(s.binary.rsplit("/", 1)[-1], s.started_by): s for s in check.collect()}
 
 
@@ -107,8 +118,11 @@ def test_openwrt_rc_d_and_procd(tmp_path: Path) -> None:
     (root / "etc/rc.d").mkdir(parents=True)
     (root / "etc/rc.d/S50vendord").symlink_to("../init.d/vendord")
     (root / "etc/rc.d/S50cron").symlink_to("../init.d/cron")
-    found = _services(root)
+    reads: Counter[str] = Counter()
+    found = _services(root, reads)
     s = found[("vendord", "procd:/etc/init.d/vendord:6")]
+    # the inittab and the init scripts are parsed by two sources each, and read once
+    assert reads["/etc/inittab"] == reads["/etc/init.d/vendord"] == reads["/etc/init.d/rcS"] == 1
     assert s.port == 8888
     names = {b for b, _ in found}
     assert "stopperd" not in names  # only in stop()

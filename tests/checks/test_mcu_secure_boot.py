@@ -17,28 +17,18 @@ def test_unsigned_app_behind_a_signed_bootloader(tmp_path):
     boot = esp32c3_bootloader(tmp_path / "boot")
     app = esp32c3_app(tmp_path / "app")
     signed_boot, signed_app = tmp_path / "boot-signed.bin", tmp_path / "app-signed.bin"
-    run(
-        tool("espsecure"),
-        "sign-data",
-        "--version",
-        "2",
-        "--keyfile",
-        str(key),
-        "--output",
-        str(signed_boot),
-        str(boot),
-    )
-    run(
-        tool("espsecure"),
-        "sign-data",
-        "--version",
-        "2",
-        "--keyfile",
-        str(key),
-        "--output",
-        str(signed_app),
-        str(app),
-    )
+    for unsigned, signed in ((boot, signed_boot), (app, signed_app)):
+        run(
+            tool("espsecure"),
+            "sign-data",
+            "--version",
+            "2",
+            "--keyfile",
+            str(key),
+            "--output",
+            str(signed),
+            str(unsigned),
+        )
     table = tmp_path / "pt.bin"
     table.write_bytes(partition_table([("factory", 0, 0, 0x10000, 0x100000, 0)]))
 

@@ -123,7 +123,7 @@ def merge(ctx: ScanContext, g: Gathered) -> list[Service]:
         started.add(s.daemon.service)
         services.append(
             Service(
-                name=s.daemon.service if s.daemon.binaries else s.daemon.service,
+                name=s.daemon.service,
                 binary=s.binary,
                 port=port,
                 bind_address=bind,

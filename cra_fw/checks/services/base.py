@@ -27,6 +27,9 @@ from cra_fw.context import ScanContext
 from cra_fw.records import FileEntry, Finding, Severity
 
 CAT = "services"
+# bytes read of a config file and of a start script
+CONFIG_LIMIT = 2 * 1024 * 1024
+SCRIPT_LIMIT = 1024 * 1024
 
 
 # ---- records between sources and the merger ---------------------------------------------------
@@ -65,6 +68,16 @@ class Gathered:
     starts: list[Start] = field(default_factory=list)
     configs: list[ConfigFacts] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # file text already read in this run: an init script is parsed by the per-script source and
+    # followed by the boot walk, the inittab by both too; each is read and decoded once
+    texts: dict[tuple[str, str, int], list[str]] = field(default_factory=dict, repr=False)
+
+    def lines(self, ctx: ScanContext, entry: FileEntry, limit: int) -> list[str]:
+        """``text_lines(ctx, entry, limit)``, read once per run (callers must not change the list)."""
+        key = (entry.layer_id, entry.path, limit)
+        if key not in self.texts:
+            self.texts[key] = text_lines(ctx, entry, limit)
+        return self.texts[key]
 
 
 # ---- command-line analysis --------------------------------------------------------------------
@@ -113,7 +126,7 @@ def parse_command(cmd: str, data: ServiceData) -> tuple[Daemon, str, list[str], 
             words = words[1:]
     if words and os.path.basename(words[0]) in data.svd:
         # tcpsvd [-opts [arg]] IP PORT PROG ARGS
-        rest = [w for w in words[1:]]
+        rest = words[1:]
         positional = []
         i = 0
         while i < len(rest):
@@ -276,7 +289,7 @@ class Source:
 
     def gather(self, ctx: ScanContext, data: ServiceData, out: Gathered) -> None:
         for entry in regular_files(ctx, self.globs):
-            self.parse(ctx, data, entry, text_lines(ctx, entry, 2 * 1024 * 1024), out)
+            self.parse(ctx, data, entry, out.lines(ctx, entry, CONFIG_LIMIT), out)
 
     def parse(
         self, ctx: ScanContext, data: ServiceData, entry: FileEntry, lines: list[str], out: Gathered

@@ -25,7 +25,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cra_fw.checks.interface import logical_lines, text_lines
-from cra_fw.checks.services.base import Gathered, Source, Start, parse_command, split_command
+from cra_fw.checks.services.base import (
+    CONFIG_LIMIT,
+    SCRIPT_LIMIT,
+    Gathered,
+    Source,
+    Start,
+    parse_command,
+    split_command,
+)
 from cra_fw.checks.services.data import Daemon, ServiceData
 from cra_fw.context import ScanContext
 from cra_fw.records import FileEntry, FileKind
@@ -169,7 +177,7 @@ class _Walk:
             if rcs is not None:
                 self.visit(rcs, [], 0)
             return
-        for no, line in enumerate(text_lines(self.ctx, inittab), 1):
+        for no, line in enumerate(self.out.lines(self.ctx, inittab, CONFIG_LIMIT), 1):
             if line.lstrip().startswith("#") or line.count(":") < 3:
                 continue
             _id, _rl, action, process = line.split(":", 3)
@@ -237,7 +245,7 @@ class _Walk:
         if entry.name.endswith(".php"):
             self.php(entry, depth)
             return
-        lines = text_lines(self.ctx, entry, 1024 * 1024)
+        lines = self.out.lines(self.ctx, entry, SCRIPT_LIMIT)
         if not lines:
             return
         variables: dict[str, str] = {str(i): a for i, a in enumerate(args, 1)}
@@ -301,7 +309,7 @@ class _Walk:
         """A vendor PHP service template (D-Link/Alpha ``/etc/services/*.php``): the shell lines it
         writes to its start script are what it starts; its ``include``s are followed."""
         in_code = False
-        for no, line in enumerate(text_lines(self.ctx, entry, 1024 * 1024), 1):
+        for no, line in enumerate(self.out.lines(self.ctx, entry, SCRIPT_LIMIT), 1):
             where = f"script:{entry.path}:{no}"
             if not in_code:
                 # template text: the shell lines the template writes as they are
@@ -389,36 +397,49 @@ class _Walk:
         background: bool,
         depth: int = 0,
     ) -> None:
+        """One shell command: follow what it runs, record what it starts."""
         while words and ("=" in words[0] and not words[0].startswith(("/", "-", "="))):
             words = words[1:]  # VAR=value prefixes
         while words and words[0] in _KEYWORDS:
             words = words[1:]
-        if not words:
+        if not words or self.runs_script(words, where, entry, line, depth):
             return
+        words, wrapped = self.unwrap(words)
+        if words:
+            self.program(words, where, entry, line, background or wrapped, depth)
+
+    def runs_script(self, words: list[str], where: str, entry: FileEntry, line: int, depth: int) -> bool:
+        """A command that runs a script or template, not a program (``service``, ``.``, ``sh x``...):
+        the script is followed; True when ``words`` was one."""
         first = os.path.basename(words[0])
         if first == "service":  # the vendor service manager's client: runs a template, is no daemon
             if len(words) > 1 and (len(words) < 3 or words[2] in ("start", "restart")):
                 self.service(words[1], depth)
-            return
+            return True
         if first in ("rgdb", "xmldbc") and "-A" in words[:-1]:
             # rgdb -A template.php > /var/run/x_start.sh: the template writes the start script
             template = self.lookup(words[words.index("-A") + 1])
             if template is not None:
                 self.visit(template, [], depth + 1)
-            return
+            return True
         if first == "event":  # registers (or fires) an event handler
             if len(words) > 3 and words[2] == "add":
                 self.command(split_command(" ".join(words[3:])), where, entry, line, False, depth)
-            return
+            return True
         if first in (".", "source") or (first in SHELLS and len(words) > 1 and not words[1].startswith("-")):
             _p, script = self.find_program(words[1]) if len(words) > 1 else ("", None)
             if script is not None and not self.is_elf(script):
                 self.visit(script, words[2:], depth + 1)
-            return
+            return True
+        return False
+
+    def unwrap(self, words: list[str]) -> tuple[list[str], bool]:
+        """The command a start wrapper runs (start-stop-daemon, nohup, ...), and whether one did:
+        ``[]`` when it runs nothing at boot (``start-stop-daemon -K``)."""
         wrapped = False
-        if first == "start-stop-daemon":
+        if os.path.basename(words[0]) == "start-stop-daemon":
             if not any(w in ("-S", "--start") for w in words):
-                return
+                return [], True
             exe = next(
                 (words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-x", "--exec", "-a", "--startas")),
                 "",
@@ -430,8 +451,13 @@ class _Walk:
             words = words[1:]
             while words and words[0].startswith("-"):
                 words = words[1:]
-        if not words:
-            return
+        return words, wrapped
+
+    def program(
+        self, words: list[str], where: str, entry: FileEntry, line: int, long_running: bool, depth: int
+    ) -> None:
+        """A program run by path or name: a script is followed; a catalog daemon, or an ELF started
+        as a long-running process (wrapped, backgrounded or daemonizing itself), is a start."""
         first = os.path.basename(words[0])
         if first in self.data.ignore_first or first in SHELLS:
             return
@@ -447,7 +473,7 @@ class _Walk:
             return
         if len(words) > 1 and words[1] in ("stop", "shutdown", "kill"):
             return
-        path, prog = self.find_program(words[0])
+        _path, prog = self.find_program(words[0])
         if prog is not None and not self.is_elf(prog):
             self.visit(prog, words[1:], depth + 1)
             return
@@ -465,7 +491,7 @@ class _Walk:
             return
         if prog.name.startswith("busybox"):
             return  # a busybox applet the catalog does not list: a utility
-        if wrapped or background or self.daemonizes(prog):
+        if long_running or self.daemonizes(prog):
             self.add(words[0], words[1:], where, entry, line, False)
         if self.is_rc_binary(prog) and prog.path not in self.visited:
             self.rc_binary(prog, depth + 1)

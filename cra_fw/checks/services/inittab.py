@@ -14,6 +14,15 @@ from cra_fw.checks.services.base import (
     split_command,
 )
 from cra_fw.checks.services.data import Daemon
+from cra_fw.records import FileEntry
+
+
+def _console(
+    name: str, auth: str, words: list[str], where: str, entry: FileEntry, line: int, tty: str
+) -> Start:
+    """A shell or login program on a console (``tty`` stands in the bind address)."""
+    daemon = Daemon(name, (), "serial", None, "", auth, "")
+    return Start(daemon, words[0], tuple(words[1:]), where, entry, line, None, tty)
 
 
 class Inittab(Source):
@@ -58,18 +67,7 @@ class Inittab(Source):
                         f"shell on {tty}",
                     )
                 )
-                out.starts.append(
-                    Start(
-                        Daemon("console-shell", (), "serial", None, "", "none", ""),
-                        words[0],
-                        tuple(words[1:]),
-                        where,
-                        entry,
-                        no,
-                        None,
-                        tty,
-                    )
-                )
+                out.starts.append(_console("console-shell", "none", words, where, entry, no, tty))
                 continue
             base = os.path.basename(first)
             if base in ("getty", "agetty"):
@@ -89,17 +87,6 @@ class Inittab(Source):
                     auth = "none"
                 else:
                     auth = "password"
-                out.starts.append(
-                    Start(
-                        Daemon("console-login", (), "serial", None, "", auth, ""),
-                        words[0],
-                        tuple(words[1:]),
-                        where,
-                        entry,
-                        no,
-                        None,
-                        tty,
-                    )
-                )
+                out.starts.append(_console("console-login", auth, words, where, entry, no, tty))
                 continue
             add_start(data, out, process, where, entry, no)

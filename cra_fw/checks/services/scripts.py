@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from cra_fw.checks.interface import logical_lines, regular_files, text_lines
-from cra_fw.checks.services.base import Source, add_start
+from cra_fw.checks.interface import logical_lines, regular_files
+from cra_fw.checks.services.base import SCRIPT_LIMIT, Source, add_start
 
 _SCRIPT_GLOBS = (
     "*/etc/init.d/*",
@@ -45,7 +45,7 @@ class InitScripts(Source):
             if (entry.layer_id, entry.sha256 or entry.path) in seen:
                 continue  # rc?.d copies of the same script
             seen.add((entry.layer_id, entry.sha256 or entry.path))
-            self.parse(ctx, data, entry, text_lines(ctx, entry, 1024 * 1024), out)
+            self.parse(ctx, data, entry, out.lines(ctx, entry, SCRIPT_LIMIT), out)
 
     def parse(self, ctx, data, entry, lines, out):
         procd_cmd: list[str] | None = None
